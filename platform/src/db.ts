@@ -1,0 +1,171 @@
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import { migrate } from "drizzle-orm/postgres-js/migrator";
+import postgres, { type Sql } from "postgres";
+import { log } from "./log.ts";
+import { recordError, SpanKind, tracer } from "./telemetry.ts";
+
+/** Options of {@link openDatabase}. */
+export interface DatabaseOptions<TSchema extends Record<string, unknown>> {
+  /** The service's own database, e.g. postgres://postgres@127.0.0.1:5432/bazaar_catalog. */
+  url: string;
+  /** The drizzle schema (tables), for typed queries. */
+  schema: TSchema;
+  /** The folder of committed drizzle migrations, applied at open. */
+  migrationsFolder: string;
+  /** Connections in the pool. */
+  maxConnections?: number;
+}
+
+/** An open service database: drizzle on a traced postgres.js pool. */
+export interface Database<TSchema extends Record<string, unknown>> {
+  /** Typed queries. */
+  db: PostgresJsDatabase<TSchema>;
+  /** The traced postgres.js client, for SQL that drizzle does not express. */
+  sql: Sql;
+  /** The database name. */
+  name: string;
+  /** Closes the pool, letting running queries finish. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a service's own database: creates it if missing, applies the committed migrations
+ * (under an advisory lock, so replicas starting together do not race) and returns drizzle on
+ * a postgres.js pool whose every query is a CLIENT span.
+ */
+export async function openDatabase<TSchema extends Record<string, unknown>>(
+  options: DatabaseOptions<TSchema>,
+): Promise<Database<TSchema>> {
+  const name = await ensureDatabase(options.url);
+  const raw = postgres(options.url, {
+    max: options.maxConnections ?? 10,
+    onnotice: () => {},
+    connection: { application_name: name },
+  });
+  const sql = traceSql(raw, name);
+  const db = drizzle(sql, { schema: options.schema });
+  const lock = await raw.reserve();
+  try {
+    await lock`select pg_advisory_lock(hashtext('bazaar:migrate'))`;
+    await migrate(db, { migrationsFolder: options.migrationsFolder });
+  } finally {
+    await lock`select pg_advisory_unlock(hashtext('bazaar:migrate'))`.catch(() => {});
+    lock.release();
+  }
+  return { db, sql, name, close: () => raw.end({ timeout: 5 }) };
+}
+
+/** Creates the database named in `url` if it does not exist yet; returns its name. */
+export async function ensureDatabase(url: string): Promise<string> {
+  const name = databaseName(url);
+  const admin = postgres(withDatabase(url, "postgres"), { max: 1, onnotice: () => {} });
+  try {
+    const rows = await admin`select 1 from pg_database where datname = ${name}`;
+    if (rows.length === 0) {
+      await admin.unsafe(`create database "${name}"`).catch((err: { code?: string }) => {
+        // 42P04: created by a replica starting at the same moment, which is fine.
+        if (err.code !== "42P04") throw err;
+      });
+      log.info("created database", { database: name });
+    }
+  } catch (err) {
+    throw new Error(`cannot reach Postgres at ${redact(url)} to create database ${name}: ${(err as Error).message}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  return name;
+}
+
+/** Drops a database (tests clean up after themselves with this), ending its connections. */
+export async function dropDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  const admin = postgres(withDatabase(url, "postgres"), { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+/** The database name in a Postgres URL; only letters, digits and underscores are accepted. */
+export function databaseName(url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+    throw new Error(`database name ${JSON.stringify(name)} in ${redact(url)} must be lowercase letters, digits and underscores`);
+  }
+  return name;
+}
+
+/** The same Postgres URL pointing at another database. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** A URL with its password hidden, for messages. */
+export function redact(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = "***";
+  return u.toString();
+}
+
+type Query = Promise<unknown> & { resolve: (x: unknown) => void; reject: (e: unknown) => void };
+
+/**
+ * Wraps a postgres.js client so that each query is a CLIENT span (db.system.name postgresql,
+ * the SQL text with placeholders, never the values) from the moment it is issued until the
+ * driver settles it. Tagged-template queries, `unsafe` (what drizzle uses), transactions
+ * and savepoints are all covered.
+ */
+function traceSql(sql: Sql, database: string): Sql {
+  const instrument = (query: Query, text: string): Query => {
+    const operation = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? "QUERY";
+    const span = tracer().startSpan(`${operation} ${database}`, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        "db.system.name": "postgresql",
+        "db.namespace": database,
+        "db.operation.name": operation,
+        "db.query.text": text,
+      },
+    });
+    const { resolve, reject } = query;
+    query.resolve = (x) => {
+      span.end();
+      resolve(x);
+    };
+    query.reject = (e) => {
+      recordError(span, e);
+      span.end();
+      reject(e);
+    };
+    return query;
+  };
+  const wrap = (target: Sql): Sql =>
+    new Proxy(target, {
+      apply(fn, thisArg, args: unknown[]) {
+        const result = Reflect.apply(fn as unknown as (...a: unknown[]) => unknown, thisArg, args);
+        const strings = args[0] as TemplateStringsArray | undefined;
+        // sql`...` is a query; sql(value) is a helper fragment (identifiers, lists), not a query.
+        if (Array.isArray(strings) && "raw" in strings) {
+          return instrument(result as Query, strings.reduce((acc, s, i) => `${acc}$${i}${s}`));
+        }
+        return result;
+      },
+      get(obj, prop, receiver) {
+        const value = Reflect.get(obj, prop, receiver);
+        if (prop === "unsafe") {
+          return (text: string, ...rest: unknown[]) => instrument((value as (...a: unknown[]) => Query).call(obj, text, ...rest), text);
+        }
+        if (prop === "begin" || prop === "savepoint") {
+          return (...args: unknown[]) => {
+            const fn = args.pop() as (tx: Sql) => unknown;
+            return (value as (...a: unknown[]) => unknown).call(obj, ...args, (tx: Sql) => fn(wrap(tx)));
+          };
+        }
+        return value;
+      },
+    });
+  return wrap(sql);
+}

@@ -1,0 +1,60 @@
+import { z } from "zod";
+import { withDatabase } from "./db.ts";
+import { infrastructureDefaults } from "./service-catalog.ts";
+
+/**
+ * Parses the environment against a zod schema. On a bad or missing variable it prints one
+ * line per problem, naming the variable and what was wrong, and exits with status 1: a
+ * process that starts, starts with a valid configuration.
+ *
+ * Each app calls this once, from its own `src/env.ts`; nothing else reads `process.env`.
+ */
+export function parseEnv<S extends z.ZodType>(
+  schema: S,
+  source: Record<string, string | undefined> = process.env,
+): z.infer<S> {
+  const result = schema.safeParse(source);
+  if (result.success) return result.data;
+  for (const issue of result.error.issues) {
+    const name = issue.path.join(".") || "(environment)";
+    const value = source[name];
+    const shown = value === undefined ? "it is not set" : `got ${JSON.stringify(value)}`;
+    process.stderr.write(`invalid environment variable ${name}: ${issue.message} (${shown})\n`);
+  }
+  process.exit(1);
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalUrl = z
+  .string()
+  .url()
+  .optional()
+  .or(z.literal("").transform(() => undefined));
+
+/** A TCP port, given as a string of digits. */
+export const portVar = (fallback: number) => port.default(fallback);
+
+/** Variables every process understands: logging and tracing. */
+export const commonEnv = {
+  /** Lowest level logged: debug, info, warn or error. */
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Base URL of an OTLP/HTTP receiver (Jaeger: http://jaeger:4318); unset disables export. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
+  /** Milliseconds a process waits, NOT_SERVING, before it stops accepting calls on shutdown. */
+  SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+};
+
+/** Variables of a gRPC service with its own Postgres database. */
+export const serviceEnv = (ports: { grpc: number; http: number }, database: string) => ({
+  ...commonEnv,
+  GRPC_PORT: portVar(ports.grpc),
+  HTTP_PORT: portVar(ports.http),
+  /** The service's own database; created if missing and migrated at start. */
+  DATABASE_URL: z.string().url().default(withDatabase(infrastructureDefaults.postgresUrl, database)),
+});
+
+/** Redis, for caches. KEY_PREFIX isolates tenants (and test runs) sharing one Redis. */
+export const redisEnv = {
+  REDIS_URL: z.string().url().default(infrastructureDefaults.redisUrl),
+  REDIS_KEY_PREFIX: z.string().max(64).default("bazaar:"),
+};

@@ -1,0 +1,204 @@
+import type { DescMethod, Message } from "@bufbuild/protobuf";
+import { Metadata, status } from "@grpc/grpc-js";
+import { domainErrorCode, RpcError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { grpcServerDuration, grpcServerHandled } from "../metrics.ts";
+import { context, trace } from "@opentelemetry/api";
+import { extractContext, recordError, SpanKind, tracer } from "../telemetry.ts";
+
+/** What a server handler knows about the call it is answering. */
+export interface CallContext {
+  /** The RPC being served. */
+  readonly method: DescMethod;
+  /** The request metadata (headers). */
+  readonly metadata: Metadata;
+  /** When the call must be answered by; every call has one (a default if the client set none). */
+  readonly deadline: Date;
+  /** Aborted when the deadline passes or the client cancels: hand it to slow work. */
+  readonly signal: AbortSignal;
+  /** The caller's address. */
+  readonly peer: string;
+  /** A logger carrying the RPC's name. */
+  readonly log: Logger;
+}
+
+/** One served unary call, as the interceptors see it. */
+export interface ServerCall {
+  readonly request: Message;
+  readonly ctx: CallContext;
+}
+
+/**
+ * A server interceptor wraps the handler: it may act before and after `next()`, and sees the
+ * response or the error. After the error-mapping interceptor every error is an {@link RpcError}.
+ */
+export type ServerInterceptor = (call: ServerCall, next: () => Promise<Message>) => Promise<Message>;
+
+/** Codes that mean the server failed, as opposed to the caller asking for something wrong. */
+const serverFaultCodes = new Set([
+  status.UNKNOWN,
+  status.DEADLINE_EXCEEDED,
+  status.UNIMPLEMENTED,
+  status.INTERNAL,
+  status.UNAVAILABLE,
+  status.DATA_LOSS,
+]);
+
+function codeOf(err: unknown): status {
+  return err instanceof RpcError ? err.code : status.UNKNOWN;
+}
+
+/**
+ * Deadline: answers DEADLINE_EXCEEDED if the handler has not finished by the call's deadline.
+ * The deadline itself (the client's, or the server default) and the abort signal are put on
+ * the call context before the chain runs, so every handler has both.
+ */
+export const deadlineInterceptor: ServerInterceptor = async (call, next) => {
+  const { deadline, signal } = call.ctx;
+  if (signal.aborted) throw new RpcError(status.DEADLINE_EXCEEDED, "the call's deadline had passed before it was served");
+  let onAbort: (() => void) | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    onAbort = () =>
+      reject(
+        new RpcError(
+          status.DEADLINE_EXCEEDED,
+          `the call did not finish before its deadline (${deadline.toISOString()})`,
+        ),
+      );
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([next(), expired]);
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
+};
+
+/**
+ * Tracing: continues the caller's trace from the `traceparent` metadata and wraps the call in
+ * a SERVER span named `<service>/<method>`, as OpenTelemetry's RPC conventions name it.
+ */
+export const tracingInterceptor: ServerInterceptor = async (call, next) => {
+  const { method, metadata } = call.ctx;
+  const carrier: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata.getMap())) if (typeof v === "string") carrier[k] = v;
+  const parent = extractContext(carrier);
+  const span = tracer().startSpan(
+    `${method.parent.typeName}/${method.name}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        "rpc.system": "grpc",
+        "rpc.service": method.parent.typeName,
+        "rpc.method": method.name,
+        "network.peer.address": call.ctx.peer,
+      },
+    },
+    parent,
+  );
+  try {
+    const response = await context.with(trace.setSpan(parent, span), next);
+    span.setAttribute("rpc.grpc.status_code", status.OK);
+    return response;
+  } catch (err) {
+    const code = codeOf(err);
+    span.setAttribute("rpc.grpc.status_code", code);
+    // Per the conventions, a caller's mistake (NOT_FOUND …) does not make a server span an error.
+    if (serverFaultCodes.has(code)) recordError(span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
+};
+
+/**
+ * Logging: one line per call. Successful calls log at debug (a busy service would otherwise
+ * spend its time writing logs), a caller's mistake at info, a server fault at error.
+ */
+export const loggingInterceptor: ServerInterceptor = async (call, next) => {
+  const started = performance.now();
+  try {
+    const response = await next();
+    call.ctx.log.debug("rpc served", { code: "OK", ms: round(performance.now() - started) });
+    return response;
+  } catch (err) {
+    const code = codeOf(err);
+    const fields = { code: status[code], ms: round(performance.now() - started), error: (err as Error).message };
+    if (serverFaultCodes.has(code)) call.ctx.log.error("rpc failed", fields);
+    else call.ctx.log.info("rpc refused", fields);
+    throw err;
+  }
+};
+
+/** Metrics: counts every call and observes its duration, by method and status code. */
+export const metricsInterceptor: ServerInterceptor = async (call, next) => {
+  const { method } = call.ctx;
+  const started = performance.now();
+  let code: status = status.OK;
+  try {
+    return await next();
+  } catch (err) {
+    code = codeOf(err);
+    throw err;
+  } finally {
+    const labels = {
+      grpc_service: method.parent.typeName,
+      grpc_method: method.name,
+      grpc_type: method.methodKind,
+      grpc_code: status[code] ?? String(code),
+    };
+    grpcServerHandled.inc(labels);
+    grpcServerDuration.observe(labels, (performance.now() - started) / 1000);
+  }
+};
+
+/**
+ * Error mapping: a domain error becomes its status code with its message (written for the
+ * caller); an RpcError passes as it is; anything else is a bug or an outage and becomes
+ * INTERNAL with the trace id to look it up by, never the internal message or stack.
+ */
+export const errorMappingInterceptor: ServerInterceptor = async (call, next) => {
+  try {
+    return await next();
+  } catch (err) {
+    if (err instanceof RpcError) throw err;
+    const code = domainErrorCode(err);
+    if (code !== undefined) throw new RpcError(code, (err as Error).message);
+    call.ctx.log.error("unexpected error in handler", { err });
+    const traceId = trace.getActiveSpan()?.spanContext().traceId;
+    throw new RpcError(status.INTERNAL, `internal error (trace ${traceId ?? "unknown"}); the server's logs have the details`);
+  }
+};
+
+/**
+ * The server interceptors, outermost first. The order matters:
+ * 1. deadline: outermost, so the budget covers everything, including the other interceptors;
+ * 2. tracing: before logging, so every log line of the call carries its trace_id and span_id;
+ * 3. logging: sees the final status code (after mapping) and the duration;
+ * 4. metrics: counts the final status code, like logging;
+ * 5. error mapping: innermost, so everything outside it sees an RpcError with the right code.
+ */
+export const serverInterceptors: readonly ServerInterceptor[] = [
+  deadlineInterceptor,
+  tracingInterceptor,
+  loggingInterceptor,
+  metricsInterceptor,
+  errorMappingInterceptor,
+];
+
+/** Runs a handler inside a chain of interceptors. */
+export function runIntercepted(
+  interceptors: readonly ServerInterceptor[],
+  call: ServerCall,
+  handler: () => Promise<Message>,
+): Promise<Message> {
+  const dispatch = (i: number): Promise<Message> => {
+    const interceptor = interceptors[i];
+    return interceptor ? interceptor(call, () => dispatch(i + 1)) : handler();
+  };
+  return dispatch(0);
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,148 @@
+import { create, type DescMessage, type DescService, type Message, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  Server,
+  status,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { Health } from "@bazaar/proto/grpc/health/v1/health_pb";
+import { RpcError } from "../errors.ts";
+import { log } from "../log.ts";
+import { HealthService, ServingStatus } from "./health.ts";
+import { type CallContext, runIntercepted, type ServerInterceptor, serverInterceptors } from "./interceptors.ts";
+import { ReflectionIndex, reflectionServices } from "./reflection.ts";
+import { serviceDefinition } from "./definition.ts";
+
+/** A unary RPC handler: gets the decoded request, returns the response (or throws). */
+export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  ctx: CallContext,
+) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+
+/**
+ * The implementation of a protobuf-es service: one handler per RPC, typed by the generated
+ * descriptor, so a missing RPC or a wrong response shape is a compile error.
+ */
+export type ServiceImpl<S extends DescService> = {
+  [K in keyof S["method"]]: S["method"][K] extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+    ? UnaryHandler<I, O>
+    : never;
+};
+
+/** Options of {@link GrpcServer}. */
+export interface GrpcServerOptions {
+  /** The deadline of calls whose client set none, in milliseconds. */
+  defaultDeadlineMs?: number;
+  /** Largest request accepted, in bytes. */
+  maxRequestBytes?: number;
+  /** The interceptor chain; the documented default order unless a test needs another. */
+  interceptors?: readonly ServerInterceptor[];
+}
+
+/**
+ * A gRPC server on grpc-js for protobuf-es services, with the standard health and reflection
+ * services and Bazaar's interceptors. Health reports NOT_SERVING until {@link start} binds.
+ */
+export class GrpcServer {
+  readonly health: HealthService;
+  private readonly server: Server;
+  private readonly services: DescService[] = [];
+  private readonly pending: [DescService, UntypedServiceImplementation][] = [];
+  private readonly defaultDeadlineMs: number;
+  private readonly interceptors: readonly ServerInterceptor[];
+
+  constructor(
+    services: readonly { service: DescService; impl: ServiceImpl<DescService> }[],
+    options: GrpcServerOptions = {},
+  ) {
+    this.defaultDeadlineMs = options.defaultDeadlineMs ?? 10_000;
+    this.interceptors = options.interceptors ?? serverInterceptors;
+    const maxBytes = options.maxRequestBytes ?? 4 * 1024 * 1024;
+    this.server = new Server({
+      "grpc.max_receive_message_length": maxBytes,
+      // Clients that ping more often than this are told to go away instead of wasting CPU.
+      "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    });
+    for (const { service, impl } of services) {
+      this.services.push(service);
+      this.pending.push([service, this.unaryImplementation(service, impl)]);
+    }
+    this.health = new HealthService(this.services.map((s) => s.typeName));
+    this.pending.push([Health, this.health.implementation()]);
+    const reflection = new ReflectionIndex([...this.services, Health, ...reflectionServices]);
+    this.pending.push(...reflection.implementations());
+    for (const [service, impl] of this.pending) this.server.addService(serviceDefinition(service), impl);
+  }
+
+  private unaryImplementation(service: DescService, impl: ServiceImpl<DescService>): UntypedServiceImplementation {
+    const out: UntypedServiceImplementation = {};
+    for (const method of service.methods) {
+      const handler = impl[method.localName] as UnaryHandler<DescMessage, DescMessage> | undefined;
+      if (method.methodKind !== "unary" || !handler) {
+        throw new Error(`${service.typeName}/${method.name}: only unary RPCs with a handler are supported`);
+      }
+      const methodLog = log.child({ rpc: `${service.typeName}/${method.name}` });
+      out[method.localName] = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
+        const clientDeadline = call.getDeadline();
+        const deadline =
+          clientDeadline instanceof Date
+            ? clientDeadline
+            : new Date(Number.isFinite(clientDeadline) ? clientDeadline : Date.now() + this.defaultDeadlineMs);
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(new Error("deadline exceeded")), Math.max(0, deadline.getTime() - Date.now()));
+        call.on("cancelled", () => controller.abort(new Error("cancelled by the client")));
+        const ctx: CallContext = {
+          method,
+          metadata: call.metadata,
+          deadline,
+          signal: controller.signal,
+          peer: call.getPeer(),
+          log: methodLog,
+        };
+        runIntercepted(this.interceptors, { request: call.request, ctx }, async () => create(method.output, await handler(call.request, ctx)))
+          .then(
+            (response) => callback(null, response),
+            (err: unknown) => {
+              const e = err instanceof RpcError ? err : new RpcError(status.INTERNAL, "internal error");
+              callback({ code: e.code, details: e.message });
+            },
+          )
+          .finally(() => clearTimeout(timer));
+      };
+    }
+    return out;
+  }
+
+  /** Binds the port (0 picks a free one), marks every service SERVING and returns the bound port. */
+  async start(port: number, host = "0.0.0.0"): Promise<number> {
+    const bound = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.health.setAll(ServingStatus.SERVING);
+    return bound;
+  }
+
+  /**
+   * Graceful shutdown: health turns NOT_SERVING at once, so load balancers and probes stop
+   * sending traffic; calls keep being served for `drainMs` while they notice; then the server
+   * stops accepting calls, lets in-flight ones finish (up to `graceMs`) and closes.
+   */
+  async shutdown({ drainMs = 1000, graceMs = 10_000 }: { drainMs?: number; graceMs?: number } = {}): Promise<void> {
+    this.health.setAll(ServingStatus.NOT_SERVING);
+    if (drainMs > 0) await Bun.sleep(drainMs);
+    this.health.endWatches();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        log.warn("in-flight calls did not finish in time; closing anyway", { graceMs });
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,72 @@
+import { context, trace } from "@opentelemetry/api";
+import { Hono, type MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
+import { log } from "./log.ts";
+import { httpServerDuration, httpServerRequests, metricsText } from "./metrics.ts";
+import { extractContext, recordError, SpanKind, tracer } from "./telemetry.ts";
+
+/**
+ * Hono middleware: a SERVER span per request (continuing the caller's `traceparent`), named
+ * by method and route template, and the HTTP request counter and duration histogram.
+ * `traceparent` is sent back on the response, so a browser's request can be found in Jaeger.
+ */
+export function httpTelemetry(): MiddlewareHandler {
+  return async (c, next) => {
+    const started = performance.now();
+    const parent = extractContext(Object.fromEntries(c.req.raw.headers));
+    const method = c.req.method;
+    const span = tracer().startSpan(
+      `${method} ${c.req.path}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { "http.request.method": method, "url.path": c.req.path, "url.scheme": new URL(c.req.url).protocol.replace(":", "") },
+      },
+      parent,
+    );
+    let failure: unknown;
+    try {
+      await context.with(trace.setSpan(parent, span), next);
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      const route = routePath(c, -1) || "unmatched";
+      // Hono turns a thrown error into a 500 after this middleware: count it as one.
+      const statusCode = failure ? 500 : c.res.status;
+      span.updateName(`${method} ${route}`);
+      span.setAttribute("http.route", route);
+      span.setAttribute("http.response.status_code", statusCode);
+      if (failure) recordError(span, failure);
+      else if (statusCode >= 500) span.setStatus({ code: 2, message: `HTTP ${statusCode}` });
+      const { traceId, spanId } = span.spanContext();
+      if (!failure) c.res.headers.set("traceparent", `00-${traceId}-${spanId}-01`);
+      span.end();
+      const labels = { method, route, status: String(statusCode) };
+      httpServerRequests.inc(labels);
+      httpServerDuration.observe(labels, (performance.now() - started) / 1000);
+    }
+  };
+}
+
+/**
+ * The HTTP app every process has: telemetry middleware, `/healthz` (200 while the process
+ * serves, 503 while it shuts down or is not ready) and `/metrics` (Prometheus text). Apps add
+ * their own routes to it.
+ */
+export function createHttpApp(isHealthy: () => boolean): Hono {
+  const app = new Hono();
+  app.use(httpTelemetry());
+  app.get("/healthz", (c) => (isHealthy() ? c.json({ status: "SERVING" }) : c.json({ status: "NOT_SERVING" }, 503)));
+  app.get("/metrics", async (c) => {
+    const { body, contentType } = await metricsText();
+    return c.body(body, 200, { "content-type": contentType });
+  });
+  return app;
+}
+
+/** Serves a Hono app on a port with Bun's HTTP server (0 picks a free port). */
+export function serveHttp(app: Hono, port: number, hostname = "0.0.0.0") {
+  const server = Bun.serve({ port, hostname, fetch: app.fetch, idleTimeout: 60 });
+  log.info("http listening", { port: server.port });
+  return server;
+}

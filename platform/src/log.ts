@@ -1,0 +1,55 @@
+import { trace } from "@opentelemetry/api";
+
+/** Log levels, lowest first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** Structured fields added to a log line. */
+export type LogFields = Record<string, unknown>;
+
+/** A JSON logger: one object per line on stdout, carrying the active trace_id and span_id. */
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** A logger that adds these fields to every line. */
+  child(fields: LogFields): Logger;
+}
+
+let state: { service: string; level: LogLevel } = { service: "bazaar", level: "info" };
+
+/** Sets the service name stamped on every line and the lowest level written. */
+export function configureLogging(service: string, level: LogLevel): void {
+  state = { service, level };
+}
+
+function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  return { type: err.name, message: err.message, stack: err.stack };
+}
+
+function write(level: LogLevel, msg: string, base: LogFields, fields?: LogFields): void {
+  if (rank[level] < rank[state.level]) return;
+  const line: LogFields = { time: new Date().toISOString(), level, service: state.service, msg };
+  const span = trace.getActiveSpan()?.spanContext();
+  if (span) {
+    line.trace_id = span.traceId;
+    line.span_id = span.spanId;
+  }
+  for (const [k, v] of Object.entries({ ...base, ...fields })) line[k] = k === "err" ? serializeError(v) : v;
+  (level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${JSON.stringify(line)}\n`);
+}
+
+function makeLogger(base: LogFields): Logger {
+  return {
+    debug: (msg, fields) => write("debug", msg, base, fields),
+    info: (msg, fields) => write("info", msg, base, fields),
+    warn: (msg, fields) => write("warn", msg, base, fields),
+    error: (msg, fields) => write("error", msg, base, fields),
+    child: (fields) => makeLogger({ ...base, ...fields }),
+  };
+}
+
+/** The process's logger. */
+export const log: Logger = makeLogger({});

@@ -1,0 +1,80 @@
+import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+
+/**
+ * Prometheus metrics of one process, served as text on `/metrics`. Names follow the
+ * conventions of go-grpc-prometheus (`grpc_server_handled_total` …) and OpenTelemetry's HTTP
+ * semantic conventions, so stock dashboards and alert rules fit.
+ */
+export const registry = new Registry();
+
+/** Labels every series of this process with its service name and starts process metrics. */
+export function configureMetrics(service: string): void {
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+}
+
+const rpcBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** RPCs this process served, by method and final status code. */
+export const grpcServerHandled = new Counter({
+  name: "grpc_server_handled_total",
+  help: "RPCs completed on the server, by method and gRPC status code.",
+  labelNames: ["grpc_service", "grpc_method", "grpc_type", "grpc_code"] as const,
+  registers: [registry],
+});
+
+/** How long served RPCs took. */
+export const grpcServerDuration = new Histogram({
+  name: "grpc_server_handling_seconds",
+  help: "Time from receiving an RPC to sending its status, by method and gRPC status code.",
+  labelNames: ["grpc_service", "grpc_method", "grpc_type", "grpc_code"] as const,
+  buckets: rpcBuckets,
+  registers: [registry],
+});
+
+/** RPCs this process made, by method and final status code. */
+export const grpcClientHandled = new Counter({
+  name: "grpc_client_handled_total",
+  help: "RPCs completed by this process as a client, by method and gRPC status code.",
+  labelNames: ["grpc_service", "grpc_method", "grpc_code"] as const,
+  registers: [registry],
+});
+
+/** How long RPCs this process made took. */
+export const grpcClientDuration = new Histogram({
+  name: "grpc_client_handling_seconds",
+  help: "Time from starting an RPC to receiving its status, by method and gRPC status code.",
+  labelNames: ["grpc_service", "grpc_method", "grpc_code"] as const,
+  buckets: rpcBuckets,
+  registers: [registry],
+});
+
+/** HTTP requests served, by route template and status. */
+export const httpServerRequests = new Counter({
+  name: "http_server_requests_total",
+  help: "HTTP requests served, by method, route template and status code.",
+  labelNames: ["method", "route", "status"] as const,
+  registers: [registry],
+});
+
+/** How long served HTTP requests took. */
+export const httpServerDuration = new Histogram({
+  name: "http_server_request_duration_seconds",
+  help: "Time to answer an HTTP request, by method, route template and status code.",
+  labelNames: ["method", "route", "status"] as const,
+  buckets: rpcBuckets,
+  registers: [registry],
+});
+
+/** Cache look-ups, by cache and result (hit or miss). */
+export const cacheRequests = new Counter({
+  name: "bazaar_cache_requests_total",
+  help: "Cache look-ups by cache name and result (hit or miss); hit ratio = hit / (hit + miss).",
+  labelNames: ["cache", "result"] as const,
+  registers: [registry],
+});
+
+/** The Prometheus text exposition of every metric of this process. */
+export async function metricsText(): Promise<{ body: string; contentType: string }> {
+  return { body: await registry.metrics(), contentType: registry.contentType };
+}

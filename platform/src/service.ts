@@ -1,0 +1,115 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { Hono } from "hono";
+import { type CacheAsideOptions, CacheAside, connectRedis, type RedisConnection } from "./cache.ts";
+import { type Database, type DatabaseOptions, openDatabase } from "./db.ts";
+import { ServingStatus } from "./grpc/health.ts";
+import { GrpcServer, type ServiceImpl } from "./grpc/server.ts";
+import { createHttpApp, serveHttp } from "./http.ts";
+import { configureLogging, log, type LogLevel } from "./log.ts";
+import { configureMetrics } from "./metrics.ts";
+import { shutdownTelemetry, startTelemetry } from "./telemetry.ts";
+
+/** The environment every gRPC service has (see `serviceEnv` in env.ts). */
+export interface ServiceHostEnv {
+  LOG_LEVEL: LogLevel;
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  SHUTDOWN_DRAIN_MS: number;
+  GRPC_PORT: number;
+  HTTP_PORT: number;
+}
+
+/**
+ * One call sets a service up (like eShop's ServiceDefaults): {@link startService} configures
+ * logging, metrics and tracing; the host then opens the database and cache, takes the RPC
+ * handlers, and {@link ServiceHost.listen} starts gRPC (with health and reflection) and the
+ * HTTP side (/healthz, /metrics), and installs graceful shutdown on SIGTERM and SIGINT.
+ */
+export class ServiceHost {
+  /** The HTTP app (/healthz, /metrics); a service may add routes before listen(). */
+  readonly http: Hono;
+  private readonly services: { service: DescService; impl: ServiceImpl<DescService> }[] = [];
+  private readonly closers: { what: string; close: () => Promise<void> }[] = [];
+  private grpc: GrpcServer | undefined;
+  private httpServer: ReturnType<typeof serveHttp> | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly env: ServiceHostEnv,
+  ) {
+    this.http = createHttpApp(() => this.grpc?.health.get("") === ServingStatus.SERVING);
+  }
+
+  /** Opens (creating and migrating) the service's database; closed on shutdown. */
+  async openDatabase<TSchema extends Record<string, unknown>>(options: DatabaseOptions<TSchema>): Promise<Database<TSchema>> {
+    const database = await openDatabase(options);
+    this.closers.push({ what: "database", close: database.close });
+    log.info("database ready", { database: database.name });
+    return database;
+  }
+
+  /** Connects to Redis; closed on shutdown. */
+  async connectRedis(url: string, keyPrefix: string): Promise<RedisConnection> {
+    const redis = await connectRedis(url, keyPrefix);
+    this.closers.push({ what: "redis", close: redis.close });
+    return redis;
+  }
+
+  /** A cache-aside cache on a Redis connection. */
+  cache<T>(redis: RedisConnection, options: CacheAsideOptions<T>): CacheAside<T> {
+    return new CacheAside(redis, options);
+  }
+
+  /** Registers the handlers of a protobuf-es service. */
+  addGrpc<S extends DescService>(service: S, impl: ServiceImpl<S>): this {
+    this.services.push({ service, impl: impl as unknown as ServiceImpl<DescService> });
+    return this;
+  }
+
+  /** Runs `close` on shutdown, after the servers stop and before the database closes. */
+  onShutdown(what: string, close: () => Promise<void>): void {
+    this.closers.push({ what, close });
+  }
+
+  /** Starts the gRPC and HTTP servers; returns the bound ports. */
+  async listen(): Promise<{ grpcPort: number; httpPort: number }> {
+    this.grpc = new GrpcServer(this.services);
+    const grpcPort = await this.grpc.start(this.env.GRPC_PORT);
+    this.httpServer = serveHttp(this.http, this.env.HTTP_PORT);
+    const httpPort = this.httpServer.port ?? this.env.HTTP_PORT;
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      process.on(signal, () => {
+        log.info("shutting down", { signal });
+        void this.stop().then(() => process.exit(0));
+      });
+    }
+    log.info("service ready", { grpcPort, httpPort, services: this.services.map((s) => s.service.typeName) });
+    return { grpcPort, httpPort };
+  }
+
+  /**
+   * Graceful shutdown: health NOT_SERVING, a drain period, in-flight calls finish, servers
+   * close, then resources close in reverse order of opening and buffered spans are sent.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.grpc?.shutdown({ drainMs: this.env.SHUTDOWN_DRAIN_MS });
+      await this.httpServer?.stop();
+      for (const { what, close } of this.closers.reverse()) {
+        await close().catch((err: unknown) => log.warn(`closing ${what} failed`, { err }));
+      }
+      log.info("stopped");
+      await shutdownTelemetry();
+    })();
+    return this.stopping;
+  }
+}
+
+/** Configures logging, metrics and tracing for a service and returns its host. */
+export function startService(name: string, env: ServiceHostEnv): ServiceHost {
+  configureLogging(name, env.LOG_LEVEL);
+  configureMetrics(name);
+  startTelemetry({ serviceName: name, otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT });
+  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { err }));
+  return new ServiceHost(name, env);
+}

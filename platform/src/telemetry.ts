@@ -1,0 +1,117 @@
+import {
+  context,
+  propagation,
+  type Attributes,
+  type Context,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import { log } from "./log.ts";
+
+/**
+ * OpenTelemetry tracing for one process. Auto-instrumentation does not patch ESM imports on
+ * Bun, so every span in Bazaar is made explicitly: the Hono middleware (HTTP server), the gRPC
+ * client and server interceptors, the database driver wrapper and the cache wrapper all call
+ * {@link withSpan}. Context crosses processes as W3C `traceparent` in HTTP headers and gRPC
+ * metadata.
+ */
+let provider: TracerProvider | undefined;
+
+/** Options for {@link startTelemetry}. */
+export interface TelemetryOptions {
+  /** The OpenTelemetry `service.name`, e.g. "catalog". */
+  serviceName: string;
+  /** Base URL of an OTLP/HTTP receiver; spans go to `<endpoint>/v1/traces`. Unset: not exported. */
+  otlpEndpoint?: string | undefined;
+}
+
+/**
+ * Sets up the global tracer provider, context manager and W3C propagator. Spans are always
+ * created (so logs carry trace ids and context propagates); they are exported only when an
+ * endpoint is given.
+ */
+export function startTelemetry({ serviceName, otlpEndpoint }: TelemetryOptions): void {
+  if (provider) return;
+  const spanProcessors = otlpEndpoint
+    ? [
+        new BatchSpanProcessor({
+          exporter: new OTLPTraceExporter({ url: `${otlpEndpoint.replace(/\/$/, "")}/v1/traces` }),
+          // Small batches, sent often: a developer looking at Jaeger wants the trace now.
+          scheduledDelayMillis: 500,
+          maxExportBatchSize: 256,
+        }),
+      ]
+    : [];
+  provider = new TracerProvider({
+    resource: resourceFromAttributes({ "service.name": serviceName }),
+    spanProcessors,
+  });
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  if (otlpEndpoint) log.info("exporting traces over OTLP/HTTP", { endpoint: otlpEndpoint });
+}
+
+/** Sends the spans still buffered and stops the provider. */
+export async function shutdownTelemetry(): Promise<void> {
+  await provider?.shutdown().catch((err: unknown) => log.warn("flushing traces failed", { err }));
+  provider = undefined;
+}
+
+/** The tracer Bazaar's instrumentation uses. */
+export function tracer() {
+  return trace.getTracer("bazaar");
+}
+
+/** Options for a span made by {@link withSpan}. */
+export interface SpanOptions {
+  kind?: SpanKind;
+  attributes?: Attributes;
+  /** The parent context; the active context when omitted. */
+  parent?: Context;
+}
+
+/**
+ * Runs `fn` inside a new active span, ends the span when `fn` settles, and records a thrown
+ * error on it (status ERROR, exception event) before rethrowing.
+ */
+export async function withSpan<T>(name: string, options: SpanOptions, fn: (span: Span) => Promise<T> | T): Promise<T> {
+  const parent = options.parent ?? context.active();
+  const span = tracer().startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes }, parent);
+  try {
+    return await context.with(trace.setSpan(parent, span), () => fn(span));
+  } catch (err) {
+    recordError(span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
+/** Marks a span as failed by this error. */
+export function recordError(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : String(err));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+}
+
+/** Reads a W3C trace context from carrier headers (HTTP headers, gRPC metadata as a record). */
+export function extractContext(carrier: Record<string, string | string[] | undefined>): Context {
+  return propagation.extract(context.active(), carrier, {
+    get: (c, key) => c[key],
+    keys: (c) => Object.keys(c),
+  });
+}
+
+/** Writes the active trace context into a carrier (`traceparent`, `tracestate`). */
+export function injectContext(carrier: Record<string, string>, ctx: Context = context.active()): void {
+  propagation.inject(ctx, carrier);
+}
+
+export { SpanKind, SpanStatusCode };
