@@ -42,7 +42,7 @@ export class ServiceHost {
 
   /** Opens (creating and migrating) the service's database; closed on shutdown. */
   async openDatabase<TSchema extends Record<string, unknown>>(options: DatabaseOptions<TSchema>): Promise<Database<TSchema>> {
-    const database = await openDatabase(options);
+    const database = await openDatabase(options).catch((err: unknown) => fail("cannot open the database", err));
     this.closers.push({ what: "database", close: database.close });
     log.info("database ready", { database: database.name });
     return database;
@@ -50,7 +50,7 @@ export class ServiceHost {
 
   /** Connects to Redis; closed on shutdown. */
   async connectRedis(url: string, keyPrefix: string): Promise<RedisConnection> {
-    const redis = await connectRedis(url, keyPrefix);
+    const redis = await connectRedis(url, keyPrefix).catch((err: unknown) => fail("cannot connect to Redis", err));
     this.closers.push({ what: "redis", close: redis.close });
     return redis;
   }
@@ -103,6 +103,12 @@ export class ServiceHost {
     })();
     return this.stopping;
   }
+}
+
+/** Ends a process that cannot start, with a message that says what it could not reach. */
+function fail(what: string, err: unknown): never {
+  log.error(`${what}: ${(err as Error).message}`);
+  process.exit(1);
 }
 
 /** Configures logging, metrics and tracing for a service and returns its host. */

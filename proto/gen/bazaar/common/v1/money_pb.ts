@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bazaar/common/v1/money.proto.
  */
 export const file_bazaar_common_v1_money: GenFile = /*@__PURE__*/
-  fileDesc("ChxiYXphYXIvY29tbW9uL3YxL21vbmV5LnByb3RvEhBiYXphYXIuY29tbW9uLnYxIjgKBU1vbmV5EhUKDWN1cnJlbmN5X2NvZGUYASABKAkSGAoMYW1vdW50X21pbm9yGAIgASgDQgIwAmIGcHJvdG8z");
+  fileDesc("ChxiYXphYXIvY29tbW9uL3YxL21vbmV5LnByb3RvEhBiYXphYXIuY29tbW9uLnYxIjQKBU1vbmV5EhUKDWN1cnJlbmN5X2NvZGUYASABKAkSFAoMYW1vdW50X21pbm9yGAIgASgDYgZwcm90bzM");
 
 /**
  * Money is an amount in one currency, held as an integer count of the currency's minor unit
@@ -29,7 +29,7 @@ export type Money = Message<"bazaar.common.v1.Money"> & {
   /**
    * The amount in the currency's minor unit (cents for USD): 1999 is $19.99.
    *
-   * @generated from field: int64 amount_minor = 2 [jstype = JS_NUMBER];
+   * @generated from field: int64 amount_minor = 2;
    */
   amountMinor: bigint;
 };
