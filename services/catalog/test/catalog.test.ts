@@ -1,0 +1,251 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { eq } from "drizzle-orm";
+import { status } from "@grpc/grpc-js";
+import { connectRedis, CacheAside, type RedisConnection } from "@bazaar/platform/cache";
+import { openDatabase } from "@bazaar/platform/db";
+import { RpcError } from "@bazaar/platform/errors";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { GrpcServer } from "@bazaar/platform/grpc/server";
+import { configureLogging } from "@bazaar/platform/log";
+import { registry } from "@bazaar/platform/metrics";
+import { testDatabaseUrl, testEnv, testRedisPrefix } from "@bazaar/platform/testing";
+import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import * as schema from "../src/db/schema.ts";
+import { type CatalogDatabase, productCodec, ProductStore, toPrefixQuery } from "../src/products.ts";
+import { catalogHandlers } from "../src/rpc.ts";
+import { seedCatalog } from "../src/seed.ts";
+import { seedProducts } from "../src/seed-data.ts";
+
+// The catalog's handlers behind a real gRPC server and client, on a fresh database and
+// Redis prefix of this test run's own.
+const database = testDatabaseUrl("catalog");
+const redisPrefix = testRedisPrefix();
+let db: CatalogDatabase;
+let redis: RedisConnection;
+let store: ProductStore;
+let server: GrpcServer;
+let client: GrpcClient<typeof CatalogService>;
+
+beforeAll(async () => {
+  configureLogging("catalog", "warn");
+  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  await seedCatalog(db);
+  redis = await connectRedis(testEnv.REDIS_URL, redisPrefix.prefix);
+  store = new ProductStore(db, new CacheAside(redis, { name: "product", ttlSeconds: 60, codec: productCodec }));
+  server = new GrpcServer([{ service: CatalogService, impl: catalogHandlers(store) as never }]);
+  const port = await server.start(0, "127.0.0.1");
+  client = createClient(CatalogService, `127.0.0.1:${port}`);
+});
+
+afterAll(async () => {
+  client?.close();
+  await server?.shutdown({ drainMs: 0 });
+  await redis?.close();
+  await db?.close();
+  await redisPrefix.clear();
+  await database.drop();
+});
+
+async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof RpcError) return err;
+    throw err;
+  }
+  throw new Error("the call succeeded but was expected to fail");
+}
+
+async function cacheCount(result: "hit" | "miss"): Promise<number> {
+  const metric = (await registry.getSingleMetric("bazaar_cache_requests_total")?.get())?.values ?? [];
+  return metric.filter((v) => v.labels.result === result).reduce((sum, v) => sum + v.value, 0);
+}
+
+describe("ListProducts", () => {
+  test("pages through every product exactly once, in name order", async () => {
+    const seen: string[] = [];
+    const names: string[] = [];
+    let token = "";
+    let pages = 0;
+    do {
+      const page = await client.listProducts({ pageSize: 7, pageToken: token });
+      expect(page.products.length).toBeLessThanOrEqual(7);
+      expect(page.totalSize).toBe(seedProducts.length);
+      seen.push(...page.products.map((p) => p.id));
+      names.push(...page.products.map((p) => p.name));
+      token = page.nextPageToken;
+      pages++;
+    } while (token && pages < 100);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBe(seedProducts.length);
+    expect(pages).toBe(Math.ceil(seedProducts.length / 7));
+    expect(names).toEqual([...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+
+  test("a product added between pages is neither repeated nor makes another one skipped", async () => {
+    const first = await client.listProducts({ pageSize: 10 });
+    const [row] = await db.db
+      .insert(schema.products)
+      .values({ sku: "TST-0001", slug: "aaa-test-kettle", name: "AAA Test Kettle", description: "A kettle added mid-listing.", categoryId: "kitchen", priceMinor: 1234 })
+      .returning({ id: schema.products.id });
+    try {
+      const ids = first.products.map((p) => p.id);
+      let token = first.nextPageToken;
+      while (token) {
+        const page = await client.listProducts({ pageSize: 10, pageToken: token });
+        ids.push(...page.products.map((p) => p.id));
+        token = page.nextPageToken;
+      }
+      expect(new Set(ids).size).toBe(ids.length);
+      // Sorted before every page already served, so it is not on any later page; all others are.
+      expect(ids.length).toBe(seedProducts.length);
+    } finally {
+      await db.db.delete(schema.products).where(eq(schema.products.id, row!.id));
+    }
+  });
+
+  test("filters by category", async () => {
+    const page = await client.listProducts({ categoryId: "audio", pageSize: 100 });
+    const expected = seedProducts.filter((p) => p.categorySlug === "audio");
+    expect(page.products.length).toBe(expected.length);
+    expect(page.totalSize).toBe(expected.length);
+    expect(page.products.every((p) => p.categoryId === "audio")).toBe(true);
+    expect(page.nextPageToken).toBe("");
+  });
+
+  test("searches name and description by word prefix, every word required", async () => {
+    const page = await client.listProducts({ query: "ceram", pageSize: 100 });
+    expect(page.products.length).toBeGreaterThan(1);
+    for (const p of page.products) expect(`${p.name} ${p.description}`.toLowerCase()).toContain("ceram");
+    const narrower = await client.listProducts({ query: "ceramic pan", pageSize: 100 });
+    expect(narrower.products.length).toBeGreaterThan(0);
+    expect(narrower.products.length).toBeLessThan(page.products.length);
+    for (const p of narrower.products) {
+      const text = `${p.name} ${p.description}`.toLowerCase();
+      expect(text).toContain("ceramic");
+      expect(text).toContain("pan");
+    }
+    const none = await client.listProducts({ query: "zzzqqq" });
+    expect(none.products).toEqual([]);
+    expect(none.totalSize).toBe(0);
+  });
+
+  test("search and category combine, and page with the same filter", async () => {
+    const all = await client.listProducts({ query: "bamboo", categoryId: "kitchen", pageSize: 100 });
+    expect(all.products.length).toBeGreaterThan(1);
+    const first = await client.listProducts({ query: "bamboo", categoryId: "kitchen", pageSize: 1 });
+    const second = await client.listProducts({ query: "bamboo", categoryId: "kitchen", pageSize: 1, pageToken: first.nextPageToken });
+    expect([first.products[0]?.id, second.products[0]?.id]).toEqual([all.products[0]?.id, all.products[1]?.id]);
+  });
+
+  test("search text with tsquery syntax is treated as words, not as syntax", async () => {
+    const page = await client.listProducts({ query: "ceramic & | ! :* ( ' \\" });
+    expect(page.products.length).toBeGreaterThan(0);
+    const symbolsOnly = await client.listProducts({ query: "&|!():*" });
+    expect(symbolsOnly.totalSize).toBe(seedProducts.length);
+    expect(toPrefixQuery("Ceramic mu!g")).toBe("ceramic:* & mu:* & g:*");
+  });
+
+  test("rejects a negative or oversized page size with INVALID_ARGUMENT naming page_size", async () => {
+    for (const pageSize of [-1, 101, 100000]) {
+      const err = await rpcError(client.listProducts({ pageSize }));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.message).toContain("page_size");
+    }
+  });
+
+  test("rejects a forged, garbled or mismatched page token with INVALID_ARGUMENT", async () => {
+    for (const pageToken of ["not a token!", "eyJ2IjoyfQ", Buffer.from("{}").toString("base64url"), "a".repeat(2000)]) {
+      const err = await rpcError(client.listProducts({ pageToken }));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.message).toContain("page_token");
+    }
+    const page = await client.listProducts({ pageSize: 2, categoryId: "audio" });
+    const err = await rpcError(client.listProducts({ pageSize: 2, categoryId: "kitchen", pageToken: page.nextPageToken }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.message).toContain("different category or query");
+  });
+
+  test("rejects an overlong query and a malformed category id", async () => {
+    expect((await rpcError(client.listProducts({ query: "x".repeat(201) }))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await rpcError(client.listProducts({ categoryId: "Not A Slug" }))).code).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe("GetProduct and BatchGetProducts", () => {
+  test("returns a product with its price in minor units", async () => {
+    const seeded = seedProducts[0]!;
+    const [row] = await db.db.select().from(schema.products).where(eq(schema.products.sku, seeded.sku));
+    const { product } = await client.getProduct({ id: row!.id });
+    expect(product?.name).toBe(seeded.name);
+    expect(product?.price?.amountMinor).toBe(BigInt(seeded.priceMinor));
+    expect(product?.price?.currencyCode).toBe("USD");
+    expect(product?.imageUrl).toBe(seeded.imageUrl);
+  });
+
+  test("an unknown id is NOT_FOUND and a malformed one INVALID_ARGUMENT", async () => {
+    const missing = await rpcError(client.getProduct({ id: "00000000-0000-4000-8000-000000000000" }));
+    expect(missing.code).toBe(status.NOT_FOUND);
+    expect(missing.message).toContain("00000000-0000-4000-8000-000000000000");
+    const bad = await rpcError(client.getProduct({ id: "42; drop table products" }));
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect((await rpcError(client.getProduct({ id: "" }))).code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  test("the second read of a product is a cache hit", async () => {
+    const { products } = await client.listProducts({ pageSize: 1, query: "walnut" });
+    const id = products[0]!.id;
+    const [hits0, misses0] = [await cacheCount("hit"), await cacheCount("miss")];
+    await client.getProduct({ id });
+    expect(await cacheCount("miss")).toBe(misses0 + 1);
+    expect(await redis.client.exists(`${redisPrefix.prefix}product:${id}`)).toBe(1);
+    await client.getProduct({ id });
+    expect(await cacheCount("hit")).toBe(hits0 + 1);
+    expect(await cacheCount("miss")).toBe(misses0 + 1);
+  });
+
+  test("after an update the next read returns the new value, not the cached one", async () => {
+    const { products } = await client.listProducts({ pageSize: 1, query: "kettle" });
+    const id = products[0]!.id;
+    await client.getProduct({ id });
+    await client.getProduct({ id }); // cached now
+    await store.update(id, { priceMinor: 4321, name: "Renamed Kettle" });
+    const { product } = await client.getProduct({ id });
+    expect(product?.price?.amountMinor).toBe(4321n);
+    expect(product?.name).toBe("Renamed Kettle");
+  });
+
+  test("a batch answers in request order, once per id, listing the missing ones", async () => {
+    const { products } = await client.listProducts({ pageSize: 3 });
+    const [a, b, c] = products.map((p) => p.id);
+    const ghost = "00000000-0000-4000-8000-00000000abcd";
+    const res = await client.batchGetProducts({ ids: [c!, a!, ghost, c!, b!] });
+    expect(res.products.map((p) => p.id)).toEqual([c!, a!, b!]);
+    expect(res.missingIds).toEqual([ghost]);
+  });
+
+  test("a batch of none, of too many, or with a malformed id is INVALID_ARGUMENT", async () => {
+    expect((await rpcError(client.batchGetProducts({ ids: [] }))).code).toBe(status.INVALID_ARGUMENT);
+    const many = Array.from({ length: 101 }, () => crypto.randomUUID());
+    expect((await rpcError(client.batchGetProducts({ ids: many }))).message).toContain("at most 100");
+    const bad = await rpcError(client.batchGetProducts({ ids: [crypto.randomUUID(), "x"] }));
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.message).toContain("ids[1]");
+  });
+});
+
+describe("ListCategories", () => {
+  test("lists every category with its product count", async () => {
+    const { categories } = await client.listCategories({});
+    expect(categories.length).toBe(6);
+    const total = categories.reduce((n, c) => n + c.productCount, 0);
+    expect(total).toBe(seedProducts.length);
+    expect(categories.map((c) => c.name)).toEqual([...categories.map((c) => c.name)].sort());
+  });
+});
+
+describe("seeding", () => {
+  test("seeding again leaves a catalog that has products alone", async () => {
+    expect(await seedCatalog(db)).toEqual({ seeded: false, products: seedProducts.length });
+  });
+});
