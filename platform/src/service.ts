@@ -14,7 +14,8 @@ export interface ServiceHostEnv {
   LOG_LEVEL: LogLevel;
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
   SHUTDOWN_DRAIN_MS: number;
-  GRPC_PORT: number;
+  /** Only processes that serve gRPC have one. */
+  GRPC_PORT?: number;
   HTTP_PORT: number;
 }
 
@@ -25,8 +26,8 @@ export interface ServiceHostEnv {
  * HTTP side (/healthz, /metrics), and installs graceful shutdown on SIGTERM and SIGINT.
  */
 export class ServiceHost {
-  /** The HTTP app (/healthz, /metrics); a service may add routes before listen(). */
-  readonly http: Hono;
+  /** The HTTP app (/healthz, /metrics); a service may add routes, or replace it, before listen(). */
+  http: Hono;
   private readonly services: { service: DescService; impl: ServiceImpl<DescService> }[] = [];
   private readonly closers: { what: string; close: () => Promise<void> }[] = [];
   private grpc: GrpcServer | undefined;
@@ -37,7 +38,17 @@ export class ServiceHost {
     readonly name: string,
     private readonly env: ServiceHostEnv,
   ) {
-    this.http = createHttpApp(() => this.grpc?.health.get("") === ServingStatus.SERVING);
+    this.http = createHttpApp(this.isServing);
+  }
+
+  /** True while the process takes traffic: started, and not shutting down. */
+  readonly isServing = (): boolean =>
+    !this.stopping && (this.grpc ? this.grpc.health.get("") === ServingStatus.SERVING : this.httpServer !== undefined);
+
+  /** Serves this app instead of the default one; build it on `createHttpApp(host.isServing)`. */
+  useHttpApp(app: Hono): this {
+    this.http = app;
+    return this;
   }
 
   /** Opens (creating and migrating) the service's database; closed on shutdown. */
@@ -71,10 +82,14 @@ export class ServiceHost {
     this.closers.push({ what, close });
   }
 
-  /** Starts the gRPC and HTTP servers; returns the bound ports. */
-  async listen(): Promise<{ grpcPort: number; httpPort: number }> {
-    this.grpc = new GrpcServer(this.services);
-    const grpcPort = await this.grpc.start(this.env.GRPC_PORT);
+  /** Starts the gRPC server (if the process has RPC handlers) and the HTTP server; returns the bound ports. */
+  async listen(): Promise<{ grpcPort?: number; httpPort: number }> {
+    let grpcPort: number | undefined;
+    if (this.services.length) {
+      if (this.env.GRPC_PORT === undefined) throw new Error(`${this.name} has RPC handlers but no GRPC_PORT`);
+      this.grpc = new GrpcServer(this.services);
+      grpcPort = await this.grpc.start(this.env.GRPC_PORT);
+    }
     this.httpServer = serveHttp(this.http, this.env.HTTP_PORT);
     const httpPort = this.httpServer.port ?? this.env.HTTP_PORT;
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -93,7 +108,9 @@ export class ServiceHost {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      await this.grpc?.shutdown({ drainMs: this.env.SHUTDOWN_DRAIN_MS });
+      if (this.grpc) await this.grpc.shutdown({ drainMs: this.env.SHUTDOWN_DRAIN_MS });
+      // HTTP-only processes drain too: /healthz answers 503 from now on.
+      else await Bun.sleep(this.env.SHUTDOWN_DRAIN_MS);
       await this.httpServer?.stop();
       for (const { what, close } of this.closers.reverse()) {
         await close().catch((err: unknown) => log.warn(`closing ${what} failed`, { err }));

@@ -1,0 +1,66 @@
+import { status } from "@grpc/grpc-js";
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import { RpcError } from "@bazaar/platform/errors";
+import { log } from "@bazaar/platform/log";
+
+/** The JSON body of every error the BFF returns. */
+export interface ApiError {
+  error: {
+    /** A stable, machine-readable code, e.g. "not_found". */
+    code: string;
+    /** A sentence a person can act on. */
+    message: string;
+    /** Per-field problems of an invalid request, keyed by field name. */
+    fields?: Record<string, string>;
+  };
+}
+
+/** How each gRPC status reaches the browser. */
+const httpOf: Partial<Record<status, [ContentfulStatusCode, string]>> = {
+  [status.INVALID_ARGUMENT]: [400, "invalid_request"],
+  [status.OUT_OF_RANGE]: [400, "invalid_request"],
+  [status.NOT_FOUND]: [404, "not_found"],
+  [status.ALREADY_EXISTS]: [409, "conflict"],
+  [status.ABORTED]: [409, "conflict"],
+  [status.FAILED_PRECONDITION]: [409, "failed_precondition"],
+  [status.UNAUTHENTICATED]: [401, "unauthenticated"],
+  [status.PERMISSION_DENIED]: [403, "forbidden"],
+  [status.RESOURCE_EXHAUSTED]: [429, "rate_limited"],
+  [status.UNIMPLEMENTED]: [501, "not_implemented"],
+  [status.UNAVAILABLE]: [503, "unavailable"],
+  [status.DEADLINE_EXCEEDED]: [503, "unavailable"],
+  [status.CANCELLED]: [503, "unavailable"],
+};
+
+/**
+ * Turns an error from a handler into an HTTP answer: a gRPC status maps to the HTTP code that
+ * fits, with the service's message for a caller's mistake and a plain sentence for an outage;
+ * anything else is a 500 whose details stay in the log.
+ */
+export function errorResponse(err: unknown, c: Context): Response {
+  if (err instanceof RpcError) {
+    const [httpStatus, code] = httpOf[err.code] ?? [500, "internal"];
+    const message =
+      httpStatus === 503
+        ? "A service the shop depends on is not answering right now. Please try again in a moment."
+        : httpStatus >= 500
+          ? "Something went wrong on our side. Please try again."
+          : err.message;
+    if (httpStatus >= 500) log.warn("upstream call failed", { code: err.codeName, error: err.message, path: c.req.path });
+    return c.json<ApiError>({ error: { code, message } }, httpStatus);
+  }
+  log.error("unhandled error in BFF route", { err, path: c.req.path });
+  return c.json<ApiError>({ error: { code: "internal", message: "Something went wrong on our side. Please try again." } }, 500);
+}
+
+/** A 400 listing each invalid field of a request. */
+export function validationError(c: Context, error: z.ZodError): Response {
+  const fields: Record<string, string> = {};
+  for (const issue of error.issues) fields[issue.path.join(".") || "request"] ??= issue.message;
+  return c.json<ApiError>(
+    { error: { code: "invalid_request", message: "Some fields are not valid; see fields.", fields } },
+    400,
+  );
+}

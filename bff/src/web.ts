@@ -1,0 +1,56 @@
+import { Hono } from "hono";
+import { log } from "@bazaar/platform/log";
+
+const webRoot = new URL("../web", import.meta.url).pathname;
+
+/** The built web UI: the page shell, and the bundled script and stylesheet by path. */
+export interface WebBundle {
+  indexHtml: string;
+  assets: Map<string, { body: Uint8Array; type: string }>;
+}
+
+/**
+ * Bundles the web UI (bff/web/src/main.ts and the CSS it imports) with Bun's bundler, in
+ * memory, when the BFF starts; output names carry a content hash so browsers may cache them
+ * for good. Fails loudly if the UI does not build.
+ */
+export async function buildWeb(): Promise<WebBundle> {
+  const started = performance.now();
+  const result = await Bun.build({
+    entrypoints: [`${webRoot}/src/main.ts`],
+    target: "browser",
+    minify: true,
+    sourcemap: "none",
+    naming: { entry: "[name]-[hash].[ext]", asset: "[name]-[hash].[ext]", chunk: "[name]-[hash].[ext]" },
+  });
+  if (!result.success) throw new AggregateError(result.logs, "the web UI does not build");
+  const assets = new Map<string, { body: Uint8Array; type: string }>();
+  let html = await Bun.file(`${webRoot}/index.html`).text();
+  for (const output of result.outputs) {
+    const name = output.path.replace(/^.*\//, "").replace(/^\.\//, "");
+    assets.set(`/assets/${name}`, { body: new Uint8Array(await output.arrayBuffer()), type: output.type });
+    if (name.endsWith(".js")) html = html.replace("/assets/main.js", `/assets/${name}`);
+    if (name.endsWith(".css")) html = html.replace("/assets/main.css", `/assets/${name}`);
+  }
+  log.info("web UI built", { ms: Math.round(performance.now() - started), assets: [...assets.keys()] });
+  return { indexHtml: html, assets };
+}
+
+/** Serves the web UI: hashed assets, product images, and the page shell for every UI route. */
+export function webRoutes(bundle: WebBundle) {
+  return new Hono()
+    .get("/assets/:file", (c) => {
+      const asset = bundle.assets.get(c.req.path);
+      if (!asset) return c.notFound();
+      return c.body(asset.body as Uint8Array<ArrayBuffer>, 200, { "content-type": asset.type, "cache-control": "public, max-age=31536000, immutable" });
+    })
+    .get("/images/*", async (c) => {
+      const path = decodeURIComponent(c.req.path);
+      // Only plain file names under public/images: no "..", no hidden files.
+      if (!/^\/images\/[\w-]+(?:\/[\w-]+)*\.(?:svg|png|jpg|webp)$/.test(path)) return c.notFound();
+      const file = Bun.file(`${webRoot}/public${path}`);
+      if (!(await file.exists())) return c.notFound();
+      return new Response(file, { headers: { "cache-control": "public, max-age=86400", "content-type": file.type } });
+    })
+    .get("*", (c) => c.html(bundle.indexHtml));
+}
