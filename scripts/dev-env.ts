@@ -1,0 +1,25 @@
+import { z } from "zod";
+import { parseEnv } from "@bazaar/platform/env";
+import { infrastructureDefaults } from "@bazaar/platform/service-catalog";
+
+/** The dev runner's configuration. Everything has a local default; set a variable to change it. */
+export const devEnv = parseEnv(
+  z.object({
+    /** Postgres server (any database on it); each service gets `bazaar_<service>` there. */
+    POSTGRES_URL: z.string().url().default(infrastructureDefaults.postgresUrl),
+    REDIS_URL: z.string().url().default(infrastructureDefaults.redisUrl),
+    AMQP_URL: z.string().url().default(infrastructureDefaults.amqpUrl),
+    /** Added to every port of the service catalog: run a second platform beside the first. */
+    DEV_PORT_OFFSET: z.coerce.number().int().min(0).max(10_000).default(0),
+    /** Appended to every database name and used in the Redis prefix: an isolated platform. */
+    DEV_INSTANCE: z
+      .string()
+      .regex(/^[a-z0-9_]{0,24}$/, "must be lowercase letters, digits and underscores")
+      .default(""),
+    /** Passed to every process: where traces go (Jaeger's OTLP/HTTP port). */
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+    LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    /** Milliseconds to wait for every process to report healthy. */
+    DEV_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(60_000),
+  }),
+);

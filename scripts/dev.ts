@@ -1,0 +1,149 @@
+/**
+ * `bun run dev`: runs the whole platform on this machine.
+ *
+ * 1. checks Postgres, Redis and RabbitMQ and says exactly what is missing;
+ * 2. starts every process of the service catalog with prefixed logs (each service creates
+ *    and migrates its own database at start, and the catalog seeds demo data when empty);
+ * 3. waits until every process reports healthy and prints a table of addresses;
+ * 4. on Ctrl-C (or SIGTERM) stops everything gracefully; if one process dies, stops the rest.
+ *
+ * DEV_PORT_OFFSET and DEV_INSTANCE run a second, isolated platform beside the first (the
+ * end-to-end tests do).
+ */
+import { withDatabase } from "@bazaar/platform/db";
+import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
+import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
+import { devEnv } from "./dev-env.ts";
+import { checkInfrastructure } from "./infra-check.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const started = performance.now();
+const colors = [36, 35, 33, 32, 34, 91, 96, 95, 93];
+const useColor = process.stdout.isTTY ?? false;
+const paint = (code: number, text: string) => (useColor ? `\x1b[${code}m${text}\x1b[0m` : text);
+const width = Math.max(...serviceCatalog.map((s) => s.name.length));
+
+const port = (p: number) => p + devEnv.DEV_PORT_OFFSET;
+const databaseName = (name: string) => (devEnv.DEV_INSTANCE ? `${name}_${devEnv.DEV_INSTANCE}` : name);
+
+function say(text: string): void {
+  process.stdout.write(`${paint(1, "dev")}${" ".repeat(Math.max(1, width - 2))}│ ${text}\n`);
+}
+
+/** A JSON log line as `time level msg key=value …`; other lines as they are. */
+function pretty(line: string): string {
+  if (!line.startsWith("{")) return line;
+  try {
+    const { time, level, msg, service: _service, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    const fields = Object.entries(rest)
+      .filter(([k]) => k !== "span_id")
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .join(" ");
+    const lvl = String(level).padEnd(5);
+    const shownLevel = level === "error" ? paint(31, lvl) : level === "warn" ? paint(33, lvl) : paint(2, lvl);
+    return `${String(time).slice(11, 19)} ${shownLevel} ${msg}${fields ? ` ${paint(2, fields)}` : ""}`;
+  } catch {
+    return line;
+  }
+}
+
+/** The environment of one process: its ports, its database, and every peer's address. */
+function processEnv(entry: ServiceEntry): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    LOG_LEVEL: devEnv.LOG_LEVEL,
+    HTTP_PORT: String(port(entry.httpPort)),
+    REDIS_URL: devEnv.REDIS_URL,
+    REDIS_KEY_PREFIX: devEnv.DEV_INSTANCE ? `bazaar_${devEnv.DEV_INSTANCE}:` : "bazaar:",
+    AMQP_URL: devEnv.AMQP_URL,
+    SEED_DEMO_DATA: "true",
+    OTEL_EXPORTER_OTLP_ENDPOINT: devEnv.OTEL_EXPORTER_OTLP_ENDPOINT,
+  };
+  if (entry.grpcPort !== undefined) env.GRPC_PORT = String(port(entry.grpcPort));
+  if (entry.database) env.DATABASE_URL = withDatabase(devEnv.POSTGRES_URL, databaseName(entry.database));
+  for (const peer of serviceCatalog as readonly ServiceEntry[]) {
+    if (peer.grpcPort !== undefined) env[`${peer.name.toUpperCase()}_ADDR`] = `127.0.0.1:${port(peer.grpcPort)}`;
+  }
+  return env;
+}
+
+const checks = await checkInfrastructure({ postgres: devEnv.POSTGRES_URL, redis: devEnv.REDIS_URL, amqp: devEnv.AMQP_URL });
+const missing = checks.filter((c) => !c.ok);
+for (const c of checks) say(`${c.ok ? paint(32, "ok  ") : paint(31, "FAIL")} ${c.name.padEnd(8)} ${c.url}${c.problem ? `: ${c.problem}` : ""}`);
+if (missing.length) {
+  say(`cannot start: ${missing.map((c) => c.name).join(", ")} ${missing.length === 1 ? "is" : "are"} not reachable (see above).`);
+  process.exit(1);
+}
+
+const children: ChildProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say("stopping every process…");
+    const codes = await Promise.all(children.map((c) => c.stop("SIGTERM")));
+    say(`stopped (exit codes: ${children.map((c, i) => `${c.name}=${codes[i]}`).join(", ")})`);
+  }
+  process.exit(code);
+}
+
+for (const [i, entry] of (serviceCatalog as readonly ServiceEntry[]).entries()) {
+  const prefix = `${paint(colors[i % colors.length] ?? 37, entry.name.padEnd(width))} │ `;
+  const child = startProcess({
+    name: entry.name,
+    cmd: ["bun", entry.entry],
+    cwd: root,
+    env: processEnv(entry),
+    onLine: (line) => process.stdout.write(`${prefix}${pretty(line)}\n`),
+  });
+  children.push(child);
+  void child.proc.exited.then((code) => {
+    if (stopping) return;
+    say(paint(31, `${entry.name} exited unexpectedly (code ${code}); stopping the rest.`));
+    void stopAll(1);
+  });
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stopAll(0));
+
+try {
+  await Promise.all(
+    (serviceCatalog as readonly ServiceEntry[]).map((entry, i) =>
+      waitForHealthy(children[i]!, `http://127.0.0.1:${port(entry.httpPort)}/healthz`, devEnv.DEV_HEALTH_TIMEOUT_MS),
+    ),
+  );
+} catch (err) {
+  say(paint(31, (err as Error).message.split("\n")[0] ?? "a process did not become healthy"));
+  await stopAll(1);
+}
+
+const seconds = ((performance.now() - started) / 1000).toFixed(2);
+const rows = (serviceCatalog as readonly ServiceEntry[]).map((e) => [
+  e.name,
+  e.grpcPort !== undefined ? `127.0.0.1:${port(e.grpcPort)}` : "—",
+  `http://127.0.0.1:${port(e.httpPort)}`,
+  e.database ? databaseName(e.database) : "—",
+]);
+const header = ["process", "gRPC", "HTTP (/healthz, /metrics)", "database"];
+const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c]!)).join("   ");
+const bff = serviceCatalog.find((s) => s.name === "bff");
+const firstGrpc = (serviceCatalog as readonly ServiceEntry[]).find((s) => s.grpcPort !== undefined);
+process.stdout.write(
+  [
+    "",
+    paint(1, `Bazaar is up: all ${rows.length} processes healthy in ${seconds} s`),
+    "",
+    `  ${paint(1, line(header))}`,
+    ...rows.map((r) => `  ${line(r)}`),
+    "",
+    `  Web storefront   ${paint(4, `http://127.0.0.1:${port(bff?.httpPort ?? 3000)}`)}`,
+    firstGrpc ? `  Try grpcurl      grpcurl -plaintext 127.0.0.1:${port(firstGrpc.grpcPort ?? 0)} list` : "",
+    `  Traces           ${devEnv.OTEL_EXPORTER_OTLP_ENDPOINT ?? "not exported (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318)"}`,
+    "  Stop             Ctrl-C",
+    "",
+  ].join("\n"),
+);
+// One plain line for scripts and tests to wait for.
+say(`all healthy in ${Math.round(performance.now() - started)} ms`);

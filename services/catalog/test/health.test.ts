@@ -1,0 +1,271 @@
+/**
+ * gRPC health (grpc.health.v1.Health Check and Watch) of a real catalog process, in steady
+ * state and through graceful shutdown: on SIGTERM health turns NOT_SERVING (Watch streams hear
+ * it, Check and /healthz say so) while calls keep being served for SHUTDOWN_DRAIN_MS; then the
+ * Watch streams end and the process exits 0.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
+import { RpcError } from "@bazaar/platform/errors";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { methodDefinition } from "@bazaar/platform/grpc/definition";
+import { type LaunchedProcess, launchProcess } from "@bazaar/platform/testing";
+import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  type HealthCheckResponse,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from "@bazaar/proto/grpc/health/v1/health_pb";
+
+const catalogService = CatalogService.typeName;
+
+/** A Watch stream, recording every status it hears and how (and when) it ended. */
+class WatchStream {
+  readonly statuses: { status: ServingStatus; at: number }[] = [];
+  ended: { code: status; details: string; at: number } | undefined;
+  private readonly call;
+
+  constructor(client: Client, service: string) {
+    const def = methodDefinition(Health.method.watch);
+    this.call = client.makeServerStreamRequest(
+      def.path,
+      def.requestSerialize,
+      def.responseDeserialize,
+      create(HealthCheckRequestSchema, { service }),
+      new Metadata(),
+      { deadline: Date.now() + 30_000 },
+    );
+    this.call.on("data", (m: HealthCheckResponse) => this.statuses.push({ status: m.status, at: performance.now() }));
+    this.call.on("status", (s) => {
+      this.ended ??= { code: s.code, details: s.details, at: performance.now() };
+    });
+    this.call.on("error", () => {}); // the status event records it
+  }
+
+  /** Waits for the n-th status (1-based) and returns it. */
+  async nth(n: number, timeoutMs = 5_000): Promise<ServingStatus> {
+    await until(() => this.statuses.length >= n || this.ended !== undefined, timeoutMs, `Watch status #${n}`);
+    const s = this.statuses[n - 1];
+    if (!s) throw new Error(`the Watch stream ended (${JSON.stringify(this.ended)}) before status #${n}`);
+    return s.status;
+  }
+
+  cancel(): void {
+    this.call.cancel();
+  }
+}
+
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+/** The status code a promise rejects with (fails if it resolves). */
+async function rejectionCode(p: Promise<unknown>): Promise<status> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RpcError) return err.code;
+    throw err;
+  }
+  throw new Error("the call succeeded; it should have failed");
+}
+
+describe("health of a serving catalog", () => {
+  let server: LaunchedProcess;
+  let client: Client;
+  let health: GrpcClient<typeof Health>;
+
+  beforeAll(async () => {
+    server = await launchProcess("catalog");
+    client = new Client(server.grpcAddress, credentials.createInsecure());
+    health = createClient(Health, server.grpcAddress);
+  });
+
+  afterAll(async () => {
+    health?.close();
+    client?.close();
+    await server?.cleanup();
+  });
+
+  test('Check("") — the server as a whole — is SERVING', async () => {
+    expect((await health.check({ service: "" })).status).toBe(ServingStatus.SERVING);
+  });
+
+  test(`Check("${catalogService}") is SERVING`, async () => {
+    expect((await health.check({ service: catalogService })).status).toBe(ServingStatus.SERVING);
+  });
+
+  test("Check of a service the server does not serve fails with NOT_FOUND", async () => {
+    expect(await rejectionCode(health.check({ service: "no.such.Service" }))).toBe(status.NOT_FOUND);
+  });
+
+  test('Watch("") streams SERVING first and stays open', async () => {
+    const watch = new WatchStream(client, "");
+    try {
+      expect(await watch.nth(1)).toBe(ServingStatus.SERVING);
+      await Bun.sleep(100);
+      expect(watch.ended).toBeUndefined();
+      expect(watch.statuses).toHaveLength(1);
+    } finally {
+      watch.cancel();
+    }
+  });
+
+  test("Watch of an unknown service streams SERVICE_UNKNOWN (not an error), as the health protocol says", async () => {
+    const watch = new WatchStream(client, "no.such.Service");
+    try {
+      expect(await watch.nth(1)).toBe(ServingStatus.SERVICE_UNKNOWN);
+      expect(watch.ended).toBeUndefined();
+    } finally {
+      watch.cancel();
+    }
+  });
+
+  test("/healthz answers 200 SERVING", async () => {
+    const res = await fetch(`${server.httpUrl}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "SERVING" });
+  });
+});
+
+describe("health through graceful shutdown (SIGTERM, SHUTDOWN_DRAIN_MS=1500)", () => {
+  const drainMs = 1500;
+  let server: LaunchedProcess | undefined;
+  let setupError: Error | undefined;
+  const clients: { close(): void }[] = [];
+
+  /** What the scenario observed; the tests below assert on it. */
+  const seen = {} as {
+    firstWatchStatus: ServingStatus;
+    watch: WatchStream;
+    sigtermAt: number;
+    notServingAt: number;
+    check: { overall: ServingStatus; catalog: ServingStatus; at: number; exitCodeThen: number | null };
+    healthz: { status: number; body: unknown; at: number; exitCodeThen: number | null };
+    callAfterSigterm: { ok: boolean; products?: number; error?: string; at: number };
+    callMidDrain: { ok: boolean; products?: number; error?: string; at: number; issuedAt: number };
+    exit: { code: number | null; at: number };
+  };
+
+  beforeAll(async () => {
+    try {
+      server = await launchProcess("catalog", { SHUTDOWN_DRAIN_MS: String(drainMs) });
+      const { child, grpcAddress, httpUrl } = server;
+      const raw = new Client(grpcAddress, credentials.createInsecure());
+      const health = createClient(Health, grpcAddress);
+      const catalog = createClient(CatalogService, grpcAddress, { defaultTimeoutMs: 10_000 });
+      clients.push(raw, health, catalog);
+      const listFive = () =>
+        catalog.listProducts({ pageSize: 5 }).then(
+          (r) => ({ ok: true, products: r.products.length, at: performance.now() }),
+          (err: Error) => ({ ok: false, error: `${(err as RpcError).codeName ?? ""} ${err.message}`, at: performance.now() }),
+        );
+
+      // Connections are up before the signal, as a load balancer's would be.
+      expect((await catalog.listProducts({ pageSize: 1 })).products).toHaveLength(1);
+      seen.watch = new WatchStream(raw, "");
+      seen.firstWatchStatus = await seen.watch.nth(1);
+
+      const exited = child.proc.exited.then((code) => ({ code, at: performance.now() }));
+      seen.sigtermAt = performance.now();
+      child.proc.kill("SIGTERM");
+      const afterSigterm = listFive();
+
+      await seen.watch.nth(2, drainMs);
+      seen.notServingAt = seen.watch.statuses[1]!.at;
+
+      const [overall, catalogStatus] = await Promise.all([health.check({ service: "" }), health.check({ service: catalogService })]);
+      seen.check = { overall: overall.status, catalog: catalogStatus.status, at: performance.now(), exitCodeThen: child.proc.exitCode };
+
+      const res = await fetch(`${httpUrl}/healthz`);
+      seen.healthz = { status: res.status, body: await res.json(), at: performance.now(), exitCodeThen: child.proc.exitCode };
+
+      // Well inside the drain window: the server must still take new calls.
+      await Bun.sleep(Math.max(0, seen.sigtermAt + drainMs / 2 - performance.now()));
+      const issuedAt = performance.now();
+      const midDrain = listFive();
+
+      seen.callAfterSigterm = await afterSigterm;
+      seen.callMidDrain = { ...(await midDrain), issuedAt };
+      seen.exit = await Promise.race([
+        exited,
+        Bun.sleep(15_000).then(() => {
+          throw new Error(`the process did not exit within 15 s of SIGTERM:\n${child.output().slice(-3000)}`);
+        }),
+      ]);
+      await until(() => seen.watch.ended !== undefined, 2_000, "the Watch stream to end");
+    } catch (err) {
+      setupError = err as Error;
+    }
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await server?.cleanup();
+  });
+
+  function observed(): typeof seen {
+    if (setupError) throw new Error(`${setupError.message}\n--- catalog output ---\n${server?.child.output().slice(-3000) ?? ""}`);
+    return seen;
+  }
+
+  test('Watch("") streams SERVING first', () => {
+    expect(observed().firstWatchStatus).toBe(ServingStatus.SERVING);
+  });
+
+  test("after SIGTERM the Watch stream receives NOT_SERVING, before the process exits", () => {
+    const s = observed();
+    expect(s.watch.statuses.map((x) => ServingStatus[x.status])).toEqual(["SERVING", "NOT_SERVING"]);
+    expect(s.notServingAt).toBeGreaterThan(s.sigtermAt);
+    expect(s.notServingAt).toBeLessThan(s.exit.at);
+    // It is told at once, not at the end of the drain.
+    expect(s.notServingAt - s.sigtermAt).toBeLessThan(drainMs);
+  });
+
+  test("a Check made during the drain window answers NOT_SERVING, for the server and for CatalogService", () => {
+    const s = observed();
+    expect(ServingStatus[s.check.overall]).toBe("NOT_SERVING");
+    expect(ServingStatus[s.check.catalog]).toBe("NOT_SERVING");
+    expect(s.check.exitCodeThen).toBeNull();
+    expect(s.check.at - s.sigtermAt).toBeLessThan(drainMs);
+  });
+
+  test("/healthz answers 503 NOT_SERVING during the drain", () => {
+    const s = observed();
+    expect(s.healthz.status).toBe(503);
+    expect(s.healthz.body).toEqual({ status: "NOT_SERVING" });
+    expect(s.healthz.exitCodeThen).toBeNull();
+    expect(s.healthz.at - s.sigtermAt).toBeLessThan(drainMs);
+  });
+
+  test("a ListProducts call issued right after SIGTERM completes OK", () => {
+    const s = observed();
+    expect(s.callAfterSigterm).toEqual({ ok: true, products: 5, at: expect.any(Number) });
+    expect(s.callAfterSigterm.at).toBeLessThan(s.exit.at);
+  });
+
+  test("a ListProducts call issued in the middle of the drain is still served OK", () => {
+    const s = observed();
+    expect(s.callMidDrain.issuedAt - s.sigtermAt).toBeLessThan(drainMs);
+    expect(s.callMidDrain).toEqual({ ok: true, products: 5, at: expect.any(Number), issuedAt: expect.any(Number) });
+  });
+
+  test("the server ends the Watch stream cleanly (status OK) after the drain", () => {
+    const s = observed();
+    expect(s.watch.ended?.code).toBe(status.OK);
+    expect(s.watch.ended!.at - s.sigtermAt).toBeGreaterThanOrEqual(drainMs - 100);
+  });
+
+  test("the process waits out the drain, then exits with code 0", () => {
+    const s = observed();
+    expect(s.exit.code).toBe(0);
+    expect(s.exit.at - s.sigtermAt).toBeGreaterThanOrEqual(drainMs - 100);
+    expect(server?.child.output()).toContain('"msg":"stopped"');
+  });
+});
