@@ -30,7 +30,8 @@ export function httpTelemetry(): MiddlewareHandler {
       failure = err;
       throw err;
     } finally {
-      const route = routePath(c, -1) || "unmatched";
+      // After next(), the current route index is that of the handler that answered.
+      const route = routePath(c) || "unmatched";
       // Hono turns a thrown error into a 500 after this middleware: count it as one.
       const statusCode = failure ? 500 : c.res.status;
       span.updateName(`${method} ${route}`);
