@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything Bazaar needs on a Debian machine with Node and npm (the quick start's
+# first step, and CI's): Bun, the workspace's packages, the Debian packages the tests use,
+# and starts Postgres, Redis and RabbitMQ where they are installed but not running.
+# Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUN_VERSION=1.4.5
+say() { printf '\033[1msetup\033[0m  %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages: Chromium for the browser tests, python3-grpcio (an independent, strict gRPC
+# implementation) for the protocol tests, wrk for the benchmark.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+/usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || missing+=(python3-grpcio python3-protobuf)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Bun, from npm (the package ships the binary).
+if ! command -v bun >/dev/null || [ "$(bun --version)" != "$BUN_VERSION" ]; then
+  say "installing bun@$BUN_VERSION with npm"
+  as_root npm install -g --silent "bun@$BUN_VERSION"
+fi
+
+say "installing packages (bun install --frozen-lockfile)"
+bun install --frozen-lockfile --silent
+
+# Local infrastructure: start what is installed but down (the commands of this machine kind).
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_for() { for _ in $(seq 1 60); do up "$2" && return 0; sleep 1; done; say "$1 did not come up on port $2"; return 1; }
+if ! up 5432 && command -v pg_ctlcluster >/dev/null; then
+  say "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+  wait_for PostgreSQL 5432
+fi
+if ! up 6379 && command -v redis-server >/dev/null; then
+  say "starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis 6379
+fi
+if ! up 5672 && command -v rabbitmq-server >/dev/null; then
+  say "starting RabbitMQ"
+  as_root rabbitmq-server -detached
+  wait_for RabbitMQ 5672
+fi
+say "ready"
