@@ -51,7 +51,15 @@ export function productView(p: Product): ProductView {
   };
 }
 
+/** A category as the web UI shows it. */
+export interface CategoryView {
+  id: string;
+  name: string;
+  description: string;
+  productCount: number;
+}
+
 /** Category message → the shape the web UI uses. */
-export function categoryView(c: Category) {
+export function categoryView(c: Category): CategoryView {
   return { id: c.id, name: c.name, description: c.description, productCount: c.productCount };
 }

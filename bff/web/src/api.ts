@@ -1,28 +1,9 @@
 /** Typed calls to the BFF's JSON API. */
 
-export interface Price {
-  currency: string;
-  amountMinor: number;
-  display: string;
-}
+// The BFF's response shapes, shared with the server code (types only: nothing is bundled).
+import type { CategoryView as Category, PriceView as Price, ProductView as Product } from "../../src/shape.ts";
 
-export interface Product {
-  id: string;
-  slug: string;
-  sku: string;
-  name: string;
-  description: string;
-  categoryId: string;
-  price: Price;
-  imageUrl: string;
-}
-
-export interface Category {
-  id: string;
-  name: string;
-  description: string;
-  productCount: number;
-}
+export type { Category, Price, Product };
 
 export interface ProductPage {
   products: Product[];
