@@ -15,13 +15,13 @@ const CLIENT = 3;
 beforeAll(async () => {
   catalog = await launchProcess("catalog", { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });
   bff = await launchProcess("bff", { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, CATALOG_ADDR: catalog.grpcAddress });
-});
+}, 60_000);
 
 afterAll(async () => {
   await bff?.cleanup();
   await catalog?.cleanup();
   receiver.stop();
-});
+}, 60_000);
 
 function traceIdOf(res: Response): string {
   const traceparent = res.headers.get("traceparent") ?? "";

@@ -14,12 +14,12 @@ beforeAll(async () => {
   catalogProcess = await launchProcess("catalog");
   catalog = createCatalogClient(catalogProcess.grpcAddress, 2_000);
   app = createApp({ upstreams: { catalog } });
-});
+}, 60_000);
 
 afterAll(async () => {
   catalog?.close();
   await catalogProcess?.cleanup();
-});
+}, 60_000);
 
 interface ProductJson {
   id: string;

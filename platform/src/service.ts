@@ -95,7 +95,13 @@ export class ServiceHost {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       process.on(signal, () => {
         log.info("shutting down", { signal });
-        void this.stop().then(() => process.exit(0));
+        void this.stop().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            log.error("shutdown failed", { err });
+            process.exit(1);
+          },
+        );
       });
     }
     log.info("service ready", { grpcPort, httpPort, services: this.services.map((s) => s.service.typeName) });

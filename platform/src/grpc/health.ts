@@ -25,7 +25,10 @@ export class HealthService {
 
   /** Sets the status of one service ("" for the whole server) and tells its watchers. */
   set(service: string, servingStatus: ServingStatus): void {
+    const previous = this.statuses.get(service);
     this.statuses.set(service, servingStatus);
+    // Watchers hear of changes only, as the health protocol says.
+    if (previous === servingStatus) return;
     for (const w of this.watchers) if (w.service === service) w.call.write(this.response(service));
   }
 

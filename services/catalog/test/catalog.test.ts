@@ -35,7 +35,7 @@ beforeAll(async () => {
   server = new GrpcServer([{ service: CatalogService, impl: catalogHandlers(store) as never }]);
   const port = await server.start(0, "127.0.0.1");
   client = createClient(CatalogService, `127.0.0.1:${port}`);
-});
+}, 60_000);
 
 afterAll(async () => {
   client?.close();
@@ -44,7 +44,7 @@ afterAll(async () => {
   await db?.close();
   await redisPrefix.clear();
   await database.drop();
-});
+}, 60_000);
 
 async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
   try {
