@@ -249,3 +249,14 @@ describe("seeding", () => {
     expect(await seedCatalog(db)).toEqual({ seeded: false, products: seedProducts.length });
   });
 });
+
+describe("text search", () => {
+  test("is answered from the GIN index on the search document, not by scanning", async () => {
+    // With 72 rows the planner would rightly prefer a scan; forbid it to see the index is usable.
+    const plan = await db.sql.begin(async (tx) => {
+      await tx`set local enable_seqscan = off`;
+      return tx`explain select id from products where search_document @@ to_tsquery('english', 'wool:*')`;
+    });
+    expect(plan.map((r) => String(r["QUERY PLAN"])).join("\n")).toContain("products_search_document_idx");
+  });
+});
