@@ -76,16 +76,21 @@ if (missing.length) {
 }
 
 const children: ChildProcess[] = [];
-let stopping = false;
+let stopping: Promise<void> | undefined;
+let exitCode = 0;
 
+/** Stops every child once; every caller waits for that one shutdown, the first caller's code wins. */
 async function stopAll(code: number): Promise<never> {
   if (!stopping) {
-    stopping = true;
-    say("stopping every process…");
-    const codes = await Promise.all(children.map((c) => c.stop("SIGTERM")));
-    say(`stopped (exit codes: ${children.map((c, i) => `${c.name}=${codes[i]}`).join(", ")})`);
+    exitCode = code;
+    stopping = (async () => {
+      say("stopping every process…");
+      const codes = await Promise.all(children.map((c) => c.stop("SIGTERM")));
+      say(`stopped (exit codes: ${children.map((c, i) => `${c.name}=${codes[i]}`).join(", ")})`);
+    })();
   }
-  process.exit(code);
+  await stopping;
+  process.exit(exitCode);
 }
 
 for (const [i, entry] of (serviceCatalog as readonly ServiceEntry[]).entries()) {
@@ -114,7 +119,7 @@ try {
     ),
   );
 } catch (err) {
-  say(paint(31, (err as Error).message.split("\n")[0] ?? "a process did not become healthy"));
+  if (!stopping) say(paint(31, (err as Error).message.split("\n")[0] ?? "a process did not become healthy"));
   await stopAll(1);
 }
 
