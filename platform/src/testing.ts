@@ -27,23 +27,24 @@ export function testDatabaseUrl(service: string): { url: string; drop: () => Pro
   return { url, drop: () => dropDatabase(url) };
 }
 
+/** Deletes every Redis key that starts with `prefix`. */
+export async function clearRedisPrefix(prefix: string): Promise<void> {
+  const client = createClient({ url: testEnv.REDIS_URL });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+      if (keys.length) await client.del(keys);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
 /** A unique Redis key prefix, and a function that deletes every key under it. */
 export function testRedisPrefix(): { prefix: string; clear: () => Promise<void> } {
   const prefix = `${uniqueName("bazaar_test")}:`;
-  return {
-    prefix,
-    clear: async () => {
-      const client = createClient({ url: testEnv.REDIS_URL });
-      await client.connect();
-      try {
-        for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-          if (keys.length) await client.del(keys);
-        }
-      } finally {
-        await client.close();
-      }
-    },
-  };
+  return { prefix, clear: () => clearRedisPrefix(prefix) };
 }
 
 /** A TCP port that was free a moment ago. */

@@ -5,11 +5,10 @@
  * End-to-end and browser tests start one with {@link startDevPlatform} and end with `cleanup()`.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { createClient } from "redis";
 import { dropDatabase, withDatabase } from "@bazaar/platform/db";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";
 import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
-import { repoRoot, testEnv, uniqueName } from "@bazaar/platform/testing";
+import { clearRedisPrefix, repoRoot, testEnv, uniqueName } from "@bazaar/platform/testing";
 
 const entries = serviceCatalog as readonly ServiceEntry[];
 
@@ -150,19 +149,6 @@ export interface DevPlatformOptions {
   timeoutMs?: number;
   /** Called with every line the runner prints (e.g. to echo it while debugging). */
   onLine?: (line: string) => void;
-}
-
-async function clearRedisPrefix(prefix: string): Promise<void> {
-  const client = createClient({ url: testEnv.REDIS_URL });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-      if (keys.length) await client.del(keys);
-    }
-  } finally {
-    await client.close();
-  }
 }
 
 /**
