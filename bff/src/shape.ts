@@ -22,19 +22,19 @@ export interface ProductView {
   imageUrl: string;
 }
 
-const formatters = new Map<string, Intl.NumberFormat>();
+const formatters = new Map<string, { format: Intl.NumberFormat; digits: number }>();
 
 /** Money → a price for display. Minor units stay integers; only display formats them. */
 export function priceView(money: Money | undefined): PriceView {
   const currency = money?.currencyCode || "USD";
   const amountMinor = Number(money?.amountMinor ?? 0n);
-  let format = formatters.get(currency);
-  if (!format) {
-    format = new Intl.NumberFormat("en-US", { style: "currency", currency });
-    formatters.set(currency, format);
+  let formatter = formatters.get(currency);
+  if (!formatter) {
+    const format = new Intl.NumberFormat("en-US", { style: "currency", currency });
+    formatter = { format, digits: format.resolvedOptions().maximumFractionDigits ?? 2 };
+    formatters.set(currency, formatter);
   }
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
-  return { currency, amountMinor, display: format.format(amountMinor / 10 ** digits) };
+  return { currency, amountMinor, display: formatter.format.format(amountMinor / 10 ** formatter.digits) };
 }
 
 /** Product message → the shape the web UI uses. */

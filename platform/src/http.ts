@@ -3,7 +3,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import { log } from "./log.ts";
 import { httpServerDuration, httpServerRequests, metricsText } from "./metrics.ts";
-import { extractContext, recordError, SpanKind, tracer } from "./telemetry.ts";
+import { extractContextFromHeaders, recordError, SpanKind, tracer } from "./telemetry.ts";
 
 /**
  * Hono middleware: a SERVER span per request (continuing the caller's `traceparent`), named
@@ -13,13 +13,13 @@ import { extractContext, recordError, SpanKind, tracer } from "./telemetry.ts";
 export function httpTelemetry(): MiddlewareHandler {
   return async (c, next) => {
     const started = performance.now();
-    const parent = extractContext(Object.fromEntries(c.req.raw.headers));
+    const parent = extractContextFromHeaders(c.req.raw.headers);
     const method = c.req.method;
     const span = tracer().startSpan(
       `${method} ${c.req.path}`,
       {
         kind: SpanKind.SERVER,
-        attributes: { "http.request.method": method, "url.path": c.req.path, "url.scheme": new URL(c.req.url).protocol.replace(":", "") },
+        attributes: { "http.request.method": method, "url.path": c.req.path, "url.scheme": c.req.url.startsWith("https:") ? "https" : "http" },
       },
       parent,
     );

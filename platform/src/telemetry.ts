@@ -109,6 +109,14 @@ export function extractContext(carrier: Record<string, string | string[] | undef
   });
 }
 
+/** Reads a W3C trace context from HTTP request headers, without copying them. */
+export function extractContextFromHeaders(headers: Headers): Context {
+  return propagation.extract(context.active(), headers, {
+    get: (h, key) => h.get(key) ?? undefined,
+    keys: (h) => [...h.keys()],
+  });
+}
+
 /** Writes the active trace context into a carrier (`traceparent`, `tracestate`). */
 export function injectContext(carrier: Record<string, string>, ctx: Context = context.active()): void {
   propagation.inject(ctx, carrier);
