@@ -10,7 +10,7 @@ export const devEnv = parseEnv(
     REDIS_URL: z.string().url().default(infrastructureDefaults.redisUrl),
     AMQP_URL: z.string().url().default(infrastructureDefaults.amqpUrl),
     /** Added to every port of the service catalog: run a second platform beside the first. */
-    DEV_PORT_OFFSET: z.coerce.number().int().min(0).max(10_000).default(0),
+    DEV_PORT_OFFSET: z.coerce.number().int().min(0).max(15_000).default(0),
     /** Appended to every database name and used in the Redis prefix: an isolated platform. */
     DEV_INSTANCE: z
       .string()

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { freePort, repoRoot, testEnv, uniqueName } from "@bazaar/platform/testing";
-import { pickPortOffset } from "./support/dev-platform.ts";
+import { pickPortOffset } from "../scripts/dev-instance.ts";
 
 interface RunResult {
   code: number | null;

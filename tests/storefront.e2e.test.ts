@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { repoRoot } from "@bazaar/platform/testing";
-import { type DevPlatform, isListening, processesOfInstance, startDevPlatform } from "./support/dev-platform.ts";
+import { type DevInstance, isListening, processesOfInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
 interface ApiProduct {
   id: string;
@@ -31,7 +31,7 @@ interface Card {
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const SCREENSHOT = `${repoRoot}/test-artifacts/storefront-search.png`;
 
-let platform: DevPlatform | undefined;
+let platform: DevInstance | undefined;
 let browser: Browser | undefined;
 
 async function api<T>(path: string): Promise<T> {
@@ -96,7 +96,7 @@ async function readCards(page: Page): Promise<Card[]> {
 
 describe("storefront, end to end through `bun run dev`", () => {
   beforeAll(async () => {
-    platform = await startDevPlatform();
+    platform = await startDevInstance({ instancePrefix: "e2e" });
     browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
   }, 90_000);
 

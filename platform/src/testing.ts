@@ -27,22 +27,24 @@ export function testDatabaseUrl(service: string): { url: string; drop: () => Pro
   return { url, drop: () => dropDatabase(url) };
 }
 
-/** Deletes every Redis key that starts with `prefix`. */
-export async function clearRedisPrefix(prefix: string): Promise<void> {
+/** Deletes every Redis key that starts with `prefix`; resolves with how many it deleted. */
+export async function clearRedisPrefix(prefix: string): Promise<number> {
   const client = createClient({ url: testEnv.REDIS_URL });
   client.on("error", () => {});
   await client.connect();
+  let deleted = 0;
   try {
     for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-      if (keys.length) await client.del(keys);
+      if (keys.length) deleted += await client.del(keys);
     }
+    return deleted;
   } finally {
     await client.close();
   }
 }
 
 /** A unique Redis key prefix, and a function that deletes every key under it. */
-export function testRedisPrefix(): { prefix: string; clear: () => Promise<void> } {
+export function testRedisPrefix(): { prefix: string; clear: () => Promise<number> } {
   const prefix = `${uniqueName("bazaar_test")}:`;
   return { prefix, clear: () => clearRedisPrefix(prefix) };
 }
