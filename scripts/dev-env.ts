@@ -23,3 +23,8 @@ export const devEnv = parseEnv(
     DEV_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(60_000),
   }),
 );
+
+/** The RabbitMQ vhost of an isolated dev instance ("/" for the default platform). */
+export function devVhostName(instance: string): string {
+  return `bazaar_${instance}`;
+}

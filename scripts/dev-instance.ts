@@ -8,6 +8,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dropDatabase, withDatabase } from "@bazaar/platform/db";
+import { deleteVhost } from "@bazaar/platform/messaging/vhost";
+import { devVhostName } from "./dev-env.ts";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";
 import { serviceCatalog, type ServiceEntry, serviceEntry } from "@bazaar/platform/service-catalog";
 import { clearRedisPrefix, repoRoot, testEnv, uniqueName } from "@bazaar/platform/testing";
@@ -287,6 +289,7 @@ export async function startDevInstance(options: DevInstanceOptions = {}): Promis
         problems.push(`redis ${redisPrefix}: ${err.message}`);
         return 0;
       });
+      await deleteVhost(devVhostName(instance)).catch((err: Error) => problems.push(`vhost: ${err.message}`));
       if (problems.length) throw new Error(`dev instance ${instance} cleanup failed: ${problems.join("; ")}`);
       return { killed, redisKeysDeleted };
     })());

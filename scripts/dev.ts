@@ -13,7 +13,8 @@
 import { withDatabase } from "@bazaar/platform/db";
 import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
 import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
-import { devEnv } from "./dev-env.ts";
+import { ensureVhost } from "@bazaar/platform/messaging/vhost";
+import { devEnv, devVhostName } from "./dev-env.ts";
 import { checkInfrastructure } from "./infra-check.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -55,7 +56,7 @@ function processEnv(entry: ServiceEntry): Record<string, string | undefined> {
     HTTP_PORT: String(port(entry.httpPort)),
     REDIS_URL: devEnv.REDIS_URL,
     REDIS_KEY_PREFIX: devEnv.DEV_INSTANCE ? `bazaar_${devEnv.DEV_INSTANCE}:` : "bazaar:",
-    AMQP_URL: devEnv.AMQP_URL,
+    AMQP_URL: amqpUrl,
     SEED_DEMO_DATA: "true",
     OTEL_EXPORTER_OTLP_ENDPOINT: devEnv.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
@@ -74,6 +75,9 @@ if (missing.length) {
   say(`cannot start: ${missing.map((c) => c.name).join(", ")} ${missing.length === 1 ? "is" : "are"} not reachable (see above).`);
   process.exit(1);
 }
+
+// An isolated instance gets a vhost of its own, so its queues never meet the default platform's.
+const amqpUrl = devEnv.DEV_INSTANCE ? await ensureVhost(devEnv.AMQP_URL, devVhostName(devEnv.DEV_INSTANCE)) : devEnv.AMQP_URL;
 
 const children: ChildProcess[] = [];
 let stopping: Promise<void> | undefined;

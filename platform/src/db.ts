@@ -64,7 +64,7 @@ export async function ensureDatabase(url: string): Promise<string> {
     if (rows.length === 0) {
       await admin.unsafe(`create database "${name}"`).catch((err: { code?: string }) => {
         // 42P04: created by a replica starting at the same moment, which is fine.
-        if (err.code !== "42P04") throw err;
+        if (postgresError(err)?.code !== "42P04") throw err;
       });
       log.info("created database", { database: name });
     }
@@ -168,4 +168,26 @@ function traceSql(sql: Sql, database: string): Sql {
       },
     });
   return wrap(sql);
+}
+
+/** What Postgres said about a failed statement. */
+export interface PostgresErrorInfo {
+  /** The SQLSTATE, e.g. "23505" (unique violation). */
+  code: string;
+  constraint?: string;
+  detail?: string;
+}
+
+/**
+ * The Postgres error behind a failure, if it was one: drizzle wraps driver errors (as the
+ * `cause` of its own), so domain code asks here instead of poking at either.
+ */
+export function postgresError(err: unknown): PostgresErrorInfo | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const candidate = e as { code?: unknown; constraint_name?: string; detail?: string; name?: string };
+    if (typeof candidate.code === "string" && /^[0-9A-Z]{5}$/.test(candidate.code)) {
+      return { code: candidate.code, constraint: candidate.constraint_name, detail: candidate.detail };
+    }
+  }
+  return undefined;
 }

@@ -31,6 +31,13 @@ const optionalUrl = z
   .optional()
   .or(z.literal("").transform(() => undefined));
 
+/** A yes/no variable: "true"/"1" or "false"/"0" (or empty, meaning the default). */
+export const flagVar = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", ""])
+    .optional()
+    .transform((v) => (v === undefined || v === "" ? fallback : v === "true" || v === "1"));
+
 /** A TCP port, given as a string of digits. */
 export const portVar = (fallback: number) => port.default(fallback);
 
@@ -57,4 +64,19 @@ export const serviceEnv = (ports: { grpc: number; http: number }, database: stri
 export const redisEnv = {
   REDIS_URL: z.string().url().default(infrastructureDefaults.redisUrl),
   REDIS_KEY_PREFIX: z.string().max(64).default("bazaar:"),
+};
+
+/** Token verification: where identity publishes its keys, and the claims every token carries. */
+export const authEnv = {
+  /** The identity service's JWKS. */
+  JWKS_URL: z.string().url().default("http://127.0.0.1:9101/.well-known/jwks.json"),
+  /** The `iss` of Bazaar's access tokens. */
+  JWT_ISSUER: z.string().min(1).default("https://identity.bazaar.local"),
+  /** The `aud` of Bazaar's access tokens. */
+  JWT_AUDIENCE: z.string().min(1).default("bazaar"),
+};
+
+/** RabbitMQ, for events. The URL's path is the vhost (tests use one of their own). */
+export const amqpEnv = {
+  AMQP_URL: z.string().url().default(infrastructureDefaults.amqpUrl),
 };

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /**
  * Prometheus metrics of one process, served as text on `/metrics`. Names follow the
@@ -71,6 +71,36 @@ export const cacheRequests = new Counter({
   name: "bazaar_cache_requests_total",
   help: "Cache look-ups by cache name and result (hit or miss); hit ratio = hit / (hit + miss).",
   labelNames: ["cache", "result"] as const,
+  registers: [registry],
+});
+
+/** Messages published, by routing key and outcome (acked by the broker, or failed). */
+export const messagesPublished = new Counter({
+  name: "bazaar_messages_published_total",
+  help: "Messages published to RabbitMQ with confirms, by routing key and outcome (acked, failed).",
+  labelNames: ["routing_key", "outcome"] as const,
+  registers: [registry],
+});
+
+/** Messages consumed, by queue, routing key and outcome. */
+export const messagesConsumed = new Counter({
+  name: "bazaar_messages_consumed_total",
+  help: "Messages consumed, by queue, routing key and outcome (processed, duplicate, retried, dead_lettered).",
+  labelNames: ["queue", "routing_key", "outcome"] as const,
+  registers: [registry],
+});
+
+/** Outbox rows not yet published, and the age of the oldest: the outbox lag. */
+export const outboxPending = new Gauge({
+  name: "bazaar_outbox_pending_messages",
+  help: "Outbox rows not yet confirmed by the broker.",
+  registers: [registry],
+});
+
+/** Age of the oldest unpublished outbox row. */
+export const outboxLag = new Gauge({
+  name: "bazaar_outbox_lag_seconds",
+  help: "Age of the oldest outbox row not yet confirmed by the broker (0 when none).",
   registers: [registry],
 });
 

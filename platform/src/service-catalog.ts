@@ -17,6 +17,8 @@ export interface ServiceEntry {
   database?: string;
   /** The fully qualified gRPC service names it serves (besides health and reflection). */
   grpcServices?: string[];
+  /** Whether it connects to RabbitMQ (publishes or consumes events). */
+  messaging?: boolean;
 }
 
 /** Every process `bun run dev` starts, in start order (dependencies first). */
@@ -28,6 +30,7 @@ export const serviceCatalog = [
     entry: "services/catalog/src/main.ts",
     database: "bazaar_catalog",
     grpcServices: ["bazaar.catalog.v1.CatalogService"],
+    messaging: true,
   },
   { name: "bff", httpPort: 3000, entry: "bff/src/main.ts" },
 ] as const satisfies readonly ServiceEntry[];

@@ -2,8 +2,11 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { Hono } from "hono";
 import { type CacheAsideOptions, CacheAside, connectRedis, type RedisConnection } from "./cache.ts";
 import { type Database, type DatabaseOptions, openDatabase } from "./db.ts";
+import { Broker } from "./messaging/broker.ts";
+import { OutboxRelay } from "./messaging/outbox.ts";
 import { ServingStatus } from "./grpc/health.ts";
-import { GrpcServer, type ServiceImpl } from "./grpc/server.ts";
+import { type Access, AccessTokenVerifier, type VerifierOptions } from "./auth.ts";
+import { GrpcServer, type ServedService, type ServiceAccess, type ServiceImpl } from "./grpc/server.ts";
 import { createHttpApp, serveHttp } from "./http.ts";
 import { configureLogging, log, type LogLevel } from "./log.ts";
 import { configureMetrics } from "./metrics.ts";
@@ -28,7 +31,8 @@ export interface ServiceHostEnv {
 export class ServiceHost {
   /** The HTTP app (/healthz, /metrics); a service may add routes, or replace it, before listen(). */
   http: Hono;
-  private readonly services: { service: DescService; impl: ServiceImpl<DescService> }[] = [];
+  private readonly services: ServedService[] = [];
+  private verifier: AccessTokenVerifier | undefined;
   private readonly closers: { what: string; close: () => Promise<void> }[] = [];
   private grpc: GrpcServer | undefined;
   private httpServer: ReturnType<typeof serveHttp> | undefined;
@@ -66,14 +70,34 @@ export class ServiceHost {
     return redis;
   }
 
+  /** Connects to RabbitMQ (recovering from lost connections by itself); closed on shutdown. */
+  async connectBroker(url: string): Promise<Broker> {
+    const broker = await Broker.connect(url, { service: this.name }).catch((err: unknown) => fail("cannot connect to RabbitMQ", err));
+    this.closers.push({ what: "rabbitmq", close: () => broker.close() });
+    return broker;
+  }
+
+  /** Publishes the service's outbox from now on; stopped on shutdown before the broker closes. */
+  startOutboxRelay(db: ConstructorParameters<typeof OutboxRelay>[0], broker: Broker): OutboxRelay {
+    const relay = new OutboxRelay(db, broker).start();
+    this.closers.push({ what: "outbox relay", close: () => relay.stop() });
+    return relay;
+  }
+
   /** A cache-aside cache on a Redis connection. */
   cache<T>(redis: RedisConnection, options: CacheAsideOptions<T>): CacheAside<T> {
     return new CacheAside(redis, options);
   }
 
-  /** Registers the handlers of a protobuf-es service. */
-  addGrpc<S extends DescService>(service: S, impl: ServiceImpl<S>): this {
-    this.services.push({ service, impl: impl as unknown as ServiceImpl<DescService> });
+  /** Verifies bearer tokens against the identity service's JWKS (see `authEnv`). */
+  useAuth(options: VerifierOptions): this {
+    this.verifier = new AccessTokenVerifier(options);
+    return this;
+  }
+
+  /** Registers the handlers of a protobuf-es service, with who may call each RPC. */
+  addGrpc<S extends DescService>(service: S, impl: ServiceImpl<S>, access: ServiceAccess<S>): this {
+    this.services.push({ service, impl: impl as unknown as ServiceImpl<DescService>, access: access as Record<string, Access> });
     return this;
   }
 
@@ -87,7 +111,7 @@ export class ServiceHost {
     let grpcPort: number | undefined;
     if (this.services.length) {
       if (this.env.GRPC_PORT === undefined) throw new Error(`${this.name} has RPC handlers but no GRPC_PORT`);
-      this.grpc = new GrpcServer(this.services);
+      this.grpc = new GrpcServer(this.services, { verifier: this.verifier });
       grpcPort = await this.grpc.start(this.env.GRPC_PORT);
     }
     this.httpServer = serveHttp(this.http, this.env.HTTP_PORT);

@@ -1,6 +1,7 @@
 import { createClient } from "redis";
 import { z } from "zod";
 import { dropDatabase, withDatabase } from "./db.ts";
+import { deleteVhost, ensureVhost } from "./messaging/vhost.ts";
 import { parseEnv } from "./env.ts";
 import { type ChildProcess, startProcess, waitForHealthy } from "./processes.ts";
 import { infrastructureDefaults, type ServiceName, serviceEntry } from "./service-catalog.ts";
@@ -13,6 +14,7 @@ export const testEnv = parseEnv(
   z.object({
     POSTGRES_URL: z.string().url().default(infrastructureDefaults.postgresUrl),
     REDIS_URL: z.string().url().default(infrastructureDefaults.redisUrl),
+    AMQP_URL: z.string().url().default(infrastructureDefaults.amqpUrl),
   }),
 );
 
@@ -49,6 +51,16 @@ export function testRedisPrefix(): { prefix: string; clear: () => Promise<number
   return { prefix, clear: () => clearRedisPrefix(prefix) };
 }
 
+/**
+ * A RabbitMQ virtual host of this test run's own (exchanges and queues isolated from every
+ * other run and from `bun run dev`); `drop` deletes it and all in it.
+ */
+export async function testVhost(): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+  const name = uniqueName("bazaar_test");
+  const url = await ensureVhost(testEnv.AMQP_URL, name);
+  return { url, name, drop: () => deleteVhost(name) };
+}
+
 /** A TCP port that was free a moment ago. */
 export function freePort(): number {
   const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -81,6 +93,8 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
   const httpPort = freePort();
   const database = entry.database ? testDatabaseUrl(name) : undefined;
   const redis = testRedisPrefix();
+  // Processes of one test share a vhost when the test passes AMQP_URL; otherwise one of its own.
+  const vhost = entry.messaging && !env.AMQP_URL ? await testVhost() : undefined;
   const child = startProcess({
     name,
     cmd: ["bun", `${repoRoot}/${entry.entry}`],
@@ -94,6 +108,7 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
       SHUTDOWN_DRAIN_MS: "200",
       SEED_DEMO_DATA: "true",
       ...(database ? { DATABASE_URL: database.url } : {}),
+      ...(vhost ? { AMQP_URL: vhost.url } : {}),
       ...env,
     },
   });
@@ -102,6 +117,7 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
     await child.stop();
     await database?.drop();
     await redis.clear();
+    await vhost?.drop();
   };
   try {
     await waitForHealthy(child, `${httpUrl}/healthz`);

@@ -16,6 +16,7 @@ import { status } from "@grpc/grpc-js";
 import { RpcError } from "@bazaar/platform/errors";
 import { createHttpApp } from "@bazaar/platform/http";
 import { startService } from "@bazaar/platform/service";
+import { catalogAccess } from "../../services/catalog/src/rpc.ts";
 import { CatalogService, GetProductResponseSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { flags } from "./common.ts";
 
@@ -36,12 +37,18 @@ const host = startService("bench-chassis", {
 const unimplemented = () => {
   throw new RpcError(status.UNIMPLEMENTED, "not part of the benchmark");
 };
-host.addGrpc(CatalogService, {
-  getProduct: () => fixed,
-  listProducts: unimplemented,
-  batchGetProducts: unimplemented,
-  listCategories: unimplemented,
-});
+host.addGrpc(
+  CatalogService,
+  {
+    getProduct: () => fixed,
+    listProducts: unimplemented,
+    batchGetProducts: unimplemented,
+    listCategories: unimplemented,
+    createProduct: unimplemented,
+    updateProduct: unimplemented,
+  },
+  catalogAccess,
+);
 const app = createHttpApp(host.isServing);
 app.get("/api/products/:id", (c) => c.json(body));
 host.useHttpApp(app);

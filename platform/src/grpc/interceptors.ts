@@ -1,6 +1,7 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { Metadata, status } from "@grpc/grpc-js";
 import { domainErrorCode, RpcError } from "../errors.ts";
+import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
 import type { Logger } from "../log.ts";
 import { grpcServerDuration, grpcServerHandled } from "../metrics.ts";
 import { context, trace } from "@opentelemetry/api";
@@ -20,6 +21,8 @@ export interface CallContext {
   readonly peer: string;
   /** A logger carrying the RPC's name. */
   readonly log: Logger;
+  /** The verified caller, set by the auth interceptor; undefined for an anonymous call. */
+  principal: Principal | undefined;
 }
 
 /** One served unary call, as the interceptors see it. */
@@ -171,12 +174,35 @@ export const errorMappingInterceptor: ServerInterceptor = async (call, next) => 
 };
 
 /**
+ * Auth: verifies the bearer token in the `authorization` metadata (if any) and checks the
+ * RPC's access level: UNAUTHENTICATED without a valid token where one is needed,
+ * PERMISSION_DENIED without the role. Ownership (a user's own cart, orders …) is the
+ * handler's to check, with `ctx.principal`.
+ */
+export function authInterceptor(verifier: AccessTokenVerifier | undefined, access: Record<string, Access>): ServerInterceptor {
+  return async (call, next) => {
+    const { method, metadata } = call.ctx;
+    const level = access[method.localName] ?? "user";
+    const header = metadata.get("authorization")[0];
+    const token = bearerToken(typeof header === "string" ? header : header?.toString());
+    if (token) {
+      if (!verifier) throw new RpcError(status.UNAUTHENTICATED, "this server cannot verify tokens (no JWKS configured)");
+      call.ctx.principal = await verifier.verify(token);
+    }
+    authorize(level, call.ctx.principal, `${method.parent.typeName}/${method.name}`);
+    return next();
+  };
+}
+
+/**
  * The server interceptors, outermost first. The order matters:
  * 1. deadline: outermost, so the budget covers everything, including the other interceptors;
  * 2. tracing: before logging, so every log line of the call carries its trace_id and span_id;
  * 3. logging: sees the final status code (after mapping) and the duration;
  * 4. metrics: counts the final status code, like logging;
- * 5. error mapping: innermost, so everything outside it sees an RpcError with the right code.
+ * 5. error mapping: so everything outside it sees an RpcError with the right code;
+ * 6. auth (added per service, after these, where the service has access rules): inside error
+ *    mapping, so a refused call is logged, counted and traced like any other.
  */
 export const serverInterceptors: readonly ServerInterceptor[] = [
   deadlineInterceptor,

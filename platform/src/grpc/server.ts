@@ -11,7 +11,8 @@ import { Health } from "@bazaar/proto/grpc/health/v1/health_pb";
 import { RpcError } from "../errors.ts";
 import { log } from "../log.ts";
 import { HealthService, ServingStatus } from "./health.ts";
-import { type CallContext, runIntercepted, type ServerInterceptor, serverInterceptors } from "./interceptors.ts";
+import type { Access, AccessTokenVerifier } from "../auth.ts";
+import { authInterceptor, type CallContext, runIntercepted, type ServerInterceptor, serverInterceptors } from "./interceptors.ts";
 import { ReflectionIndex, reflectionServices } from "./reflection.ts";
 import { serviceDefinition } from "./definition.ts";
 
@@ -20,6 +21,9 @@ export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
 ) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
+
+/** Who may call each RPC of a service: every RPC must be listed. */
+export type ServiceAccess<S extends DescService> = { [K in keyof S["method"]]: Access };
 
 /**
  * The implementation of a protobuf-es service: one handler per RPC, typed by the generated
@@ -31,8 +35,18 @@ export type ServiceImpl<S extends DescService> = {
     : never;
 };
 
+/** A service to serve: its descriptor, handlers and who may call each RPC. */
+export interface ServedService {
+  service: DescService;
+  impl: ServiceImpl<DescService>;
+  /** The access level of every RPC, by method localName. */
+  access: Record<string, Access>;
+}
+
 /** Options of {@link GrpcServer}. */
 export interface GrpcServerOptions {
+  /** Verifies bearer tokens; without one, only "public" RPCs can be called. */
+  verifier?: AccessTokenVerifier;
   /** The deadline of calls whose client set none, in milliseconds. */
   defaultDeadlineMs?: number;
   /** Largest request accepted, in bytes. */
@@ -49,14 +63,13 @@ export class GrpcServer {
   readonly health: HealthService;
   private readonly server: Server;
   private readonly services: DescService[] = [];
+  private readonly verifier: AccessTokenVerifier | undefined;
   private readonly pending: [DescService, UntypedServiceImplementation][] = [];
   private readonly defaultDeadlineMs: number;
   private readonly interceptors: readonly ServerInterceptor[];
 
-  constructor(
-    services: readonly { service: DescService; impl: ServiceImpl<DescService> }[],
-    options: GrpcServerOptions = {},
-  ) {
+  constructor(services: readonly ServedService[], options: GrpcServerOptions = {}) {
+    this.verifier = options.verifier;
     this.defaultDeadlineMs = options.defaultDeadlineMs ?? 10_000;
     this.interceptors = options.interceptors ?? serverInterceptors;
     const maxBytes = options.maxRequestBytes ?? 4 * 1024 * 1024;
@@ -65,9 +78,9 @@ export class GrpcServer {
       // Clients that ping more often than this are told to go away instead of wasting CPU.
       "grpc.http2.min_ping_interval_without_data_ms": 10_000,
     });
-    for (const { service, impl } of services) {
+    for (const { service, impl, access } of services) {
       this.services.push(service);
-      this.pending.push([service, this.unaryImplementation(service, impl)]);
+      this.pending.push([service, this.unaryImplementation(service, impl, access)]);
     }
     this.health = new HealthService(this.services.map((s) => s.typeName));
     this.pending.push([Health, this.health.implementation()]);
@@ -76,13 +89,15 @@ export class GrpcServer {
     for (const [service, impl] of this.pending) this.server.addService(serviceDefinition(service), impl);
   }
 
-  private unaryImplementation(service: DescService, impl: ServiceImpl<DescService>): UntypedServiceImplementation {
+  private unaryImplementation(service: DescService, impl: ServiceImpl<DescService>, access: Record<string, Access>): UntypedServiceImplementation {
     const out: UntypedServiceImplementation = {};
+    const interceptors = [...this.interceptors, authInterceptor(this.verifier, access)];
     for (const method of service.methods) {
       const handler = impl[method.localName] as UnaryHandler<DescMessage, DescMessage> | undefined;
       if (method.methodKind !== "unary" || !handler) {
         throw new Error(`${service.typeName}/${method.name}: only unary RPCs with a handler are supported`);
       }
+      if (!access[method.localName]) throw new Error(`${service.typeName}/${method.name} has no access level`);
       const methodLog = log.child({ rpc: `${service.typeName}/${method.name}` });
       out[method.localName] = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
         const clientDeadline = call.getDeadline();
@@ -100,8 +115,9 @@ export class GrpcServer {
           signal: controller.signal,
           peer: call.getPeer(),
           log: methodLog,
+          principal: undefined,
         };
-        runIntercepted(this.interceptors, { request: call.request, ctx }, async () => create(method.output, await handler(call.request, ctx)))
+        runIntercepted(interceptors, { request: call.request, ctx }, async () => create(method.output, await handler(call.request, ctx)))
           .then(
             (response) => callback(null, response),
             (err: unknown) => {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseEnv, redisEnv, serviceEnv } from "@bazaar/platform/env";
+import { amqpEnv, authEnv, flagVar, parseEnv, redisEnv, serviceEnv } from "@bazaar/platform/env";
 import { serviceEntry } from "@bazaar/platform/service-catalog";
 
 const self = serviceEntry("catalog");
@@ -9,12 +9,11 @@ export const env = parseEnv(
   z.object({
     ...serviceEnv({ grpc: self.grpcPort ?? 50052, http: self.httpPort }, self.database ?? "bazaar_catalog"),
     ...redisEnv,
+    ...amqpEnv,
+    ...authEnv,
     /** Seconds a cached product lives: the bound on staleness if an invalidation is lost. */
     PRODUCT_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     /** Load the demo catalog at start when the database has no products (the dev runner sets it). */
-    SEED_DEMO_DATA: z
-      .enum(["true", "false", "1", "0", ""])
-      .default("false")
-      .transform((v) => v === "true" || v === "1"),
+    SEED_DEMO_DATA: flagVar(false),
   }),
 );

@@ -1,7 +1,10 @@
 import { and, asc, count, eq, getTableColumns, gt, inArray, or, sql, type SQL } from "drizzle-orm";
 import type { CacheAside } from "@bazaar/platform/cache";
-import type { Database } from "@bazaar/platform/db";
-import { NotFoundError } from "@bazaar/platform/errors";
+import { type Database, postgresError } from "@bazaar/platform/db";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "@bazaar/platform/errors";
+import { events } from "@bazaar/platform/messaging/events";
+import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
 import { categories, type CategoryRow, products } from "./db/schema.ts";
 import * as schema from "./db/schema.ts";
 import type { PageCursor } from "./page-token.ts";
@@ -40,7 +43,24 @@ export interface ProductPage {
 }
 
 /** The fields of a product that can change. */
-export type ProductChange = Partial<Pick<ProductRow, "name" | "description" | "categoryId" | "priceMinor" | "imageUrl">>;
+export type ProductChange = Partial<Pick<ProductRow, "name" | "description" | "categoryId" | "priceMinor" | "currency" | "imageUrl">>;
+
+/** A new product. */
+export type NewProduct = Pick<ProductRow, "sku" | "slug" | "name" | "description" | "categoryId" | "priceMinor" | "currency" | "imageUrl">;
+
+/** Tells whoever publishes the outbox that there is something to publish. */
+export interface OutboxSignal {
+  wake(): void;
+}
+
+/** Turns a constraint violation into an error the caller can act on; rethrows anything else. */
+function constraintError(err: unknown): never {
+  const pg = postgresError(err);
+  if (pg?.code === "23505") throw new AlreadyExistsError(`a product with this ${pg.constraint?.includes("slug") ? "slug" : "SKU"} exists already`);
+  if (pg?.code === "23503") throw new InvalidArgumentError("names no existing category", "product.category_id");
+  if (pg?.code === "23514") throw new InvalidArgumentError(`is not allowed (${pg.constraint})`, "product");
+  throw err;
+}
 
 /**
  * Turns free text into a prefix tsquery: "Ceramic mu" → `ceramic:* & mu:*`. Only letters
@@ -62,6 +82,7 @@ export class ProductStore {
   constructor(
     private readonly database: CatalogDatabase,
     private readonly cache: CacheAside<ProductRow>,
+    private readonly outbox: OutboxSignal = { wake() {} },
   ) {}
 
   private filterSql(filter: ProductFilter): SQL | undefined {
@@ -127,15 +148,54 @@ export class ProductStore {
       .orderBy(asc(categories.name));
   }
 
-  /** Changes a product and drops it from the cache once the change is committed. */
+  /** Adds a product and, in the same transaction, its ProductUpdated event. */
+  async create(product: NewProduct): Promise<ProductRow> {
+    const row = await this.database.db
+      .transaction(async (tx) => {
+        const [created] = await tx.insert(products).values(product).returning(productColumns);
+        if (!created) throw new Error("the insert returned no row");
+        await enqueueEvent(tx, events.productUpdated, productEvent(created, true));
+        return created;
+      })
+      .catch(constraintError);
+    this.outbox.wake();
+    return row;
+  }
+
+  /**
+   * Changes a product, with its ProductUpdated event in the same transaction, and drops it
+   * from this replica's cache once committed (other replicas drop theirs on the event).
+   */
   async update(id: string, change: ProductChange): Promise<ProductRow> {
-    const [row] = await this.database.db
-      .update(products)
-      .set({ ...change, updatedAt: new Date() })
-      .where(eq(products.id, id))
-      .returning(productColumns);
-    if (!row) throw new NotFoundError(`no product has id ${id}`);
+    const row = await this.database.db
+      .transaction(async (tx) => {
+        const [updated] = await tx
+          .update(products)
+          .set({ ...change, updatedAt: new Date() })
+          .where(eq(products.id, id))
+          .returning(productColumns);
+        if (!updated) throw new NotFoundError(`no product has id ${id}`);
+        await enqueueEvent(tx, events.productUpdated, productEvent(updated, false));
+        return updated;
+      })
+      .catch(constraintError);
+    this.outbox.wake();
     await this.cache.invalidate([id]);
     return row;
   }
+
+  /** Drops products from the cache (on a ProductUpdated event). */
+  async forget(ids: readonly string[]): Promise<void> {
+    await this.cache.invalidate(ids);
+  }
+}
+
+function productEvent(p: ProductRow, created: boolean) {
+  return {
+    productId: p.id,
+    name: p.name,
+    price: { currencyCode: p.currency, amountMinor: BigInt(p.priceMinor) },
+    created,
+    occurTime: timestampNow(),
+  };
 }

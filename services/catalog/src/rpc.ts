@@ -1,10 +1,10 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { InvalidArgumentError } from "@bazaar/platform/errors";
-import type { ServiceImpl } from "@bazaar/platform/grpc/server";
-import { CatalogService, type ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
+import { CatalogService, type Product, type ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { decodePageToken, encodePageToken } from "./page-token.ts";
-import type { ProductRow, ProductStore } from "./products.ts";
+import type { NewProduct, ProductChange, ProductRow, ProductStore } from "./products.ts";
 
 const defaultPageSize = 20;
 const maxPageSize = 100;
@@ -31,6 +31,58 @@ function requireProductId(id: string, field: string): string {
   if (!id) throw new InvalidArgumentError("is required", field);
   if (!uuidPattern.test(id)) throw new InvalidArgumentError(`must be a product id (a UUID), got ${JSON.stringify(id.slice(0, 64))}`, field);
   return id.toLowerCase();
+}
+
+/** Who may call what: reads are public, changes are for admins. */
+export const catalogAccess: ServiceAccess<typeof CatalogService> = {
+  listProducts: "public",
+  getProduct: "public",
+  batchGetProducts: "public",
+  listCategories: "public",
+  createProduct: "admin",
+  updateProduct: "admin",
+};
+
+const skuPattern = /^[A-Z0-9]+(?:-[A-Z0-9]+)*$/;
+const updatableFields = ["name", "description", "category_id", "price", "image_url"] as const;
+
+/** Checks the fields of a product message that a create or update sets; returns them as a change. */
+function productFields(p: Product, fields: readonly (typeof updatableFields)[number][]): ProductChange {
+  const change: ProductChange = {};
+  for (const field of fields) {
+    switch (field) {
+      case "name":
+        if (!p.name.trim() || p.name.length > 120) throw new InvalidArgumentError("must be 1 to 120 characters", "product.name");
+        change.name = p.name.trim();
+        break;
+      case "description":
+        if (p.description.length > 2000) throw new InvalidArgumentError("must be at most 2000 characters", "product.description");
+        change.description = p.description;
+        break;
+      case "category_id":
+        if (!slugPattern.test(p.categoryId) || p.categoryId.length > 64) throw new InvalidArgumentError("must be a category id such as \"coffee-tea\"", "product.category_id");
+        change.categoryId = p.categoryId;
+        break;
+      case "price": {
+        const price = p.price;
+        if (!price) throw new InvalidArgumentError("is required", "product.price");
+        if (!/^[A-Z]{3}$/.test(price.currencyCode)) throw new InvalidArgumentError("must be an ISO 4217 code such as USD", "product.price.currency_code");
+        if (price.amountMinor < 0n || price.amountMinor > 100_000_000n) {
+          throw new InvalidArgumentError("must be between 0 and 100000000 (minor units)", "product.price.amount_minor");
+        }
+        change.priceMinor = Number(price.amountMinor);
+        change.currency = price.currencyCode;
+        break;
+      }
+      case "image_url":
+        if (p.imageUrl.length > 500 || (p.imageUrl && !/^(\/|https:\/\/)[^\s]*$/.test(p.imageUrl))) {
+          throw new InvalidArgumentError("must be a path starting with / or an https URL, at most 500 characters", "product.image_url");
+        }
+        change.imageUrl = p.imageUrl;
+        break;
+    }
+  }
+  return change;
 }
 
 /** The catalog's RPC handlers: validate the request, ask the store, shape the response. */
@@ -75,6 +127,28 @@ export function catalogHandlers(store: ProductStore): ServiceImpl<typeof Catalog
 
     async listCategories() {
       return { categories: await store.categories() };
+    },
+
+    async createProduct(req) {
+      const p = req.product;
+      if (!p) throw new InvalidArgumentError("is required", "product");
+      if (!skuPattern.test(p.sku) || p.sku.length > 32) throw new InvalidArgumentError("must be upper-case letters and digits with dashes, e.g. KIT-0013", "product.sku");
+      if (!slugPattern.test(p.slug) || p.slug.length > 120) throw new InvalidArgumentError("must be lower-case words joined by dashes", "product.slug");
+      const fields = productFields(p, updatableFields);
+      const created = await store.create({ sku: p.sku, slug: p.slug, description: "", imageUrl: "", ...fields } as NewProduct);
+      return { product: toProductMessage(created) };
+    },
+
+    async updateProduct(req) {
+      const p = req.product;
+      if (!p) throw new InvalidArgumentError("is required", "product");
+      const paths = req.updateMask?.paths ?? [];
+      if (paths.length === 0) throw new InvalidArgumentError(`must name at least one of ${updatableFields.join(", ")}`, "update_mask");
+      const unknown = paths.filter((path) => !(updatableFields as readonly string[]).includes(path));
+      if (unknown.length) throw new InvalidArgumentError(`cannot change ${unknown.join(", ")}; only ${updatableFields.join(", ")}`, "update_mask");
+      const id = requireProductId(p.id, "product.id");
+      const updated = await store.update(id, productFields(p, paths as (typeof updatableFields)[number][]));
+      return { product: toProductMessage(updated) };
     },
   };
 }

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { status } from "@grpc/grpc-js";
+import { AccessTokenVerifier } from "@bazaar/platform/auth";
 import { connectRedis, CacheAside, type RedisConnection } from "@bazaar/platform/cache";
+import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
 import { openDatabase } from "@bazaar/platform/db";
 import { RpcError } from "@bazaar/platform/errors";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
@@ -12,7 +14,7 @@ import { testDatabaseUrl, testEnv, testRedisPrefix } from "@bazaar/platform/test
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import * as schema from "../src/db/schema.ts";
 import { type CatalogDatabase, productCodec, ProductStore, toPrefixQuery } from "../src/products.ts";
-import { catalogHandlers } from "../src/rpc.ts";
+import { catalogAccess, catalogHandlers } from "../src/rpc.ts";
 import { seedCatalog } from "../src/seed.ts";
 import { seedProducts } from "../src/seed-data.ts";
 
@@ -25,6 +27,9 @@ let redis: RedisConnection;
 let store: ProductStore;
 let server: GrpcServer;
 let client: GrpcClient<typeof CatalogService>;
+let issuer: TestIssuer;
+let adminToken: string;
+let customerToken: string;
 
 beforeAll(async () => {
   configureLogging("catalog", "warn");
@@ -32,7 +37,11 @@ beforeAll(async () => {
   await seedCatalog(db);
   redis = await connectRedis(testEnv.REDIS_URL, redisPrefix.prefix);
   store = new ProductStore(db, new CacheAside(redis, { name: "product", ttlSeconds: 60, codec: productCodec }));
-  server = new GrpcServer([{ service: CatalogService, impl: catalogHandlers(store) as never }]);
+  issuer = await startTestIssuer();
+  adminToken = await issuer.token({ sub: crypto.randomUUID(), roles: ["customer", "admin"] });
+  customerToken = await issuer.token({ sub: crypto.randomUUID(), roles: ["customer"] });
+  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
+  server = new GrpcServer([{ service: CatalogService, impl: catalogHandlers(store) as never, access: catalogAccess }], { verifier });
   const port = await server.start(0, "127.0.0.1");
   client = createClient(CatalogService, `127.0.0.1:${port}`);
 }, 60_000);
@@ -42,6 +51,7 @@ afterAll(async () => {
   await server?.shutdown({ drainMs: 0 });
   await redis?.close();
   await db?.close();
+  issuer?.stop();
   await redisPrefix.clear();
   await database.drop();
 }, 60_000);
@@ -258,5 +268,117 @@ describe("text search", () => {
       return tx`explain select id from products where search_document @@ to_tsquery('english', 'wool:*')`;
     });
     expect(plan.map((r) => String(r["QUERY PLAN"])).join("\n")).toContain("products_search_document_idx");
+  });
+});
+
+describe("CreateProduct and UpdateProduct (admin)", () => {
+  const bearer = (token: string) => ({ metadata: { authorization: `Bearer ${token}` } });
+  const newProduct = (sku: string) => ({
+    sku,
+    slug: sku.toLowerCase(),
+    name: `Test ${sku}`,
+    description: "Made by a test.",
+    categoryId: "kitchen",
+    price: { currencyCode: "USD", amountMinor: 1999n },
+    imageUrl: "/images/products/test.svg",
+  });
+  const outboxRows = () => db.db.select().from(schema.outbox);
+
+  test("without a token is UNAUTHENTICATED, and a customer is PERMISSION_DENIED; nothing is written", async () => {
+    const before = (await outboxRows()).length;
+    expect((await rpcError(client.createProduct({ product: newProduct("TST-0100") }))).code).toBe(status.UNAUTHENTICATED);
+    const denied = await rpcError(client.createProduct({ product: newProduct("TST-0100") }, bearer(customerToken)));
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    expect(denied.message).toContain("admin");
+    expect((await client.listProducts({ query: "TST-0100" })).totalSize).toBe(0);
+    expect((await outboxRows()).length).toBe(before);
+  });
+
+  test("an admin creates a product, with its ProductUpdated event in the outbox", async () => {
+    const { product } = await client.createProduct({ product: newProduct("TST-0101") }, bearer(adminToken));
+    expect(product?.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await client.getProduct({ id: product!.id })).product?.name).toBe("Test TST-0101");
+    const rows = (await outboxRows()).filter((r) => r.routingKey === "product.updated.v1");
+    const { fromBinary } = await import("@bufbuild/protobuf");
+    const { ProductUpdatedSchema } = await import("@bazaar/proto/bazaar/events/v1/events_pb");
+    const eventsForIt = rows.map((r) => fromBinary(ProductUpdatedSchema, r.payload)).filter((e) => e.productId === product!.id);
+    expect(eventsForIt).toHaveLength(1);
+    expect(eventsForIt[0]?.created).toBe(true);
+  });
+
+  test("a taken SKU is ALREADY_EXISTS and an unknown category INVALID_ARGUMENT", async () => {
+    await client.createProduct({ product: newProduct("TST-0102") }, bearer(adminToken));
+    expect((await rpcError(client.createProduct({ product: newProduct("TST-0102") }, bearer(adminToken)))).code).toBe(status.ALREADY_EXISTS);
+    const err = await rpcError(client.createProduct({ product: { ...newProduct("TST-0103"), categoryId: "no-such-category" } }, bearer(adminToken)));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.message).toContain("category_id");
+    const badPrice = await rpcError(client.createProduct({ product: { ...newProduct("TST-0104"), price: { currencyCode: "USD", amountMinor: -5n } } }, bearer(adminToken)));
+    expect(badPrice.message).toContain("amount_minor");
+  });
+
+  test("an update changes only the masked fields, refreshes the cache and queues an event", async () => {
+    const { product } = await client.createProduct({ product: newProduct("TST-0105") }, bearer(adminToken));
+    await client.getProduct({ id: product!.id }); // cached
+    const { product: updated } = await client.updateProduct(
+      { product: { id: product!.id, name: "ignored", price: { currencyCode: "USD", amountMinor: 2500n } }, updateMask: { paths: ["price"] } },
+      bearer(adminToken),
+    );
+    expect(updated?.name).toBe("Test TST-0105");
+    expect(updated?.price?.amountMinor).toBe(2500n);
+    expect((await client.getProduct({ id: product!.id })).product?.price?.amountMinor).toBe(2500n);
+  });
+
+  test("an update with no mask, an unknown field or an unknown product is refused", async () => {
+    const { products } = await client.listProducts({ pageSize: 1 });
+    const id = products[0]!.id;
+    expect((await rpcError(client.updateProduct({ product: { id, name: "x" } }, bearer(adminToken)))).message).toContain("update_mask");
+    expect((await rpcError(client.updateProduct({ product: { id, sku: "X" }, updateMask: { paths: ["sku"] } }, bearer(adminToken)))).message).toContain("cannot change sku");
+    const missing = await rpcError(
+      client.updateProduct({ product: { id: "00000000-0000-4000-8000-000000000000", name: "x" }, updateMask: { paths: ["name"] } }, bearer(adminToken)),
+    );
+    expect(missing.code).toBe(status.NOT_FOUND);
+  });
+});
+
+describe("access tokens", () => {
+  const update = (token: string) =>
+    client.updateProduct({ product: { id: crypto.randomUUID(), name: "x" }, updateMask: { paths: ["name"] } }, { metadata: { authorization: `Bearer ${token}` } });
+  const admin = { sub: crypto.randomUUID(), roles: ["admin"] };
+
+  test("alg none is refused", async () => {
+    const err = await rpcError(update(issuer.unsignedToken(admin)));
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect(err.message).toContain("algorithm");
+  });
+
+  test("a token signed by another key is refused", async () => {
+    const err = await rpcError(update(await issuer.foreignToken(admin)));
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect(err.message).toContain("signature");
+  });
+
+  test("a wrong issuer or audience is refused", async () => {
+    const wrongIssuer = await rpcError(update(await issuer.token({ ...admin, iss: "https://evil.example" })));
+    expect(wrongIssuer.code).toBe(status.UNAUTHENTICATED);
+    expect(wrongIssuer.message).toContain("iss");
+    const wrongAudience = await rpcError(update(await issuer.token({ ...admin, aud: "someone-else" })));
+    expect(wrongAudience.code).toBe(status.UNAUTHENTICATED);
+    expect(wrongAudience.message).toContain("aud");
+  });
+
+  test("an expired token is refused", async () => {
+    const err = await rpcError(update(await issuer.token(admin, { expiresInSeconds: -60 })));
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect(err.message).toContain("expired");
+  });
+
+  test("a malformed authorization header is refused", async () => {
+    const err = await rpcError(client.updateProduct({ product: { id: crypto.randomUUID() } }, { metadata: { authorization: "Basic abc" } }));
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect(err.message).toContain("Bearer");
+  });
+
+  test("a valid admin token passes the checks (the unknown product is then NOT_FOUND)", async () => {
+    expect((await rpcError(update(await issuer.token(admin)))).code).toBe(status.NOT_FOUND);
   });
 });

@@ -188,16 +188,16 @@ for (const version of ["v1", "v1alpha"] as const) {
       expect(file?.name).toBe(catalogFile);
       expect(file?.package).toBe("bazaar.catalog.v1");
       expect(Object.keys(file?.services ?? {})).toEqual(["CatalogService"]);
-      expect(file?.services.CatalogService).toEqual(["ListProducts", "GetProduct", "BatchGetProducts", "ListCategories"]);
+      expect(file?.services.CatalogService).toEqual(["ListProducts", "GetProduct", "BatchGetProducts", "ListCategories", "CreateProduct", "UpdateProduct"]);
       expect(file?.messages).toContain("ListProductsRequest");
       expect(file?.messages).toContain("ListProductsResponse");
     });
 
-    test("file_containing_symbol also returns the file's dependencies (money.proto, timestamp.proto)", () => {
+    test("file_containing_symbol also returns the file's dependencies (money, field_mask and timestamp)", () => {
       const files = section(name).file_containing_symbol?.files ?? [];
       const catalog = files.find((f) => f.name === catalogFile);
-      expect(catalog?.dependencies).toEqual(["bazaar/common/v1/money.proto", "google/protobuf/timestamp.proto"]);
-      expect(files.map((f) => f.name).sort()).toEqual([catalogFile, "bazaar/common/v1/money.proto", "google/protobuf/timestamp.proto"]);
+      expect(catalog?.dependencies).toEqual(["bazaar/common/v1/money.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"]);
+      expect(files.map((f) => f.name).sort()).toEqual([catalogFile, "bazaar/common/v1/money.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"]);
       expect(files.find((f) => f.name === "bazaar/common/v1/money.proto")?.messages).toEqual(["Money"]);
       expect(files.find((f) => f.name === "google/protobuf/timestamp.proto")?.messages).toEqual(["Timestamp"]);
     });

@@ -48,3 +48,6 @@ export const products = pgTable(
 
 /** A category row. */
 export type CategoryRow = typeof categories.$inferSelect;
+
+// The transactional outbox: ProductUpdated events are written with the change.
+export { outbox } from "@bazaar/platform/messaging/tables";

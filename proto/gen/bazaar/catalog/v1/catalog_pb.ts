@@ -6,15 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Money } from "../../common/v1/money_pb";
 import { file_bazaar_common_v1_money } from "../../common/v1/money_pb";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bazaar/catalog/v1/catalog.proto.
  */
 export const file_bazaar_catalog_v1_catalog: GenFile = /*@__PURE__*/
-  fileDesc("Ch9iYXphYXIvY2F0YWxvZy92MS9jYXRhbG9nLnByb3RvEhFiYXphYXIuY2F0YWxvZy52MSLUAQoHUHJvZHVjdBIKCgJpZBgBIAEoCRILCgNza3UYAiABKAkSDAoEc2x1ZxgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhMKC2NhdGVnb3J5X2lkGAYgASgJEiYKBXByaWNlGAcgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIRCglpbWFnZV91cmwYCCABKAkSLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlAKCENhdGVnb3J5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSFQoNcHJvZHVjdF9jb3VudBgEIAEoBSJgChNMaXN0UHJvZHVjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC2NhdGVnb3J5X2lkGAMgASgJEg0KBXF1ZXJ5GAQgASgJInEKFExpc3RQcm9kdWN0c1Jlc3BvbnNlEiwKCHByb2R1Y3RzGAEgAygLMhouYmF6YWFyLmNhdGFsb2cudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSIfChFHZXRQcm9kdWN0UmVxdWVzdBIKCgJpZBgBIAEoCSJBChJHZXRQcm9kdWN0UmVzcG9uc2USKwoHcHJvZHVjdBgBIAEoCzIaLmJhemFhci5jYXRhbG9nLnYxLlByb2R1Y3QiJgoXQmF0Y2hHZXRQcm9kdWN0c1JlcXVlc3QSCwoDaWRzGAEgAygJIl0KGEJhdGNoR2V0UHJvZHVjdHNSZXNwb25zZRIsCghwcm9kdWN0cxgBIAMoCzIaLmJhemFhci5jYXRhbG9nLnYxLlByb2R1Y3QSEwoLbWlzc2luZ19pZHMYAiADKAkiFwoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0IkkKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USLwoKY2F0ZWdvcmllcxgBIAMoCzIbLmJhemFhci5jYXRhbG9nLnYxLkNhdGVnb3J5MqADCg5DYXRhbG9nU2VydmljZRJfCgxMaXN0UHJvZHVjdHMSJi5iYXphYXIuY2F0YWxvZy52MS5MaXN0UHJvZHVjdHNSZXF1ZXN0GicuYmF6YWFyLmNhdGFsb2cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWQoKR2V0UHJvZHVjdBIkLmJhemFhci5jYXRhbG9nLnYxLkdldFByb2R1Y3RSZXF1ZXN0GiUuYmF6YWFyLmNhdGFsb2cudjEuR2V0UHJvZHVjdFJlc3BvbnNlEmsKEEJhdGNoR2V0UHJvZHVjdHMSKi5iYXphYXIuY2F0YWxvZy52MS5CYXRjaEdldFByb2R1Y3RzUmVxdWVzdBorLmJhemFhci5jYXRhbG9nLnYxLkJhdGNoR2V0UHJvZHVjdHNSZXNwb25zZRJlCg5MaXN0Q2F0ZWdvcmllcxIoLmJhemFhci5jYXRhbG9nLnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBopLmJhemFhci5jYXRhbG9nLnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2ViBnByb3RvMw", [file_bazaar_common_v1_money, file_google_protobuf_timestamp]);
+  fileDesc("Ch9iYXphYXIvY2F0YWxvZy92MS9jYXRhbG9nLnByb3RvEhFiYXphYXIuY2F0YWxvZy52MSLUAQoHUHJvZHVjdBIKCgJpZBgBIAEoCRILCgNza3UYAiABKAkSDAoEc2x1ZxgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhMKC2NhdGVnb3J5X2lkGAYgASgJEiYKBXByaWNlGAcgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIRCglpbWFnZV91cmwYCCABKAkSLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlAKCENhdGVnb3J5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSFQoNcHJvZHVjdF9jb3VudBgEIAEoBSJgChNMaXN0UHJvZHVjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC2NhdGVnb3J5X2lkGAMgASgJEg0KBXF1ZXJ5GAQgASgJInEKFExpc3RQcm9kdWN0c1Jlc3BvbnNlEiwKCHByb2R1Y3RzGAEgAygLMhouYmF6YWFyLmNhdGFsb2cudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSIfChFHZXRQcm9kdWN0UmVxdWVzdBIKCgJpZBgBIAEoCSJBChJHZXRQcm9kdWN0UmVzcG9uc2USKwoHcHJvZHVjdBgBIAEoCzIaLmJhemFhci5jYXRhbG9nLnYxLlByb2R1Y3QiJgoXQmF0Y2hHZXRQcm9kdWN0c1JlcXVlc3QSCwoDaWRzGAEgAygJIl0KGEJhdGNoR2V0UHJvZHVjdHNSZXNwb25zZRIsCghwcm9kdWN0cxgBIAMoCzIaLmJhemFhci5jYXRhbG9nLnYxLlByb2R1Y3QSEwoLbWlzc2luZ19pZHMYAiADKAkiFwoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0IkkKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USLwoKY2F0ZWdvcmllcxgBIAMoCzIbLmJhemFhci5jYXRhbG9nLnYxLkNhdGVnb3J5IkMKFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EisKB3Byb2R1Y3QYASABKAsyGi5iYXphYXIuY2F0YWxvZy52MS5Qcm9kdWN0IkQKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIrCgdwcm9kdWN0GAEgASgLMhouYmF6YWFyLmNhdGFsb2cudjEuUHJvZHVjdCJ0ChRVcGRhdGVQcm9kdWN0UmVxdWVzdBIrCgdwcm9kdWN0GAEgASgLMhouYmF6YWFyLmNhdGFsb2cudjEuUHJvZHVjdBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siRAoVVXBkYXRlUHJvZHVjdFJlc3BvbnNlEisKB3Byb2R1Y3QYASABKAsyGi5iYXphYXIuY2F0YWxvZy52MS5Qcm9kdWN0MugECg5DYXRhbG9nU2VydmljZRJfCgxMaXN0UHJvZHVjdHMSJi5iYXphYXIuY2F0YWxvZy52MS5MaXN0UHJvZHVjdHNSZXF1ZXN0GicuYmF6YWFyLmNhdGFsb2cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWQoKR2V0UHJvZHVjdBIkLmJhemFhci5jYXRhbG9nLnYxLkdldFByb2R1Y3RSZXF1ZXN0GiUuYmF6YWFyLmNhdGFsb2cudjEuR2V0UHJvZHVjdFJlc3BvbnNlEmsKEEJhdGNoR2V0UHJvZHVjdHMSKi5iYXphYXIuY2F0YWxvZy52MS5CYXRjaEdldFByb2R1Y3RzUmVxdWVzdBorLmJhemFhci5jYXRhbG9nLnYxLkJhdGNoR2V0UHJvZHVjdHNSZXNwb25zZRJlCg5MaXN0Q2F0ZWdvcmllcxIoLmJhemFhci5jYXRhbG9nLnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBopLmJhemFhci5jYXRhbG9nLnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USYgoNQ3JlYXRlUHJvZHVjdBInLmJhemFhci5jYXRhbG9nLnYxLkNyZWF0ZVByb2R1Y3RSZXF1ZXN0GiguYmF6YWFyLmNhdGFsb2cudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEmIKDVVwZGF0ZVByb2R1Y3QSJy5iYXphYXIuY2F0YWxvZy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBooLmJhemFhci5jYXRhbG9nLnYxLlVwZGF0ZVByb2R1Y3RSZXNwb25zZWIGcHJvdG8z", [file_bazaar_common_v1_money, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Product is one thing the shop sells.
@@ -343,6 +343,98 @@ export const ListCategoriesResponseSchema: GenMessage<ListCategoriesResponse> = 
   messageDesc(file_bazaar_catalog_v1_catalog, 9);
 
 /**
+ * CreateProductRequest describes a new product.
+ *
+ * @generated from message bazaar.catalog.v1.CreateProductRequest
+ */
+export type CreateProductRequest = Message<"bazaar.catalog.v1.CreateProductRequest"> & {
+  /**
+   * The product; id and update_time are ignored. sku, slug, name, category_id and price are
+   * required.
+   *
+   * @generated from field: bazaar.catalog.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+};
+
+/**
+ * Describes the message bazaar.catalog.v1.CreateProductRequest.
+ * Use `create(CreateProductRequestSchema)` to create a new message.
+ */
+export const CreateProductRequestSchema: GenMessage<CreateProductRequest> = /*@__PURE__*/
+  messageDesc(file_bazaar_catalog_v1_catalog, 10);
+
+/**
+ * CreateProductResponse carries the new product.
+ *
+ * @generated from message bazaar.catalog.v1.CreateProductResponse
+ */
+export type CreateProductResponse = Message<"bazaar.catalog.v1.CreateProductResponse"> & {
+  /**
+   * The product as stored.
+   *
+   * @generated from field: bazaar.catalog.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+};
+
+/**
+ * Describes the message bazaar.catalog.v1.CreateProductResponse.
+ * Use `create(CreateProductResponseSchema)` to create a new message.
+ */
+export const CreateProductResponseSchema: GenMessage<CreateProductResponse> = /*@__PURE__*/
+  messageDesc(file_bazaar_catalog_v1_catalog, 11);
+
+/**
+ * UpdateProductRequest changes a product.
+ *
+ * @generated from message bazaar.catalog.v1.UpdateProductRequest
+ */
+export type UpdateProductRequest = Message<"bazaar.catalog.v1.UpdateProductRequest"> & {
+  /**
+   * The product; its id names the product to change.
+   *
+   * @generated from field: bazaar.catalog.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+
+  /**
+   * The fields to change: any of name, description, category_id, price, image_url.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message bazaar.catalog.v1.UpdateProductRequest.
+ * Use `create(UpdateProductRequestSchema)` to create a new message.
+ */
+export const UpdateProductRequestSchema: GenMessage<UpdateProductRequest> = /*@__PURE__*/
+  messageDesc(file_bazaar_catalog_v1_catalog, 12);
+
+/**
+ * UpdateProductResponse carries the changed product.
+ *
+ * @generated from message bazaar.catalog.v1.UpdateProductResponse
+ */
+export type UpdateProductResponse = Message<"bazaar.catalog.v1.UpdateProductResponse"> & {
+  /**
+   * The product after the change.
+   *
+   * @generated from field: bazaar.catalog.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+};
+
+/**
+ * Describes the message bazaar.catalog.v1.UpdateProductResponse.
+ * Use `create(UpdateProductResponseSchema)` to create a new message.
+ */
+export const UpdateProductResponseSchema: GenMessage<UpdateProductResponse> = /*@__PURE__*/
+  messageDesc(file_bazaar_catalog_v1_catalog, 13);
+
+/**
  * CatalogService serves the shop's products and categories. Reads are cached in Redis
  * (cache-aside, with a TTL and invalidation on every change); the catalog's own Postgres
  * database is the source of truth.
@@ -391,6 +483,27 @@ export const CatalogService: GenService<{
     methodKind: "unary";
     input: typeof ListCategoriesRequestSchema;
     output: typeof ListCategoriesResponseSchema;
+  },
+  /**
+   * CreateProduct adds a product (admin only). ALREADY_EXISTS if the SKU or slug is taken.
+   *
+   * @generated from rpc bazaar.catalog.v1.CatalogService.CreateProduct
+   */
+  createProduct: {
+    methodKind: "unary";
+    input: typeof CreateProductRequestSchema;
+    output: typeof CreateProductResponseSchema;
+  },
+  /**
+   * UpdateProduct changes the fields named in update_mask (admin only); caches everywhere
+   * drop the old value when the ProductUpdated event arrives.
+   *
+   * @generated from rpc bazaar.catalog.v1.CatalogService.UpdateProduct
+   */
+  updateProduct: {
+    methodKind: "unary";
+    input: typeof UpdateProductRequestSchema;
+    output: typeof UpdateProductResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bazaar_catalog_v1_catalog, 0);

@@ -1,0 +1,121 @@
+import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify } from "jose";
+import { PermissionDeniedError, UnauthenticatedError } from "./errors.ts";
+
+/**
+ * Who is calling: a user (customer or admin), or a service acting on nobody's behalf.
+ * Built only from a verified access token.
+ */
+export interface Principal {
+  /** The token's subject: a user id, or "service:<name>". */
+  subject: string;
+  /** The user's id; undefined for a service. */
+  userId: string | undefined;
+  /** Roles: "customer", "admin", "service". */
+  roles: readonly string[];
+}
+
+/** The JWT settings every issuer and verifier in Bazaar agrees on. */
+export const jwtSettings = {
+  /** The only signature algorithm accepted: ECDSA P-256 with SHA-256. `none` and HMAC never. */
+  algorithm: "ES256",
+  /** Clock skew tolerated between machines, in seconds. */
+  clockToleranceSeconds: 5,
+} as const;
+
+/** Options of {@link AccessTokenVerifier}. */
+export interface VerifierOptions {
+  /** Where the issuer publishes its signing keys, e.g. http://127.0.0.1:9101/.well-known/jwks.json. */
+  jwksUrl: string;
+  /** The `iss` every token must carry. */
+  issuer: string;
+  /** The `aud` every token must carry. */
+  audience: string;
+}
+
+/**
+ * Verifies access tokens: signature against the issuer's JWKS (fetched once and cached,
+ * refetched when a token names an unknown key), algorithm allow-list, issuer, audience and
+ * expiry. Each failure is UNAUTHENTICATED with a message saying which check failed.
+ */
+export class AccessTokenVerifier {
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+
+  constructor(private readonly options: VerifierOptions) {
+    this.jwks = createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 3_000 });
+  }
+
+  /** Verifies a compact JWT and returns its principal. */
+  async verify(token: string): Promise<Principal> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.jwks, {
+        algorithms: [jwtSettings.algorithm],
+        issuer: this.options.issuer,
+        audience: this.options.audience,
+        clockTolerance: jwtSettings.clockToleranceSeconds,
+        requiredClaims: ["sub", "exp", "iat"],
+      }));
+    } catch (err) {
+      throw new UnauthenticatedError(describeJwtError(err));
+    }
+    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === "string") : [];
+    const subject = payload.sub ?? "";
+    return { subject, userId: subject.startsWith("service:") ? undefined : subject, roles };
+  }
+}
+
+function describeJwtError(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return "the access token has expired; refresh it and try again";
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `the access token's ${err.claim} claim is not accepted (${err.reason})`;
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return `the access token's algorithm is not accepted; only ${jwtSettings.algorithm} is`;
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "the access token's signature does not verify";
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return "the access token was signed with a key the issuer does not publish";
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError && err.code === "ERR_JWKS_INVALID") {
+    return "the issuer's signing keys could not be fetched";
+  }
+  if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return "the access token is malformed";
+  return `the access token was rejected: ${(err as Error).message}`;
+}
+
+/**
+ * Who may call an RPC:
+ * - "public": anyone; a token, if sent, is still verified;
+ * - "user": any signed-in user, admin or service;
+ * - "admin": users with the admin role;
+ * - "service": other services only (e.g. the orders saga's calls);
+ * - "service_or_admin": either.
+ */
+export type Access = "public" | "user" | "admin" | "service" | "service_or_admin";
+
+/** The bearer token in an `authorization` header value, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+([A-Za-z0-9_\-.=]+)$/i.exec(header.trim());
+  if (!match) throw new UnauthenticatedError("the authorization header must be 'Bearer <access token>'");
+  return match[1];
+}
+
+/** Checks a verified principal (or its absence) against an access level; throws if refused. */
+export function authorize(access: Access, principal: Principal | undefined, what: string): void {
+  if (access === "public") return;
+  if (!principal) throw new UnauthenticatedError(`${what} needs a signed-in caller: send 'authorization: Bearer <access token>'`);
+  const has = (role: string) => principal.roles.includes(role);
+  const allowed =
+    access === "user" ||
+    (access === "admin" && has("admin")) ||
+    (access === "service" && has("service")) ||
+    (access === "service_or_admin" && (has("service") || has("admin")));
+  if (!allowed) throw new PermissionDeniedError(`${what} is only for ${access === "service_or_admin" ? "services and admins" : `the ${access} role`}`);
+}
+
+/** The caller's user id, or PERMISSION_DENIED for a caller that is not a user (a service). */
+export function requireUserId(principal: Principal | undefined): string {
+  if (!principal) throw new UnauthenticatedError("this call needs a signed-in user");
+  if (!principal.userId) throw new PermissionDeniedError("this call acts for a user; a service token cannot make it");
+  return principal.userId;
+}
+
+/** True if the principal has the admin role. */
+export function isAdmin(principal: Principal | undefined): boolean {
+  return principal?.roles.includes("admin") ?? false;
+}

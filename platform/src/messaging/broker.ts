@@ -1,0 +1,329 @@
+import { type DescMessage, fromBinary, type Message, type MessageShape } from "@bufbuild/protobuf";
+import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from "amqplib";
+import { log } from "../log.ts";
+import { messagesConsumed, messagesPublished } from "../metrics.ts";
+import { extractContext, recordError, tracer } from "../telemetry.ts";
+import { deadLetterExchange, type EventType, eventsExchange } from "./events.ts";
+
+/** A message to publish: what an outbox row holds. */
+export interface OutgoingMessage {
+  /** The message id (the outbox row id); consumers deduplicate by it. */
+  id: string;
+  routingKey: string;
+  payload: Uint8Array;
+  /** Headers, among them the W3C traceparent of the change that caused the event. */
+  headers: Record<string, string>;
+}
+
+/** What a handler knows about the message besides its body. */
+export interface Delivery {
+  messageId: string;
+  routingKey: string;
+  /** How many times RabbitMQ delivered it before (0 the first time). */
+  deliveryCount: number;
+}
+
+/**
+ * Handles one event type. Throwing makes RabbitMQ redeliver the message (up to the queue's
+ * delivery limit, then it is dead-lettered); PoisonMessageError dead-letters it at once.
+ * Returns "duplicate" when the inbox shows the message was handled before.
+ */
+export interface EventHandler<S extends DescMessage = DescMessage> {
+  event: EventType<S>;
+  handle: (message: MessageShape<S>, delivery: Delivery) => Promise<void | "duplicate">;
+}
+
+/** A typed handler of one event type, for {@link ConsumerSpec.handlers}. */
+export function on<S extends DescMessage>(event: EventType<S>, handle: EventHandler<S>["handle"]): EventHandler {
+  return { event, handle } as unknown as EventHandler;
+}
+
+/** Thrown by a handler for a message that can never be processed: it goes to the DLQ at once. */
+export class PoisonMessageError extends Error {
+  override name = "PoisonMessageError";
+}
+
+/** A durable consumer: one quorum queue bound to the events it handles. */
+export interface ConsumerSpec {
+  /** The queue, `<service>.<purpose>`, e.g. "notifications.events"; its DLQ is `<queue>.dlq`. */
+  queue: string;
+  /** One handler per event type it binds to. */
+  handlers: readonly EventHandler[];
+  /** Unacknowledged messages in flight at once. */
+  prefetch?: number;
+  /** Deliveries before a message that keeps failing is dead-lettered. */
+  deliveryLimit?: number;
+}
+
+/** Options of {@link Broker.connect}. */
+export interface BrokerOptions {
+  /** The connecting service's name (AMQP app id and connection name). */
+  service: string;
+  /** Give up at start-up after this many failed connection attempts (then keep retrying forever). */
+  initialRetries?: number;
+}
+
+/**
+ * Bazaar's RabbitMQ connection: publishes with publisher confirms (pipelined: a batch is sent
+ * at once and each message settles on its own ack), consumes from durable quorum queues with
+ * manual acks, bounded prefetch and a dead-letter queue, and recovers from a lost connection
+ * by reconnecting with backoff and declaring the topology and consumers again.
+ */
+export class Broker {
+  private publisher: ConfirmChannel | undefined;
+  private readonly consumers: ConsumerSpec[] = [];
+  private readonly consumerChannels = new Map<string, Channel>();
+  private model: ChannelModel | undefined;
+  private closing = false;
+
+  private constructor(
+    private readonly connection: RecoveringChannelModel,
+    private readonly service: string,
+  ) {}
+
+  /** Connects (retrying at start) and declares the exchanges. */
+  static async connect(url: string, options: BrokerOptions): Promise<Broker> {
+    let broker: Broker | undefined;
+    const connection = await amqp.connect(withHeartbeat(url), {
+      clientProperties: { connection_name: options.service },
+      recovery: {
+        initialDelay: 100,
+        maxDelay: 5_000,
+        initialMaxRetries: options.initialRetries ?? 5,
+        maxRetries: Number.POSITIVE_INFINITY,
+        waitForConnect: false,
+        // Runs after every (re)connection: channels die with their connection.
+        setup: async (model: ChannelModel) => {
+          if (broker) await broker.setup(model);
+        },
+      },
+    });
+    broker = new Broker(connection, options.service);
+    connection.on("error", (err: Error) => log.warn("rabbitmq connection error", { err: err.message }));
+    connection.on("disconnect", (err: Error) => {
+      if (broker?.closing) return;
+      log.warn("lost the rabbitmq connection; reconnecting", { err: err?.message });
+      if (broker) broker.publisher = undefined;
+    });
+    connection.on("reconnect-scheduled", ({ attempt, delay }: { attempt: number; delay: number }) =>
+      log.info("reconnecting to rabbitmq", { attempt, delayMs: delay }),
+    );
+    try {
+      await connection.waitForConnect();
+    } catch (err) {
+      throw new Error(`cannot connect to RabbitMQ at ${redactUrl(url)}: ${(err as Error).message}`);
+    }
+    // With waitForConnect: false, `broker` exists before the first connection's setup runs.
+    if (!broker.model) throw new Error("connected to RabbitMQ but the channel setup did not run");
+    return broker;
+  }
+
+  private async setup(model: ChannelModel): Promise<void> {
+    this.model = model;
+    const channel = await model.createConfirmChannel();
+    channel.on("error", (err: Error) => log.warn("rabbitmq publish channel error", { err: err.message }));
+    channel.on("close", () => {
+      if (this.publisher === channel) this.publisher = undefined;
+    });
+    await channel.assertExchange(eventsExchange, "topic", { durable: true });
+    await channel.assertExchange(deadLetterExchange, "direct", { durable: true });
+    this.publisher = channel;
+    this.consumerChannels.clear();
+    for (const spec of this.consumers) await this.startConsumer(model, spec);
+    log.info("rabbitmq ready", { consumers: this.consumers.map((c) => c.queue) });
+  }
+
+  /** True while a channel to publish on is open. */
+  get connected(): boolean {
+    return this.publisher !== undefined;
+  }
+
+  /**
+   * Publishes a batch with confirms and reports which messages the broker acknowledged.
+   * All are sent before any confirm is awaited. Throws only if there is no connection.
+   */
+  async publish(messages: readonly OutgoingMessage[]): Promise<{ acked: string[]; failed: { id: string; error: string }[] }> {
+    const channel = this.publisher;
+    if (!channel) throw new Error("not connected to RabbitMQ");
+    const settled = await Promise.allSettled(
+      messages.map(
+        (m) =>
+          new Promise<void>((resolve, reject) => {
+            const parent = extractContext(m.headers);
+            const span = tracer().startSpan(
+              `${m.routingKey} publish`,
+              {
+                kind: SpanKind.PRODUCER,
+                attributes: {
+                  "messaging.system": "rabbitmq",
+                  "messaging.operation.type": "send",
+                  "messaging.destination.name": eventsExchange,
+                  "messaging.rabbitmq.destination.routing_key": m.routingKey,
+                  "messaging.message.id": m.id,
+                },
+              },
+              parent,
+            );
+            // The consumer's span becomes a child of this publish span.
+            const headers: Record<string, string> = { ...m.headers };
+            propagation.inject(trace.setSpan(context.active(), span), headers);
+            try {
+              channel.publish(
+                eventsExchange,
+                m.routingKey,
+                Buffer.from(m.payload),
+                {
+                  messageId: m.id,
+                  type: m.routingKey,
+                  appId: this.service,
+                  contentType: "application/x-protobuf",
+                  persistent: true,
+                  timestamp: Math.floor(Date.now() / 1000),
+                  headers,
+                },
+                (err: unknown) => {
+                  if (err) {
+                    recordError(span, err);
+                    reject(err instanceof Error ? err : new Error(String(err)));
+                  } else resolve();
+                  span.end();
+                },
+              );
+            } catch (err) {
+              recordError(span, err);
+              span.end();
+              reject(err);
+            }
+          }),
+      ),
+    );
+    const acked: string[] = [];
+    const failed: { id: string; error: string }[] = [];
+    settled.forEach((result, i) => {
+      const m = messages[i]!;
+      if (result.status === "fulfilled") acked.push(m.id);
+      else failed.push({ id: m.id, error: (result.reason as Error)?.message ?? "nacked" });
+      messagesPublished.inc({ routing_key: m.routingKey, outcome: result.status === "fulfilled" ? "acked" : "failed" });
+    });
+    return { acked, failed };
+  }
+
+  /** Starts a consumer now (if connected) and after every reconnection. */
+  async consume(spec: ConsumerSpec): Promise<void> {
+    this.consumers.push(spec);
+    if (this.model && this.publisher) await this.startConsumer(this.model, spec);
+  }
+
+  private async startConsumer(model: ChannelModel, spec: ConsumerSpec): Promise<void> {
+    const channel = await model.createChannel();
+    channel.on("error", (err: Error) => log.warn("rabbitmq consumer channel error", { queue: spec.queue, err: err.message }));
+    await assertConsumerQueues(channel, spec);
+    await channel.prefetch(spec.prefetch ?? 16);
+    const byKey = new Map(spec.handlers.map((h) => [h.event.routingKey, h]));
+    await channel.consume(spec.queue, (msg) => {
+      if (msg) void this.deliver(channel, spec, byKey, msg);
+    });
+    this.consumerChannels.set(spec.queue, channel);
+  }
+
+  private async deliver(channel: Channel, spec: ConsumerSpec, byKey: Map<string, EventHandler>, msg: ConsumeMessage): Promise<void> {
+    const routingKey = msg.fields.routingKey;
+    const messageId = msg.properties.messageId as string | undefined;
+    const deliveryCount = Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
+    const outcome = (result: string) => messagesConsumed.inc({ queue: spec.queue, routing_key: routingKey, outcome: result });
+    const reject = (why: string, err?: unknown) => {
+      log.error("rejected a message to the dead-letter queue", { queue: spec.queue, routingKey, messageId, why, err });
+      channel.reject(msg, false);
+      outcome("dead_lettered");
+    };
+    const handler = byKey.get(routingKey);
+    if (!handler) return reject(`no handler for routing key ${routingKey}`);
+    const { event } = handler;
+    if (!messageId) return reject("the message has no message id");
+    let message: Message;
+    try {
+      message = fromBinary(event.schema, msg.content);
+    } catch (err) {
+      return reject(`the body is not a valid ${event.schema.typeName}`, err);
+    }
+    const carrier: Record<string, string> = {};
+    for (const [k, v] of Object.entries(msg.properties.headers ?? {})) if (typeof v === "string") carrier[k] = v;
+    const span = tracer().startSpan(
+      `${routingKey} process`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "rabbitmq",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": spec.queue,
+          "messaging.rabbitmq.destination.routing_key": routingKey,
+          "messaging.message.id": messageId,
+          "messaging.rabbitmq.delivery_count": deliveryCount,
+        },
+      },
+      extractContext(carrier),
+    );
+    try {
+      const result = await context.with(trace.setSpan(context.active(), span), () =>
+        handler.handle(message, { messageId, routingKey, deliveryCount }),
+      );
+      channel.ack(msg);
+      outcome(result === "duplicate" ? "duplicate" : "processed");
+    } catch (err) {
+      recordError(span, err);
+      if (err instanceof PoisonMessageError) reject(err.message, err);
+      else {
+        log.warn("message handler failed; the message will be redelivered", { queue: spec.queue, routingKey, messageId, deliveryCount, err });
+        // Back off a little before handing it back, so a failing dependency is not hammered.
+        await Bun.sleep(Math.min(2_000, 100 * 2 ** deliveryCount));
+        channel.nack(msg, false, true);
+        outcome("retried");
+      }
+    } finally {
+      span.end();
+    }
+  }
+
+  /** Stops consuming, waits for in-flight confirms, and closes the connection. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const channel of this.consumerChannels.values()) await channel.close().catch(() => {});
+    await this.publisher?.waitForConfirms().catch(() => {});
+    await this.connection.close().catch(() => {});
+  }
+}
+
+/** Declares a consumer's quorum queue, its DLQ and its bindings. */
+export async function assertConsumerQueues(channel: Channel, spec: Pick<ConsumerSpec, "queue" | "handlers" | "deliveryLimit">): Promise<void> {
+  await channel.assertExchange(eventsExchange, "topic", { durable: true });
+  await channel.assertExchange(deadLetterExchange, "direct", { durable: true });
+  await channel.assertQueue(`${spec.queue}.dlq`, { durable: true, arguments: { "x-queue-type": "quorum" } });
+  await channel.bindQueue(`${spec.queue}.dlq`, deadLetterExchange, spec.queue);
+  await channel.assertQueue(spec.queue, {
+    durable: true,
+    arguments: {
+      "x-queue-type": "quorum",
+      "x-delivery-limit": spec.deliveryLimit ?? 5,
+      "x-dead-letter-exchange": deadLetterExchange,
+      "x-dead-letter-routing-key": spec.queue,
+      // Dead-letter without loss: the broker keeps the message until the DLQ confirms it.
+      "x-dead-letter-strategy": "at-least-once",
+      "x-overflow": "reject-publish",
+    },
+  });
+  for (const h of spec.handlers) await channel.bindQueue(spec.queue, eventsExchange, h.event.routingKey);
+}
+
+/** Asks for 10 s heartbeats (unless the URL sets its own), so a dead connection is noticed in seconds. */
+function withHeartbeat(url: string): string {
+  const u = new URL(url);
+  if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", "10");
+  return u.toString();
+}
+
+function redactUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = "***";
+  return u.toString();
+}

@@ -1,0 +1,283 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import amqp from "amqplib";
+import { count, isNotNull, isNull, sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/postgres-js";
+import { generateDrizzleJson, generateMigration } from "drizzle-kit/api";
+import postgres from "postgres";
+import { ensureDatabase } from "@bazaar/platform/db";
+import { configureLogging } from "@bazaar/platform/log";
+import { Broker, on, PoisonMessageError } from "@bazaar/platform/messaging/broker";
+import { events, eventsExchange } from "@bazaar/platform/messaging/events";
+import { handleOnce } from "@bazaar/platform/messaging/inbox";
+import { enqueueEvent, OutboxRelay } from "@bazaar/platform/messaging/outbox";
+import { inbox, outbox } from "@bazaar/platform/messaging/tables";
+import { registry } from "@bazaar/platform/metrics";
+import { testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
+
+// The outbox, relay, consumer and inbox against a real Postgres database and a RabbitMQ
+// vhost of this run's own.
+const database = testDatabaseUrl("messaging");
+let vhost: Awaited<ReturnType<typeof testVhost>>;
+let client: postgres.Sql;
+let db: ReturnType<typeof drizzle>;
+const brokers: Broker[] = [];
+
+beforeAll(async () => {
+  configureLogging("messaging-test", "error");
+  vhost = await testVhost();
+  await ensureDatabase(database.url);
+  client = postgres(database.url, { max: 5, onnotice: () => {} });
+  db = drizzle(client);
+  // The tables as every service's migrations create them, from the same drizzle definitions.
+  for (const statement of await generateMigration(generateDrizzleJson({}), generateDrizzleJson({ outbox, inbox }))) await db.execute(sql.raw(statement));
+  // A table for consumer effects.
+  await db.execute(sql`create table effects (consumer text, message_id text, product_id text)`);
+}, 60_000);
+
+afterAll(async () => {
+  for (const b of brokers) await b.close();
+  await client?.end({ timeout: 5 });
+  await database.drop();
+  await vhost?.drop();
+}, 60_000);
+
+async function connect(): Promise<Broker> {
+  const broker = await Broker.connect(vhost.url, { service: "messaging-test" });
+  brokers.push(broker);
+  return broker;
+}
+
+function stockChanged(productId: string) {
+  return { productId, onHand: 5, reserved: 1, available: 4, occurTime: timestampNow() };
+}
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = "the condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+async function queueDepth(queue: string): Promise<number> {
+  const conn = await amqp.connect(vhost.url);
+  try {
+    const ch = await conn.createChannel();
+    return (await ch.checkQueue(queue)).messageCount;
+  } finally {
+    await conn.close();
+  }
+}
+
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  const values = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((n, v) => n + v.value, 0);
+}
+
+describe("outbox and relay", () => {
+  test("every committed event is published once confirmed, and marked published", async () => {
+    const broker = await connect();
+    const received: string[] = [];
+    await broker.consume({
+      queue: "test.relay",
+      handlers: [on(events.stockChanged, async (e) => void received.push(e.productId))],
+    });
+    const ids = Array.from({ length: 50 }, (_, i) => `product-${i}`);
+    await db.transaction(async (tx) => {
+      for (const id of ids) await enqueueEvent(tx, events.stockChanged, stockChanged(id));
+    });
+    const relay = new OutboxRelay(db, broker, { pollMs: 100 }).start();
+    try {
+      await until(() => received.length >= 50, 10_000, "50 deliveries");
+      expect(received.sort()).toEqual([...ids].sort());
+      const [left] = await db.select({ n: count() }).from(outbox).where(isNull(outbox.publishedAt));
+      expect(left?.n).toBe(0);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test("an event rolled back with its transaction is never published", async () => {
+    const [before] = await db.select({ n: count() }).from(outbox);
+    await db
+      .transaction(async (tx) => {
+        await enqueueEvent(tx, events.stockChanged, stockChanged("rolled-back"));
+        throw new Error("abort the change");
+      })
+      .catch(() => {});
+    const [after] = await db.select({ n: count() }).from(outbox);
+    expect(after?.n).toBe(before?.n);
+  });
+
+  test("rows left unpublished (a crash between commit and publish) are sent by the next relay's sweep", async () => {
+    const broker = await connect();
+    const received: string[] = [];
+    await broker.consume({ queue: "test.sweep", handlers: [on(events.stockChanged, async (e) => void received.push(e.productId))] });
+    // Committed, but no relay runs: as if the process died right after the commit.
+    await db.transaction(async (tx) => {
+      await enqueueEvent(tx, events.stockChanged, stockChanged("orphan-1"));
+      await enqueueEvent(tx, events.stockChanged, stockChanged("orphan-2"));
+    });
+    await Bun.sleep(300);
+    expect(received.filter((r) => r.startsWith("orphan"))).toEqual([]);
+    const relay = new OutboxRelay(db, broker, { pollMs: 100 }).start(); // "after restart"
+    try {
+      await until(() => received.filter((r) => r.startsWith("orphan")).length === 2, 10_000, "the orphans");
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test("while RabbitMQ is unreachable rows wait; after the connection recovers they drain", async () => {
+    const broker = await connect();
+    const received: string[] = [];
+    await broker.consume({ queue: "test.recovery", handlers: [on(events.stockChanged, async (e) => void received.push(e.productId))] });
+    const relay = new OutboxRelay(db, broker, { pollMs: 100 }).start();
+    try {
+      // Drop every connection of this vhost from the broker's side, as a network cut would.
+      const proc = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", vhost.name, "test: network cut"], { stdout: "ignore", stderr: "pipe" });
+      expect(await proc.exited).toBe(0);
+      await until(() => !broker.connected, 5_000, "the broker to notice the cut");
+      await db.transaction(async (tx) => {
+        for (let i = 0; i < 20; i++) await enqueueEvent(tx, events.stockChanged, stockChanged(`during-cut-${i}`));
+      });
+      await until(() => received.filter((r) => r.startsWith("during-cut")).length === 20, 20_000, "the outbox to drain after recovery");
+      expect(broker.connected).toBe(true);
+      const [left] = await db.select({ n: count() }).from(outbox).where(isNull(outbox.publishedAt));
+      expect(left?.n).toBe(0);
+    } finally {
+      await relay.stop();
+    }
+  }, 40_000);
+});
+
+describe("consumers", () => {
+  // Every queue bound to stock.changed.v1 gets its own copy: count one consumer's effects.
+  const effectCount = async (consumer: string, messageId: string) =>
+    Number((await db.execute<{ n: string }>(sql`select count(*) as n from effects where consumer = ${consumer} and message_id = ${messageId}`))[0]?.n ?? 0);
+
+  test("a message delivered twice has its effect once (inbox)", async () => {
+    const broker = await connect();
+    const seen: string[] = [];
+    await broker.consume({
+      queue: "test.inbox",
+      handlers: [
+        on(events.stockChanged, (e, d) =>
+          handleOnce(db, "test.inbox", d.messageId, async (tx) => {
+            seen.push(d.messageId);
+            await tx.execute(sql`insert into effects values ('test.inbox', ${d.messageId}, ${e.productId})`);
+          }),
+        ),
+      ],
+    });
+    const messageId = crypto.randomUUID();
+    const payload = toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("twice")));
+    const duplicatesBefore = await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" });
+    await broker.publish([{ id: messageId, routingKey: events.stockChanged.routingKey, payload, headers: {} }]);
+    await broker.publish([{ id: messageId, routingKey: events.stockChanged.routingKey, payload, headers: {} }]);
+    await until(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" })) > duplicatesBefore, 10_000, "the duplicate");
+    expect(await effectCount("test.inbox", messageId)).toBe(1);
+    expect(seen.filter((s) => s === messageId)).toHaveLength(1);
+  });
+
+  test("a consumer that dies after its effect but before the ack gets the message again and does nothing twice", async () => {
+    const broker = await connect();
+    let crashes = 0;
+    await broker.consume({
+      queue: "test.crash",
+      handlers: [
+        on(events.stockChanged, async (e, d) => {
+          const result = await handleOnce(db, "test.crash", d.messageId, async (tx) => {
+            await tx.execute(sql`insert into effects values ('test.crash', ${d.messageId}, ${e.productId})`);
+          });
+          if (crashes === 0) {
+            crashes++;
+            // The effect committed; the ack never leaves: the channel dies with the message unacked.
+            throw new Error("simulated crash before ack");
+          }
+          return result;
+        }),
+      ],
+    });
+    const messageId = crypto.randomUUID();
+    await broker.publish([
+      { id: messageId, routingKey: events.stockChanged.routingKey, payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("crash"))), headers: {} },
+    ]);
+    await until(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.crash", outcome: "duplicate" })) === 1, 15_000, "the redelivery");
+    expect(crashes).toBe(1);
+    expect(await effectCount("test.crash", messageId)).toBe(1);
+  });
+
+  test("a malformed message goes to the dead-letter queue and the next good one is processed", async () => {
+    const broker = await connect();
+    const received: string[] = [];
+    await broker.consume({ queue: "test.poison", handlers: [on(events.stockChanged, async (e) => void received.push(e.productId))] });
+    await broker.publish([{ id: crypto.randomUUID(), routingKey: events.stockChanged.routingKey, payload: new Uint8Array([0xff, 0xff, 0xff, 0x0f]), headers: {} }]);
+    await broker.publish([
+      { id: crypto.randomUUID(), routingKey: events.stockChanged.routingKey, payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("after-poison"))), headers: {} },
+    ]);
+    await until(() => received.includes("after-poison"), 10_000, "the good message");
+    await until(async () => (await queueDepth("test.poison.dlq")) === 1, 10_000, "the poison message in the DLQ");
+  });
+
+  test("a message whose handler keeps failing is dead-lettered after the delivery limit, without blocking others", async () => {
+    const broker = await connect();
+    let attempts = 0;
+    const received: string[] = [];
+    await broker.consume({
+      queue: "test.limit",
+      deliveryLimit: 2,
+      handlers: [
+        on(events.stockChanged, async (e) => {
+          if (e.productId === "always-fails") {
+            attempts++;
+            throw new Error("a dependency is down");
+          }
+          if (e.productId === "poison-by-handler") throw new PoisonMessageError("this product id can never be handled");
+          received.push(e.productId);
+        }),
+      ],
+    });
+    const msg = (productId: string) => ({
+      id: crypto.randomUUID(),
+      routingKey: events.stockChanged.routingKey,
+      payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged(productId))),
+      headers: {},
+    });
+    await broker.publish([msg("always-fails"), msg("poison-by-handler"), msg("fine")]);
+    await until(() => received.includes("fine"), 10_000, "the good message");
+    await until(async () => (await queueDepth("test.limit.dlq")) === 2, 20_000, "both bad messages in the DLQ");
+    expect(attempts).toBe(3); // the first delivery and two redeliveries
+  }, 30_000);
+
+  test("the consumer's span joins the trace of the change that enqueued the event", async () => {
+    const { context, trace } = await import("@opentelemetry/api");
+    const { startTelemetry } = await import("@bazaar/platform/telemetry");
+    startTelemetry({ serviceName: "messaging-test" });
+    const broker = await connect();
+    const consumerTraces: string[] = [];
+    await broker.consume({
+      queue: "test.trace",
+      handlers: [on(events.stockChanged, async () => void consumerTraces.push(trace.getActiveSpan()?.spanContext().traceId ?? ""))],
+    });
+    const { tracer } = await import("@bazaar/platform/telemetry");
+    const span = tracer().startSpan("the change");
+    const traceId = span.spanContext().traceId;
+    await context.with(trace.setSpan(context.active(), span), () =>
+      db.transaction(async (tx) => {
+        await enqueueEvent(tx, events.stockChanged, stockChanged("traced"));
+      }),
+    );
+    span.end();
+    const relay = new OutboxRelay(db, broker, { pollMs: 100 }).start();
+    try {
+      await until(() => consumerTraces.length > 0, 10_000, "the traced delivery");
+      expect(consumerTraces[0]).toBe(traceId);
+    } finally {
+      await relay.stop();
+    }
+  });
+});
