@@ -1,8 +1,6 @@
 import { z } from "zod";
-import { commonEnv, parseEnv, portVar } from "@bazaar/platform/env";
+import { commonEnv, hostPort, parseEnv, portVar } from "@bazaar/platform/env";
 import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
-
-const hostPort = z.string().regex(/^[\w.-]+:\d{1,5}$/, "must be host:port");
 
 /** The BFF's configuration, validated at start. */
 export const env = parseEnv(

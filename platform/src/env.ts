@@ -38,6 +38,9 @@ export const flagVar = (fallback: boolean) =>
     .optional()
     .transform((v) => (v === undefined || v === "" ? fallback : v === "true" || v === "1"));
 
+/** A peer's address, host:port. */
+export const hostPort = z.string().regex(/^[\w.-]+:\d{1,5}$/, "must be host:port");
+
 /** A TCP port, given as a string of digits. */
 export const portVar = (fallback: number) => port.default(fallback);
 
@@ -79,4 +82,11 @@ export const authEnv = {
 /** RabbitMQ, for events. The URL's path is the vhost (tests use one of their own). */
 export const amqpEnv = {
   AMQP_URL: z.string().url().default(infrastructureDefaults.amqpUrl),
+};
+
+/** Service-to-service calls: where identity is, and the secret it issues service tokens for. */
+export const serviceAuthEnv = {
+  IDENTITY_ADDR: hostPort.default("127.0.0.1:50051"),
+  /** Shared by identity and the services; set a long random value in any real deployment. */
+  INTERNAL_AUTH_SECRET: z.string().min(16, "must be at least 16 characters").default("bazaar-dev-internal-secret-change-me"),
 };

@@ -35,6 +35,11 @@ export type GrpcClient<S extends DescService> = {
 export interface ClientOptions {
   /** The deadline of every call that sets none, in milliseconds. Every call has a deadline. */
   defaultTimeoutMs?: number;
+  /**
+   * Where the client's own access token comes from (a service's token), sent on every call
+   * that does not carry an `authorization` of its own (such as a user's token passed along).
+   */
+  token?: () => Promise<string>;
 }
 
 /**
@@ -58,9 +63,10 @@ export function createClient<S extends DescService>(service: S, address: string,
       withSpan(
         `${service.typeName}/${method.name}`,
         { kind: SpanKind.CLIENT, attributes: { "rpc.system": "grpc", "rpc.service": service.typeName, "rpc.method": method.name, "server.address": address } },
-        (span) => {
+        async (span) => {
           const metadata = new Metadata();
           const carrier: Record<string, string> = { ...callOptions.metadata };
+          if (options.token && !carrier.authorization) carrier.authorization = `Bearer ${await options.token()}`;
           injectContext(carrier);
           for (const [k, v] of Object.entries(carrier)) metadata.set(k, v);
           const started = performance.now();

@@ -190,7 +190,8 @@ export class ProductStore {
   }
 }
 
-function productEvent(p: ProductRow, created: boolean) {
+/** The ProductUpdated event of a product as it now is. */
+export function productEvent(p: ProductRow, created: boolean) {
   return {
     productId: p.id,
     name: p.name,

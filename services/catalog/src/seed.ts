@@ -1,7 +1,9 @@
 import { count, sql } from "drizzle-orm";
 import { log } from "@bazaar/platform/log";
+import { events } from "@bazaar/platform/messaging/events";
+import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
 import { categories, products } from "./db/schema.ts";
-import type { CatalogDatabase } from "./products.ts";
+import { type CatalogDatabase, productEvent } from "./products.ts";
 import { seedCategories, seedProducts } from "./seed-data.ts";
 
 /** Loads the demo catalog into an empty database; leaves a database with products alone. */
@@ -15,7 +17,7 @@ export async function seedCatalog(database: CatalogDatabase): Promise<{ seeded: 
       .insert(categories)
       .values(seedCategories.map((c) => ({ id: c.slug, name: c.name, description: c.description })))
       .onConflictDoNothing();
-    await tx.insert(products).values(
+    const inserted = await tx.insert(products).values(
       seedProducts.map((p) => ({
         sku: p.sku,
         slug: p.slug,
@@ -26,7 +28,11 @@ export async function seedCatalog(database: CatalogDatabase): Promise<{ seeded: 
         currency: p.currency,
         imageUrl: p.imageUrl,
       })),
-    );
+    ).returning();
+    // Other services (inventory) learn of products from these events, as they would of new ones.
+    for (const p of inserted) {
+      await enqueueEvent(tx, events.productUpdated, productEvent(p, true));
+    }
     log.info("seeded the demo catalog", { categories: seedCategories.length, products: seedProducts.length });
     return { seeded: true, products: seedProducts.length };
   });
