@@ -12,7 +12,7 @@
  */
 import { withDatabase } from "@bazaar/platform/db";
 import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
-import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
+import { peerEnv, serviceCatalog, type ServiceEntry, serviceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { devEnv, devVhostName } from "./dev-env.ts";
 import { checkInfrastructure } from "./infra-check.ts";
@@ -62,9 +62,13 @@ function processEnv(entry: ServiceEntry): Record<string, string | undefined> {
   };
   if (entry.grpcPort !== undefined) env.GRPC_PORT = String(port(entry.grpcPort));
   if (entry.database) env.DATABASE_URL = withDatabase(devEnv.POSTGRES_URL, databaseName(entry.database));
-  for (const peer of serviceCatalog as readonly ServiceEntry[]) {
-    if (peer.grpcPort !== undefined) env[`${peer.name.toUpperCase()}_ADDR`] = `127.0.0.1:${port(peer.grpcPort)}`;
-  }
+  Object.assign(
+    env,
+    peerEnv((name) => {
+      const peer = serviceEntry(name as ServiceName);
+      return { grpc: peer.grpcPort === undefined ? undefined : port(peer.grpcPort), http: port(peer.httpPort) };
+    }),
+  );
   return env;
 }
 

@@ -3,6 +3,7 @@
  * ports and databases), headless Chromium uses the storefront as a shopper would, and Ctrl-C
  * stops everything cleanly.
  */
+import { serviceCatalog } from "@bazaar/platform/service-catalog";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -224,7 +225,7 @@ describe("storefront, end to end through `bun run dev`", () => {
 
     expect(code).toBe(0);
     expect(ms).toBeLessThan(15_000);
-    expect(platform!.output()).toContain("stopped (exit codes: catalog=0, bff=0)");
+    expect(platform!.output()).toContain(`stopped (exit codes: ${serviceCatalog.map((e) => `${e.name}=0`).join(", ")})`);
     for (const port of listening) expect(await isListening(port)).toBe(false);
     expect(processesOfInstance(instance)).toEqual([]);
   });

@@ -62,9 +62,11 @@ export async function ensureDatabase(url: string): Promise<string> {
   try {
     const rows = await admin`select 1 from pg_database where datname = ${name}`;
     if (rows.length === 0) {
-      await admin.unsafe(`create database "${name}"`).catch((err: { code?: string }) => {
-        // 42P04: created by a replica starting at the same moment, which is fine.
-        if (postgresError(err)?.code !== "42P04") throw err;
+      await admin.unsafe(`create database "${name}"`).catch((err: unknown) => {
+        // Created by a replica starting at the same moment, which is fine: Postgres says so
+        // with 42P04, or, when both got past the check, with a unique violation (23505).
+        const code = postgresError(err)?.code;
+        if (code !== "42P04" && code !== "23505") throw err;
       });
       log.info("created database", { database: name });
     }

@@ -41,6 +41,13 @@ async function pump(stream: ReadableStream<Uint8Array>, onLine: (line: string) =
   if (buffered) onLine(buffered);
 }
 
+// Children still running when this process exits are killed with it: an orphan whose output
+// pipe is gone would otherwise run on unseen (and was seen spinning on its dead stdout).
+const running = new Set<Subprocess>();
+process.on("exit", () => {
+  for (const proc of running) proc.kill("SIGKILL");
+});
+
 /** Starts a child process whose output is read line by line. */
 export function startProcess(options: StartProcessOptions): ChildProcess {
   const proc = Bun.spawn(options.cmd, {
@@ -50,6 +57,8 @@ export function startProcess(options: StartProcessOptions): ChildProcess {
     stdout: "pipe",
     stderr: "pipe",
   });
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
   const lines: string[] = [];
   const record = (stream: "stdout" | "stderr") => (line: string) => {
     lines.push(line);

@@ -24,12 +24,65 @@ export interface ServiceEntry {
 /** Every process `bun run dev` starts, in start order (dependencies first). */
 export const serviceCatalog = [
   {
+    name: "identity",
+    grpcPort: 50051,
+    httpPort: 9101,
+    entry: "services/identity/src/main.ts",
+    database: "bazaar_identity",
+    grpcServices: ["bazaar.identity.v1.IdentityService"],
+    messaging: true,
+  },
+  {
     name: "catalog",
     grpcPort: 50052,
     httpPort: 9102,
     entry: "services/catalog/src/main.ts",
     database: "bazaar_catalog",
     grpcServices: ["bazaar.catalog.v1.CatalogService"],
+    messaging: true,
+  },
+  {
+    name: "inventory",
+    grpcPort: 50053,
+    httpPort: 9103,
+    entry: "services/inventory/src/main.ts",
+    database: "bazaar_inventory",
+    grpcServices: ["bazaar.inventory.v1.InventoryService"],
+    messaging: true,
+  },
+  {
+    name: "cart",
+    grpcPort: 50054,
+    httpPort: 9104,
+    entry: "services/cart/src/main.ts",
+    grpcServices: ["bazaar.cart.v1.CartService"],
+    messaging: true,
+  },
+  {
+    name: "orders",
+    grpcPort: 50055,
+    httpPort: 9105,
+    entry: "services/orders/src/main.ts",
+    database: "bazaar_orders",
+    grpcServices: ["bazaar.orders.v1.OrdersService"],
+    messaging: true,
+  },
+  {
+    name: "payments",
+    grpcPort: 50056,
+    httpPort: 9106,
+    entry: "services/payments/src/main.ts",
+    database: "bazaar_payments",
+    grpcServices: ["bazaar.payments.v1.PaymentsService"],
+    messaging: true,
+  },
+  {
+    name: "notifications",
+    grpcPort: 50057,
+    httpPort: 9107,
+    entry: "services/notifications/src/main.ts",
+    database: "bazaar_notifications",
+    grpcServices: ["bazaar.notifications.v1.NotificationsService"],
     messaging: true,
   },
   { name: "bff", httpPort: 3000, entry: "bff/src/main.ts" },
@@ -50,6 +103,20 @@ export function defaultGrpcAddress(name: ServiceName): string {
   const { grpcPort } = serviceEntry(name);
   if (grpcPort === undefined) throw new Error(`${name} serves no gRPC`);
   return `127.0.0.1:${grpcPort}`;
+}
+
+/**
+ * The variables that tell a process where its peers are, given where each process listens:
+ * `<NAME>_ADDR` (host:port of each gRPC service) and `JWKS_URL` (identity's signing keys).
+ */
+export function peerEnv(portsOf: (name: string) => { grpc?: number; http: number }, host = "127.0.0.1"): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const peer of serviceCatalog as readonly ServiceEntry[]) {
+    const ports = portsOf(peer.name);
+    if (ports.grpc !== undefined) env[`${peer.name.toUpperCase()}_ADDR`] = `${host}:${ports.grpc}`;
+  }
+  env.JWKS_URL = `http://${host}:${portsOf("identity").http}/.well-known/jwks.json`;
+  return env;
 }
 
 /** Infrastructure the platform needs, with local defaults. */

@@ -1,0 +1,46 @@
+import { z } from "zod";
+import { amqpEnv, authEnv, flagVar, parseEnv, redisEnv, serviceAuthEnv, serviceEnv } from "@bazaar/platform/env";
+import { serviceEntry } from "@bazaar/platform/service-catalog";
+
+const self = serviceEntry("identity");
+const seconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** The identity service's configuration, validated at start. */
+export const env = parseEnv(
+  z.object({
+    ...serviceEnv({ grpc: self.grpcPort ?? 50051, http: self.httpPort }, self.database ?? "bazaar_identity"),
+    // Login throttling counts failures in Redis, under REDIS_KEY_PREFIX.
+    ...redisEnv,
+    ...amqpEnv,
+    // The `iss` and `aud` identity puts in its tokens (and checks). JWKS_URL is not used:
+    // identity verifies tokens against its own key set, in process (see main.ts).
+    JWT_ISSUER: authEnv.JWT_ISSUER,
+    JWT_AUDIENCE: authEnv.JWT_AUDIENCE,
+    // Only INTERNAL_AUTH_SECRET: identity is the one that checks it.
+    INTERNAL_AUTH_SECRET: serviceAuthEnv.INTERNAL_AUTH_SECRET,
+    /** Lifetime of a user's access token. */
+    ACCESS_TOKEN_TTL_SECONDS: seconds(30, 86_400, 900),
+    /** Lifetime of a refresh token (each Refresh issues a new one with a fresh lifetime). */
+    REFRESH_TOKEN_TTL_SECONDS: seconds(60, 365 * 86_400, 30 * 86_400),
+    /** Lifetime of a service's access token (IssueServiceToken). */
+    SERVICE_TOKEN_TTL_SECONDS: seconds(30, 86_400, 600),
+    /**
+     * Where identity is reached from outside, e.g. https://identity.bazaar.example; the
+     * discovery document's jwks_uri is built from it. Unset: from the request's Host.
+     */
+    PUBLIC_URL: z
+      .string()
+      .url()
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    /** Make sure the demo admin account exists at start (the dev runner sets it). */
+    SEED_DEMO_DATA: flagVar(false),
+    /** The demo admin's email (with SEED_DEMO_DATA). Default: admin@bazaar.local. */
+    ADMIN_EMAIL: z.string().email().default("admin@bazaar.local"),
+    /** The demo admin's password (with SEED_DEMO_DATA). Default: bazaar-admin. Change it anywhere real. */
+    ADMIN_PASSWORD: z.string().min(10).max(128).default("bazaar-admin"),
+  }),
+);
+
+/** The validated configuration's type. */
+export type IdentityEnv = typeof env;

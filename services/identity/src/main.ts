@@ -1,0 +1,31 @@
+import { startService } from "@bazaar/platform/service";
+import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
+import { AccessTokenIssuer } from "./access-tokens.ts";
+import { Accounts } from "./accounts.ts";
+import * as schema from "./db/schema.ts";
+import { env } from "./env.ts";
+import { LoginThrottle } from "./login-throttle.ts";
+import { identityAccess, identityHandlers } from "./rpc.ts";
+import { seedAdmin } from "./seed.ts";
+import { inlineJwksUrl, loadKeyRing } from "./signing-keys.ts";
+import { addWellKnownRoutes } from "./well-known.ts";
+
+const service = startService("identity", env);
+const database = await service.openDatabase({ url: env.DATABASE_URL, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+const keys = await loadKeyRing(database);
+// Identity checks bearer tokens against its own keys, in process (see inlineJwksUrl).
+service.useAuth({ jwksUrl: inlineJwksUrl(keys.jwks), issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
+addWellKnownRoutes(service.http, { issuer: env.JWT_ISSUER, jwks: keys.jwks, publicUrl: env.PUBLIC_URL });
+const redis = await service.connectRedis(env.REDIS_URL, env.REDIS_KEY_PREFIX);
+const broker = await service.connectBroker(env.AMQP_URL);
+const relay = service.startOutboxRelay(database.db, broker);
+const tokens = new AccessTokenIssuer(keys.signing, { issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
+const accounts = new Accounts(database, tokens, new LoginThrottle(redis), {
+  accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+  refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+  serviceTokenTtlSeconds: env.SERVICE_TOKEN_TTL_SECONDS,
+  internalSecret: env.INTERNAL_AUTH_SECRET,
+}, relay);
+if (env.SEED_DEMO_DATA) await seedAdmin(database, accounts, { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD });
+service.addGrpc(IdentityService, identityHandlers(accounts), identityAccess);
+await service.listen();

@@ -1,0 +1,17 @@
+import { Counter } from "prom-client";
+import { registry } from "@bazaar/platform/metrics";
+
+/** Password sign-ins, by outcome: ok, wrong_credentials or throttled (refused before any check). */
+export const signIns = new Counter({
+  name: "bazaar_identity_sign_ins_total",
+  help: "Password sign-ins by outcome.",
+  labelNames: ["outcome"] as const,
+  registers: [registry],
+});
+
+/** Refresh tokens presented after they were used: a stolen token, or a client racing itself. */
+export const refreshReuseDetected = new Counter({
+  name: "bazaar_identity_refresh_token_reuse_total",
+  help: "Refresh tokens presented a second time; each revoked its family.",
+  registers: [registry],
+});

@@ -1,0 +1,46 @@
+import type { Hono } from "hono";
+import type { JSONWebKeySet } from "jose";
+import { jwtSettings } from "@bazaar/platform/auth";
+
+/** Options of {@link addWellKnownRoutes}. */
+export interface WellKnownOptions {
+  /** The `iss` of identity's tokens. */
+  issuer: string;
+  /** The published keys. */
+  jwks: JSONWebKeySet;
+  /**
+   * Identity's public base URL. Without it, URLs are built from the request's scheme and Host,
+   * which is right for direct calls but not behind a proxy that terminates TLS: set it there.
+   */
+  publicUrl?: string | undefined;
+}
+
+// Verifiers cache the key set; a few minutes bounds how long a new key takes to be seen
+// by caches in between (Envoy refetches on its own schedule, services on an unknown kid).
+const cacheControl = "public, max-age=300";
+
+/**
+ * Serves the documents verifiers need: the JWKS (RFC 7517) at /.well-known/jwks.json and an
+ * OpenID Provider discovery document at /.well-known/openid-configuration that points to it.
+ * Sign-in itself happens over gRPC, so the document lists no authorization or token endpoint.
+ */
+export function addWellKnownRoutes(app: Hono, options: WellKnownOptions): void {
+  const jwksBody = JSON.stringify(options.jwks);
+  app.get("/.well-known/jwks.json", (c) =>
+    c.body(jwksBody, 200, { "content-type": "application/jwk-set+json", "cache-control": cacheControl }),
+  );
+  app.get("/.well-known/openid-configuration", (c) => {
+    const base = (options.publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
+    return c.json(
+      {
+        issuer: options.issuer,
+        jwks_uri: `${base}/.well-known/jwks.json`,
+        subject_types_supported: ["public"],
+        id_token_signing_alg_values_supported: [jwtSettings.algorithm],
+        claims_supported: ["iss", "aud", "sub", "roles", "iat", "exp", "jti"],
+      },
+      200,
+      { "cache-control": cacheControl },
+    );
+  });
+}

@@ -1,0 +1,176 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { eq, isNull } from "drizzle-orm";
+import { openDatabase } from "@bazaar/platform/db";
+import { createClient } from "@bazaar/platform/grpc/client";
+import { GrpcServer } from "@bazaar/platform/grpc/server";
+import { configureLogging } from "@bazaar/platform/log";
+import { Broker, on } from "@bazaar/platform/messaging/broker";
+import { events } from "@bazaar/platform/messaging/events";
+import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
+import { registry } from "@bazaar/platform/metrics";
+import { freePort, testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import { type ProductUpdatedSchema, type StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
+import { CatalogBackfill } from "../src/catalog-backfill.ts";
+import * as schema from "../src/db/schema.ts";
+import { demoQuantity } from "../src/demo-stock.ts";
+import { type InventoryDatabase, InventoryStore } from "../src/inventory-store.ts";
+import { consumeProductAnnouncements, productsQueue } from "../src/product-events.ts";
+
+// The inventory's messaging against a real RabbitMQ vhost and Postgres database of this run's
+// own: the product consumer and its inbox, and the relay publishing StockChanged.
+const database = testDatabaseUrl("inventory");
+let vhost: Awaited<ReturnType<typeof testVhost>>;
+let db: InventoryDatabase;
+let broker: Broker;
+let relay: OutboxRelay;
+let store: InventoryStore;
+const published: StockChanged[] = [];
+
+beforeAll(async () => {
+  configureLogging("inventory", "warn");
+  vhost = await testVhost();
+  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  broker = await Broker.connect(vhost.url, { service: "inventory" });
+  relay = new OutboxRelay(db.db, broker, { pollMs: 200 }).start();
+  store = new InventoryStore(db, { reservationTtlSeconds: 900, demoStock: true }, relay);
+  await consumeProductAnnouncements(broker, db, store, relay);
+  // Stands in for the services that follow stock levels.
+  await broker.consume({ queue: "test.stock-watcher", handlers: [on(events.stockChanged, async (e) => void published.push(e))] });
+}, 60_000);
+
+afterAll(async () => {
+  await relay?.stop();
+  await broker?.close();
+  await db?.close();
+  await vhost?.drop();
+  await database.drop();
+}, 60_000);
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+/** Messages the products queue has finished with, by outcome. */
+async function consumed(outcome: string): Promise<number> {
+  const values = (await registry.getSingleMetric("bazaar_messages_consumed_total")?.get())?.values ?? [];
+  return values.filter((v) => v.labels.queue === productsQueue && v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0);
+}
+
+function announce(messageId: string, init: MessageInitShape<typeof ProductUpdatedSchema>) {
+  const payload = toBinary(events.productUpdated.schema, create(events.productUpdated.schema, init));
+  return broker.publish([{ id: messageId, routingKey: events.productUpdated.routingKey, payload, headers: {} }]);
+}
+
+const stockRows = (productId: string) => db.db.select().from(schema.stock).where(eq(schema.stock.productId, productId));
+
+describe("products announced by the catalog", () => {
+  test("a new product gets one stock row with its demo quantity, even when the message comes twice", async () => {
+    const productId = crypto.randomUUID();
+    const messageId = crypto.randomUUID();
+    const [processed, duplicates] = [await consumed("processed"), await consumed("duplicate")];
+    await announce(messageId, { productId, name: "Test Kettle", created: true });
+    await announce(messageId, { productId, name: "Test Kettle", created: true });
+    await until("both deliveries handled", async () =>
+      (await consumed("processed")) - processed + (await consumed("duplicate")) - duplicates >= 2 ? true : undefined,
+    );
+    expect((await consumed("duplicate")) - duplicates).toBe(1);
+    const rows = await stockRows(productId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ onHand: demoQuantity(productId), reserved: 0 });
+    // Its StockChanged went out through the outbox and the relay, once.
+    await until("the StockChanged of the new row", async () => (published.some((e) => e.productId === productId) ? true : undefined));
+    await Bun.sleep(100);
+    expect(published.filter((e) => e.productId === productId).map((e) => e.onHand)).toEqual([demoQuantity(productId)]);
+  });
+
+  test("another announcement of a product that has stock leaves its stock alone", async () => {
+    const productId = crypto.randomUUID();
+    await db.db.insert(schema.stock).values({ productId, onHand: 77, reserved: 7 });
+    const processed = await consumed("processed");
+    await announce(crypto.randomUUID(), { productId, name: "Renamed", created: true });
+    await announce(crypto.randomUUID(), { productId, name: "Renamed again", created: false });
+    await until("both announcements handled", async () => ((await consumed("processed")) - processed >= 2 ? true : undefined));
+    expect((await stockRows(productId))[0]).toMatchObject({ onHand: 77, reserved: 7 });
+  });
+
+  test("a change to a product the inventory never heard of creates no stock row", async () => {
+    const productId = crypto.randomUUID();
+    const processed = await consumed("processed");
+    await announce(crypto.randomUUID(), { productId, name: "Changed", created: false });
+    await until("the change handled", async () => ((await consumed("processed")) > processed ? true : undefined));
+    expect(await stockRows(productId)).toHaveLength(0);
+  });
+
+  test("an announcement whose product id is not a UUID goes to the dead-letter queue", async () => {
+    const dead = await consumed("dead_lettered");
+    await announce(crypto.randomUUID(), { productId: "not-a-uuid", name: "Broken", created: true });
+    await until("the message dead-lettered", async () => ((await consumed("dead_lettered")) > dead ? true : undefined));
+  });
+});
+
+describe("StockChanged", () => {
+  test("is published by the relay with the new levels, and its outbox row marked published", async () => {
+    const productId = crypto.randomUUID();
+    await store.adjust(productId, 9, "first delivery", "test-admin");
+    await store.reserve(crypto.randomUUID(), [{ productId, quantity: 4 }]);
+    const seen = await until("two StockChanged events", async () => {
+      const mine = published.filter((e) => e.productId === productId);
+      return mine.length >= 2 ? mine : undefined;
+    });
+    expect(seen.map((e) => [e.onHand, e.reserved, e.available]).sort()).toEqual([[9, 0, 9], [9, 4, 5]].sort());
+    await until("the outbox drained", async () => {
+      const left = await db.db.select().from(schema.outbox).where(isNull(schema.outbox.publishedAt));
+      return left.length === 0 ? true : undefined;
+    });
+  });
+});
+
+describe("catalog backfill", () => {
+  test("creates the stock rows the catalog has products for and the inventory has not, paging through them", async () => {
+    const ids = Array.from({ length: 150 }, () => crypto.randomUUID());
+    await db.db.insert(schema.stock).values({ productId: ids[3]!, onHand: 1234 });
+    // A stand-in catalog that only lists products, 100 a page at most.
+    const listProducts = async (req: { pageSize: number; pageToken: string }) => {
+      const start = Number(req.pageToken || 0);
+      const end = start + Math.min(req.pageSize, 100);
+      return { products: ids.slice(start, end).map((id) => ({ id })), nextPageToken: end < ids.length ? String(end) : "", totalSize: ids.length };
+    };
+    const unused = async () => {
+      throw new Error("not served by this stand-in");
+    };
+    const impl = { listProducts, getProduct: unused, batchGetProducts: unused, listCategories: unused, createProduct: unused, updateProduct: unused };
+    const access = { listProducts: "public", getProduct: "public", batchGetProducts: "public", listCategories: "public", createProduct: "admin", updateProduct: "admin" } as const;
+    const fake = new GrpcServer([{ service: CatalogService, impl: impl as never, access }]);
+    const port = await fake.start(0, "127.0.0.1");
+    const catalog = createClient(CatalogService, `127.0.0.1:${port}`);
+    try {
+      const backfill = new CatalogBackfill(catalog, db, store, relay);
+      expect(await backfill.runOnce()).toBe(149);
+      expect(await backfill.runOnce()).toBe(0);
+      const levels = await store.levels(ids);
+      expect(levels[3]?.onHand).toBe(1234);
+      expect(levels.filter((_, i) => i !== 3).every((l, i) => l.onHand === demoQuantity(ids[i >= 3 ? i + 1 : i]!))).toBe(true);
+    } finally {
+      catalog.close();
+      await fake.shutdown({ drainMs: 0 });
+    }
+  });
+
+  test("keeps retrying an unreachable catalog in the background and stops when told", async () => {
+    const catalog = createClient(CatalogService, `127.0.0.1:${freePort()}`, { defaultTimeoutMs: 500 });
+    const backfill = new CatalogBackfill(catalog, db, store, relay).start();
+    await Bun.sleep(200);
+    const started = Date.now();
+    await backfill.stop();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    catalog.close();
+  });
+});

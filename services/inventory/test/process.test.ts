@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
+import { launchProcess, type LaunchedProcess, testVhost } from "@bazaar/platform/testing";
+import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
+import { demoQuantity } from "../src/demo-stock.ts";
+
+// The real processes: a seeding catalog and an inventory on one vhost of this run's own. The
+// catalog seeds and publishes before the inventory's queue exists, as on a fresh platform.
+let issuer: TestIssuer;
+let vhost: Awaited<ReturnType<typeof testVhost>>;
+let catalogProcess: LaunchedProcess;
+let inventoryProcess: LaunchedProcess;
+let catalog: GrpcClient<typeof CatalogService>;
+let inventory: GrpcClient<typeof InventoryService>;
+
+beforeAll(async () => {
+  issuer = await startTestIssuer();
+  vhost = await testVhost();
+  const auth = { JWKS_URL: issuer.jwksUrl, JWT_ISSUER: issuer.issuer, JWT_AUDIENCE: issuer.audience, AMQP_URL: vhost.url, LOG_LEVEL: "warn" };
+  catalogProcess = await launchProcess("catalog", auth);
+  catalog = createClient(CatalogService, catalogProcess.grpcAddress);
+  inventoryProcess = await launchProcess("inventory", {
+    ...auth,
+    CATALOG_ADDR: catalogProcess.grpcAddress,
+    LOG_LEVEL: "info",
+    RESERVATION_TTL_SECONDS: "1",
+    RESERVATION_SWEEP_MS: "100",
+  });
+  inventory = createClient(InventoryService, inventoryProcess.grpcAddress);
+}, 60_000);
+
+afterAll(async () => {
+  catalog?.close();
+  inventory?.close();
+  await inventoryProcess?.cleanup();
+  await catalogProcess?.cleanup();
+  await vhost?.drop();
+  issuer?.stop();
+}, 60_000);
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+describe("the inventory process", () => {
+  test("stocks every product of the demo catalog with its demo quantity", async () => {
+    const { products } = await catalog.listProducts({ pageSize: 100 });
+    expect(products.length).toBe(72);
+    const ids = products.map((p) => p.id);
+    const levels = await until("every product stocked", async () => {
+      const { levels } = await inventory.getStock({ productIds: ids });
+      return levels.every((l) => l.onHand > 0) ? levels : undefined;
+    });
+    expect(levels.map((l) => l.onHand)).toEqual(ids.map(demoQuantity));
+    // The demo has a few products down to their last units.
+    expect(levels.filter((l) => l.available <= 2).length).toBeGreaterThan(0);
+  });
+
+  test("stocks a product the catalog creates while it runs, from the catalog's event", async () => {
+    const admin = { metadata: { authorization: `Bearer ${await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] })}` } };
+    const { product } = await catalog.createProduct(
+      {
+        product: {
+          sku: "TST-0901",
+          slug: "tst-0901",
+          name: "Inventory Test Lamp",
+          description: "Made by a test.",
+          categoryId: "kitchen",
+          price: { currencyCode: "USD", amountMinor: 1500n },
+        },
+      },
+      admin,
+    );
+    const level = await until("the new product stocked", async () => {
+      const { levels } = await inventory.getStock({ productIds: [product!.id] });
+      return levels[0]!.onHand > 0 ? levels[0] : undefined;
+    });
+    expect(level.onHand).toBe(demoQuantity(product!.id));
+  });
+
+  test("gives back reservations that outlive RESERVATION_TTL_SECONDS, swept every RESERVATION_SWEEP_MS", async () => {
+    const service = { metadata: { authorization: `Bearer ${await issuer.token({ sub: "service:orders", roles: ["service"] })}` } };
+    const { products } = await catalog.listProducts({ pageSize: 1 });
+    const productId = products[0]!.id;
+    const before = (await inventory.getStock({ productIds: [productId] })).levels[0]!;
+    const orderId = crypto.randomUUID();
+    const { reservation } = await inventory.reserveStock({ orderId, items: [{ productId, quantity: 1 }] }, service);
+    expect(reservation?.status).toBe(ReservationStatus.RESERVED);
+    expect((await inventory.getStock({ productIds: [productId] })).levels[0]!.reserved).toBe(before.reserved + 1);
+    await until("the reservation expired", async () => {
+      const { levels } = await inventory.getStock({ productIds: [productId] });
+      return levels[0]!.reserved === before.reserved ? true : undefined;
+    }, 5_000);
+    const again = await inventory.releaseReservation({ orderId }, service);
+    expect(again.reservation?.status).toBe(ReservationStatus.EXPIRED);
+  });
+
+  test("stops cleanly on SIGTERM", async () => {
+    expect(await inventoryProcess.child.stop("SIGTERM")).toBe(0);
+    const output = inventoryProcess.child.output();
+    expect(output).toContain("checked the catalog for products without stock");
+    expect(output).toContain('"msg":"stopped"');
+    expect(output).not.toContain("failed");
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * The real notifications process (src/main.ts) as the dev runner starts it: it migrates its
+ * own database, consumes events from RabbitMQ, serves the caller's notifications over gRPC,
+ * and exits 0 on SIGTERM.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { configureLogging } from "@bazaar/platform/log";
+import { Broker } from "@bazaar/platform/messaging/broker";
+import { events } from "@bazaar/platform/messaging/events";
+import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
+import { type LaunchedProcess, launchProcess, testVhost } from "@bazaar/platform/testing";
+import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
+
+let vhost: Awaited<ReturnType<typeof testVhost>>;
+let issuer: TestIssuer;
+let service: LaunchedProcess;
+let publisher: Broker;
+let client: GrpcClient<typeof NotificationsService>;
+
+beforeAll(async () => {
+  configureLogging("notifications-test", "error");
+  vhost = await testVhost();
+  issuer = await startTestIssuer();
+  service = await launchProcess("notifications", { AMQP_URL: vhost.url, JWKS_URL: issuer.jwksUrl, LOG_LEVEL: "warn" });
+  publisher = await Broker.connect(vhost.url, { service: "test-publisher" });
+  client = createClient(NotificationsService, service.grpcAddress);
+}, 60_000);
+
+afterAll(async () => {
+  client?.close();
+  await publisher?.close();
+  await service?.cleanup();
+  issuer?.stop();
+  await vhost?.drop();
+}, 60_000);
+
+describe("the notifications process", () => {
+  test("welcomes a user who registered, in that user's own listing", async () => {
+    const userId = crypto.randomUUID();
+    const payload = toBinary(events.userRegistered.schema, create(events.userRegistered.schema, { userId, displayName: "Grace" }));
+    const id = crypto.randomUUID();
+    expect((await publisher.publish([{ id, routingKey: events.userRegistered.routingKey, payload, headers: {} }])).acked).toEqual([id]);
+    const auth = { metadata: { authorization: `Bearer ${await issuer.token({ sub: userId })}` } };
+    const end = Date.now() + 5_000;
+    let page = await client.listNotifications({}, auth);
+    while (page.notifications.length === 0 && Date.now() < end) {
+      await Bun.sleep(25);
+      page = await client.listNotifications({}, auth);
+    }
+    expect(page.notifications.map((n) => n.title)).toEqual(["Welcome to Bazaar, Grace!"]);
+    expect(page.unreadCount).toBe(1);
+    expect((await client.markRead({ all: true }, auth)).marked).toBe(1);
+  });
+
+  test("exits 0 on SIGTERM", async () => {
+    expect(await service.child.stop("SIGTERM")).toBe(0);
+  });
+});

@@ -1,0 +1,42 @@
+import { z } from "zod";
+import { amqpEnv, authEnv, hostPort, parseEnv, serviceAuthEnv, serviceEnv } from "@bazaar/platform/env";
+import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
+
+const self = serviceEntry("orders");
+const ms = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** The orders service's configuration, validated at start. */
+export const env = parseEnv(
+  z
+    .object({
+      ...serviceEnv({ grpc: self.grpcPort ?? 50055, http: self.httpPort }, self.database ?? "bazaar_orders"),
+      ...amqpEnv,
+      ...authEnv,
+      ...serviceAuthEnv,
+      /** Where the saga's peers are. */
+      CATALOG_ADDR: hostPort.default(defaultGrpcAddress("catalog")),
+      INVENTORY_ADDR: hostPort.default(defaultGrpcAddress("inventory")),
+      PAYMENTS_ADDR: hostPort.default(defaultGrpcAddress("payments")),
+      /** How long PlaceOrder and CancelOrder wait for the order to become final before answering PENDING. */
+      PLACE_ORDER_WAIT_MS: ms(0, 30_000, 3_000),
+      /** How often the saga executor looks for sagas to resume (retries, crashed replicas' sagas). */
+      SAGA_POLL_MS: ms(10, 60_000, 500),
+      /** How long an executor holds a saga it works on; a crashed replica's sagas are taken over after it. */
+      SAGA_LEASE_MS: ms(1_000, 600_000, 30_000),
+      /** The deadline of each call the saga makes (it must end well inside the lease). */
+      SAGA_CALL_TIMEOUT_MS: ms(100, 120_000, 10_000),
+      /** First retry delay after a transient failure; it doubles per attempt up to SAGA_RETRY_MAX_MS. */
+      SAGA_RETRY_BASE_MS: ms(1, 60_000, 250),
+      SAGA_RETRY_MAX_MS: ms(1, 600_000, 30_000),
+      /**
+       * The key of the HMAC that fingerprints the card in a PlaceOrder request hash (to tell a
+       * retry from a different request). Keyed, so a stored hash cannot be brute-forced back to a
+       * card number; set a long random value in any real deployment.
+       */
+      REQUEST_HASH_SECRET: z.string().min(16, "must be at least 16 characters").default("bazaar-dev-orders-request-hash-change-me"),
+    })
+    .refine((e) => e.SAGA_CALL_TIMEOUT_MS * 2 <= e.SAGA_LEASE_MS, {
+      message: "must be at most half of SAGA_LEASE_MS, so a step always ends inside its lease",
+      path: ["SAGA_CALL_TIMEOUT_MS"],
+    }),
+);

@@ -1,0 +1,244 @@
+import { createHash, createHmac } from "node:crypto";
+import { and, asc, desc, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { status } from "@grpc/grpc-js";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { postgresError } from "@bazaar/platform/db";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, RpcError } from "@bazaar/platform/errors";
+import { events } from "@bazaar/platform/messaging/events";
+import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { requireUnexpired } from "./card.ts";
+import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
+import type { OrdersDatabase, OutboxSignal, SagaExecutor } from "./saga.ts";
+import { type Card, isTransient, type SagaPorts } from "./saga-ports.ts";
+
+/** An order with its lines, in the order they were placed. */
+export interface OrderWithItems extends OrderRow {
+  items: OrderItemRow[];
+}
+
+/** A validated PlaceOrder request. */
+export interface PlaceOrderInput {
+  idempotencyKey: string;
+  lines: { productId: string; quantity: number }[];
+  card: Card;
+}
+
+/** Who is asking: a user, who sees their own orders, or an admin, who sees everyone's. */
+export interface Caller {
+  userId: string;
+  admin: boolean;
+}
+
+/** Where a page of ListOrders ended. */
+export interface OrderCursor {
+  createdAt: Date;
+  id: string;
+}
+
+/** Options of {@link OrderStore}. */
+export interface OrderStoreOptions {
+  /** How long PlaceOrder and CancelOrder wait for a final state before answering with PENDING. */
+  waitMs: number;
+  /**
+   * The key of the card fingerprint in request hashes: a keyed hash, because a plain hash of
+   * a card number can be reversed by trying every number.
+   */
+  fingerprintKey: string;
+}
+
+/**
+ * Orders: placing one (priced by the catalog, idempotent per user and key) and starting its
+ * saga, reading and listing them, and asking for a cancellation.
+ */
+export class OrderStore {
+  constructor(
+    private readonly database: OrdersDatabase,
+    private readonly ports: Pick<SagaPorts, "priceLines">,
+    private readonly executor: SagaExecutor,
+    private readonly outbox: OutboxSignal,
+    private readonly options: OrderStoreOptions,
+  ) {}
+
+  /** What a PlaceOrder request is, for telling a retry (same hash) from a different order under the same key. */
+  requestHash(input: Pick<PlaceOrderInput, "lines" | "card">): string {
+    const lines = input.lines.map((l) => [l.productId, l.quantity] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const card = createHmac("sha256", this.options.fingerprintKey)
+      .update(`${input.card.number}|${input.card.expiryMonth}|${input.card.expiryYear}`)
+      .digest("hex");
+    return createHash("sha256").update(JSON.stringify({ v: 1, lines, card })).digest("hex");
+  }
+
+  /**
+   * Places an order and runs its saga, answering once the order is final or after the wait,
+   * whichever is first. The same user and key with the same request gives back the order
+   * placed first (no second saga); with a different request it is FAILED_PRECONDITION.
+   */
+  async place(userId: string, input: PlaceOrderInput, maxWaitMs = this.options.waitMs): Promise<OrderWithItems> {
+    const hash = this.requestHash(input);
+    const existing = await this.findByKey(userId, input.idempotencyKey);
+    if (existing) return this.answerRetry(existing, hash, maxWaitMs);
+
+    requireUnexpired(input.card);
+    const priced = await this.price(input.lines);
+    const currency = priced[0]!.currency;
+    const totalMinor = input.lines.reduce((sum, l, i) => sum + priced[i]!.unitPriceMinor * l.quantity, 0);
+    // The saga is this executor's from the moment it exists (unless it is shutting down).
+    const claim = this.executor.claimNew();
+    let orderId: string;
+    try {
+      orderId = await this.database.db.transaction(async (tx) => {
+        const [order] = await tx
+          .insert(orders)
+          .values({ userId, currency, totalMinor, idempotencyKey: input.idempotencyKey, requestHash: hash })
+          .returning();
+        if (!order) throw new Error("the order insert returned no row");
+        const items = input.lines.map((l, i) => ({
+          orderId: order.id,
+          lineNo: i,
+          productId: l.productId,
+          name: priced[i]!.name,
+          unitPriceMinor: priced[i]!.unitPriceMinor,
+          quantity: l.quantity,
+        }));
+        await tx.insert(orderItems).values(items);
+        await tx.insert(sagas).values({
+          orderId: order.id,
+          step: "reserve",
+          ...claim,
+          cardNumber: input.card.number,
+          cardExpiryMonth: input.card.expiryMonth,
+          cardExpiryYear: input.card.expiryYear,
+          cardCvc: input.card.cvc,
+        });
+        await enqueueEvent(tx, events.orderPlaced, {
+          orderId: order.id,
+          userId,
+          total: { currencyCode: currency, amountMinor: BigInt(totalMinor) },
+          lines: items.map((i) => ({ productId: i.productId, name: i.name, quantity: i.quantity })),
+          occurTime: timestampNow(),
+        });
+        return order.id;
+      });
+    } catch (err) {
+      // The same key at the same moment (a double click): the other request placed the order.
+      const pg = postgresError(err);
+      if (pg?.code !== "23505" || pg.constraint !== "orders_user_id_idempotency_key_unique") throw err;
+      const winner = await this.findByKey(userId, input.idempotencyKey);
+      if (!winner) throw err;
+      return this.answerRetry(winner, hash, maxWaitMs);
+    }
+    this.outbox.wake();
+    if (claim) void this.executor.runClaimed(orderId, claim.leaseOwner);
+    await this.executor.waitForFinal(orderId, maxWaitMs);
+    return this.load(orderId);
+  }
+
+  private async answerRetry(existing: OrderRow, hash: string, maxWaitMs: number): Promise<OrderWithItems> {
+    if (existing.requestHash !== hash) {
+      throw new FailedPreconditionError(
+        "idempotency_key: was used before for a different order (other lines or card); use a new key for a new checkout",
+      );
+    }
+    await this.executor.waitForFinal(existing.id, maxWaitMs);
+    return this.load(existing.id);
+  }
+
+  /** Names and prices from the catalog, one per line, in one call. */
+  private async price(lines: PlaceOrderInput["lines"]) {
+    let answer;
+    try {
+      answer = await this.ports.priceLines(lines.map((l) => l.productId));
+    } catch (err) {
+      if (isTransient(err)) throw new RpcError(status.UNAVAILABLE, "the catalog could not be reached to price the order; try again");
+      throw err;
+    }
+    const priced = lines.map((l, i) => {
+      const product = answer.found.get(l.productId);
+      if (!product) throw new InvalidArgumentError(`no product has id ${l.productId}`, `lines[${i}].product_id`);
+      return product;
+    });
+    const currencies = new Set(priced.map((p) => p.currency));
+    if (currencies.size > 1) throw new InvalidArgumentError(`the products are priced in different currencies (${[...currencies].join(", ")}); order them separately`, "lines");
+    return priced;
+  }
+
+  private async findByKey(userId: string, key: string): Promise<OrderRow | undefined> {
+    const [row] = await this.database.db
+      .select()
+      .from(orders)
+      .where(and(eq(orders.userId, userId), eq(orders.idempotencyKey, key)));
+    return row;
+  }
+
+  /** An order the caller may see: their own, or anyone's for an admin; otherwise NOT_FOUND. */
+  async get(caller: Caller, id: string): Promise<OrderWithItems> {
+    const [order] = await this.database.db.select().from(orders).where(eq(orders.id, id));
+    if (!order || (order.userId !== caller.userId && !caller.admin)) throw new NotFoundError(`you have no order with id ${id}`);
+    return this.withItems([order]).then((o) => o[0]!);
+  }
+
+  /** A page of the caller's orders (an admin's: everyone's), newest first, after `cursor`. */
+  async list(caller: Caller, pageSize: number, cursor?: OrderCursor): Promise<{ orders: OrderWithItems[]; next?: OrderCursor }> {
+    const conditions: SQL[] = [];
+    if (!caller.admin) conditions.push(eq(orders.userId, caller.userId));
+    if (cursor) conditions.push(sql`(${orders.createdAt}, ${orders.id}) < (${cursor.createdAt.toISOString()}::timestamptz, ${cursor.id}::uuid)`);
+    const rows = await this.database.db
+      .select()
+      .from(orders)
+      .where(and(...conditions))
+      .orderBy(desc(orders.createdAt), desc(orders.id))
+      .limit(pageSize + 1);
+    const page = rows.slice(0, pageSize);
+    const last = page.at(-1);
+    return {
+      orders: await this.withItems(page),
+      next: rows.length > pageSize && last ? { createdAt: last.createdAt, id: last.id } : undefined,
+    };
+  }
+
+  /**
+   * Asks for one of the caller's pending orders to be cancelled: the saga compensates before
+   * its next forward step. Answers once the order is final or after the wait. A final order
+   * is FAILED_PRECONDITION.
+   */
+  async cancel(caller: Caller, id: string, maxWaitMs = this.options.waitMs): Promise<OrderWithItems> {
+    await this.database.db.transaction(async (tx) => {
+      // The saga's lock first: the executor finalizes orders under it, so the status read next is current.
+      const [saga] = await tx.select().from(sagas).where(eq(sagas.orderId, id)).for("update");
+      const [order] = await tx.select().from(orders).where(eq(orders.id, id));
+      if (!order || !saga || order.userId !== caller.userId) throw new NotFoundError(`you have no order with id ${id}`);
+      if (order.status !== "PENDING") {
+        throw new FailedPreconditionError(`order ${id} is already ${order.status.toLowerCase()}; only a pending order can be cancelled`);
+      }
+      await tx
+        .update(sagas)
+        // A saga waiting to retry is looked at now: a cancellation may spare it the retry.
+        .set({ cancelRequested: true, nextAttemptAt: sql`least(${sagas.nextAttemptAt}, now())`, updatedAt: sql`now()` })
+        .where(eq(sagas.orderId, id));
+    });
+    void this.executor.runNow(id);
+    await this.executor.waitForFinal(id, maxWaitMs);
+    return this.load(id);
+  }
+
+  private async load(id: string): Promise<OrderWithItems> {
+    const [order] = await this.database.db.select().from(orders).where(eq(orders.id, id));
+    if (!order) throw new NotFoundError(`no order has id ${id}`);
+    return this.withItems([order]).then((o) => o[0]!);
+  }
+
+  private async withItems(rows: OrderRow[]): Promise<OrderWithItems[]> {
+    if (rows.length === 0) return [];
+    const items = await this.database.db
+      .select()
+      .from(orderItems)
+      .where(
+        inArray(
+          orderItems.orderId,
+          rows.map((r) => r.id),
+        ),
+      )
+      .orderBy(asc(orderItems.orderId), asc(orderItems.lineNo));
+    return rows.map((r) => ({ ...r, items: items.filter((i) => i.orderId === r.id) }));
+  }
+}

@@ -1,0 +1,518 @@
+import { and, asc, eq, inArray, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { Database } from "@bazaar/platform/db";
+import { log } from "@bazaar/platform/log";
+import { events } from "@bazaar/platform/messaging/events";
+import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import * as schema from "./db/schema.ts";
+import { type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
+import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
+import { type Card, chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
+
+/** The orders service's database. */
+export type OrdersDatabase = Database<typeof schema>;
+
+/** Tells whoever publishes the outbox that there is something to publish. */
+export interface OutboxSignal {
+  wake(): void;
+}
+
+/** Options of {@link SagaExecutor}. */
+export interface SagaExecutorOptions {
+  /** How long a claim holds a saga (renewed at every step). */
+  leaseMs: number;
+  /** How often {@link SagaExecutor.start}'s loop looks for due sagas. */
+  pollMs: number;
+  /** The first retry delay after a transient failure; doubled per attempt… */
+  retryBaseMs: number;
+  /** …up to this. */
+  retryMaxMs: number;
+  /** Sagas one executor works on at once. */
+  maxConcurrent?: number;
+  /**
+   * Who this executor is across restarts, e.g. "<hostname>:<gRPC port>": at most one live
+   * process can have it (the port is bound). A restarted process takes back the sagas its
+   * previous incarnation held at once ({@link SagaExecutor.reclaimFromPreviousRun}) instead
+   * of waiting for their leases to run out. Unset: leases only.
+   */
+  instanceId?: string;
+}
+
+/** A cancellation: a code for the metric's label, and the reason the shopper reads. */
+interface Cancellation {
+  code: string;
+  reason: string;
+}
+
+const cancelledByUser: Cancellation = { code: "cancelled_by_user", reason: "You cancelled the order." };
+
+/** What one attempt at a step came to. */
+type StepResult =
+  /** A cancellation honoured before a forward step that was never attempted. */
+  | { kind: "cancel"; attemptedBefore: boolean }
+  | { kind: "reserved" }
+  | { kind: "out_of_stock"; names: string[] }
+  | { kind: "reserve_failed"; error: string }
+  | { kind: "captured"; paymentId: string }
+  | { kind: "declined"; reason: string }
+  | { kind: "charge_failed"; error: string }
+  | { kind: "committed" }
+  | { kind: "commit_refused"; error: string }
+  | { kind: "refunded" }
+  | { kind: "released" }
+  /** Worth trying again later: the same step, never the next one. */
+  | { kind: "retry"; error: string };
+
+/** Where a saga goes after a step's result. */
+interface Transition {
+  step: SagaStep;
+  /** Set when the saga turns to compensating (the first reason is kept). */
+  cancel?: Cancellation;
+  /** The captured payment, to record on the order. */
+  paymentId?: string;
+  /** The order is paid for and its stock sold. */
+  confirmed?: boolean;
+}
+
+const forwardSteps: readonly SagaStep[] = ["reserve", "charge", "commit"];
+
+/**
+ * The saga's state machine: from the state a saga is in and what its step came to, the next
+ * step. Compensation runs in reverse of what was done: a charge is refunded, then the
+ * reservation released.
+ */
+function transition(saga: SagaRow, order: OrderRow, result: Exclude<StepResult, { kind: "retry" }>): Transition {
+  const refundOrRelease: SagaStep = order.paymentId ? "refund" : "release";
+  switch (result.kind) {
+    case "cancel":
+      // Only what earlier steps did is undone (and a reserve that may have happened).
+      if (saga.step === "reserve") return { step: result.attemptedBefore ? "release" : "done", cancel: cancelledByUser };
+      if (saga.step === "charge") return { step: "release", cancel: cancelledByUser };
+      return { step: refundOrRelease, cancel: cancelledByUser };
+    case "reserved":
+      if (saga.cancelRequested) return { step: "release", cancel: cancelledByUser };
+      return { step: order.totalMinor > 0 ? "charge" : "commit" };
+    case "out_of_stock":
+      // All lines or none: nothing is held, so there is nothing to release.
+      return { step: "done", cancel: { code: "out_of_stock", reason: `Not enough stock of ${listNames(result.names)}.` } };
+    case "reserve_failed":
+      return { step: "release", cancel: { code: "reserve_failed", reason: "Your items could not be reserved; you have not been charged." } };
+    case "captured":
+      if (saga.cancelRequested) return { step: "refund", paymentId: result.paymentId, cancel: cancelledByUser };
+      return { step: "commit", paymentId: result.paymentId };
+    case "declined":
+      return { step: "release", cancel: saga.cancelRequested ? cancelledByUser : { code: "payment_declined", reason: result.reason || "Your card was declined." } };
+    case "charge_failed":
+      return { step: "release", cancel: { code: "payment_failed", reason: "Your payment could not be processed; you have not been charged." } };
+    case "committed":
+      return { step: "done", confirmed: true };
+    case "commit_refused":
+      return {
+        step: refundOrRelease,
+        cancel: {
+          code: "reservation_expired",
+          reason: order.paymentId
+            ? "Your items were no longer held for you when the payment went through; the payment has been refunded."
+            : "Your items were no longer held for you.",
+        },
+      };
+    case "refunded":
+      return { step: "release" };
+    case "released":
+      return { step: "done" };
+  }
+}
+
+function listNames(names: string[]): string {
+  if (names.length <= 1) return names[0] ?? "one of the products";
+  return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+}
+
+function cardOf(saga: SagaRow): Card | undefined {
+  if (!saga.cardNumber || !saga.cardExpiryMonth || !saga.cardExpiryYear || !saga.cardCvc) return undefined;
+  return { number: saga.cardNumber, expiryMonth: saga.cardExpiryMonth, expiryYear: saga.cardExpiryYear, cvc: saga.cardCvc };
+}
+
+const msFromNow = (ms: number) => sql`now() + ${Math.round(ms)} * interval '1 millisecond'`;
+
+/**
+ * Runs order sagas, one step at a time, with their state in Postgres.
+ *
+ * - A step's outcome, the next step and any event are committed in one transaction.
+ * - Claiming takes `FOR UPDATE SKIP LOCKED` and sets a lease (lease_until, lease_owner), so
+ *   two executors, in one process or in two replicas, never work on the same saga at once; a
+ *   crashed executor's sagas are taken over once their lease has passed. Recording an
+ *   outcome checks the lease is still this claim's (fencing), so a step that outlived its
+ *   lease cannot overwrite the work of the executor that took over.
+ * - A step's attempt count is committed before its remote call, so an executor resuming a
+ *   saga knows whether the call may already have happened: then it replays the call (every
+ *   call is idempotent by order) rather than skipping it or compensating blindly.
+ * - Transient failures are retried with capped exponential backoff; a step is never skipped.
+ * - A requested cancellation is honoured before the next forward step.
+ */
+export class SagaExecutor {
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private stopping = false;
+  private polling = false;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly maxConcurrent: number;
+  /** Every lease this executor takes starts with this: its instance (if any), then this run's id. */
+  private readonly ownerPrefix: string;
+
+  constructor(
+    private readonly database: OrdersDatabase,
+    private readonly ports: SagaPorts,
+    private readonly outbox: OutboxSignal,
+    private readonly options: SagaExecutorOptions,
+  ) {
+    this.maxConcurrent = options.maxConcurrent ?? 16;
+    this.ownerPrefix = `${options.instanceId ? `${options.instanceId}/` : ""}${crypto.randomUUID()}/`;
+  }
+
+  /** Starts the loop that resumes due sagas: retries, and sagas of crashed executors. */
+  start(): this {
+    this.timer ??= setInterval(() => void this.poll(), this.options.pollMs);
+    return this;
+  }
+
+  /**
+   * Stops taking work. Steps in flight finish and are recorded; a saga between steps is let
+   * go at once (for another replica to continue); anything else resumes when its lease ends.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /**
+   * Works on one order's saga now, if it is due and no one holds it; resolves when this
+   * executor stops working on it (final, waiting for a retry, or taken over).
+   */
+  runNow(orderId: string): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return this.track(this.claim(1, orderId).then((claimed) => Promise.all(claimed.map((s) => this.drive(s))).then(() => undefined)));
+  }
+
+  /**
+   * The lease columns for a saga this executor is about to insert (PlaceOrder), so that it is
+   * this executor's from the start and no other replica's poller races it; undefined while
+   * stopping, when the saga is left for anyone to pick up.
+   */
+  claimNew(): { leaseOwner: string; leaseUntil: SQL; attempts: number } | undefined {
+    if (this.stopping) return undefined;
+    return { leaseOwner: this.ownerPrefix + crypto.randomUUID(), leaseUntil: msFromNow(this.options.leaseMs), attempts: 1 };
+  }
+
+  /** Works on a saga inserted with {@link claimNew}'s lease; resolves like {@link runNow}. */
+  runClaimed(orderId: string, leaseOwner: string): Promise<void> {
+    return this.track(
+      (async () => {
+        const [saga] = await this.database.db.select().from(sagas).where(eq(sagas.orderId, orderId));
+        if (saga?.leaseOwner === leaseOwner && saga.step !== "done") await this.drive(saga);
+      })(),
+    );
+  }
+
+  /** Claims the due sagas (as many as there is room for) and starts working on them; returns how many. */
+  async poll(): Promise<number> {
+    if (this.polling || this.stopping) return 0;
+    const room = this.maxConcurrent - this.inFlight.size;
+    if (room <= 0) return 0;
+    this.polling = true;
+    try {
+      const claimed = await this.claim(room);
+      for (const saga of claimed) void this.track(this.drive(saga));
+      return claimed.length;
+    } catch (err) {
+      log.warn("could not look for due sagas; trying again at the next poll", { err: describeError(err) });
+      return 0;
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /**
+   * Waits until the order is final or `timeoutMs` passed, whichever is first. Woken at once
+   * when this process finalizes it, and looks at the database now and then in case another
+   * replica does.
+   */
+  async waitForFinal(orderId: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [row] = await this.database.db.select({ status: orders.status }).from(orders).where(eq(orders.id, orderId));
+      const left = deadline - Date.now();
+      if (!row || row.status !== "PENDING" || left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const set = this.waiters.get(orderId) ?? new Set();
+        this.waiters.set(orderId, set);
+        const done = () => {
+          clearTimeout(timer);
+          set.delete(done);
+          if (set.size === 0) this.waiters.delete(orderId);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(left, 250));
+        set.add(done);
+      });
+    }
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    const tracked = work.catch((err: unknown) => {
+      // The saga keeps its lease until it runs out; then it is taken over and the step replayed.
+      log.error("saga step failed unexpectedly; it resumes when its lease ends", { err: describeError(err) });
+    });
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+    return tracked;
+  }
+
+  /** Claims up to `limit` due, unleased sagas (or the one of `orderId`) with a new lease each. */
+  private async claim(limit: number, orderId?: string): Promise<SagaRow[]> {
+    const due = and(
+      ne(sagas.step, "done"),
+      lte(sagas.nextAttemptAt, sql`now()`),
+      or(isNull(sagas.leaseUntil), lte(sagas.leaseUntil, sql`now()`)),
+      orderId ? eq(sagas.orderId, orderId) : undefined,
+    );
+    const picked = this.database.db
+      .select({ id: sagas.orderId })
+      .from(sagas)
+      .where(due)
+      .orderBy(asc(sagas.nextAttemptAt))
+      .limit(limit)
+      .for("update", { skipLocked: true });
+    return this.database.db
+      .update(sagas)
+      .set({
+        // Each claim has a token of its own: the fence for recording this claim's outcomes.
+        leaseOwner: sql`${this.ownerPrefix} || gen_random_uuid()::text`,
+        leaseUntil: msFromNow(this.options.leaseMs),
+        attempts: sql`${sagas.attempts} + 1`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(inArray(sagas.orderId, picked), due))
+      .returning();
+  }
+
+  /**
+   * Lets go of the sagas an earlier run of this instance held when it died, so they resume
+   * now rather than when their leases run out. Call it only once this process has proved it
+   * is the one live holder of its instance id (after binding its port). Their attempt counts
+   * stay, so a step that may have reached its peer is replayed, not skipped. Returns how many.
+   */
+  async reclaimFromPreviousRun(): Promise<number> {
+    const instance = this.options.instanceId;
+    if (!instance) return 0;
+    const previous = `${instance}/`;
+    const released = await this.database.db
+      .update(sagas)
+      .set({ leaseUntil: null, leaseOwner: null, updatedAt: sql`now()` })
+      .where(
+        and(
+          ne(sagas.step, "done"),
+          // Prefix comparisons, not LIKE: an instance id may hold LIKE's wildcards.
+          sql`left(${sagas.leaseOwner}, ${previous.length}) = ${previous}`,
+          sql`left(${sagas.leaseOwner}, ${this.ownerPrefix.length}) <> ${this.ownerPrefix}`,
+        ),
+      )
+      .returning({ orderId: sagas.orderId });
+    if (released.length) log.info("took back the sagas of this instance's previous run", { sagas: released.length });
+    if (released.length) void this.poll();
+    return released.length;
+  }
+
+  /** Runs a claimed saga step after step while it holds the lease and there is a next step to take now. */
+  private async drive(claimed: SagaRow): Promise<void> {
+    const token = claimed.leaseOwner;
+    if (!token) throw new Error(`saga ${claimed.orderId} was claimed without a lease owner`);
+    let saga = claimed;
+    let attemptedBefore = claimed.attempts > 1;
+    for (;;) {
+      const result = await this.attempt(saga, attemptedBefore);
+      const next = await this.record(saga.orderId, token, result);
+      if (!next || next.step === "done" || result.kind === "retry") return;
+      if (this.stopping) return this.letGo(next, token);
+      saga = next;
+      attemptedBefore = false;
+    }
+  }
+
+  /** Makes one attempt at the saga's current step; failures come back as results, never thrown. */
+  private async attempt(saga: SagaRow, attemptedBefore: boolean): Promise<StepResult> {
+    // A cancellation skips the next forward step if no one has tried it yet. A charge or commit
+    // that may have reached its peer is replayed first, so that its effect is known and can be
+    // undone; a reserve that may have is simply released (releasing nothing is fine).
+    if (saga.cancelRequested && forwardSteps.includes(saga.step) && (!attemptedBefore || saga.step === "reserve")) {
+      return { kind: "cancel", attemptedBefore };
+    }
+    const orderId = saga.orderId;
+    const [order] = await this.database.db.select().from(orders).where(eq(orders.id, orderId));
+    if (!order) throw new Error(`saga ${orderId} has no order`);
+    const retry = (err: unknown): StepResult => ({ kind: "retry", error: describeError(err) });
+    switch (saga.step) {
+      case "reserve": {
+        const items = await this.database.db.select().from(orderItems).where(eq(orderItems.orderId, orderId)).orderBy(asc(orderItems.lineNo));
+        try {
+          const outcome = await this.ports.reserve(orderId, items.map((i) => ({ productId: i.productId, quantity: i.quantity })));
+          if (outcome.kind === "reserved") return { kind: "reserved" };
+          const short = items.filter((i) => outcome.productIds.includes(i.productId)).map((i) => i.name);
+          return { kind: "out_of_stock", names: short.length ? short : items.length === 1 ? [items[0]!.name] : [] };
+        } catch (err) {
+          return isTransient(err) ? retry(err) : { kind: "reserve_failed", error: describeError(err) };
+        }
+      }
+      case "charge": {
+        const card = cardOf(saga);
+        if (!card) return { kind: "charge_failed", error: "the card details are missing" };
+        try {
+          const outcome = await this.ports.charge({
+            idempotencyKey: chargeKey(orderId),
+            orderId,
+            userId: order.userId,
+            amountMinor: order.totalMinor,
+            currency: order.currency,
+            card,
+          });
+          return outcome.kind === "captured" ? { kind: "captured", paymentId: outcome.paymentId } : { kind: "declined", reason: outcome.reason };
+        } catch (err) {
+          // Refused outright (an invalid request): no money was taken.
+          return isTransient(err) ? retry(err) : { kind: "charge_failed", error: describeError(err) };
+        }
+      }
+      case "commit": {
+        try {
+          const outcome = await this.ports.commit(orderId);
+          return outcome.kind === "committed" ? { kind: "committed" } : { kind: "commit_refused", error: outcome.message };
+        } catch (err) {
+          return isTransient(err) ? retry(err) : { kind: "commit_refused", error: describeError(err) };
+        }
+      }
+      case "refund": {
+        if (!order.paymentId) return { kind: "refunded" };
+        try {
+          await this.ports.refund({ idempotencyKey: refundKey(orderId), paymentId: order.paymentId, reason: saga.cancelReason ?? "order cancelled" });
+          return { kind: "refunded" };
+        } catch (err) {
+          // Compensation is never skipped: a refusal is retried (and shouted about) like an outage.
+          if (!isTransient(err)) log.error("payments refused a refund; retrying", { orderId, err: describeError(err) });
+          return retry(err);
+        }
+      }
+      case "release": {
+        try {
+          await this.ports.release(orderId);
+          return { kind: "released" };
+        } catch (err) {
+          if (!isTransient(err)) log.error("inventory refused to release a reservation; retrying", { orderId, err: describeError(err) });
+          return retry(err);
+        }
+      }
+      case "done":
+        throw new Error(`saga ${orderId} is done; there is no step to attempt`);
+    }
+  }
+
+  /**
+   * Records a step's result and moves the saga on, in one transaction with the order's final
+   * state and its event. Returns the saga as it now is, or undefined if this claim lost its
+   * lease (another executor took over and will replay the step).
+   */
+  private async record(orderId: string, token: string, result: StepResult): Promise<SagaRow | undefined> {
+    const outcome = await this.database.db.transaction(async (tx) => {
+      const [saga] = await tx.select().from(sagas).where(eq(sagas.orderId, orderId)).for("update");
+      if (!saga || saga.leaseOwner !== token) return undefined;
+      if (result.kind === "retry") {
+        const delay = this.backoff(saga.attempts);
+        const [updated] = await tx
+          .update(sagas)
+          .set({ nextAttemptAt: msFromNow(delay), leaseUntil: null, leaseOwner: null, lastError: result.error, updatedAt: sql`now()` })
+          .where(eq(sagas.orderId, orderId))
+          .returning();
+        return { saga: updated, retryInMs: delay };
+      }
+      const [order] = await tx.select().from(orders).where(eq(orders.id, orderId));
+      if (!order) throw new Error(`saga ${orderId} has no order`);
+      const next = transition(saga, order, result);
+      const done = next.step === "done";
+      const cancelReason = saga.cancelReason ?? next.cancel?.reason ?? null;
+      const cancelCode = saga.cancelCode ?? next.cancel?.code ?? null;
+      const wipeCard = next.step !== "charge";
+      const [updated] = await tx
+        .update(sagas)
+        .set({
+          step: next.step,
+          // Claimed in this same transaction: the next step is this claim's to attempt now.
+          attempts: done ? 0 : 1,
+          leaseUntil: done ? null : msFromNow(this.options.leaseMs),
+          leaseOwner: done ? null : token,
+          nextAttemptAt: sql`now()`,
+          lastError: null,
+          cancelReason,
+          cancelCode,
+          ...(wipeCard ? { cardNumber: null, cardExpiryMonth: null, cardExpiryYear: null, cardCvc: null } : {}),
+          updatedAt: sql`now()`,
+        })
+        .where(eq(sagas.orderId, orderId))
+        .returning();
+      if (next.paymentId) await tx.update(orders).set({ paymentId: next.paymentId, updatedAt: sql`now()` }).where(eq(orders.id, orderId));
+      if (!done) return { saga: updated };
+      const status = next.confirmed ? "CONFIRMED" : "CANCELLED";
+      const reason = status === "CANCELLED" ? (cancelReason ?? "The order was cancelled.") : "";
+      const [final] = await tx
+        .update(orders)
+        .set({ status, cancelReason: reason, updatedAt: sql`now()` })
+        .where(and(eq(orders.id, orderId), eq(orders.status, "PENDING")))
+        .returning();
+      // Only this saga writes the order's status, under its lock: anything else is a bug to stop at.
+      if (!final) throw new Error(`order ${orderId} is no longer PENDING; refusing to finalize it again`);
+      if (status === "CONFIRMED") {
+        await enqueueEvent(tx, events.orderConfirmed, {
+          orderId,
+          userId: final.userId,
+          total: { currencyCode: final.currency, amountMinor: BigInt(final.totalMinor) },
+          paymentId: final.paymentId ?? "",
+          occurTime: timestampNow(),
+        });
+      } else {
+        await enqueueEvent(tx, events.orderCancelled, { orderId, userId: final.userId, reason, occurTime: timestampNow() });
+      }
+      return { saga: updated, final: { status, code: cancelCode ?? "none", createdAt: final.createdAt } };
+    });
+    if (!outcome) {
+      log.warn("a saga's lease passed to another executor before its step was recorded; that executor replays the step", { orderId, result: result.kind });
+      return undefined;
+    }
+    if (result.kind === "retry") {
+      sagaRetries.inc({ step: outcome.saga?.step ?? "unknown" });
+      log.warn("saga step failed; retrying later", { orderId, step: outcome.saga?.step, attempts: outcome.saga?.attempts, retryInMs: outcome.retryInMs, err: result.error });
+    }
+    if (outcome.final) {
+      const label = outcome.final.status === "CONFIRMED" ? "confirmed" : "cancelled";
+      sagaOutcomes.inc({ outcome: label, reason: label === "confirmed" ? "none" : outcome.final.code });
+      sagaDuration.observe({ outcome: label }, Math.max(0, Date.now() - outcome.final.createdAt.getTime()) / 1000);
+      log.info(`order ${label}`, { orderId, reason: outcome.final.code });
+      this.outbox.wake();
+      for (const wake of [...(this.waiters.get(orderId) ?? [])]) wake();
+    }
+    return outcome.saga;
+  }
+
+  /** Gives up a claimed saga between steps (on shutdown), for anyone to continue at once. */
+  private async letGo(saga: SagaRow, token: string): Promise<void> {
+    await this.database.db
+      .update(sagas)
+      // The step was claimed but not attempted: take the claim back so no one thinks it may have run.
+      .set({ leaseUntil: null, leaseOwner: null, attempts: sql`greatest(${sagas.attempts} - 1, 0)`, updatedAt: sql`now()` })
+      .where(and(eq(sagas.orderId, saga.orderId), eq(sagas.leaseOwner, token)));
+  }
+
+  /** Capped exponential backoff with jitter, after the `attempts`-th failure of a step. */
+  private backoff(attempts: number): number {
+    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(Math.max(attempts - 1, 0), 30));
+    return ceiling / 2 + (Math.random() * ceiling) / 2;
+  }
+}

@@ -1,0 +1,27 @@
+import { z } from "zod";
+import { amqpEnv, authEnv, parseEnv, serviceEnv } from "@bazaar/platform/env";
+import { serviceEntry } from "@bazaar/platform/service-catalog";
+
+const self = serviceEntry("payments");
+
+/** The payments service's configuration, validated at start. */
+export const env = parseEnv(
+  z.object({
+    ...serviceEnv({ grpc: self.grpcPort ?? 50056, http: self.httpPort }, self.database ?? "bazaar_payments"),
+    ...amqpEnv,
+    ...authEnv,
+    /**
+     * Connections in the database pool. A charge holds one for the whole processor call (its
+     * idempotency lock lives in that transaction), so this bounds the charges in flight at once.
+     */
+    DATABASE_MAX_CONNECTIONS: z.coerce.number().int().min(2).max(200).default(20),
+    /**
+     * The key of the HMAC-SHA-256 that fingerprints a charge request (card number included) for
+     * idempotency checks. Keyed, so the stored fingerprint cannot be brute-forced back to a card
+     * number without it; set a long random value in any real deployment.
+     */
+    REQUEST_HASH_SECRET: z.string().min(16, "must be at least 16 characters").default("bazaar-dev-payments-request-hash-change-me"),
+    /** How long a replica reuses the fault settings it read, in milliseconds (at most 1 s). */
+    FAULT_SETTINGS_CACHE_MS: z.coerce.number().int().min(0).max(1000).default(500),
+  }),
+);

@@ -1,0 +1,223 @@
+import { createHmac } from "node:crypto";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { eq, sql } from "drizzle-orm";
+import { type Database, postgresError } from "@bazaar/platform/db";
+import { AbortedError, FailedPreconditionError, NotFoundError } from "@bazaar/platform/errors";
+import { log } from "@bazaar/platform/log";
+import { events } from "@bazaar/platform/messaging/events";
+import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { ledgerEntries, type PaymentRow, payments, refunds } from "./db/schema.ts";
+import type * as schema from "./db/schema.ts";
+import type { FaultSettingsStore } from "./fault-settings.ts";
+import type { SimulatedProcessor, ValidCard } from "./processor.ts";
+
+/** The payments database. */
+export type PaymentsDatabase = Database<typeof schema>;
+
+/** A validated charge. */
+export interface ChargeCommand {
+  idempotencyKey: string;
+  orderId: string;
+  userId: string;
+  amountMinor: number;
+  currency: string;
+  card: ValidCard;
+}
+
+/** A validated refund. */
+export interface RefundCommand {
+  idempotencyKey: string;
+  paymentId: string;
+  reason: string;
+}
+
+/** The caller's budget: the call's deadline and the signal that aborts when it passes or the caller cancels. */
+export interface CallBudget {
+  deadline: Date;
+  signal: AbortSignal;
+}
+
+/** Tells whoever publishes the outbox that there is something to publish. */
+export interface OutboxSignal {
+  wake(): void;
+}
+
+/** Options of {@link PaymentStore}. */
+export interface PaymentStoreOptions {
+  /** The HMAC key of request fingerprints (see REQUEST_HASH_SECRET). */
+  requestHashSecret: string;
+  /** Woken after a commit that wrote events (the outbox relay). */
+  outbox?: OutboxSignal;
+}
+
+// Advisory-lock key spaces (the first int of the two-int form), so a charge key and a refund
+// key that happen to be equal never wait for each other.
+const chargeLockSpace = 0x5041_0001;
+const refundLockSpace = 0x5041_0002;
+// Longest a duplicate waits for the first request with its key: more than the largest
+// added latency (10 s), so a slow but healthy first request is never given up on.
+const maxLockWaitMs = 15_000;
+
+/**
+ * Payments: charges through the processor, refunds, and the ledger, each change with its event
+ * in the same transaction (outbox).
+ *
+ * Idempotency. A charge runs in one transaction that first takes a transaction-scoped advisory
+ * lock on its idempotency key, then looks the key up, and only if it is new calls the processor
+ * and writes the payment, its ledger entry and its event. Concurrent duplicates queue on the
+ * lock; when the first commits, each finds the payment and returns it: one processor call, one
+ * row, one entry. If the first fails or its process dies, its transaction rolls back and the
+ * lock goes with the connection, so nothing half-done is left and the next duplicate charges.
+ * An insert-first claim (a PENDING row committed before the processor call) would free the
+ * connection during the call but leave, after a crash, a claimed key that no one finishes, a
+ * status the proto does not have, and duplicates that must poll; here the simulated processor's
+ * effect and its record commit together. (Against a real processor one would also send the key
+ * on, as Stripe's Idempotency-Key, so a charge the processor took before a crash is not repeated.)
+ * The unique key on idempotency_key and the one-entry-per-kind ledger constraint back this up.
+ */
+export class PaymentStore {
+  constructor(
+    private readonly database: PaymentsDatabase,
+    private readonly processor: SimulatedProcessor,
+    private readonly faults: FaultSettingsStore,
+    private readonly options: PaymentStoreOptions,
+  ) {
+    this.outbox = options.outbox ?? { wake() {} };
+  }
+
+  private readonly outbox: OutboxSignal;
+
+  /** A keyed fingerprint of a request: equal for a retry, different for anything else. */
+  private fingerprint(parts: readonly (string | number)[]): string {
+    return createHmac("sha256", this.options.requestHashSecret).update(JSON.stringify(parts)).digest("hex");
+  }
+
+  /**
+   * Charges a card once per idempotency key. A declined or failed charge is a FAILED payment,
+   * not an error. The same key with a different request is FAILED_PRECONDITION and writes nothing.
+   */
+  async charge(command: ChargeCommand, budget: CallBudget): Promise<PaymentRow> {
+    const { idempotencyKey, orderId, userId, amountMinor, currency, card } = command;
+    const requestHash = this.fingerprint(["charge", orderId, userId, amountMinor, currency, card.digits, card.expiryMonth, card.expiryYear]);
+    // Read before the transaction: a charge holds its connection while it waits on the lock, so
+    // a cache miss inside it could wait for a pool connection held by its own duplicates.
+    const faults = await this.faults.current();
+    const { payment, created } = await this.database.db
+      .transaction(async (tx) => {
+        await lockKey(tx, chargeLockSpace, idempotencyKey, budget);
+        const [existing] = await tx.select().from(payments).where(eq(payments.idempotencyKey, idempotencyKey));
+        if (existing) {
+          if (existing.requestHash !== requestHash) throw keyReused(idempotencyKey);
+          return { payment: existing, created: false };
+        }
+        const outcome = await this.processor.charge(card, faults, budget.signal);
+        const [row] = await tx
+          .insert(payments)
+          .values({
+            orderId,
+            userId,
+            idempotencyKey,
+            requestHash,
+            amountMinor,
+            currency,
+            status: outcome.captured ? "CAPTURED" : "FAILED",
+            failureReason: outcome.captured ? null : outcome.reason,
+            cardLast4: card.last4,
+          })
+          .returning();
+        if (!row) throw new Error("the payment insert returned no row");
+        const amount = { currencyCode: currency, amountMinor: BigInt(amountMinor) };
+        if (outcome.captured) {
+          await tx.insert(ledgerEntries).values({ paymentId: row.id, kind: "CHARGE", amountMinor, currency });
+          await enqueueEvent(tx, events.paymentCaptured, { paymentId: row.id, orderId, userId, amount, occurTime: timestampNow() });
+        } else {
+          await enqueueEvent(tx, events.paymentFailed, { paymentId: row.id, orderId, userId, amount, reason: outcome.reason, occurTime: timestampNow() });
+        }
+        return { payment: row, created: true };
+      })
+      .catch((err: unknown) => concurrencyError(err, idempotencyKey));
+    if (created) {
+      this.outbox.wake();
+      log.info("charged", { paymentId: payment.id, orderId, status: payment.status, amountMinor, currency });
+    }
+    return payment;
+  }
+
+  /**
+   * Refunds all of a captured payment, once per idempotency key. A payment refunded already
+   * (under any key) is returned as it is; a FAILED one took no money and cannot be refunded.
+   */
+  async refund(command: RefundCommand, budget: CallBudget): Promise<PaymentRow> {
+    const { idempotencyKey, paymentId, reason } = command;
+    const requestHash = this.fingerprint(["refund", paymentId, reason]);
+    const faults = await this.faults.current();
+    const { payment, created } = await this.database.db
+      .transaction(async (tx) => {
+        await lockKey(tx, refundLockSpace, idempotencyKey, budget);
+        const [previous] = await tx.select().from(refunds).where(eq(refunds.idempotencyKey, idempotencyKey));
+        if (previous && previous.requestHash !== requestHash) throw keyReused(idempotencyKey);
+        // The row lock serialises refunds of one payment that come with different keys.
+        const [current] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for("update");
+        if (!current) throw new NotFoundError(`no payment has id ${paymentId}`);
+        if (previous || current.status === "REFUNDED") return { payment: current, created: false };
+        if (current.status === "FAILED") throw new FailedPreconditionError(`payment ${paymentId} failed, so nothing was captured and there is nothing to refund`);
+        await this.processor.refund(faults, budget.signal);
+        await tx.insert(refunds).values({ paymentId, idempotencyKey, requestHash, reason });
+        await tx.insert(ledgerEntries).values({ paymentId, kind: "REFUND", amountMinor: -current.amountMinor, currency: current.currency });
+        const [row] = await tx.update(payments).set({ status: "REFUNDED", updatedAt: new Date() }).where(eq(payments.id, paymentId)).returning();
+        if (!row) throw new Error("the payment update returned no row");
+        await enqueueEvent(tx, events.paymentRefunded, {
+          paymentId,
+          orderId: row.orderId,
+          userId: row.userId,
+          amount: { currencyCode: row.currency, amountMinor: BigInt(row.amountMinor) },
+          occurTime: timestampNow(),
+        });
+        return { payment: row, created: true };
+      })
+      .catch((err: unknown) => concurrencyError(err, idempotencyKey));
+    if (created) {
+      this.outbox.wake();
+      log.info("refunded", { paymentId, orderId: payment.orderId, amountMinor: payment.amountMinor, currency: payment.currency });
+    }
+    return payment;
+  }
+
+  /** A payment by id, or undefined. */
+  async get(id: string): Promise<PaymentRow | undefined> {
+    const [row] = await this.database.db.select().from(payments).where(eq(payments.id, id));
+    return row;
+  }
+}
+
+type Tx = Parameters<Parameters<PaymentsDatabase["db"]["transaction"]>[0]>[0];
+
+/**
+ * Takes the transaction-scoped advisory lock of an idempotency key, waiting at most until the
+ * call's deadline (lock_timeout), so a caller who gave up does not keep a connection waiting.
+ */
+async function lockKey(tx: Tx, space: number, key: string, budget: CallBudget): Promise<void> {
+  const waitMs = Math.max(1, Math.min(maxLockWaitMs, budget.deadline.getTime() - Date.now()));
+  await tx.execute(sql`select set_config('lock_timeout', ${`${waitMs}ms`}, true)`);
+  await tx.execute(sql`select pg_advisory_xact_lock(${space}::int, hashtext(${key}))`);
+}
+
+/**
+ * A key reused for a different request. FAILED_PRECONDITION, not INVALID_ARGUMENT: the request
+ * is well-formed and would succeed with a fresh key; it fails only because of what the system
+ * already holds (gRPC's rule: INVALID_ARGUMENT is for arguments that are wrong whatever the
+ * state). Neither is retryable as sent, and the message says to use a new key.
+ */
+function keyReused(key: string): FailedPreconditionError {
+  return new FailedPreconditionError(`idempotency key ${key} was used for a different request; send a new key for a new request`);
+}
+
+/** Turns a lost race into ABORTED (safe to retry with the same key); rethrows anything else. */
+function concurrencyError(err: unknown, key: string): never {
+  const pg = postgresError(err);
+  // 55P03: lock_timeout passed while another request with this key held it.
+  if (pg?.code === "55P03") throw new AbortedError(`a request with idempotency key ${key} is still in progress; retry with the same key`);
+  // 23505: only reachable if the lock was bypassed; the unique keys still hold.
+  if (pg?.code === "23505") throw new AbortedError(`a concurrent request with idempotency key ${key} won the race; retry with the same key`);
+  throw err;
+}

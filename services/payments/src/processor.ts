@@ -1,0 +1,173 @@
+import { Counter } from "prom-client";
+import { AbortedError, InvalidArgumentError } from "@bazaar/platform/errors";
+import { registry } from "@bazaar/platform/metrics";
+import type { Card } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+
+/**
+ * A simulated card processor, the stand-in for Stripe or Adyen. Test cards decide the outcome
+ * (like Stripe's): 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined, 4000 0000
+ * 0000 9995 has insufficient funds, any other valid number succeeds. Fault settings make it
+ * slow or unavailable on purpose, like the OpenTelemetry demo's `paymentFailure` flag.
+ */
+
+/** Card numbers with a fixed outcome. */
+export const testCards = {
+  success: "4242424242424242",
+  declined: "4000000000000002",
+  insufficientFunds: "4000000000009995",
+} as const;
+
+/** What the processor says when no money was taken, in words a shopper understands. */
+export const declineReasons = {
+  declined: "Your card was declined.",
+  insufficientFunds: "Your card has insufficient funds.",
+  unavailable: "The payment processor is unavailable; no money was taken.",
+} as const;
+
+/** A card that passed validation. Only `last4` may be stored; `digits` never leaves memory. */
+export interface ValidCard {
+  /** The number without spaces. */
+  digits: string;
+  last4: string;
+  expiryMonth: number;
+  expiryYear: number;
+}
+
+/** How the simulated processor misbehaves; no faults is `{ failureRate: 0, addedLatencyMs: 0 }`. */
+export interface Faults {
+  /** The share of charges that fail as if the processor were down, 0 to 1. */
+  failureRate: number;
+  /** Milliseconds added to every processor call, 0 to 10000. */
+  addedLatencyMs: number;
+}
+
+/** The outcome of a charge: captured, or not with the reason. */
+export type ChargeOutcome = { captured: true } | { captured: false; reason: string };
+
+/** True if the digits pass the Luhn checksum every card number carries in its last digit. */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = digits.charCodeAt(digits.length - 1 - i) - 48;
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+/** Years ahead a card's expiry may lie; real cards are issued for at most a few. */
+const maxYearsAhead = 50;
+
+/**
+ * Checks the form of a card, naming the field at fault. The number is never quoted back in a
+ * message: it would end up in logs and traces. Whether the card has expired depends on the day,
+ * so the processor checks that ({@link checkExpiry}) only when it charges: a retry of a charge
+ * made before the card expired still gets its payment back.
+ */
+export function validateCard(card: Card | undefined): ValidCard {
+  if (!card) throw new InvalidArgumentError("is required", "card");
+  const digits = card.number.replaceAll(" ", "");
+  if (!/^[0-9]{12,19}$/.test(digits)) throw new InvalidArgumentError("must be 12 to 19 digits (spaces allowed)", "card.number");
+  if (!luhnValid(digits)) throw new InvalidArgumentError("is not a valid card number (its check digit does not match); check for a typo", "card.number");
+  const month = card.expiryMonth;
+  if (month < 1 || month > 12) throw new InvalidArgumentError(`must be 1 to 12, got ${month}`, "card.expiry_month");
+  const year = card.expiryYear;
+  if (year < 1000 || year > 9999) throw new InvalidArgumentError(`must be a four-digit year such as 2030, got ${year}`, "card.expiry_year");
+  if (!/^[0-9]{3,4}$/.test(card.cvc)) throw new InvalidArgumentError("must be 3 or 4 digits", "card.cvc");
+  return { digits, last4: digits.slice(-4), expiryMonth: month, expiryYear: year };
+}
+
+/** Refuses a card whose expiry is in the past (or implausibly far ahead) on the given day. */
+export function checkExpiry(card: ValidCard, now: Date): void {
+  const { expiryMonth: month, expiryYear: year } = card;
+  const thisYear = now.getUTCFullYear();
+  if (year < thisYear) throw new InvalidArgumentError(`the card expired in ${year}`, "card.expiry_year");
+  if (year > thisYear + maxYearsAhead) throw new InvalidArgumentError(`must be at most ${thisYear + maxYearsAhead}, got ${year}`, "card.expiry_year");
+  // A card is good through the last day of its expiry month.
+  if (year === thisYear && month < now.getUTCMonth() + 1) {
+    throw new InvalidArgumentError(`the card expired in ${String(month).padStart(2, "0")}/${year}`, "card.expiry_month");
+  }
+}
+
+/** Calls made to the processor, by operation and outcome. */
+export const processorCalls = new Counter({
+  name: "bazaar_payments_processor_calls_total",
+  help: "Calls to the (simulated) card processor, by operation (charge, refund) and outcome (captured, declined, unavailable, refunded).",
+  labelNames: ["operation", "outcome"] as const,
+  registers: [registry],
+});
+
+/** Sleeps `ms`, or rejects as soon as `signal` aborts (the caller gave up: no point going on). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(gaveUp());
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function gaveUp(): AbortedError {
+  return new AbortedError("the call was cancelled or ran out of time while the processor was working; no money was taken, retry with the same idempotency key");
+}
+
+/** Options of {@link SimulatedProcessor}. */
+export interface SimulatedProcessorOptions {
+  /** A number in [0, 1) per charge, compared with the failure rate; tests pass their own. */
+  random?: () => number;
+  /** The clock cards' expiry is checked against. */
+  now?: () => Date;
+}
+
+/** The simulated processor. Every call first waits the added latency, abortable by the caller's signal. */
+export class SimulatedProcessor {
+  private readonly random: () => number;
+  private readonly now: () => Date;
+
+  constructor(options: SimulatedProcessorOptions = {}) {
+    this.random = options.random ?? Math.random;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Charges a card: captured, or declined/unavailable with the reason (never an error for
+   * those). An expired card is INVALID_ARGUMENT, before any money moves.
+   */
+  async charge(card: ValidCard, faults: Faults, signal: AbortSignal): Promise<ChargeOutcome> {
+    checkExpiry(card, this.now());
+    await this.delay(faults, signal);
+    const outcome = this.decide(card, faults);
+    processorCalls.inc({
+      operation: "charge",
+      outcome: outcome.captured ? "captured" : outcome.reason === declineReasons.unavailable ? "unavailable" : "declined",
+    });
+    return outcome;
+  }
+
+  /** Gives back a captured charge. The failure rate models charges only; refunds always go through. */
+  async refund(faults: Faults, signal: AbortSignal): Promise<void> {
+    await this.delay(faults, signal);
+    processorCalls.inc({ operation: "refund", outcome: "refunded" });
+  }
+
+  private async delay(faults: Faults, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw gaveUp();
+    if (faults.addedLatencyMs > 0) await sleep(faults.addedLatencyMs, signal);
+  }
+
+  private decide(card: ValidCard, faults: Faults): ChargeOutcome {
+    if (faults.failureRate > 0 && this.random() < faults.failureRate) return { captured: false, reason: declineReasons.unavailable };
+    if (card.digits === testCards.declined) return { captured: false, reason: declineReasons.declined };
+    if (card.digits === testCards.insufficientFunds) return { captured: false, reason: declineReasons.insufficientFunds };
+    return { captured: true };
+  }
+}

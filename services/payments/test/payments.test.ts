@@ -1,0 +1,544 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { status } from "@grpc/grpc-js";
+import { AccessTokenVerifier } from "@bazaar/platform/auth";
+import { RpcError } from "@bazaar/platform/errors";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { GrpcServer } from "@bazaar/platform/grpc/server";
+import { configureLogging } from "@bazaar/platform/log";
+import { Broker, on } from "@bazaar/platform/messaging/broker";
+import { events } from "@bazaar/platform/messaging/events";
+import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
+import { registry } from "@bazaar/platform/metrics";
+import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
+import { testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { openDatabase } from "@bazaar/platform/db";
+import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+import * as schema from "../src/db/schema.ts";
+import { FaultSettingsStore, noFaults } from "../src/fault-settings.ts";
+import { type PaymentsDatabase, PaymentStore } from "../src/payments.ts";
+import { declineReasons, SimulatedProcessor } from "../src/processor.ts";
+import { paymentsAccess, paymentsHandlers } from "../src/rpc.ts";
+
+// The payments handlers behind a real gRPC server, on a database and RabbitMQ vhost of this
+// run's own, with the outbox relayed to a consumer that records every Payment* event.
+const database = testDatabaseUrl("payments");
+let vhost: Awaited<ReturnType<typeof testVhost>>;
+let db: PaymentsDatabase;
+let broker: Broker;
+let relay: OutboxRelay;
+let faults: FaultSettingsStore;
+let server: GrpcServer;
+let client: GrpcClient<typeof PaymentsService>;
+let issuer: TestIssuer;
+const owner = { id: crypto.randomUUID(), auth: { metadata: { authorization: "" } } };
+const stranger = { id: crypto.randomUUID(), auth: { metadata: { authorization: "" } } };
+let asService: { metadata: { authorization: string } };
+let asAdmin: { metadata: { authorization: string } };
+const adminId = crypto.randomUUID();
+
+interface SeenEvent {
+  routingKey: string;
+  paymentId: string;
+  orderId: string;
+  amountMinor: bigint;
+  reason?: string;
+}
+const seen: SeenEvent[] = [];
+// How far the processor's clock is ahead of the real one (for cards that expire between retries).
+let clockAheadMs = 0;
+
+const expiryYear = new Date().getUTCFullYear() + 3;
+const cards = {
+  good: { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear, cvc: "123" },
+  declined: { number: "4000 0000 0000 0002", expiryMonth: 12, expiryYear, cvc: "123" },
+  insufficient: { number: "4000000000009995", expiryMonth: 12, expiryYear, cvc: "123" },
+  // Any other valid number succeeds (a Mastercard test number).
+  other: { number: "5555 5555 5555 4444", expiryMonth: 1, expiryYear, cvc: "9876" },
+};
+
+beforeAll(async () => {
+  configureLogging("payments", "warn");
+  vhost = await testVhost();
+  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  broker = await Broker.connect(vhost.url, { service: "payments-test" });
+  const record = (routingKey: string) => async (e: { paymentId: string; orderId: string; amount?: { amountMinor: bigint }; reason?: string }) => {
+    seen.push({ routingKey, paymentId: e.paymentId, orderId: e.orderId, amountMinor: e.amount?.amountMinor ?? 0n, reason: e.reason });
+  };
+  await broker.consume({
+    queue: "payments-test.events",
+    handlers: [
+      on(events.paymentCaptured, record(events.paymentCaptured.routingKey)),
+      on(events.paymentFailed, record(events.paymentFailed.routingKey)),
+      on(events.paymentRefunded, record(events.paymentRefunded.routingKey)),
+    ],
+  });
+  relay = new OutboxRelay(db.db, broker, { pollMs: 200 }).start();
+  faults = new FaultSettingsStore(db, { cacheMs: 1000 });
+  const store = new PaymentStore(db, new SimulatedProcessor({ now: () => new Date(Date.now() + clockAheadMs) }), faults, { requestHashSecret: "payments-test-hash-secret", outbox: relay });
+  issuer = await startTestIssuer();
+  owner.auth.metadata.authorization = `Bearer ${await issuer.token({ sub: owner.id, roles: ["customer"] })}`;
+  stranger.auth.metadata.authorization = `Bearer ${await issuer.token({ sub: stranger.id, roles: ["customer"] })}`;
+  asService = { metadata: { authorization: `Bearer ${await issuer.token({ sub: "service:orders", roles: ["service"] })}` } };
+  asAdmin = { metadata: { authorization: `Bearer ${await issuer.token({ sub: adminId, roles: ["customer", "admin"] })}` } };
+  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
+  server = new GrpcServer([{ service: PaymentsService, impl: paymentsHandlers(store, faults) as never, access: paymentsAccess }], { verifier });
+  client = createClient(PaymentsService, `127.0.0.1:${await server.start(0, "127.0.0.1")}`);
+}, 60_000);
+
+afterAll(async () => {
+  client?.close();
+  await server?.shutdown({ drainMs: 0 });
+  await relay?.stop();
+  await broker?.close();
+  await db?.close();
+  issuer?.stop();
+  await database.drop();
+  await vhost?.drop();
+}, 60_000);
+
+// Every test starts with a well-behaved processor.
+afterEach(async () => {
+  clockAheadMs = 0;
+  await faults.set(noFaults, "test");
+});
+
+async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof RpcError) return err;
+    throw err;
+  }
+  throw new Error("the call succeeded but was expected to fail");
+}
+
+async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+/** A ChargeRequest as plain data. */
+interface ChargeInit {
+  idempotencyKey: string;
+  orderId: string;
+  userId: string;
+  amount?: { currencyCode: string; amountMinor: bigint };
+  card?: { number: string; expiryMonth: number; expiryYear: number; cvc: string };
+}
+
+function chargeRequest(over: Partial<ChargeInit> = {}): ChargeInit {
+  return {
+    idempotencyKey: uniqueName("charge"),
+    orderId: crypto.randomUUID(),
+    userId: owner.id,
+    amount: { currencyCode: "USD", amountMinor: 2599n },
+    card: cards.good,
+    ...over,
+  };
+}
+
+/** Charge calls the processor has answered so far (a counter the processor keeps as a metric). */
+async function processorCharges(): Promise<number> {
+  const values = (await registry.getSingleMetric("bazaar_payments_processor_calls_total")?.get())?.values ?? [];
+  return values.filter((v) => v.labels.operation === "charge").reduce((n, v) => n + v.value, 0);
+}
+
+async function rowCount(table: "payments" | "ledger_entries" | "refunds" | "outbox", where = "true", params: string[] = []): Promise<number> {
+  const rows = await db.sql.unsafe(`select count(*)::int as n from ${table} where ${where}`, params);
+  return Number(rows[0]?.n);
+}
+
+async function ledgerOf(paymentId: string): Promise<{ kind: string; amount_minor: string; currency: string }[]> {
+  return db.sql`select kind, amount_minor::text, currency from ledger_entries where payment_id = ${paymentId} order by created_at, kind`;
+}
+
+async function totals(): Promise<Record<string, number>> {
+  return {
+    payments: await rowCount("payments"),
+    ledger: await rowCount("ledger_entries"),
+    refunds: await rowCount("refunds"),
+    outbox: await rowCount("outbox"),
+  };
+}
+
+describe("Charge", () => {
+  test("a good card is CAPTURED, with one CHARGE ledger entry and a PaymentCaptured event", async () => {
+    const request = chargeRequest();
+    const { payment } = await client.charge(request, asService);
+    expect(payment?.status).toBe(PaymentStatus.CAPTURED);
+    expect(payment?.failureReason).toBe("");
+    expect(payment?.cardLast4).toBe("4242");
+    expect(payment?.orderId).toBe(request.orderId!);
+    expect(payment?.userId).toBe(owner.id);
+    expect(payment?.amount?.amountMinor).toBe(2599n);
+    expect(payment?.amount?.currencyCode).toBe("USD");
+    expect(await ledgerOf(payment!.id)).toEqual([{ kind: "CHARGE", amount_minor: "2599", currency: "USD" }]);
+    const event = await eventually("PaymentCaptured", () => seen.find((e) => e.paymentId === payment!.id));
+    expect(event).toMatchObject({ routingKey: "payment.captured.v1", orderId: request.orderId!, amountMinor: 2599n });
+  });
+
+  test("any other valid card number is captured too", async () => {
+    const { payment } = await client.charge(chargeRequest({ card: cards.other }), asService);
+    expect(payment?.status).toBe(PaymentStatus.CAPTURED);
+    expect(payment?.cardLast4).toBe("4444");
+  });
+
+  test("a declined card is a FAILED payment with the reason (not an error), no ledger entry, and a PaymentFailed event", async () => {
+    for (const [card, reason] of [
+      [cards.declined, declineReasons.declined],
+      [cards.insufficient, declineReasons.insufficientFunds],
+    ] as const) {
+      const { payment } = await client.charge(chargeRequest({ card }), asService);
+      expect(payment?.status).toBe(PaymentStatus.FAILED);
+      expect(payment?.failureReason).toBe(reason);
+      expect(await ledgerOf(payment!.id)).toEqual([]);
+      const event = await eventually("PaymentFailed", () => seen.find((e) => e.paymentId === payment!.id));
+      expect(event.routingKey).toBe("payment.failed.v1");
+      expect(event.reason).toBe(reason);
+    }
+    expect(declineReasons).toMatchObject({ declined: "Your card was declined.", insufficientFunds: "Your card has insufficient funds." });
+  });
+
+  test("the same key and request three times returns the one payment, and the processor is called once", async () => {
+    const request = chargeRequest();
+    const calls = await processorCharges();
+    const outboxBefore = await rowCount("outbox");
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await client.charge(request, asService)).payment!.id);
+    expect(new Set(ids).size).toBe(1);
+    expect(await processorCharges()).toBe(calls + 1);
+    expect(await rowCount("payments", "idempotency_key = $1", [request.idempotencyKey!])).toBe(1);
+    expect(await ledgerOf(ids[0]!)).toHaveLength(1);
+    expect(await rowCount("outbox")).toBe(outboxBefore + 1);
+  });
+
+  test("a declined charge retried with its key returns the same FAILED payment without asking the processor again", async () => {
+    const request = chargeRequest({ card: cards.declined });
+    const first = (await client.charge(request, asService)).payment!;
+    const calls = await processorCharges();
+    const again = (await client.charge(request, asService)).payment!;
+    expect(again.id).toBe(first.id);
+    expect(again.status).toBe(PaymentStatus.FAILED);
+    expect(await processorCharges()).toBe(calls);
+  });
+
+  test("the same key with a different amount, card or order is FAILED_PRECONDITION and writes nothing", async () => {
+    const request = chargeRequest();
+    const original = (await client.charge(request, asService)).payment!;
+    const before = await totals();
+    for (const changed of [
+      { ...request, amount: { currencyCode: "USD", amountMinor: 2600n } },
+      { ...request, card: cards.other },
+      { ...request, orderId: crypto.randomUUID() },
+    ]) {
+      const err = await rpcError(client.charge(changed, asService));
+      expect(err.code).toBe(status.FAILED_PRECONDITION);
+      expect(err.message).toContain(`idempotency key ${request.idempotencyKey} was used for a different request`);
+    }
+    expect(await totals()).toEqual(before);
+    const [row] = await db.sql`select amount_minor::int as amount from payments where id = ${original.id}`;
+    expect(row?.amount).toBe(2599);
+  });
+
+  test("a retry after the card expired still returns its payment; a new charge with that card is INVALID_ARGUMENT", async () => {
+    const today = new Date();
+    const expiring = { ...cards.good, expiryMonth: today.getUTCMonth() + 1, expiryYear: today.getUTCFullYear() };
+    const request = chargeRequest({ card: expiring });
+    const { payment } = await client.charge(request, asService);
+    expect(payment?.status).toBe(PaymentStatus.CAPTURED);
+    clockAheadMs = 40 * 24 * 3600 * 1000;
+    const again = await client.charge(request, asService);
+    expect(again.payment?.id).toBe(payment!.id);
+    const before = await totals();
+    const err = await rpcError(client.charge(chargeRequest({ card: expiring }), asService));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.message).toMatch(/^card\.expiry_(month|year): the card expired in /);
+    expect(await totals()).toEqual(before);
+  });
+
+  test("10 concurrent charges with the same key: one processor call, one payment row, one ledger entry, one event", async () => {
+    // A slow processor keeps the first charge inside its call while the other nine arrive.
+    await faults.set({ failureRate: 0, addedLatencyMs: 200 }, "test");
+    const request = chargeRequest();
+    const calls = await processorCharges();
+    const outboxBefore = await rowCount("outbox");
+    const results = await Promise.all(Array.from({ length: 10 }, () => client.charge(request, asService)));
+    const ids = new Set(results.map((r) => r.payment!.id));
+    expect(ids.size).toBe(1);
+    expect(results.every((r) => r.payment?.status === PaymentStatus.CAPTURED)).toBe(true);
+    expect(await processorCharges()).toBe(calls + 1);
+    expect(await rowCount("payments", "idempotency_key = $1", [request.idempotencyKey!])).toBe(1);
+    expect(await ledgerOf([...ids][0]!)).toHaveLength(1);
+    expect(await rowCount("outbox")).toBe(outboxBefore + 1);
+  });
+
+  test("a charge whose caller gives up during the processor call stops there and writes nothing; the retry with its key charges once", async () => {
+    await faults.set({ failureRate: 0, addedLatencyMs: 1000 }, "test");
+    const request = chargeRequest();
+    const calls = await processorCharges();
+    const err = await rpcError(client.charge(request, { ...asService, timeoutMs: 200 }));
+    expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+    await Bun.sleep(100);
+    expect(await rowCount("payments", "order_id = $1", [request.orderId!])).toBe(0);
+    await faults.set(noFaults, "test");
+    // Had the first attempt gone on, this retry would wait for its lock and get its payment.
+    const started = performance.now();
+    const { payment } = await client.charge(request, asService);
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(payment?.status).toBe(PaymentStatus.CAPTURED);
+    expect(await processorCharges()).toBe(calls + 1);
+    expect(await rowCount("payments", "order_id = $1", [request.orderId!])).toBe(1);
+  });
+});
+
+describe("Refund", () => {
+  test("a captured payment is REFUNDED, with a REFUND ledger entry of minus the amount and a PaymentRefunded event", async () => {
+    const { payment } = await client.charge(chargeRequest({ amount: { currencyCode: "EUR", amountMinor: 4200n } }), asService);
+    const { payment: refunded } = await client.refund({ idempotencyKey: uniqueName("refund"), paymentId: payment!.id, reason: "order cancelled" }, asService);
+    expect(refunded?.status).toBe(PaymentStatus.REFUNDED);
+    expect(refunded?.id).toBe(payment!.id);
+    expect(await ledgerOf(payment!.id)).toEqual([
+      { kind: "CHARGE", amount_minor: "4200", currency: "EUR" },
+      { kind: "REFUND", amount_minor: "-4200", currency: "EUR" },
+    ]);
+    const [balance] = await db.sql`select sum(amount_minor)::int as n from ledger_entries where payment_id = ${payment!.id}`;
+    expect(balance?.n).toBe(0);
+    const event = await eventually("PaymentRefunded", () => seen.find((e) => e.paymentId === payment!.id && e.routingKey === "payment.refunded.v1"));
+    expect(event.amountMinor).toBe(4200n);
+    expect((await client.getPayment({ id: payment!.id }, asService)).payment?.status).toBe(PaymentStatus.REFUNDED);
+  });
+
+  test("a refund retried with its key, or sent again with another key, returns the refunded payment and refunds once", async () => {
+    const { payment } = await client.charge(chargeRequest(), asService);
+    const request = { idempotencyKey: uniqueName("refund"), paymentId: payment!.id, reason: "changed my mind" };
+    const outboxBefore = await rowCount("outbox");
+    await client.refund(request, asService);
+    const retried = await client.refund(request, asService);
+    const otherKey = await client.refund({ ...request, idempotencyKey: uniqueName("refund") }, asService);
+    expect(retried.payment?.status).toBe(PaymentStatus.REFUNDED);
+    expect(otherKey.payment?.status).toBe(PaymentStatus.REFUNDED);
+    expect(await ledgerOf(payment!.id)).toHaveLength(2);
+    expect(await rowCount("refunds", "payment_id = $1", [payment!.id])).toBe(1);
+    expect(await rowCount("outbox")).toBe(outboxBefore + 1);
+  });
+
+  test("concurrent refunds of one payment with different keys refund it once", async () => {
+    const { payment } = await client.charge(chargeRequest(), asService);
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => client.refund({ idempotencyKey: uniqueName("refund"), paymentId: payment!.id, reason: "" }, asService)),
+    );
+    expect(results.every((r) => r.payment?.status === PaymentStatus.REFUNDED)).toBe(true);
+    expect(await ledgerOf(payment!.id)).toHaveLength(2);
+    expect(await rowCount("refunds", "payment_id = $1", [payment!.id])).toBe(1);
+  });
+
+  test("a refund key reused for another payment is FAILED_PRECONDITION and refunds nothing", async () => {
+    const first = (await client.charge(chargeRequest(), asService)).payment!;
+    const second = (await client.charge(chargeRequest(), asService)).payment!;
+    const key = uniqueName("refund");
+    await client.refund({ idempotencyKey: key, paymentId: first.id, reason: "" }, asService);
+    const err = await rpcError(client.refund({ idempotencyKey: key, paymentId: second.id, reason: "" }, asService));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.message).toContain(`idempotency key ${key} was used for a different request`);
+    expect((await client.getPayment({ id: second.id }, asService)).payment?.status).toBe(PaymentStatus.CAPTURED);
+  });
+
+  test("a FAILED payment cannot be refunded (nothing was captured), and an unknown one is NOT_FOUND", async () => {
+    const { payment } = await client.charge(chargeRequest({ card: cards.declined }), asService);
+    const before = await totals();
+    const err = await rpcError(client.refund({ idempotencyKey: uniqueName("refund"), paymentId: payment!.id, reason: "" }, asService));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.message).toContain("nothing was captured");
+    const missing = await rpcError(client.refund({ idempotencyKey: uniqueName("refund"), paymentId: crypto.randomUUID(), reason: "" }, asService));
+    expect(missing.code).toBe(status.NOT_FOUND);
+    expect(await totals()).toEqual(before);
+  });
+});
+
+describe("GetPayment", () => {
+  test("the payer, a service and an admin can read a payment; another user gets NOT_FOUND, as for an unknown id", async () => {
+    const { payment } = await client.charge(chargeRequest(), asService);
+    for (const auth of [owner.auth, asService, asAdmin]) {
+      expect((await client.getPayment({ id: payment!.id }, auth)).payment?.id).toBe(payment!.id);
+    }
+    const hidden = await rpcError(client.getPayment({ id: payment!.id }, stranger.auth));
+    expect(hidden.code).toBe(status.NOT_FOUND);
+    const unknownId = crypto.randomUUID();
+    const unknown = await rpcError(client.getPayment({ id: unknownId }, owner.auth));
+    expect(unknown.code).toBe(status.NOT_FOUND);
+    expect(hidden.message).toBe(`no payment has id ${payment!.id}`);
+    expect(unknown.message).toBe(`no payment has id ${unknownId}`);
+    expect((await rpcError(client.getPayment({ id: payment!.id }))).code).toBe(status.UNAUTHENTICATED);
+  });
+});
+
+describe("fault settings", () => {
+  test("failure_rate 1: every charge, even of the always-good card, is FAILED with the processor's reason and no ledger entry", async () => {
+    await client.setFaultSettings({ settings: { failureRate: 1, addedLatencyMs: 0 } }, asAdmin);
+    for (const card of [cards.good, cards.other, cards.good]) {
+      const { payment } = await client.charge(chargeRequest({ card }), asService);
+      expect(payment?.status).toBe(PaymentStatus.FAILED);
+      expect(payment?.failureReason).toBe("The payment processor is unavailable; no money was taken.");
+      expect(await ledgerOf(payment!.id)).toEqual([]);
+    }
+  });
+
+  test("added latency makes a charge take at least added_latency_ms", async () => {
+    await client.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 500 } }, asAdmin);
+    const started = performance.now();
+    const { payment } = await client.charge(chargeRequest(), asService);
+    expect(payment?.status).toBe(PaymentStatus.CAPTURED);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(500);
+    await client.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, asAdmin);
+    const fastStarted = performance.now();
+    await client.charge(chargeRequest(), asService);
+    expect(performance.now() - fastStarted).toBeLessThan(500);
+  });
+
+  test("a change applies at once, without a restart, here and (within a second) on another replica", async () => {
+    const otherReplica = new FaultSettingsStore(db, { cacheMs: 1000 });
+    expect(await otherReplica.current()).toEqual(noFaults); // now cached there
+    const { settings } = await client.setFaultSettings({ settings: { failureRate: 0.25, addedLatencyMs: 50 } }, asAdmin);
+    expect(settings).toMatchObject({ failureRate: 0.25, addedLatencyMs: 50 });
+    expect((await client.getFaultSettings({}, asAdmin)).settings).toMatchObject({ failureRate: 0.25, addedLatencyMs: 50 });
+    expect(await faults.current()).toEqual({ failureRate: 0.25, addedLatencyMs: 50 });
+    const changedAt = performance.now();
+    await eventually("the other replica to see the change", async () => ((await otherReplica.current()).failureRate === 0.25 ? true : undefined), 2_000);
+    // The other replica's cache lasts 1 s; the rest is polling and a busy machine's slack.
+    expect(performance.now() - changedAt).toBeLessThan(1_500);
+    const [row] = await db.sql`select updated_by from fault_settings`;
+    expect(row?.updated_by).toBe(adminId);
+  });
+
+  test("only admins read or change them: a customer and a service are PERMISSION_DENIED, no token UNAUTHENTICATED", async () => {
+    const change = { settings: { failureRate: 1, addedLatencyMs: 10 } };
+    for (const auth of [owner.auth, asService]) {
+      expect((await rpcError(client.setFaultSettings(change, auth))).code).toBe(status.PERMISSION_DENIED);
+      expect((await rpcError(client.getFaultSettings({}, auth))).code).toBe(status.PERMISSION_DENIED);
+    }
+    expect((await rpcError(client.setFaultSettings(change))).code).toBe(status.UNAUTHENTICATED);
+    expect(await faults.read()).toEqual(noFaults);
+  });
+});
+
+describe("access", () => {
+  test("a customer cannot Charge or Refund (PERMISSION_DENIED) and an anonymous caller is UNAUTHENTICATED; nothing is written", async () => {
+    const { payment } = await client.charge(chargeRequest(), asService);
+    const before = await totals();
+    const denied = await rpcError(client.charge(chargeRequest(), owner.auth));
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    expect(denied.message).toContain("service");
+    expect((await rpcError(client.charge(chargeRequest(), asAdmin))).code).toBe(status.PERMISSION_DENIED);
+    expect((await rpcError(client.charge(chargeRequest()))).code).toBe(status.UNAUTHENTICATED);
+    const refund = { idempotencyKey: uniqueName("refund"), paymentId: payment!.id, reason: "" };
+    expect((await rpcError(client.refund(refund, owner.auth))).code).toBe(status.PERMISSION_DENIED);
+    expect((await rpcError(client.refund(refund))).code).toBe(status.UNAUTHENTICATED);
+    expect(await totals()).toEqual(before);
+  });
+});
+
+describe("validation", () => {
+  const card = cards.good;
+  const badCharges: [string, Partial<ChargeInit>][] = [
+    ["idempotency_key", { idempotencyKey: "short" }],
+    ["idempotency_key", { idempotencyKey: "k".repeat(129) }],
+    ["idempotency_key", { idempotencyKey: "has a space in it" }],
+    ["order_id", { orderId: "" }],
+    ["order_id", { orderId: "order-1" }],
+    ["user_id", { userId: "not-a-uuid" }],
+    ["amount", { amount: undefined }],
+    ["amount.amount_minor", { amount: { currencyCode: "USD", amountMinor: 0n } }],
+    ["amount.amount_minor", { amount: { currencyCode: "USD", amountMinor: -100n } }],
+    ["amount.amount_minor", { amount: { currencyCode: "USD", amountMinor: 100_000_001n } }],
+    ["amount.currency_code", { amount: { currencyCode: "usd", amountMinor: 100n } }],
+    ["amount.currency_code", { amount: { currencyCode: "", amountMinor: 100n } }],
+    ["card", { card: undefined }],
+    ["card.number", { card: { ...card, number: "4242 4242 424" } }],
+    ["card.number", { card: { ...card, number: "4242-4242-4242-4242" } }],
+    ["card.number", { card: { ...card, number: "4242 4242 4242 4241" } }],
+    ["card.number", { card: { ...card, number: "4".repeat(20) } }],
+    ["card.expiry_month", { card: { ...card, expiryMonth: 0 } }],
+    ["card.expiry_month", { card: { ...card, expiryMonth: 13 } }],
+    ["card.expiry_year", { card: { ...card, expiryYear: new Date().getUTCFullYear() - 1 } }],
+    ["card.expiry_year", { card: { ...card, expiryYear: 27 } }],
+    ["card.cvc", { card: { ...card, cvc: "12" } }],
+    ["card.cvc", { card: { ...card, cvc: "12345" } }],
+    ["card.cvc", { card: { ...card, cvc: "abc" } }],
+  ];
+
+  test("every malformed Charge field is INVALID_ARGUMENT naming it; no row is written and the card number is never echoed", async () => {
+    const before = await totals();
+    for (const [field, change] of badCharges) {
+      const err = await rpcError(client.charge({ ...chargeRequest(), ...change }, asService));
+      expect({ field, code: err.code }).toEqual({ field, code: status.INVALID_ARGUMENT });
+      expect(err.message.startsWith(`${field}: `)).toBe(true);
+      expect(err.message.replaceAll(" ", "")).not.toContain("42424242");
+    }
+    expect(await totals()).toEqual(before);
+  });
+
+  test("malformed Refund, GetPayment and SetFaultSettings requests are INVALID_ARGUMENT naming the field, and change nothing", async () => {
+    const { payment } = await client.charge(chargeRequest(), asService);
+    const before = await totals();
+    const refund = { idempotencyKey: uniqueName("refund"), paymentId: payment!.id, reason: "" };
+    const cases: [string, Promise<unknown>][] = [
+      ["idempotency_key", client.refund({ ...refund, idempotencyKey: "" }, asService)],
+      ["payment_id", client.refund({ ...refund, paymentId: "" }, asService)],
+      ["payment_id", client.refund({ ...refund, paymentId: "x'; drop table payments; --" }, asService)],
+      ["reason", client.refund({ ...refund, reason: "r".repeat(501) }, asService)],
+      ["id", client.getPayment({ id: "" }, asService)],
+      ["id", client.getPayment({ id: "nope" }, owner.auth)],
+      ["settings", client.setFaultSettings({}, asAdmin)],
+      ["settings.failure_rate", client.setFaultSettings({ settings: { failureRate: -0.1 } }, asAdmin)],
+      ["settings.failure_rate", client.setFaultSettings({ settings: { failureRate: 1.5 } }, asAdmin)],
+      ["settings.failure_rate", client.setFaultSettings({ settings: { failureRate: Number.NaN } }, asAdmin)],
+      ["settings.added_latency_ms", client.setFaultSettings({ settings: { addedLatencyMs: -1 } }, asAdmin)],
+      ["settings.added_latency_ms", client.setFaultSettings({ settings: { addedLatencyMs: 10_001 } }, asAdmin)],
+    ];
+    for (const [field, call] of cases) {
+      const err = await rpcError(call);
+      expect({ field, code: err.code }).toEqual({ field, code: status.INVALID_ARGUMENT });
+      expect(err.message.startsWith(`${field}: `)).toBe(true);
+    }
+    expect(await totals()).toEqual(before);
+    expect((await client.getPayment({ id: payment!.id }, asService)).payment?.status).toBe(PaymentStatus.CAPTURED);
+    expect(await faults.read()).toEqual(noFaults);
+    const [settingsRows] = await db.sql`select count(*)::int as n from fault_settings where failure_rate <> 0 or added_latency_ms <> 0`;
+    expect(settingsRows?.n).toBe(0);
+  });
+});
+
+describe("card data", () => {
+  test("no full card number is stored in any column of any table; only the last four digits are", async () => {
+    // Make sure each test card has been through every path: captured, failed, refunded, replayed.
+    const { payment } = await client.charge(chargeRequest({ card: cards.other }), asService);
+    await client.refund({ idempotencyKey: uniqueName("refund"), paymentId: payment!.id, reason: "test" }, asService);
+    await client.charge(chargeRequest({ card: cards.declined }), asService);
+    await client.charge(chargeRequest({ card: cards.insufficient }), asService);
+    const numbers = Object.values(cards).map((c) => c.number.replaceAll(" ", ""));
+    const columns = await db.sql<{ table_name: string; column_name: string; data_type: string }[]>`
+      select table_name, column_name, data_type from information_schema.columns where table_schema = 'public' order by table_name, column_name`;
+    expect(columns.length).toBeGreaterThan(30);
+    const found = async (needle: string) => {
+      const hits: string[] = [];
+      for (const { table_name: t, column_name: c, data_type: type } of columns) {
+        // Every column as text; bytea ones (the outbox payloads) by their raw bytes.
+        const where = type === "bytea" ? `position(convert_to($1, 'UTF8') in "${c}") > 0` : `"${c}"::text like '%' || $1 || '%'`;
+        const [row] = await db.sql.unsafe(`select count(*)::int as n from "${t}" where ${where}`, [needle]);
+        if (Number(row?.n) > 0) hits.push(`${t}.${c}`);
+      }
+      return hits;
+    };
+    for (const number of numbers) {
+      expect({ number, hits: await found(number) }).toEqual({ number, hits: [] });
+      expect({ number, hits: await found(number.slice(0, 12)) }).toEqual({ number, hits: [] });
+    }
+    // The search does find what is there: the last four digits.
+    expect(await found("4444")).toContain("payments.card_last4");
+  });
+});

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
+import { ensureDatabase } from "@bazaar/platform/db";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { configureLogging } from "@bazaar/platform/log";
+import { Broker, on } from "@bazaar/platform/messaging/broker";
+import { events } from "@bazaar/platform/messaging/events";
+import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
+import { launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+
+// Two real payments processes (src/main.ts) sharing one database and RabbitMQ vhost, as two
+// replicas behind a load balancer would.
+const database = testDatabaseUrl("payments");
+let vhost: Awaited<ReturnType<typeof testVhost>>;
+let issuer: TestIssuer;
+let replicas: LaunchedProcess[] = [];
+let clients: GrpcClient<typeof PaymentsService>[] = [];
+let sql: postgres.Sql;
+let broker: Broker;
+let asService: { metadata: { authorization: string } };
+let asAdmin: { metadata: { authorization: string } };
+const captured: string[] = [];
+
+const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getUTCFullYear() + 2, cvc: "123" };
+const chargeRequest = () => ({
+  idempotencyKey: uniqueName("charge"),
+  orderId: crypto.randomUUID(),
+  userId: crypto.randomUUID(),
+  amount: { currencyCode: "USD", amountMinor: 1500n },
+  card,
+});
+
+beforeAll(async () => {
+  configureLogging("payments-replicas-test", "warn");
+  issuer = await startTestIssuer();
+  vhost = await testVhost();
+  asService = { metadata: { authorization: `Bearer ${await issuer.token({ sub: "service:orders", roles: ["service"] })}` } };
+  asAdmin = { metadata: { authorization: `Bearer ${await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] })}` } };
+  const env = {
+    JWKS_URL: issuer.jwksUrl,
+    JWT_ISSUER: issuer.issuer,
+    JWT_AUDIENCE: issuer.audience,
+    DATABASE_URL: database.url,
+    AMQP_URL: vhost.url,
+    // Shorter than the default, to keep the test quick; the in-process tests cover the 1 s bound.
+    FAULT_SETTINGS_CACHE_MS: "200",
+  };
+  // Created up front, so the two replicas start together against one database and race only on
+  // its migrations (which take an advisory lock).
+  await ensureDatabase(database.url);
+  const started = await Promise.allSettled([launchProcess("payments", env), launchProcess("payments", env)]);
+  replicas = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason; // afterAll stops the one that did start
+  clients = replicas.map((r) => createClient(PaymentsService, r.grpcAddress));
+  sql = postgres(database.url, { max: 2, onnotice: () => {} });
+  broker = await Broker.connect(vhost.url, { service: "payments-replicas-test" });
+  await broker.consume({ queue: "payments-test.captured", handlers: [on(events.paymentCaptured, async (e) => void captured.push(e.paymentId))] });
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  for (const r of replicas) await r.cleanup();
+  await broker?.close();
+  await sql?.end({ timeout: 5 });
+  await database.drop();
+  await vhost?.drop();
+  issuer?.stop();
+}, 60_000);
+
+async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+describe("two replicas", () => {
+  test("a fault setting changed through one replica applies to the other's charges within its cache time, without a restart", async () => {
+    const [a, b] = clients as [GrpcClient<typeof PaymentsService>, GrpcClient<typeof PaymentsService>];
+    expect((await b.charge(chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.CAPTURED);
+    try {
+      await a.setFaultSettings({ settings: { failureRate: 1, addedLatencyMs: 0 } }, asAdmin);
+      const changedAt = performance.now();
+      expect((await a.charge(chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.FAILED);
+      const failed = await eventually("replica b to fail charges", async () => {
+        const { payment } = await b.charge(chargeRequest(), asService);
+        return payment?.status === PaymentStatus.FAILED ? payment : undefined;
+      });
+      expect(performance.now() - changedAt).toBeLessThan(1_000);
+      expect(failed.failureReason).toBe("The payment processor is unavailable; no money was taken.");
+      expect((await b.getFaultSettings({}, asAdmin)).settings?.failureRate).toBe(1);
+    } finally {
+      await a.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, asAdmin);
+    }
+  });
+
+  test("the same charge sent to both replicas at once is charged once", async () => {
+    const request = chargeRequest();
+    try {
+      await clients[0]!.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 200 } }, asAdmin);
+      await Bun.sleep(300); // both replicas now run with the latency
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => clients[i % 2]!.charge(request, asService)));
+      expect(new Set(results.map((r) => r.payment?.id)).size).toBe(1);
+      const [rows] = await sql`select count(*)::int as n from payments where idempotency_key = ${request.idempotencyKey}`;
+      expect(rows?.n).toBe(1);
+      const [entries] = await sql`select count(*)::int as n from ledger_entries where payment_id = ${results[0]!.payment!.id}`;
+      expect(entries?.n).toBe(1);
+    } finally {
+      await clients[0]!.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, asAdmin);
+    }
+  });
+
+  test("captures are published to RabbitMQ, and neither process ever logs the card number", async () => {
+    const { payment } = await clients[1]!.charge(chargeRequest(), asService);
+    await eventually("the PaymentCaptured event", async () => (captured.includes(payment!.id) ? true : undefined));
+    await eventually("the outbox to be drained", async () => {
+      const [left] = await sql`select count(*)::int as n from outbox where published_at is null`;
+      return left?.n === 0 ? true : undefined;
+    });
+    for (const r of replicas) {
+      const output = r.child.output();
+      expect(output).toContain("charged");
+      expect(output.replaceAll(" ", "")).not.toContain("4242424242424242");
+    }
+  });
+});

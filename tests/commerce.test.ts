@@ -1,0 +1,227 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { status } from "@grpc/grpc-js";
+import { RpcError } from "@bazaar/platform/errors";
+import { uniqueName } from "@bazaar/platform/testing";
+import { OrderStatus, type Order } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
+import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+import { eventually, startTestPlatform, type TestPlatform } from "./support/platform.ts";
+
+// The commerce domain end to end: every service a real process with its own database, one
+// RabbitMQ vhost and Redis prefix of this run's own.
+let platform: TestPlatform;
+
+beforeAll(async () => {
+  platform = await startTestPlatform();
+}, 120_000);
+
+afterAll(async () => {
+  await platform?.cleanup();
+}, 60_000);
+
+const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
+const declinedCard = { ...goodCard, number: "4000 0000 0000 0002" };
+type Auth = { metadata: { authorization: string } };
+
+async function newUser(): Promise<{ id: string; auth: Auth }> {
+  const { identity } = platform.clients;
+  const res = await identity.register({ email: `${uniqueName("buyer")}@example.com`, password: "correct horse battery", displayName: "Test Buyer" });
+  return { id: res.user!.id, auth: { metadata: { authorization: `Bearer ${res.tokens!.accessToken}` } } };
+}
+
+async function adminAuth(): Promise<Auth> {
+  const res = await platform.clients.identity.login({ email: "admin@bazaar.local", password: "bazaar-admin" });
+  return { metadata: { authorization: `Bearer ${res.tokens!.accessToken}` } };
+}
+
+/** Products that have at least `min` units available (inventory learns of them from catalog events). */
+async function stocked(count: number, min: number): Promise<{ id: string; available: number }[]> {
+  const { catalog, inventory } = platform.clients;
+  const { products } = await catalog.listProducts({ pageSize: 100 });
+  return eventually(`${count} products with ${min}+ units in stock`, async () => {
+    const { levels } = await inventory.getStock({ productIds: products.map((p) => p.id) });
+    const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
+    return ok.length >= count ? ok.slice(0, count) : undefined;
+  });
+}
+
+async function finalOrder(id: string, auth: Auth, timeoutMs = 20_000): Promise<Order> {
+  return eventually(`order ${id} to be final`, async () => {
+    const { order } = await platform.clients.orders.getOrder({ id }, auth);
+    return order && order.status !== OrderStatus.PENDING ? order : undefined;
+  }, timeoutMs);
+}
+
+async function available(productId: string): Promise<number> {
+  const { levels } = await platform.clients.inventory.getStock({ productIds: [productId] });
+  return levels[0]?.available ?? 0;
+}
+
+async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof RpcError) return err;
+    throw err;
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("a purchase", () => {
+  test("register, add to cart, place order → CONFIRMED; stock reduced, one payment, cart emptied, a notification", async () => {
+    const { cart, orders, payments, notifications } = platform.clients;
+    const buyer = await newUser();
+    const [a, b] = await stocked(2, 3);
+    const before = { a: await available(a!.id), b: await available(b!.id) };
+    await cart.addItem({ productId: a!.id, quantity: 2 }, buyer.auth);
+    const { cart: filled } = await cart.addItem({ productId: b!.id, quantity: 1 }, buyer.auth);
+    expect(filled?.itemCount).toBe(3);
+
+    const lines = filled!.lines.map((l) => ({ productId: l.productId, quantity: l.quantity }));
+    const placed = await orders.placeOrder({ idempotencyKey: uniqueName("checkout"), lines, card: goodCard }, buyer.auth);
+    const order = await finalOrder(placed.order!.id, buyer.auth);
+    expect(order.status).toBe(OrderStatus.CONFIRMED);
+    expect(order.total?.amountMinor).toBe(filled!.total!.amountMinor);
+
+    expect(await available(a!.id)).toBe(before.a - 2);
+    expect(await available(b!.id)).toBe(before.b - 1);
+    const { payment } = await payments.getPayment({ id: order.paymentId }, buyer.auth);
+    expect(payment?.status).toBe(PaymentStatus.CAPTURED);
+    expect(payment?.amount?.amountMinor).toBe(order.total!.amountMinor);
+    const charges = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1", [order.id]);
+    expect(Number(charges[0]?.n)).toBe(1);
+
+    await eventually("the cart to be emptied by OrderConfirmed", async () => ((await cart.getCart({}, buyer.auth)).cart?.itemCount === 0 ? true : undefined));
+    await eventually("an order-confirmed notification", async () => {
+      const { notifications: list } = await notifications.listNotifications({}, buyer.auth);
+      return list.some((n) => n.kind.includes("confirmed") && n.orderId === order.id) ? true : undefined;
+    });
+  });
+
+  test("a declined card ends CANCELLED with a readable reason, stock restored, no charge standing", async () => {
+    const { orders, payments } = platform.clients;
+    const buyer = await newUser();
+    const [p] = await stocked(1, 2);
+    const before = await available(p!.id);
+    const placed = await orders.placeOrder({ idempotencyKey: uniqueName("declined"), lines: [{ productId: p!.id, quantity: 1 }], card: declinedCard }, buyer.auth);
+    const order = await finalOrder(placed.order!.id, buyer.auth);
+    expect(order.status).toBe(OrderStatus.CANCELLED);
+    expect(order.cancelReason.toLowerCase()).toContain("declined");
+    expect(await available(p!.id)).toBe(before);
+    const rows = await platform.query<{ status: string }>("payments", "select status from payments where order_id = $1", [order.id]);
+    expect(rows.every((r) => r.status !== "CAPTURED")).toBe(true);
+    if (order.paymentId) expect((await payments.getPayment({ id: order.paymentId }, buyer.auth)).payment?.status).not.toBe(PaymentStatus.CAPTURED);
+  });
+});
+
+describe("concurrency", () => {
+  test("two buyers racing for the last unit, many times: never both confirmed, stock never below zero", async () => {
+    const { inventory, orders } = platform.clients;
+    const admin = await adminAuth();
+    const [p] = await stocked(1, 1);
+    for (let round = 0; round < 5; round++) {
+      const now = await available(p!.id);
+      if (now !== 1) await inventory.adjustStock({ productId: p!.id, delta: 1 - now, reason: `race round ${round}` }, admin);
+      const [x, y] = [await newUser(), await newUser()];
+      const results = await Promise.all(
+        [x, y].map((u) => orders.placeOrder({ idempotencyKey: uniqueName("race"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard }, u.auth)),
+      );
+      const finals = await Promise.all(results.map((r, i) => finalOrder(r.order!.id, [x, y][i]!.auth)));
+      expect(finals.filter((o) => o.status === OrderStatus.CONFIRMED)).toHaveLength(1);
+      expect(finals.filter((o) => o.status === OrderStatus.CANCELLED)).toHaveLength(1);
+      const { levels } = await inventory.getStock({ productIds: [p!.id] });
+      expect(levels[0]!.available).toBe(0);
+      expect(levels[0]!.onHand).toBeGreaterThanOrEqual(0);
+    }
+  }, 60_000);
+
+  test("the same PlaceOrder key sent 10 times at once makes one order and one charge", async () => {
+    const { orders } = platform.clients;
+    const buyer = await newUser();
+    const [p] = await stocked(1, 2);
+    const request = { idempotencyKey: uniqueName("tenfold"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard };
+    const results = await Promise.all(Array.from({ length: 10 }, () => orders.placeOrder(request, buyer.auth)));
+    const ids = new Set(results.map((r) => r.order!.id));
+    expect(ids.size).toBe(1);
+    const order = await finalOrder([...ids][0]!, buyer.auth);
+    expect(order.status).toBe(OrderStatus.CONFIRMED);
+    const charges = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1", [order.id]);
+    expect(Number(charges[0]?.n)).toBe(1);
+    const rows = await platform.query<{ n: string }>("orders", "select count(*) as n from orders where idempotency_key = $1", [request.idempotencyKey]);
+    expect(Number(rows[0]?.n)).toBe(1);
+  });
+});
+
+describe("access", () => {
+  test("user A reading or cancelling user B's order gets NOT_FOUND", async () => {
+    const { orders } = platform.clients;
+    const [a, b] = [await newUser(), await newUser()];
+    const [p] = await stocked(1, 1);
+    const placed = await orders.placeOrder({ idempotencyKey: uniqueName("mine"), lines: [{ productId: p!.id, quantity: 1 }], card: declinedCard }, b.auth);
+    expect((await rpcError(orders.getOrder({ id: placed.order!.id }, a.auth))).code).toBe(status.NOT_FOUND);
+    expect((await rpcError(orders.cancelOrder({ id: placed.order!.id }, a.auth))).code).toBe(status.NOT_FOUND);
+    const { orders: listed } = await orders.listOrders({}, a.auth);
+    expect(listed.map((o) => o.id)).not.toContain(placed.order!.id);
+  });
+
+  test("a customer calling an admin RPC is PERMISSION_DENIED; no token is UNAUTHENTICATED", async () => {
+    const { inventory, payments } = platform.clients;
+    const buyer = await newUser();
+    const [p] = await stocked(1, 1);
+    expect((await rpcError(inventory.adjustStock({ productId: p!.id, delta: 100, reason: "free stuff" }, buyer.auth))).code).toBe(status.PERMISSION_DENIED);
+    expect((await rpcError(payments.setFaultSettings({ settings: { failureRate: 1 } }, buyer.auth))).code).toBe(status.PERMISSION_DENIED);
+    expect((await rpcError(platform.clients.orders.listOrders({}))).code).toBe(status.UNAUTHENTICATED);
+  });
+});
+
+describe("failures", () => {
+  test("the orders process killed mid-saga: after a restart the order reaches one final state, charged once", async () => {
+    const { orders, payments } = platform.clients;
+    const admin = await adminAuth();
+    const buyer = await newUser();
+    const [p] = await stocked(1, 2);
+    // A slow processor keeps the saga inside the charge step long enough to kill orders there.
+    await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 1500 } }, admin);
+    try {
+      const placing = orders
+        .placeOrder({ idempotencyKey: uniqueName("crash"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 15_000 })
+        .catch((err: unknown) => err);
+      const order = await eventually("the order to exist", async () => (await orders.listOrders({}, buyer.auth)).orders[0]);
+      await Bun.sleep(300);
+      await platform.stop("orders", "SIGKILL");
+      await placing;
+      await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
+      await platform.start("orders");
+      const final = await finalOrder(order.id, buyer.auth, 30_000);
+      expect([OrderStatus.CONFIRMED, OrderStatus.CANCELLED]).toContain(final.status);
+      const captured = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1 and status = 'CAPTURED'", [order.id]);
+      expect(Number(captured[0]?.n)).toBe(final.status === OrderStatus.CONFIRMED ? 1 : 0);
+    } finally {
+      await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
+    }
+  }, 90_000);
+
+  test("RabbitMQ connections dropped during a stream of orders: every order ends final and no event is lost", async () => {
+    const { orders, notifications } = platform.clients;
+    const buyer = await newUser();
+    const products = await stocked(3, 4);
+    const placing = Array.from({ length: 9 }, (_, i) =>
+      orders.placeOrder({ idempotencyKey: uniqueName(`stream${i}`), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], card: goodCard }, buyer.auth),
+    );
+    await Bun.sleep(150);
+    const cut = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", platform.vhost, "test: network cut"], { stdout: "ignore", stderr: "ignore" });
+    expect(await cut.exited).toBe(0);
+    const placed = await Promise.all(placing);
+    const finals = await Promise.all(placed.map((r) => finalOrder(r.order!.id, buyer.auth, 30_000)));
+    expect(finals.every((o) => o.status === OrderStatus.CONFIRMED)).toBe(true);
+    // Every OrderConfirmed reached notifications, and every outbox drained.
+    await eventually("a notification for every confirmed order", async () => {
+      const { notifications: list } = await notifications.listNotifications({ pageSize: 100 }, buyer.auth);
+      const confirmed = new Set(list.filter((n) => n.kind.includes("confirmed")).map((n) => n.orderId));
+      return finals.every((o) => confirmed.has(o.id)) ? true : undefined;
+    }, 30_000);
+    for (const service of ["orders", "payments", "inventory"] as const) {
+      const left = await platform.query<{ n: string }>(service, "select count(*) as n from outbox where published_at is null");
+      expect(Number(left[0]?.n)).toBe(0);
+    }
+  }, 90_000);
+});

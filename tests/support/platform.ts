@@ -1,0 +1,158 @@
+/**
+ * A whole Bazaar platform for cross-service tests, each process started on its own (not by
+ * the dev runner) so a test can kill and restart one of them: its own databases, Redis
+ * prefix and RabbitMQ vhost, free ports, and typed clients for every service.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import postgres from "postgres";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
+import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName, serviceEntry } from "@bazaar/platform/service-catalog";
+import { freePort, repoRoot, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/platform/testing";
+import { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
+import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
+import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
+import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
+import { OrdersService } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
+import { PaymentsService } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+
+const services = (serviceCatalog as readonly ServiceEntry[]).filter((e) => e.grpcPort !== undefined);
+
+/** Typed clients of every service. */
+export interface PlatformClients {
+  identity: GrpcClient<typeof IdentityService>;
+  catalog: GrpcClient<typeof CatalogService>;
+  inventory: GrpcClient<typeof InventoryService>;
+  cart: GrpcClient<typeof CartService>;
+  orders: GrpcClient<typeof OrdersService>;
+  payments: GrpcClient<typeof PaymentsService>;
+  notifications: GrpcClient<typeof NotificationsService>;
+}
+
+/** A running test platform. */
+export interface TestPlatform {
+  clients: PlatformClients;
+  /** gRPC address of a service. */
+  address(name: ServiceName): string;
+  /** The process of a service (for its output, or to kill it). */
+  process(name: ServiceName): ChildProcess;
+  /** Stops a service (SIGKILL for a crash, SIGTERM for a clean stop) and waits for it to exit. */
+  stop(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a stopped service again, on the same ports, database and vhost. */
+  start(name: ServiceName, extraEnv?: Record<string, string>): Promise<void>;
+  /** The vhost name (for rabbitmqctl). */
+  vhost: string;
+  /** Runs SQL on a service's own database (to check invariants the RPCs do not show). */
+  query<T = Record<string, unknown>>(name: ServiceName, text: string, params?: unknown[]): Promise<T[]>;
+  cleanup(): Promise<void>;
+}
+
+/** Starts identity first (everyone needs its keys), then every other service at once. */
+export async function startTestPlatform(env: Partial<Record<ServiceName, Record<string, string>>> = {}): Promise<TestPlatform> {
+  const vhost = await testVhost();
+  const redis = testRedisPrefix();
+  const ports = new Map(services.map((s) => [s.name, { grpc: freePort(), http: freePort() }]));
+  const databases = new Map(services.flatMap((s) => (s.database ? [[s.name, testDatabaseUrl(s.name)] as const] : [])));
+  const peers = peerEnv((name) => ports.get(name) ?? { http: 0 });
+  const children = new Map<string, ChildProcess>();
+
+  const start = async (name: ServiceName, extraEnv: Record<string, string> = {}) => {
+    const entry = serviceEntry(name);
+    const p = ports.get(name);
+    if (!p) throw new Error(`${name} is not a gRPC service`);
+    const child = startProcess({
+      name,
+      cmd: ["bun", `${repoRoot}/${entry.entry}`],
+      cwd: repoRoot,
+      env: {
+        ...process.env,
+        ...peers,
+        LOG_LEVEL: "info",
+        GRPC_PORT: String(p.grpc),
+        HTTP_PORT: String(p.http),
+        AMQP_URL: vhost.url,
+        REDIS_KEY_PREFIX: redis.prefix,
+        SEED_DEMO_DATA: "true",
+        SHUTDOWN_DRAIN_MS: "100",
+        ...(databases.get(name) ? { DATABASE_URL: databases.get(name)!.url } : {}),
+        ...env[name],
+        ...extraEnv,
+      },
+    });
+    children.set(name, child);
+    await waitForHealthy(child, `http://127.0.0.1:${p.http}/healthz`, 60_000);
+  };
+
+  const clients: Record<string, GrpcClient<DescService>> = {};
+  const cleanup = async () => {
+    for (const c of Object.values(clients)) c.close();
+    await Promise.all([...children.values()].map((c) => c.stop("SIGTERM")));
+    for (const db of databases.values()) await db.drop().catch(() => {});
+    await redis.clear().catch(() => {});
+    await vhost.drop().catch(() => {});
+  };
+
+  try {
+    await start("identity");
+    await Promise.all(services.filter((s) => s.name !== "identity").map((s) => start(s.name as ServiceName)));
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  const address = (name: ServiceName) => `127.0.0.1:${ports.get(name)?.grpc}`;
+  const make = <S extends DescService>(svc: S, name: ServiceName) => {
+    const client = createClient(svc, address(name), { defaultTimeoutMs: 10_000 });
+    clients[name] = client as unknown as GrpcClient<DescService>;
+    return client;
+  };
+  return {
+    clients: {
+      identity: make(IdentityService, "identity"),
+      catalog: make(CatalogService, "catalog"),
+      inventory: make(InventoryService, "inventory"),
+      cart: make(CartService, "cart"),
+      orders: make(OrdersService, "orders"),
+      payments: make(PaymentsService, "payments"),
+      notifications: make(NotificationsService, "notifications"),
+    },
+    address,
+    process: (name) => {
+      const child = children.get(name);
+      if (!child) throw new Error(`${name} was never started`);
+      return child;
+    },
+    stop: async (name, signal = "SIGTERM") => {
+      await children.get(name)?.stop(signal);
+    },
+    start,
+    vhost: vhost.name,
+    query: async <T,>(name: ServiceName, text: string, params: unknown[] = []) => {
+      const db = databases.get(name);
+      if (!db) throw new Error(`${name} has no database`);
+      const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+      try {
+        return (await sql.unsafe(text, params as never[])) as unknown as T[];
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    },
+    cleanup,
+  };
+}
+
+/** Polls until `check` returns a value (not undefined), or fails with `what` after the timeout. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    await Bun.sleep(100);
+  }
+}
