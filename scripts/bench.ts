@@ -19,7 +19,7 @@
  *
  * Prints a table and writes test-artifacts/bench.json. Knobs (environment): BENCH_COLD_RUNS,
  * BENCH_CONCURRENCY, BENCH_WARMUP_S, BENCH_DURATION_S, BENCH_IDLE_S, BENCH_TIMEOUT_S,
- * BENCH_HTTP_LOADER=bun (skip wrk). All traffic goes to 127.0.0.1.
+ * BENCH_ORDERS_CONCURRENCY, BENCH_ORDERS_FIXED_SHARE, BENCH_HTTP_LOADER=bun (skip wrk). All traffic goes to 127.0.0.1.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -28,6 +28,8 @@ import { createClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";
 import { repoRoot } from "@bazaar/platform/testing";
 import { CatalogService, GetProductResponseSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
+import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import { type LoadResult, parseResultLine, phaseLines, round3 } from "./bench/common.ts";
 import { allPids, type DevInstance, type DevInstanceHandle, pickPortOffset, portsAt, readProc, startDevInstance } from "./dev-instance.ts";
 
@@ -50,7 +52,11 @@ const config = {
   warmupS: knob("BENCH_WARMUP_S", 2),
   durationS: knob("BENCH_DURATION_S", 8),
   idleS: knob("BENCH_IDLE_S", 2),
-  timeoutS: knob("BENCH_TIMEOUT_S", 240),
+  timeoutS: knob("BENCH_TIMEOUT_S", 300),
+  /** Buyers placing orders at once when finding the maximum order rate. */
+  ordersConcurrency: Math.round(knob("BENCH_ORDERS_CONCURRENCY", 16)),
+  /** The fixed order rate for latency, as a share of the maximum measured. */
+  ordersFixedShare: knob("BENCH_ORDERS_FIXED_SHARE", 0.5),
   /** How long a dev runner may take to print "all healthy in". */
   healthTimeoutMs: 90_000,
 };
@@ -217,13 +223,21 @@ async function waitReady(child: ChildProcess, timeoutMs = 20_000): Promise<numbe
 }
 
 /** Runs a closed-loop load generator process (grpc-load.ts / http-load.ts), sampling CPU over its window. */
-async function runLoader(name: string, cmd: string[], cpuGroups: Record<string, number[]>): Promise<{ result: LoadResult; cpu: Record<string, number> }> {
+async function runLoader(
+  name: string,
+  cmd: string[],
+  cpuGroups: Record<string, number[]>,
+  onMeasure?: () => void,
+): Promise<{ result: LoadResult; cpu: Record<string, number> }> {
   let before: CpuSample | undefined;
   let after: CpuSample | undefined;
   let result: LoadResult | undefined;
   const watched = () => [...new Set(Object.values(cpuGroups).flat())];
   const loader = spawn(name, cmd, {}, (line) => {
-    if (line === phaseLines.measure) before = sampleCpu([...watched(), loader.proc.pid]);
+    if (line === phaseLines.measure) {
+      before = sampleCpu([...watched(), loader.proc.pid]);
+      onMeasure?.();
+    }
     else if (line === phaseLines.done) after = sampleCpu([...watched(), loader.proc.pid]);
     else result ??= parseResultLine(line);
   });
@@ -388,9 +402,13 @@ try {
 
   // 2. Idle RSS.
   await Bun.sleep(config.idleS * 1000);
+  const notes: Record<string, string> = {
+    catalog: "gRPC service, Postgres pool, Redis cache, RabbitMQ",
+    bff: "Hono HTTP, catalog gRPC client, built web UI",
+    cart: "gRPC service, Redis, RabbitMQ",
+  };
   const rss: { process: string; pid: number; idleMiB?: number; afterLoadMiB?: number; note: string }[] = [
-    { process: "catalog", pid: catalogPid, idleMiB: rssMiB(catalogPid), note: "gRPC service, Postgres pool, Redis" },
-    { process: "bff", pid: bffPid, idleMiB: rssMiB(bffPid), note: "Hono HTTP, catalog gRPC client, built web UI" },
+    ...Object.entries(platform.pids).map(([name, pid]) => ({ process: name, pid, idleMiB: rssMiB(pid), note: notes[name] ?? "gRPC service, Postgres pool, RabbitMQ" })),
     { process: "dev runner", pid: platform.runner.proc.pid, idleMiB: rssMiB(platform.runner.proc.pid), note: "bun scripts/dev.ts (supervisor)" },
   ];
 
@@ -517,7 +535,47 @@ try {
   }
   for (const r of rss) r.afterLoadMiB = rssMiB(r.pid);
 
-  // 4. Clean up (the total duration includes it).
+  // 4. Orders end to end: PlaceOrder runs the saga across identity, catalog, inventory and
+  // payments; first as fast as 16 buyers can go, then at a fixed rate below that maximum.
+  const orderRuns: { label: string; result: LoadResult; cpu: Record<string, number> }[] = [];
+  const rssUnderLoad: { process: string; pid: number; MiB?: number }[] = [];
+  let fixedRate = 0;
+  if (!interrupted) {
+    const grpcAddr = (name: string) => `127.0.0.1:${platform!.ports[name]?.grpc}`;
+    const identity = createClient(IdentityService, grpcAddr("identity"));
+    const inventory = createClient(InventoryService, grpcAddr("inventory"));
+    const login = await identity.login({ email: "admin@bazaar.local", password: "bazaar-admin" });
+    const admin = { metadata: { authorization: `Bearer ${login.tokens!.accessToken}` } };
+    const orderProducts = page.products.map((p) => p.id);
+    // Plenty of stock, so every order can be confirmed.
+    for (const productId of orderProducts) await inventory.adjustStock({ productId, delta: 100_000, reason: "bench" }, admin);
+    identity.close();
+    inventory.close();
+    const servicePids = Object.entries(platform.pids).filter(([name]) => name !== "bff");
+    const ordersCmd = (mode: string[]) => [
+      "bun", "scripts/bench/orders-load.ts", "--identity", grpcAddr("identity"), "--orders", grpcAddr("orders"),
+      "--products", orderProducts.join(","), "--warmup", String(config.warmupS), "--duration", String(config.durationS), ...mode,
+    ];
+    say(`orders: as many as ${config.ordersConcurrency} buyers can place, ${config.warmupS} s warm-up + ${config.durationS} s…`);
+    const max = await runLoader("orders-load max", ordersCmd(["--mode", "closed", "--concurrency", String(config.ordersConcurrency)]), { server: servicePids.map(([, pid]) => pid), redis });
+    orderRuns.push({ label: `max: ${config.ordersConcurrency} buyers in a closed loop`, ...max });
+    say(`  ${fmtNum(max.result.rps, 1)} orders confirmed/s, p50 ${max.result.p50Ms} ms, p99 ${max.result.p99Ms} ms`);
+    fixedRate = Math.max(1, Math.floor(max.result.rps * config.ordersFixedShare));
+    say(`orders: a fixed ${fixedRate}/s (${Math.round(config.ordersFixedShare * 100)}% of the maximum)…`);
+    const fixed = await runLoader(
+      "orders-load fixed",
+      ordersCmd(["--mode", "open", "--rate", String(fixedRate)]),
+      { server: servicePids.map(([, pid]) => pid), redis },
+      () =>
+        setTimeout(() => {
+          for (const [name, pid] of Object.entries(platform!.pids)) rssUnderLoad.push({ process: name, pid, MiB: rssMiB(pid) });
+        }, config.durationS * 500),
+    );
+    orderRuns.push({ label: `fixed rate: ${fixedRate}/s, open loop`, ...fixed });
+    say(`  ${fmtNum(fixed.result.rps, 1)} orders confirmed/s, p50 ${fixed.result.p50Ms} ms, p99 ${fixed.result.p99Ms} ms`);
+  }
+
+  // 5. Clean up (the total duration includes it).
   await cleanup();
   const totalS = Math.round((performance.now() - benchStarted) / 100) / 10;
 
@@ -588,6 +646,21 @@ try {
       ? [`   ⚠ up to ${noisiest.toFixed(2)} cores went to other processes during a measured window: the numbers are noisy; rerun on a quiet machine.`]
       : []),
     "",
+    "4. Orders end to end: PlaceOrder → saga (reserve stock, charge, commit) → CONFIRMED; one line of one unit, test card that pays",
+    table(
+      ["run", "orders confirmed/s", "p50 ms", "p99 ms", "not confirmed", "services' cores"],
+      orderRuns.map((r) => [r.label, fmtNum(r.result.rps, 1), r.result.p50Ms.toFixed(1), r.result.p99Ms.toFixed(1), String(r.result.errors), r.cpu.server?.toFixed(2) ?? "—"]),
+      ["l", "r", "r", "r", "r", "r"],
+    ),
+    "   fixed-rate latency is measured from each call's scheduled start, so queueing counts; services' cores: every gRPC service process together.",
+    "",
+    `   RSS (VmRSS) of every process halfway through the fixed-rate run`,
+    table(
+      ["process", "pid", "MiB"],
+      rssUnderLoad.map((r) => [r.process, String(r.pid), fmtNum(r.MiB, 1)]),
+      ["l", "r", "r"],
+    ),
+    "",
     `Total: ${totalS} s (including cleanup: dev runners stopped, ${config.coldRuns} instance(s) dropped, Redis keys removed).`,
     "",
   ].join("\n");
@@ -596,6 +669,7 @@ try {
     coldStart: { runs: cold, minMs: Math.min(...wall), medianMs: median(wall), runnerMinMs: Math.min(...printed), runnerMedianMs: median(printed), offset },
     rss,
     load: { productId: id, ...sizes, scenarios: scenarios.map((s) => ({ ...s, serverCpuUsPerCall: cpuPerCall(s) ?? null, vsBaseline: ratio(s) ?? null })) },
+    orders: { runs: orderRuns, fixedRatePerS: fixedRate, rssUnderLoad },
     totalDurationS: totalS,
   });
   mkdirSync(`${repoRoot}/test-artifacts`, { recursive: true });

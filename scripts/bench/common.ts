@@ -164,3 +164,60 @@ export async function closedLoop(options: {
     concurrency,
   };
 }
+
+/**
+ * Starts calls at a fixed rate (an open loop: a slow answer does not delay the next call) for
+ * `warmupS + durationS` seconds, and records the latency of calls started inside the measured
+ * window from their scheduled start, so queueing delay is counted (no coordinated omission).
+ */
+export async function openLoop(options: {
+  tool: string;
+  ratePerS: number;
+  warmupS: number;
+  durationS: number;
+  call: () => Promise<void>;
+}): Promise<LoadResult> {
+  const { ratePerS, warmupS, durationS, call } = options;
+  const latencies = new Latencies();
+  let errors = 0;
+  let firstError: string | undefined;
+  const t0 = performance.now();
+  const measureFrom = t0 + warmupS * 1000;
+  const total = Math.floor((warmupS + durationS) * ratePerS);
+  const inFlight: Promise<void>[] = [];
+  let measuredSaid = false;
+  for (let i = 0; i < total; i++) {
+    const scheduled = t0 + (i * 1000) / ratePerS;
+    const wait = scheduled - performance.now();
+    if (wait > 0) await Bun.sleep(wait);
+    if (!measuredSaid && scheduled >= measureFrom) {
+      measuredSaid = true;
+      process.stdout.write(`${phaseLines.measure}\n`);
+    }
+    const measured = scheduled >= measureFrom;
+    inFlight.push(
+      call().then(
+        () => {
+          if (measured) latencies.add(performance.now() - scheduled);
+        },
+        (err: unknown) => {
+          if (!measured) return;
+          errors++;
+          firstError ??= (err as Error).message ?? String(err);
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  process.stdout.write(`${phaseLines.done}\n`);
+  return {
+    tool: options.tool,
+    calls: latencies.count,
+    errors,
+    ...(firstError !== undefined ? { firstError } : {}),
+    durationS,
+    rps: Math.round((latencies.count / durationS) * 10) / 10,
+    ...latencies.summary(),
+    concurrency: 0,
+  };
+}
