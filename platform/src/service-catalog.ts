@@ -85,7 +85,7 @@ export const serviceCatalog = [
     grpcServices: ["bazaar.notifications.v1.NotificationsService"],
     messaging: true,
   },
-  { name: "bff", httpPort: 3000, entry: "bff/src/main.ts" },
+  { name: "bff", httpPort: 3000, entry: "bff/src/main.ts", messaging: true },
 ] as const satisfies readonly ServiceEntry[];
 
 /** A process name from the catalog. */

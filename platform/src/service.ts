@@ -5,8 +5,8 @@ import { type Database, type DatabaseOptions, openDatabase } from "./db.ts";
 import { Broker } from "./messaging/broker.ts";
 import { OutboxRelay } from "./messaging/outbox.ts";
 import { ServingStatus } from "./grpc/health.ts";
-import { type Access, AccessTokenVerifier, type VerifierOptions } from "./auth.ts";
-import { GrpcServer, type ServedService, type ServiceAccess, type ServiceImpl } from "./grpc/server.ts";
+import { AccessTokenVerifier, type VerifierOptions } from "./auth.ts";
+import { GrpcServer, type ServedService, servedService, type ServiceAccess, type ServiceImpl } from "./grpc/server.ts";
 import { createHttpApp, serveHttp } from "./http.ts";
 import { configureLogging, log, type LogLevel } from "./log.ts";
 import { configureMetrics } from "./metrics.ts";
@@ -97,7 +97,7 @@ export class ServiceHost {
 
   /** Registers the handlers of a protobuf-es service, with who may call each RPC. */
   addGrpc<S extends DescService>(service: S, impl: ServiceImpl<S>, access: ServiceAccess<S>): this {
-    this.services.push({ service, impl: impl as unknown as ServiceImpl<DescService>, access: access as Record<string, Access> });
+    this.services.push(servedService(service, impl, access));
     return this;
   }
 
@@ -133,6 +133,24 @@ export class ServiceHost {
   }
 
   /**
+   * Stops the HTTP server, letting responses in progress finish for a few seconds; long-lived
+   * ones (server-sent events) are then cut, so one open stream cannot hold shutdown forever.
+   */
+  private async stopHttp(graceMs = 5_000): Promise<void> {
+    const server = this.httpServer;
+    if (!server) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const forced = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        log.warn("HTTP responses still open after the grace period; closing them", { graceMs });
+        void server.stop(true).then(resolve);
+      }, graceMs);
+    });
+    await Promise.race([server.stop(), forced]);
+    clearTimeout(timer);
+  }
+
+  /**
    * Graceful shutdown: health NOT_SERVING, a drain period, in-flight calls finish, servers
    * close, then resources close in reverse order of opening and buffered spans are sent.
    */
@@ -141,7 +159,7 @@ export class ServiceHost {
       if (this.grpc) await this.grpc.shutdown({ drainMs: this.env.SHUTDOWN_DRAIN_MS });
       // HTTP-only processes drain too: /healthz answers 503 from now on.
       else await Bun.sleep(this.env.SHUTDOWN_DRAIN_MS);
-      await this.httpServer?.stop();
+      await this.stopHttp();
       for (const { what, close } of this.closers.reverse()) {
         await close().catch((err: unknown) => log.warn(`closing ${what} failed`, { err }));
       }

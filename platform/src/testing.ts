@@ -1,10 +1,16 @@
-import { createClient } from "redis";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient as createRedisClient } from "redis";
 import { z } from "zod";
+import { AccessTokenVerifier } from "./auth.ts";
 import { dropDatabase, withDatabase } from "./db.ts";
+import { RpcError } from "./errors.ts";
+import { type ClientOptions, createClient, type GrpcClient } from "./grpc/client.ts";
+import { GrpcServer, type ServiceAccess, type ServiceImpl, servedService } from "./grpc/server.ts";
 import { deleteVhost, ensureVhost } from "./messaging/vhost.ts";
 import { parseEnv } from "./env.ts";
 import { type ChildProcess, startProcess, waitForHealthy } from "./processes.ts";
 import { infrastructureDefaults, type ServiceName, serviceEntry } from "./service-catalog.ts";
+import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
 
 /**
  * Helpers for tests that run against the real Postgres and Redis: every test run gets its
@@ -31,7 +37,7 @@ export function testDatabaseUrl(service: string): { url: string; drop: () => Pro
 
 /** Deletes every Redis key that starts with `prefix`; resolves with how many it deleted. */
 export async function clearRedisPrefix(prefix: string): Promise<number> {
-  const client = createClient({ url: testEnv.REDIS_URL });
+  const client = createRedisClient({ url: testEnv.REDIS_URL });
   client.on("error", () => {});
   await client.connect();
   let deleted = 0;
@@ -72,6 +78,46 @@ export function freePort(): number {
 /** The repository's root folder. */
 export const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
+/** What a process of the service catalog started by a test is given (see {@link startTestProcess}). */
+export interface TestProcessSettings {
+  grpcPort: number;
+  httpPort: number;
+  /** The Redis key prefix of its own. */
+  redisPrefix: string;
+  /** Its database, for services that have one. */
+  databaseUrl?: string;
+  /** The RabbitMQ vhost URL, for processes that use messaging. */
+  amqpUrl?: string;
+  /** How long it keeps serving after SIGTERM while health says NOT_SERVING. */
+  shutdownDrainMs: number;
+  /** More variables, or overrides of the ones above (e.g. peers' addresses, JWKS_URL). */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts one process of the service catalog for a test, with the demo data seeded and INFO
+ * logs, on the ports and resources given; does not wait for it to be healthy.
+ */
+export function startTestProcess(name: ServiceName, settings: TestProcessSettings): ChildProcess {
+  return startProcess({
+    name,
+    cmd: ["bun", `${repoRoot}/${serviceEntry(name).entry}`],
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      LOG_LEVEL: "info",
+      GRPC_PORT: String(settings.grpcPort),
+      HTTP_PORT: String(settings.httpPort),
+      REDIS_KEY_PREFIX: settings.redisPrefix,
+      SHUTDOWN_DRAIN_MS: String(settings.shutdownDrainMs),
+      SEED_DEMO_DATA: "true",
+      ...(settings.databaseUrl ? { DATABASE_URL: settings.databaseUrl } : {}),
+      ...(settings.amqpUrl ? { AMQP_URL: settings.amqpUrl } : {}),
+      ...settings.env,
+    },
+  });
+}
+
 /** A process of the service catalog started for a test, on free ports. */
 export interface LaunchedProcess {
   child: ChildProcess;
@@ -95,22 +141,14 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
   const redis = testRedisPrefix();
   // Processes of one test share a vhost when the test passes AMQP_URL; otherwise one of its own.
   const vhost = entry.messaging && !env.AMQP_URL ? await testVhost() : undefined;
-  const child = startProcess({
-    name,
-    cmd: ["bun", `${repoRoot}/${entry.entry}`],
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      LOG_LEVEL: "info",
-      GRPC_PORT: String(grpcPort),
-      HTTP_PORT: String(httpPort),
-      REDIS_KEY_PREFIX: redis.prefix,
-      SHUTDOWN_DRAIN_MS: "200",
-      SEED_DEMO_DATA: "true",
-      ...(database ? { DATABASE_URL: database.url } : {}),
-      ...(vhost ? { AMQP_URL: vhost.url } : {}),
-      ...env,
-    },
+  const child = startTestProcess(name, {
+    grpcPort,
+    httpPort,
+    redisPrefix: redis.prefix,
+    databaseUrl: database?.url,
+    amqpUrl: vhost?.url,
+    shutdownDrainMs: 200,
+    env,
   });
   const httpUrl = `http://127.0.0.1:${env.HTTP_PORT ?? httpPort}`;
   const cleanup = async () => {
@@ -126,4 +164,93 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
     throw err;
   }
   return { child, grpcAddress: `127.0.0.1:${env.GRPC_PORT ?? grpcPort}`, httpUrl, cleanup };
+}
+
+/**
+ * Awaits a call that must fail and returns its {@link RpcError}, to check the status code and
+ * message. A call that succeeds, or fails with anything but an RpcError, fails the test.
+ */
+export async function rpcError(call: Promise<unknown>): Promise<RpcError> {
+  try {
+    await call;
+  } catch (err) {
+    if (err instanceof RpcError) return err;
+    throw err;
+  }
+  throw new Error("the call succeeded but was expected to fail");
+}
+
+/** Call options carrying an access token, as the clients' second argument. */
+export interface BearerAuth {
+  metadata: { authorization: string };
+}
+
+/** Call options that send `token` as the bearer token. */
+export function bearer(token: string): BearerAuth {
+  return { metadata: { authorization: `Bearer ${token}` } };
+}
+
+/** Options of {@link startTestGrpcServer}. */
+export interface TestGrpcServerOptions<S extends DescService> {
+  /** The service, its handlers and who may call each RPC, as a service's main.ts registers them. */
+  service: S;
+  impl: ServiceImpl<S>;
+  access: ServiceAccess<S>;
+  /** Options of the client, e.g. a longer default deadline. */
+  clientOptions?: ClientOptions;
+}
+
+/** A service served in process for a test, with a client of it. */
+export interface TestGrpcServer<S extends DescService> {
+  /** A client of the service (closed by `stop`). */
+  client: GrpcClient<S>;
+  /** host:port the server listens on. */
+  address: string;
+  /** Closes the client, shuts the server down without draining, and stops an issuer it started. */
+  stop(): Promise<void>;
+}
+
+/** A {@link TestGrpcServer} that accepts the tokens of a test issuer. */
+export interface TestGrpcServerWithIssuer<S extends DescService> extends TestGrpcServer<S> {
+  /** The issuer whose tokens the server accepts (for bad tokens of every kind). */
+  issuer: TestIssuer;
+  /** Call options carrying a valid token of the issuer's for these claims (roles default to customer). */
+  auth(claims: { sub: string; roles?: string[] }): Promise<BearerAuth>;
+}
+
+/**
+ * Serves one service's handlers on a real gRPC server on a free local port, with Bazaar's
+ * interceptors, and makes a client of it. Tokens are verified against a test issuer: the one
+ * given (which the caller stops), or one of its own (stopped by `stop`). A service that checks
+ * tokens with keys of its own (identity) passes its `verifier` instead, and gets no issuer.
+ */
+export async function startTestGrpcServer<S extends DescService>(
+  options: TestGrpcServerOptions<S> & { verifier: AccessTokenVerifier },
+): Promise<TestGrpcServer<S>>;
+export async function startTestGrpcServer<S extends DescService>(
+  options: TestGrpcServerOptions<S> & { issuer?: TestIssuer },
+): Promise<TestGrpcServerWithIssuer<S>>;
+export async function startTestGrpcServer<S extends DescService>(
+  options: TestGrpcServerOptions<S> & { verifier?: AccessTokenVerifier; issuer?: TestIssuer },
+): Promise<TestGrpcServer<S> | TestGrpcServerWithIssuer<S>> {
+  const ownIssuer = options.verifier || options.issuer ? undefined : await startTestIssuer();
+  const issuer = options.issuer ?? ownIssuer;
+  const verifier = options.verifier ?? (issuer && new AccessTokenVerifier(issuer));
+  let server: GrpcServer;
+  let address: string;
+  try {
+    server = new GrpcServer([servedService(options.service, options.impl, options.access)], { verifier });
+    address = `127.0.0.1:${await server.start(0, "127.0.0.1")}`;
+  } catch (err) {
+    ownIssuer?.stop();
+    throw err;
+  }
+  const client = createClient(options.service, address, options.clientOptions);
+  const stop = async () => {
+    client.close();
+    await server.shutdown({ drainMs: 0 });
+    ownIssuer?.stop();
+  };
+  if (!issuer) return { client, address, stop };
+  return { client, address, stop, issuer, auth: async (claims) => bearer(await issuer.token(claims)) };
 }

@@ -6,9 +6,9 @@
 import type { DescService } from "@bufbuild/protobuf";
 import postgres from "postgres";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
-import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName, serviceEntry } from "@bazaar/platform/service-catalog";
-import { freePort, repoRoot, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/platform/testing";
+import { type ChildProcess, waitForHealthy } from "@bazaar/platform/processes";
+import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
+import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/platform/testing";
 import { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -58,27 +58,16 @@ export async function startTestPlatform(env: Partial<Record<ServiceName, Record<
   const children = new Map<string, ChildProcess>();
 
   const start = async (name: ServiceName, extraEnv: Record<string, string> = {}) => {
-    const entry = serviceEntry(name);
     const p = ports.get(name);
     if (!p) throw new Error(`${name} is not a gRPC service`);
-    const child = startProcess({
-      name,
-      cmd: ["bun", `${repoRoot}/${entry.entry}`],
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        ...peers,
-        LOG_LEVEL: "info",
-        GRPC_PORT: String(p.grpc),
-        HTTP_PORT: String(p.http),
-        AMQP_URL: vhost.url,
-        REDIS_KEY_PREFIX: redis.prefix,
-        SEED_DEMO_DATA: "true",
-        SHUTDOWN_DRAIN_MS: "100",
-        ...(databases.get(name) ? { DATABASE_URL: databases.get(name)!.url } : {}),
-        ...env[name],
-        ...extraEnv,
-      },
+    const child = startTestProcess(name, {
+      grpcPort: p.grpc,
+      httpPort: p.http,
+      redisPrefix: redis.prefix,
+      databaseUrl: databases.get(name)?.url,
+      amqpUrl: vhost.url,
+      shutdownDrainMs: 100,
+      env: { ...peers, ...env[name], ...extraEnv },
     });
     children.set(name, child);
     await waitForHealthy(child, `http://127.0.0.1:${p.http}/healthz`, 60_000);

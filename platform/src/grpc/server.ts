@@ -43,6 +43,14 @@ export interface ServedService {
   access: Record<string, Access>;
 }
 
+/**
+ * A service to serve, typed by its descriptor (a missing RPC or access level is a compile
+ * error), in the form {@link GrpcServer} takes.
+ */
+export function servedService<S extends DescService>(service: S, impl: ServiceImpl<S>, access: ServiceAccess<S>): ServedService {
+  return { service, impl: impl as unknown as ServiceImpl<DescService>, access: access as Record<string, Access> };
+}
+
 /** Options of {@link GrpcServer}. */
 export interface GrpcServerOptions {
   /** Verifies bearer tokens; without one, only "public" RPCs can be called. */

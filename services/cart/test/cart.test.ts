@@ -1,17 +1,25 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { AccessTokenVerifier } from "@bazaar/platform/auth";
 import { connectRedis, type RedisConnection } from "@bazaar/platform/cache";
-import { RpcError } from "@bazaar/platform/errors";
+import type { RpcError } from "@bazaar/platform/errors";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { GrpcServer } from "@bazaar/platform/grpc/server";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { messagesConsumed } from "@bazaar/platform/metrics";
 import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { launchProcess, type LaunchedProcess, testEnv, testRedisPrefix, testVhost } from "@bazaar/platform/testing";
+import {
+  bearer,
+  launchProcess,
+  type LaunchedProcess,
+  rpcError,
+  startTestGrpcServer,
+  type TestGrpcServerWithIssuer,
+  testEnv,
+  testRedisPrefix,
+  testVhost,
+} from "@bazaar/platform/testing";
 import { type Cart, CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService, type Product } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { OrderConfirmedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
@@ -31,7 +39,7 @@ let products: Product[];
 let issuer: TestIssuer;
 let redis: RedisConnection;
 let store: CartStore;
-let server: GrpcServer;
+let grpc: TestGrpcServerWithIssuer<typeof CartService>;
 let client: GrpcClient<typeof CartService>;
 let broker: Broker;
 
@@ -44,18 +52,15 @@ beforeAll(async () => {
   products = (await catalog.listProducts({ pageSize: 100 })).products;
   redis = await connectRedis(testEnv.REDIS_URL, redisPrefix.prefix);
   store = new CartStore(redis, { ttlSeconds });
-  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
-  const handlers = cartHandlers(new Carts(store, catalog, { currency: "USD" }));
-  server = new GrpcServer([{ service: CartService, impl: handlers as never, access: cartAccess }], { verifier });
-  client = createClient(CartService, `127.0.0.1:${await server.start(0, "127.0.0.1")}`);
+  grpc = await startTestGrpcServer({ service: CartService, impl: cartHandlers(new Carts(store, catalog, { currency: "USD" })), access: cartAccess, issuer });
+  client = grpc.client;
   broker = await Broker.connect(vhost.url, { service: "cart-test" });
   await broker.consume({ queue: orderConfirmedQueue, handlers: [clearCartOnOrderConfirmed(store)] });
 }, 60_000);
 
 afterAll(async () => {
-  client?.close();
+  await grpc?.stop();
   catalog?.close();
-  await server?.shutdown({ drainMs: 0 });
   await broker?.close();
   await redis?.close();
   await catalogProcess?.cleanup();
@@ -64,22 +69,10 @@ afterAll(async () => {
   issuer?.stop();
 }, 60_000);
 
-const bearer = (token: string) => ({ metadata: { authorization: `Bearer ${token}` } });
-
 /** A signed-in customer of their own. */
 async function newUser() {
   const id = crypto.randomUUID();
-  return { id, auth: bearer(await issuer.token({ sub: id, roles: ["customer"] })) };
-}
-
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error("the call succeeded but was expected to fail");
+  return { id, auth: await grpc.auth({ sub: id, roles: ["customer"] }) };
 }
 
 /** What Redis holds for a user's cart. */
@@ -266,8 +259,9 @@ describe("bad input", () => {
       ["product_id", client.removeItem({ productId: "" }, user.auth)],
       ["product_id", client.removeItem({ productId: `${p.id}x` }, user.auth)],
     ];
-    for (const [field, call] of cases) {
-      const err = await rpcError(call);
+    // The calls run at once: each gets its handler now, or one failing before its turn would be an unhandled rejection.
+    for (const [field, failure] of cases.map(([field, call]) => [field, rpcError(call)] as const)) {
+      const err = await failure;
       expect(err.code).toBe(status.INVALID_ARGUMENT);
       expect(err.message).toStartWith(`${field}: `);
     }

@@ -7,7 +7,6 @@ import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
 import { categories, type CategoryRow, products } from "./db/schema.ts";
 import * as schema from "./db/schema.ts";
-import type { PageCursor } from "./page-token.ts";
 
 /** The catalog's database. */
 export type CatalogDatabase = Database<typeof schema>;
@@ -34,11 +33,22 @@ export interface ProductFilter {
   query?: string;
 }
 
+/**
+ * Where the previous page ended. Keyset paging on (name, id) means a page never repeats or
+ * skips a product, even while products change.
+ */
+export interface ProductCursor {
+  /** Name of the last product on the previous page. */
+  name: string;
+  /** Id of the last product on the previous page (the tie-breaker). */
+  id: string;
+}
+
 /** One page of products. */
 export interface ProductPage {
   products: ProductRow[];
   /** The cursor after the last product, when there are more. */
-  next?: Omit<PageCursor, "filter">;
+  next?: ProductCursor;
   totalSize: number;
 }
 
@@ -94,7 +104,7 @@ export class ProductStore {
   }
 
   /** One page of products ordered by (name, id), after `cursor` if given. */
-  async list(filter: ProductFilter, pageSize: number, cursor?: Omit<PageCursor, "filter">): Promise<ProductPage> {
+  async list(filter: ProductFilter, pageSize: number, cursor?: ProductCursor): Promise<ProductPage> {
     const { db } = this.database;
     const where = this.filterSql(filter);
     const after = cursor

@@ -2,15 +2,21 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { InvalidArgumentError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
+import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import { CatalogService, type Product, type ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
-import { decodePageToken, encodePageToken } from "./page-token.ts";
-import type { NewProduct, ProductChange, ProductRow, ProductStore } from "./products.ts";
+import type { NewProduct, ProductChange, ProductCursor, ProductRow, ProductStore } from "./products.ts";
 
 const defaultPageSize = 20;
 const maxPageSize = 100;
 const maxBatch = 100;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+
+/** ListProducts page tokens, each good only for the filter (category and query) it was issued for. */
+const pageTokens = pageTokenCodec<ProductCursor>({
+  parse: (c) => (isJsonObject(c) && typeof c.name === "string" && typeof c.id === "string" ? { name: c.name, id: c.id } : undefined),
+  mismatch: () => "was issued for a different category or query; use the same filter or start again",
+});
 
 /** Row → message. */
 export function toProductMessage(p: ProductRow): MessageInitShape<typeof ProductSchema> {
@@ -98,11 +104,11 @@ export function catalogHandlers(store: ProductStore): ServiceImpl<typeof Catalog
       }
       const filter = { categoryId: req.categoryId, query: req.query.trim() };
       const filterKey = JSON.stringify([filter.categoryId, filter.query]);
-      const cursor = req.pageToken ? decodePageToken(req.pageToken, filterKey) : undefined;
+      const cursor = req.pageToken ? pageTokens.decode(req.pageToken, filterKey) : undefined;
       const page = await store.list(filter, req.pageSize || defaultPageSize, cursor);
       return {
         products: page.products.map(toProductMessage),
-        nextPageToken: page.next ? encodePageToken({ ...page.next, filter: filterKey }) : "",
+        nextPageToken: page.next ? pageTokens.encode(page.next, filterKey) : "",
         totalSize: page.totalSize,
       };
     },

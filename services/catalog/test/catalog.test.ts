@@ -1,16 +1,22 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { status } from "@grpc/grpc-js";
-import { AccessTokenVerifier } from "@bazaar/platform/auth";
 import { connectRedis, CacheAside, type RedisConnection } from "@bazaar/platform/cache";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
+import type { TestIssuer } from "@bazaar/platform/test-issuer";
 import { openDatabase } from "@bazaar/platform/db";
-import { RpcError } from "@bazaar/platform/errors";
-import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { GrpcServer } from "@bazaar/platform/grpc/server";
+import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { testDatabaseUrl, testEnv, testRedisPrefix } from "@bazaar/platform/testing";
+import {
+  type BearerAuth,
+  bearer,
+  rpcError,
+  startTestGrpcServer,
+  type TestGrpcServerWithIssuer,
+  testDatabaseUrl,
+  testEnv,
+  testRedisPrefix,
+} from "@bazaar/platform/testing";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import * as schema from "../src/db/schema.ts";
 import { type CatalogDatabase, productCodec, ProductStore, toPrefixQuery } from "../src/products.ts";
@@ -25,11 +31,11 @@ const redisPrefix = testRedisPrefix();
 let db: CatalogDatabase;
 let redis: RedisConnection;
 let store: ProductStore;
-let server: GrpcServer;
+let grpc: TestGrpcServerWithIssuer<typeof CatalogService>;
 let client: GrpcClient<typeof CatalogService>;
 let issuer: TestIssuer;
-let adminToken: string;
-let customerToken: string;
+let asAdmin: BearerAuth;
+let asCustomer: BearerAuth;
 
 beforeAll(async () => {
   configureLogging("catalog", "warn");
@@ -37,34 +43,19 @@ beforeAll(async () => {
   await seedCatalog(db);
   redis = await connectRedis(testEnv.REDIS_URL, redisPrefix.prefix);
   store = new ProductStore(db, new CacheAside(redis, { name: "product", ttlSeconds: 60, codec: productCodec }));
-  issuer = await startTestIssuer();
-  adminToken = await issuer.token({ sub: crypto.randomUUID(), roles: ["customer", "admin"] });
-  customerToken = await issuer.token({ sub: crypto.randomUUID(), roles: ["customer"] });
-  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
-  server = new GrpcServer([{ service: CatalogService, impl: catalogHandlers(store) as never, access: catalogAccess }], { verifier });
-  const port = await server.start(0, "127.0.0.1");
-  client = createClient(CatalogService, `127.0.0.1:${port}`);
+  grpc = await startTestGrpcServer({ service: CatalogService, impl: catalogHandlers(store), access: catalogAccess });
+  ({ client, issuer } = grpc);
+  asAdmin = await grpc.auth({ sub: crypto.randomUUID(), roles: ["customer", "admin"] });
+  asCustomer = await grpc.auth({ sub: crypto.randomUUID(), roles: ["customer"] });
 }, 60_000);
 
 afterAll(async () => {
-  client?.close();
-  await server?.shutdown({ drainMs: 0 });
+  await grpc?.stop();
   await redis?.close();
   await db?.close();
-  issuer?.stop();
   await redisPrefix.clear();
   await database.drop();
 }, 60_000);
-
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error("the call succeeded but was expected to fail");
-}
 
 async function cacheCount(result: "hit" | "miss"): Promise<number> {
   const metric = (await registry.getSingleMetric("bazaar_cache_requests_total")?.get())?.values ?? [];
@@ -272,7 +263,6 @@ describe("text search", () => {
 });
 
 describe("CreateProduct and UpdateProduct (admin)", () => {
-  const bearer = (token: string) => ({ metadata: { authorization: `Bearer ${token}` } });
   const newProduct = (sku: string) => ({
     sku,
     slug: sku.toLowerCase(),
@@ -287,7 +277,7 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
   test("without a token is UNAUTHENTICATED, and a customer is PERMISSION_DENIED; nothing is written", async () => {
     const before = (await outboxRows()).length;
     expect((await rpcError(client.createProduct({ product: newProduct("TST-0100") }))).code).toBe(status.UNAUTHENTICATED);
-    const denied = await rpcError(client.createProduct({ product: newProduct("TST-0100") }, bearer(customerToken)));
+    const denied = await rpcError(client.createProduct({ product: newProduct("TST-0100") }, asCustomer));
     expect(denied.code).toBe(status.PERMISSION_DENIED);
     expect(denied.message).toContain("admin");
     expect((await client.listProducts({ query: "TST-0100" })).totalSize).toBe(0);
@@ -295,7 +285,7 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
   });
 
   test("an admin creates a product, with its ProductUpdated event in the outbox", async () => {
-    const { product } = await client.createProduct({ product: newProduct("TST-0101") }, bearer(adminToken));
+    const { product } = await client.createProduct({ product: newProduct("TST-0101") }, asAdmin);
     expect(product?.id).toMatch(/^[0-9a-f-]{36}$/);
     expect((await client.getProduct({ id: product!.id })).product?.name).toBe("Test TST-0101");
     const rows = (await outboxRows()).filter((r) => r.routingKey === "product.updated.v1");
@@ -307,21 +297,21 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
   });
 
   test("a taken SKU is ALREADY_EXISTS and an unknown category INVALID_ARGUMENT", async () => {
-    await client.createProduct({ product: newProduct("TST-0102") }, bearer(adminToken));
-    expect((await rpcError(client.createProduct({ product: newProduct("TST-0102") }, bearer(adminToken)))).code).toBe(status.ALREADY_EXISTS);
-    const err = await rpcError(client.createProduct({ product: { ...newProduct("TST-0103"), categoryId: "no-such-category" } }, bearer(adminToken)));
+    await client.createProduct({ product: newProduct("TST-0102") }, asAdmin);
+    expect((await rpcError(client.createProduct({ product: newProduct("TST-0102") }, asAdmin))).code).toBe(status.ALREADY_EXISTS);
+    const err = await rpcError(client.createProduct({ product: { ...newProduct("TST-0103"), categoryId: "no-such-category" } }, asAdmin));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.message).toContain("category_id");
-    const badPrice = await rpcError(client.createProduct({ product: { ...newProduct("TST-0104"), price: { currencyCode: "USD", amountMinor: -5n } } }, bearer(adminToken)));
+    const badPrice = await rpcError(client.createProduct({ product: { ...newProduct("TST-0104"), price: { currencyCode: "USD", amountMinor: -5n } } }, asAdmin));
     expect(badPrice.message).toContain("amount_minor");
   });
 
   test("an update changes only the masked fields, refreshes the cache and queues an event", async () => {
-    const { product } = await client.createProduct({ product: newProduct("TST-0105") }, bearer(adminToken));
+    const { product } = await client.createProduct({ product: newProduct("TST-0105") }, asAdmin);
     await client.getProduct({ id: product!.id }); // cached
     const { product: updated } = await client.updateProduct(
       { product: { id: product!.id, name: "ignored", price: { currencyCode: "USD", amountMinor: 2500n } }, updateMask: { paths: ["price"] } },
-      bearer(adminToken),
+      asAdmin,
     );
     expect(updated?.name).toBe("Test TST-0105");
     expect(updated?.price?.amountMinor).toBe(2500n);
@@ -331,10 +321,10 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
   test("an update with no mask, an unknown field or an unknown product is refused", async () => {
     const { products } = await client.listProducts({ pageSize: 1 });
     const id = products[0]!.id;
-    expect((await rpcError(client.updateProduct({ product: { id, name: "x" } }, bearer(adminToken)))).message).toContain("update_mask");
-    expect((await rpcError(client.updateProduct({ product: { id, sku: "X" }, updateMask: { paths: ["sku"] } }, bearer(adminToken)))).message).toContain("cannot change sku");
+    expect((await rpcError(client.updateProduct({ product: { id, name: "x" } }, asAdmin))).message).toContain("update_mask");
+    expect((await rpcError(client.updateProduct({ product: { id, sku: "X" }, updateMask: { paths: ["sku"] } }, asAdmin))).message).toContain("cannot change sku");
     const missing = await rpcError(
-      client.updateProduct({ product: { id: "00000000-0000-4000-8000-000000000000", name: "x" }, updateMask: { paths: ["name"] } }, bearer(adminToken)),
+      client.updateProduct({ product: { id: "00000000-0000-4000-8000-000000000000", name: "x" }, updateMask: { paths: ["name"] } }, asAdmin),
     );
     expect(missing.code).toBe(status.NOT_FOUND);
   });
@@ -342,7 +332,7 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
 
 describe("access tokens", () => {
   const update = (token: string) =>
-    client.updateProduct({ product: { id: crypto.randomUUID(), name: "x" }, updateMask: { paths: ["name"] } }, { metadata: { authorization: `Bearer ${token}` } });
+    client.updateProduct({ product: { id: crypto.randomUUID(), name: "x" }, updateMask: { paths: ["name"] } }, bearer(token));
   const admin = { sub: crypto.randomUUID(), roles: ["admin"] };
 
   test("alg none is refused", async () => {

@@ -7,10 +7,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
-import { RpcError } from "@bazaar/platform/errors";
+import type { RpcError } from "@bazaar/platform/errors";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { methodDefinition } from "@bazaar/platform/grpc/definition";
-import { type LaunchedProcess, launchProcess } from "@bazaar/platform/testing";
+import { type LaunchedProcess, launchProcess, rpcError } from "@bazaar/platform/testing";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import {
   Health,
@@ -67,17 +67,6 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
   }
 }
 
-/** The status code a promise rejects with (fails if it resolves). */
-async function rejectionCode(p: Promise<unknown>): Promise<status> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return err.code;
-    throw err;
-  }
-  throw new Error("the call succeeded; it should have failed");
-}
-
 describe("health of a serving catalog", () => {
   let server: LaunchedProcess;
   let client: Client;
@@ -104,7 +93,7 @@ describe("health of a serving catalog", () => {
   });
 
   test("Check of a service the server does not serve fails with NOT_FOUND", async () => {
-    expect(await rejectionCode(health.check({ service: "no.such.Service" }))).toBe(status.NOT_FOUND);
+    expect((await rpcError(health.check({ service: "no.such.Service" }))).code).toBe(status.NOT_FOUND);
   });
 
   test('Watch("") streams SERVING first and stays open', async () => {

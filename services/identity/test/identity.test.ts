@@ -8,12 +8,11 @@ import { decodeProtectedHeader } from "jose";
 import { AccessTokenVerifier } from "@bazaar/platform/auth";
 import { connectRedis, type RedisConnection } from "@bazaar/platform/cache";
 import { openDatabase } from "@bazaar/platform/db";
-import { RpcError } from "@bazaar/platform/errors";
-import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { GrpcServer } from "@bazaar/platform/grpc/server";
+import type { RpcError } from "@bazaar/platform/errors";
+import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { startTestIssuer } from "@bazaar/platform/test-issuer";
-import { testDatabaseUrl, testEnv, testRedisPrefix, uniqueName } from "@bazaar/platform/testing";
+import { bearer, rpcError, startTestGrpcServer, type TestGrpcServer, testDatabaseUrl, testEnv, testRedisPrefix, uniqueName } from "@bazaar/platform/testing";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService, type Tokens } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "../src/access-tokens.ts";
@@ -37,7 +36,7 @@ const accessTtl = 900;
 let db: IdentityDatabase;
 let redis: RedisConnection;
 let accounts: Accounts;
-let server: GrpcServer;
+let grpc: TestGrpcServer<typeof IdentityService>;
 let client: GrpcClient<typeof IdentityService>;
 let http: ReturnType<typeof Bun.serve>;
 let verifier: AccessTokenVerifier;
@@ -58,14 +57,12 @@ beforeAll(async () => {
   http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
   verifier = new AccessTokenVerifier({ jwksUrl: `http://127.0.0.1:${http.port}/.well-known/jwks.json`, issuer, audience });
   const selfVerifier = new AccessTokenVerifier({ jwksUrl: inlineJwksUrl(keys.jwks), issuer, audience });
-  server = new GrpcServer([{ service: IdentityService, impl: identityHandlers(accounts) as never, access: identityAccess }], { verifier: selfVerifier });
-  const port = await server.start(0, "127.0.0.1");
-  client = createClient(IdentityService, `127.0.0.1:${port}`);
+  grpc = await startTestGrpcServer({ service: IdentityService, impl: identityHandlers(accounts), access: identityAccess, verifier: selfVerifier });
+  client = grpc.client;
 }, 60_000);
 
 afterAll(async () => {
-  client?.close();
-  await server?.shutdown({ drainMs: 0 });
+  await grpc?.stop();
   http?.stop(true);
   await redis?.close();
   await db?.close();
@@ -73,17 +70,6 @@ afterAll(async () => {
   await database.drop();
 }, 60_000);
 
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error("the call succeeded but was expected to fail");
-}
-
-const bearer = (token: string) => ({ metadata: { authorization: `Bearer ${token}` } });
 const password = "correct horse battery";
 const newEmail = () => `${uniqueName("user")}@example.com`;
 

@@ -13,7 +13,7 @@ import { ensureDatabase } from "@bazaar/platform/db";
 import { configureLogging } from "@bazaar/platform/log";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { events, eventsExchange } from "@bazaar/platform/messaging/events";
-import { type LaunchedProcess, launchProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { bearer, type LaunchedProcess, launchProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 
@@ -113,7 +113,7 @@ describe("tokens", () => {
     // A token from one replica is good at the other: same key.
     const other = createClient(IdentityService, replicas[1]!.grpcAddress);
     try {
-      const { user } = await other.getUser({}, { metadata: { authorization: `Bearer ${login.tokens!.accessToken}` } });
+      const { user } = await other.getUser({}, bearer(login.tokens!.accessToken));
       expect(user?.email).toBe(email);
     } finally {
       other.close();
@@ -124,7 +124,7 @@ describe("tokens", () => {
     const customer = await client.register({ email: `${uniqueName("c")}@example.com`, password: "correct horse battery", displayName: "C" });
     const admin = await client.login({ email: "admin@bazaar.local", password: "bazaar-admin" });
     expect(admin.user?.roles).toEqual(["customer", "admin"]);
-    const { user } = await client.getUser({ id: customer.user!.id }, { metadata: { authorization: `Bearer ${admin.tokens!.accessToken}` } });
+    const { user } = await client.getUser({ id: customer.user!.id }, bearer(admin.tokens!.accessToken));
     expect(user?.id).toBe(customer.user!.id);
   });
 });

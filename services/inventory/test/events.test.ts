@@ -3,13 +3,12 @@ import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { eq, isNull } from "drizzle-orm";
 import { openDatabase } from "@bazaar/platform/db";
 import { createClient } from "@bazaar/platform/grpc/client";
-import { GrpcServer } from "@bazaar/platform/grpc/server";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { freePort, testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { freePort, startTestGrpcServer, testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { type ProductUpdatedSchema, type StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { CatalogBackfill } from "../src/catalog-backfill.ts";
@@ -148,19 +147,16 @@ describe("catalog backfill", () => {
     };
     const impl = { listProducts, getProduct: unused, batchGetProducts: unused, listCategories: unused, createProduct: unused, updateProduct: unused };
     const access = { listProducts: "public", getProduct: "public", batchGetProducts: "public", listCategories: "public", createProduct: "admin", updateProduct: "admin" } as const;
-    const fake = new GrpcServer([{ service: CatalogService, impl: impl as never, access }]);
-    const port = await fake.start(0, "127.0.0.1");
-    const catalog = createClient(CatalogService, `127.0.0.1:${port}`);
+    const fake = await startTestGrpcServer({ service: CatalogService, impl, access });
     try {
-      const backfill = new CatalogBackfill(catalog, db, store, relay);
+      const backfill = new CatalogBackfill(fake.client, db, store, relay);
       expect(await backfill.runOnce()).toBe(149);
       expect(await backfill.runOnce()).toBe(0);
       const levels = await store.levels(ids);
       expect(levels[3]?.onHand).toBe(1234);
       expect(levels.filter((_, i) => i !== 3).every((l, i) => l.onHand === demoQuantity(ids[i >= 3 ? i + 1 : i]!))).toBe(true);
     } finally {
-      catalog.close();
-      await fake.shutdown({ drainMs: 0 });
+      await fake.stop();
     }
   });
 

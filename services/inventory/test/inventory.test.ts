@@ -3,15 +3,12 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { count, eq, inArray } from "drizzle-orm";
-import { AccessTokenVerifier } from "@bazaar/platform/auth";
 import { openDatabase } from "@bazaar/platform/db";
-import { RpcError } from "@bazaar/platform/errors";
-import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { GrpcServer } from "@bazaar/platform/grpc/server";
+import type { RpcError } from "@bazaar/platform/errors";
+import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { testDatabaseUrl } from "@bazaar/platform/testing";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/platform/testing";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import * as schema from "../src/db/schema.ts";
@@ -25,47 +22,29 @@ import { inventoryAccess, inventoryHandlers } from "../src/rpc.ts";
 const database = testDatabaseUrl("inventory");
 let db: InventoryDatabase;
 let store: InventoryStore;
-let server: GrpcServer;
+let grpc: TestGrpcServerWithIssuer<typeof InventoryService>;
 let client: GrpcClient<typeof InventoryService>;
-let issuer: TestIssuer;
-type Auth = { metadata: { authorization: string } };
-let asService: Auth;
-let asAdmin: Auth;
-let asCustomer: Auth;
+let asService: BearerAuth;
+let asAdmin: BearerAuth;
+let asCustomer: BearerAuth;
 const adminId = crypto.randomUUID();
-const bearer = (token: string): Auth => ({ metadata: { authorization: `Bearer ${token}` } });
 
 beforeAll(async () => {
   configureLogging("inventory", "warn");
   db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
   store = new InventoryStore(db, { reservationTtlSeconds: 900 });
-  issuer = await startTestIssuer();
-  asService = bearer(await issuer.token({ sub: "service:orders", roles: ["service"] }));
-  asAdmin = bearer(await issuer.token({ sub: adminId, roles: ["customer", "admin"] }));
-  asCustomer = bearer(await issuer.token({ sub: crypto.randomUUID(), roles: ["customer"] }));
-  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
-  server = new GrpcServer([{ service: InventoryService, impl: inventoryHandlers(store) as never, access: inventoryAccess }], { verifier });
-  const port = await server.start(0, "127.0.0.1");
-  client = createClient(InventoryService, `127.0.0.1:${port}`);
+  grpc = await startTestGrpcServer({ service: InventoryService, impl: inventoryHandlers(store), access: inventoryAccess });
+  client = grpc.client;
+  asService = await grpc.auth({ sub: "service:orders", roles: ["service"] });
+  asAdmin = await grpc.auth({ sub: adminId, roles: ["customer", "admin"] });
+  asCustomer = await grpc.auth({ sub: crypto.randomUUID(), roles: ["customer"] });
 }, 60_000);
 
 afterAll(async () => {
-  client?.close();
-  await server?.shutdown({ drainMs: 0 });
+  await grpc?.stop();
   await db?.close();
-  issuer?.stop();
   await database.drop();
 }, 60_000);
-
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error("the call succeeded but was expected to fail");
-}
 
 /** A product with a stock row of `onHand` units. */
 async function product(onHand: number): Promise<string> {
@@ -482,9 +461,9 @@ describe("access to reservations", () => {
     const orderId = crypto.randomUUID();
     const before = await everything();
     const calls = [
-      (auth?: Auth) => client.reserveStock({ orderId, items: [{ productId: a, quantity: 1 }] }, auth),
-      (auth?: Auth) => client.commitReservation({ orderId }, auth),
-      (auth?: Auth) => client.releaseReservation({ orderId }, auth),
+      (auth?: BearerAuth) => client.reserveStock({ orderId, items: [{ productId: a, quantity: 1 }] }, auth),
+      (auth?: BearerAuth) => client.commitReservation({ orderId }, auth),
+      (auth?: BearerAuth) => client.releaseReservation({ orderId }, auth),
     ];
     for (const call of calls) {
       expect((await rpcError(call(asCustomer))).code).toBe(status.PERMISSION_DENIED);

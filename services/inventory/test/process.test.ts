@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { launchProcess, type LaunchedProcess, testVhost } from "@bazaar/platform/testing";
+import { bearer, launchProcess, type LaunchedProcess, testVhost } from "@bazaar/platform/testing";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import { demoQuantity } from "../src/demo-stock.ts";
@@ -65,7 +65,7 @@ describe("the inventory process", () => {
   });
 
   test("stocks a product the catalog creates while it runs, from the catalog's event", async () => {
-    const admin = { metadata: { authorization: `Bearer ${await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] })}` } };
+    const admin = bearer(await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] }));
     const { product } = await catalog.createProduct(
       {
         product: {
@@ -87,7 +87,7 @@ describe("the inventory process", () => {
   });
 
   test("gives back reservations that outlive RESERVATION_TTL_SECONDS, swept every RESERVATION_SWEEP_MS", async () => {
-    const service = { metadata: { authorization: `Bearer ${await issuer.token({ sub: "service:orders", roles: ["service"] })}` } };
+    const service = bearer(await issuer.token({ sub: "service:orders", roles: ["service"] }));
     const { products } = await catalog.listProducts({ pageSize: 1 });
     const productId = products[0]!.id;
     const before = (await inventory.getStock({ productIds: [productId] })).levels[0]!;

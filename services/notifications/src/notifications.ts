@@ -2,16 +2,27 @@ import { and, count, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Database } from "@bazaar/platform/db";
 import { notifications, type NotificationRow } from "./db/schema.ts";
 import type * as schema from "./db/schema.ts";
-import type { NotificationCursor } from "./page-token.ts";
 
 /** The notifications service's database. */
 export type NotificationsDatabase = Database<typeof schema>;
+
+/**
+ * Where the previous page of a user's notifications ended. Keyset paging on (created_at, id),
+ * newest first, means a page never repeats or skips a notification, even while new ones arrive
+ * or old ones are marked read.
+ */
+export interface NotificationCursor {
+  /** created_at of the last notification on the previous page, in epoch milliseconds. */
+  createdAtMs: number;
+  /** Its id: the tie-breaker between notifications made in the same millisecond. */
+  id: string;
+}
 
 /** One page of a user's notifications, newest first. */
 export interface NotificationPage {
   notifications: NotificationRow[];
   /** The position after the last notification, when there are more. */
-  next?: Omit<NotificationCursor, "unreadOnly">;
+  next?: NotificationCursor;
 }
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -3,15 +3,30 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { requireUserId } from "@bazaar/platform/auth";
 import { InvalidArgumentError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
+import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import { NotificationsService, type NotificationSchema } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import type { NotificationRow } from "./db/schema.ts";
-import type { NotificationStore } from "./notifications.ts";
-import { decodePageToken, encodePageToken } from "./page-token.ts";
+import type { NotificationCursor, NotificationStore } from "./notifications.ts";
 
 const defaultPageSize = 20;
 const maxPageSize = 100;
 const maxIds = 100;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * ListNotifications page tokens, each good only for the listing it was issued for: "true" for
+ * unread notifications only, "false" for all.
+ */
+export const notificationPageTokens = pageTokenCodec<NotificationCursor>({
+  parse: (c) => {
+    if (!isJsonObject(c)) return undefined;
+    const { createdAtMs, id } = c;
+    const valid = typeof createdAtMs === "number" && Number.isSafeInteger(createdAtMs) && createdAtMs >= 0 && typeof id === "string" && uuidPattern.test(id);
+    return valid ? { createdAtMs, id } : undefined;
+  },
+  // Made a boolean again, not quoted as sent: a token's listing is the client's to forge.
+  mismatch: (issuedFor) => `was issued for a listing with unread_only=${issuedFor === "true"}; ask with the same unread_only or start again without a token`,
+});
 
 /** Row → message. */
 export function toNotificationMessage(n: NotificationRow): MessageInitShape<typeof NotificationSchema> {
@@ -52,14 +67,15 @@ export function notificationsHandlers(store: NotificationStore): ServiceImpl<typ
       if (req.pageSize < 0 || req.pageSize > maxPageSize) {
         throw new InvalidArgumentError(`must be between 1 and ${maxPageSize} (0 means ${defaultPageSize}), got ${req.pageSize}`, "page_size");
       }
-      const after = req.pageToken ? decodePageToken(req.pageToken, req.unreadOnly) : undefined;
+      const listing = String(req.unreadOnly);
+      const after = req.pageToken ? notificationPageTokens.decode(req.pageToken, listing) : undefined;
       const [page, unreadCount] = await Promise.all([
         store.list(userId, { pageSize: req.pageSize || defaultPageSize, unreadOnly: req.unreadOnly, after }),
         store.unreadCount(userId),
       ]);
       return {
         notifications: page.notifications.map(toNotificationMessage),
-        nextPageToken: page.next ? encodePageToken({ ...page.next, unreadOnly: req.unreadOnly }) : "",
+        nextPageToken: page.next ? notificationPageTokens.encode(page.next, listing) : "",
         unreadCount,
       };
     },

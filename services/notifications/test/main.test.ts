@@ -10,7 +10,7 @@ import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { type LaunchedProcess, launchProcess, testVhost } from "@bazaar/platform/testing";
+import { bearer, type LaunchedProcess, launchProcess, testVhost } from "@bazaar/platform/testing";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
 let vhost: Awaited<ReturnType<typeof testVhost>>;
@@ -42,7 +42,7 @@ describe("the notifications process", () => {
     const payload = toBinary(events.userRegistered.schema, create(events.userRegistered.schema, { userId, displayName: "Grace" }));
     const id = crypto.randomUUID();
     expect((await publisher.publish([{ id, routingKey: events.userRegistered.routingKey, payload, headers: {} }])).acked).toEqual([id]);
-    const auth = { metadata: { authorization: `Bearer ${await issuer.token({ sub: userId })}` } };
+    const auth = bearer(await issuer.token({ sub: userId }));
     const end = Date.now() + 5_000;
     let page = await client.listNotifications({}, auth);
     while (page.notifications.length === 0 && Date.now() < end) {

@@ -6,7 +6,7 @@ import { postgresError } from "@bazaar/platform/db";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, RpcError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
-import { requireUnexpired } from "./card.ts";
+import { requireUnexpired } from "@bazaar/platform/payment-card";
 import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
 import type { OrdersDatabase, OutboxSignal, SagaExecutor } from "./saga.ts";
 import { type Card, isTransient, type SagaPorts } from "./saga-ports.ts";
@@ -29,7 +29,10 @@ export interface Caller {
   admin: boolean;
 }
 
-/** Where a page of ListOrders ended. */
+/**
+ * Where a page of ListOrders ended: the (created_at, id) of its last order. Keyset paging
+ * means a page never repeats or skips an order, even while new orders arrive.
+ */
 export interface OrderCursor {
   createdAt: Date;
   id: string;

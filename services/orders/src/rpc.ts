@@ -4,15 +4,28 @@ import { isAdmin, type Principal, requireUserId } from "@bazaar/platform/auth";
 import { InvalidArgumentError } from "@bazaar/platform/errors";
 import type { CallContext } from "@bazaar/platform/grpc/interceptors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
+import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
+import { validatePaymentCard } from "@bazaar/platform/payment-card";
 import { type OrderSchema, OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
-import type { Caller, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
-import { validateCard } from "./card.ts";
-import { decodePageToken, encodePageToken } from "./page-token.ts";
+import type { Caller, OrderCursor, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
 
 const defaultPageSize = 20;
 const maxPageSize = 100;
 const maxLines = 50;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * ListOrders page tokens, each good only for the listing it was issued for: "own" (a user's
+ * own orders) or "all" (an admin's, everyone's).
+ */
+const pageTokens = pageTokenCodec<OrderCursor>({
+  parse: (c) => {
+    if (!isJsonObject(c) || typeof c.createdAt !== "string" || typeof c.id !== "string" || !uuidPattern.test(c.id)) return undefined;
+    const createdAt = new Date(c.createdAt);
+    return Number.isNaN(createdAt.getTime()) ? undefined : { createdAt, id: c.id };
+  },
+  mismatch: () => "was issued to a caller with other rights; start again from the first page",
+});
 
 const statusOf = { PENDING: OrderStatus.PENDING, CONFIRMED: OrderStatus.CONFIRMED, CANCELLED: OrderStatus.CANCELLED } as const;
 
@@ -77,7 +90,7 @@ export function validatePlaceOrder(req: PlaceOrderRequest, now = new Date()): Pl
     return { productId, quantity: line.quantity };
   });
 
-  return { idempotencyKey: key, lines, card: validateCard(req.card, now) };
+  return { idempotencyKey: key, lines, card: validatePaymentCard(req.card, now) };
 }
 
 /** How long a call may wait for a final order: the configured wait, inside the caller's deadline. */
@@ -113,9 +126,9 @@ export function ordersHandlers(store: OrderStore, options: { waitMs: number }): 
         throw new InvalidArgumentError(`must be between 1 and ${maxPageSize} (0 means ${defaultPageSize}), got ${req.pageSize}`, "page_size");
       }
       const scope = caller.admin ? "all" : "own";
-      const cursor = req.pageToken ? decodePageToken(req.pageToken, scope) : undefined;
+      const cursor = req.pageToken ? pageTokens.decode(req.pageToken, scope) : undefined;
       const page = await store.list(caller, req.pageSize || defaultPageSize, cursor);
-      return { orders: page.orders.map(toOrderMessage), nextPageToken: page.next ? encodePageToken(page.next, scope) : "" };
+      return { orders: page.orders.map(toOrderMessage), nextPageToken: page.next ? pageTokens.encode(page.next, scope) : "" };
     },
 
     async cancelOrder(req, ctx) {

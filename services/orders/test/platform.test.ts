@@ -3,7 +3,7 @@ import postgres from "postgres";
 import { RpcError } from "@bazaar/platform/errors";
 import { configureLogging } from "@bazaar/platform/log";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { freePort, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { type BearerAuth, bearer, freePort, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
@@ -13,7 +13,6 @@ import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1
 // Orders against the real identity, catalog, inventory and payments processes (and a real
 // orders process, so that it can be killed): every one with its own database, on free
 // ports, sharing one RabbitMQ vhost of this run's own.
-type Auth = { metadata: { authorization: string } };
 const secret = `orders-test-${crypto.randomUUID()}`;
 const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
 const declinedCard = { ...goodCard, number: "4000 0000 0000 0002" };
@@ -93,14 +92,14 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
   }
 }
 
-async function newBuyer(): Promise<{ id: string; auth: Auth }> {
+async function newBuyer(): Promise<{ id: string; auth: BearerAuth }> {
   const res = await clients.identity.register({ email: `${uniqueName("buyer")}@example.com`, password: "correct horse battery", displayName: "Test Buyer" });
-  return { id: res.user!.id, auth: { metadata: { authorization: `Bearer ${res.tokens!.accessToken}` } } };
+  return { id: res.user!.id, auth: bearer(res.tokens!.accessToken) };
 }
 
-async function adminAuth(): Promise<Auth> {
+async function adminAuth(): Promise<BearerAuth> {
   const res = await clients.identity.login({ email: "admin@bazaar.local", password: "bazaar-admin" });
-  return { metadata: { authorization: `Bearer ${res.tokens!.accessToken}` } };
+  return bearer(res.tokens!.accessToken);
 }
 
 /** Distinct catalog products with at least `min` units available (inventory learns of them from catalog events). */
@@ -122,7 +121,7 @@ async function available(productId: string): Promise<number> {
   return levels[0]?.available ?? 0;
 }
 
-async function finalOrder(id: string, auth: Auth, timeoutMs = 15_000): Promise<Order> {
+async function finalOrder(id: string, auth: BearerAuth, timeoutMs = 15_000): Promise<Order> {
   return eventually(`order ${id} to be final`, async () => {
     const { order } = await clients.orders.getOrder({ id }, auth);
     return order && order.status !== OrderStatus.PENDING ? order : undefined;

@@ -1,70 +1,22 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { AbortedError, InvalidArgumentError } from "@bazaar/platform/errors";
+import { AbortedError, type InvalidArgumentError } from "@bazaar/platform/errors";
+import { luhnValid } from "@bazaar/platform/payment-card";
 import { CardSchema } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
-import { checkExpiry, declineReasons, luhnValid, SimulatedProcessor, testCards, validateCard, type ValidCard } from "./processor.ts";
+import { declineReasons, SimulatedProcessor, testCards, validateCard, type ValidCard } from "./processor.ts";
 
 const now = new Date("2030-06-15T12:00:00Z");
 const card = (over: Partial<{ number: string; expiryMonth: number; expiryYear: number; cvc: string }> = {}) =>
   create(CardSchema, { number: "4242 4242 4242 4242", expiryMonth: 6, expiryYear: 2030, cvc: "123", ...over });
 
-function fieldOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof InvalidArgumentError) return err.field;
-    throw err;
-  }
-  return undefined;
-}
-
+// The card's form and expiry are platform/src/payment-card.ts's checks, tested there.
 describe("card validation", () => {
-  test("the Luhn check accepts real test numbers and rejects a changed digit", () => {
-    for (const n of [testCards.success, testCards.declined, testCards.insufficientFunds, "5555555555554444", "378282246310005", "6011111111111117"]) {
-      expect(luhnValid(n)).toBe(true);
-    }
-    expect(luhnValid("4242424242424241")).toBe(false);
-    expect(luhnValid("4000000000000003")).toBe(false);
-  });
-
   test("spaces are removed, and only the last four digits are kept besides the number", () => {
     expect(validateCard(card({ number: " 4242424242 424242 " }))).toEqual({ digits: testCards.success, last4: "4242", expiryMonth: 6, expiryYear: 2030 });
   });
 
-  test("a card is good through its expiry month, and expired after it", () => {
-    const expiry = (expiryMonth: number, expiryYear: number) => fieldOf(() => checkExpiry(validateCard(card({ expiryMonth, expiryYear })), now));
-    expect(expiry(6, 2030)).toBeUndefined();
-    expect(expiry(5, 2030)).toBe("card.expiry_month");
-    expect(expiry(12, 2029)).toBe("card.expiry_year");
-    expect(expiry(1, 2031)).toBeUndefined();
-    expect(expiry(1, 2081)).toBe("card.expiry_year");
-  });
-
-  test("each malformed field is named, and the number never appears in the message", () => {
-    const cases: [string, ReturnType<typeof card> | undefined][] = [
-      ["card", undefined],
-      ["card.number", card({ number: "" })],
-      ["card.number", card({ number: "12345678901" })],
-      ["card.number", card({ number: "4242424242424242424" + "2" })],
-      ["card.number", card({ number: "4242424242424243" })],
-      ["card.number", card({ number: "4242x242424242424" })],
-      ["card.expiry_month", card({ expiryMonth: 13 })],
-      ["card.expiry_year", card({ expiryYear: 30 })],
-      ["card.expiry_year", card({ expiryYear: 10000 })],
-      ["card.cvc", card({ cvc: "" })],
-      ["card.cvc", card({ cvc: "1 2 3" })],
-    ];
-    for (const [field, c] of cases) {
-      let message = "";
-      try {
-        validateCard(c);
-      } catch (err) {
-        message = (err as Error).message;
-        expect({ field, got: (err as InvalidArgumentError).field }).toEqual({ field, got: field });
-      }
-      expect(message).not.toBe("");
-      expect(message).not.toContain("4242424242");
-    }
+  test("the test cards pass the Luhn check", () => {
+    for (const n of Object.values(testCards)) expect(luhnValid(n)).toBe(true);
   });
 });
 

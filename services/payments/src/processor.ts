@@ -1,6 +1,7 @@
 import { Counter } from "prom-client";
-import { AbortedError, InvalidArgumentError } from "@bazaar/platform/errors";
+import { AbortedError } from "@bazaar/platform/errors";
 import { registry } from "@bazaar/platform/metrics";
+import { requireUnexpired, validatePaymentCard } from "@bazaar/platform/payment-card";
 import type { Card } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 
 /**
@@ -44,52 +45,14 @@ export interface Faults {
 /** The outcome of a charge: captured, or not with the reason. */
 export type ChargeOutcome = { captured: true } | { captured: false; reason: string };
 
-/** True if the digits pass the Luhn checksum every card number carries in its last digit. */
-export function luhnValid(digits: string): boolean {
-  let sum = 0;
-  for (let i = 0; i < digits.length; i++) {
-    let d = digits.charCodeAt(digits.length - 1 - i) - 48;
-    if (i % 2 === 1) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-  }
-  return sum % 10 === 0;
-}
-
-/** Years ahead a card's expiry may lie; real cards are issued for at most a few. */
-const maxYearsAhead = 50;
-
 /**
- * Checks the form of a card, naming the field at fault. The number is never quoted back in a
- * message: it would end up in logs and traces. Whether the card has expired depends on the day,
- * so the processor checks that ({@link checkExpiry}) only when it charges: a retry of a charge
- * made before the card expired still gets its payment back.
+ * Checks the form of a card ({@link validatePaymentCard}) and keeps only what a charge needs.
+ * Whether the card has expired depends on the day, so the processor checks that only when it
+ * charges: a retry of a charge made before the card expired still gets its payment back.
  */
 export function validateCard(card: Card | undefined): ValidCard {
-  if (!card) throw new InvalidArgumentError("is required", "card");
-  const digits = card.number.replaceAll(" ", "");
-  if (!/^[0-9]{12,19}$/.test(digits)) throw new InvalidArgumentError("must be 12 to 19 digits (spaces allowed)", "card.number");
-  if (!luhnValid(digits)) throw new InvalidArgumentError("is not a valid card number (its check digit does not match); check for a typo", "card.number");
-  const month = card.expiryMonth;
-  if (month < 1 || month > 12) throw new InvalidArgumentError(`must be 1 to 12, got ${month}`, "card.expiry_month");
-  const year = card.expiryYear;
-  if (year < 1000 || year > 9999) throw new InvalidArgumentError(`must be a four-digit year such as 2030, got ${year}`, "card.expiry_year");
-  if (!/^[0-9]{3,4}$/.test(card.cvc)) throw new InvalidArgumentError("must be 3 or 4 digits", "card.cvc");
-  return { digits, last4: digits.slice(-4), expiryMonth: month, expiryYear: year };
-}
-
-/** Refuses a card whose expiry is in the past (or implausibly far ahead) on the given day. */
-export function checkExpiry(card: ValidCard, now: Date): void {
-  const { expiryMonth: month, expiryYear: year } = card;
-  const thisYear = now.getUTCFullYear();
-  if (year < thisYear) throw new InvalidArgumentError(`the card expired in ${year}`, "card.expiry_year");
-  if (year > thisYear + maxYearsAhead) throw new InvalidArgumentError(`must be at most ${thisYear + maxYearsAhead}, got ${year}`, "card.expiry_year");
-  // A card is good through the last day of its expiry month.
-  if (year === thisYear && month < now.getUTCMonth() + 1) {
-    throw new InvalidArgumentError(`the card expired in ${String(month).padStart(2, "0")}/${year}`, "card.expiry_month");
-  }
+  const { number, expiryMonth, expiryYear } = validatePaymentCard(card);
+  return { digits: number, last4: number.slice(-4), expiryMonth, expiryYear };
 }
 
 /** Calls made to the processor, by operation and outcome. */
@@ -143,7 +106,7 @@ export class SimulatedProcessor {
    * those). An expired card is INVALID_ARGUMENT, before any money moves.
    */
   async charge(card: ValidCard, faults: Faults, signal: AbortSignal): Promise<ChargeOutcome> {
-    checkExpiry(card, this.now());
+    requireUnexpired(card, this.now());
     await this.delay(faults, signal);
     const outcome = this.decide(card, faults);
     processorCalls.inc({

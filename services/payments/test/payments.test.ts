@@ -1,16 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
-import { AccessTokenVerifier } from "@bazaar/platform/auth";
-import { RpcError } from "@bazaar/platform/errors";
-import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { GrpcServer } from "@bazaar/platform/grpc/server";
+import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
 import { openDatabase } from "@bazaar/platform/db";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import * as schema from "../src/db/schema.ts";
@@ -27,13 +23,12 @@ let db: PaymentsDatabase;
 let broker: Broker;
 let relay: OutboxRelay;
 let faults: FaultSettingsStore;
-let server: GrpcServer;
+let grpc: TestGrpcServerWithIssuer<typeof PaymentsService>;
 let client: GrpcClient<typeof PaymentsService>;
-let issuer: TestIssuer;
-const owner = { id: crypto.randomUUID(), auth: { metadata: { authorization: "" } } };
-const stranger = { id: crypto.randomUUID(), auth: { metadata: { authorization: "" } } };
-let asService: { metadata: { authorization: string } };
-let asAdmin: { metadata: { authorization: string } };
+const owner = { id: crypto.randomUUID(), auth: bearer("") };
+const stranger = { id: crypto.randomUUID(), auth: bearer("") };
+let asService: BearerAuth;
+let asAdmin: BearerAuth;
 const adminId = crypto.randomUUID();
 
 interface SeenEvent {
@@ -75,23 +70,19 @@ beforeAll(async () => {
   relay = new OutboxRelay(db.db, broker, { pollMs: 200 }).start();
   faults = new FaultSettingsStore(db, { cacheMs: 1000 });
   const store = new PaymentStore(db, new SimulatedProcessor({ now: () => new Date(Date.now() + clockAheadMs) }), faults, { requestHashSecret: "payments-test-hash-secret", outbox: relay });
-  issuer = await startTestIssuer();
-  owner.auth.metadata.authorization = `Bearer ${await issuer.token({ sub: owner.id, roles: ["customer"] })}`;
-  stranger.auth.metadata.authorization = `Bearer ${await issuer.token({ sub: stranger.id, roles: ["customer"] })}`;
-  asService = { metadata: { authorization: `Bearer ${await issuer.token({ sub: "service:orders", roles: ["service"] })}` } };
-  asAdmin = { metadata: { authorization: `Bearer ${await issuer.token({ sub: adminId, roles: ["customer", "admin"] })}` } };
-  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
-  server = new GrpcServer([{ service: PaymentsService, impl: paymentsHandlers(store, faults) as never, access: paymentsAccess }], { verifier });
-  client = createClient(PaymentsService, `127.0.0.1:${await server.start(0, "127.0.0.1")}`);
+  grpc = await startTestGrpcServer({ service: PaymentsService, impl: paymentsHandlers(store, faults), access: paymentsAccess });
+  client = grpc.client;
+  owner.auth = await grpc.auth({ sub: owner.id, roles: ["customer"] });
+  stranger.auth = await grpc.auth({ sub: stranger.id, roles: ["customer"] });
+  asService = await grpc.auth({ sub: "service:orders", roles: ["service"] });
+  asAdmin = await grpc.auth({ sub: adminId, roles: ["customer", "admin"] });
 }, 60_000);
 
 afterAll(async () => {
-  client?.close();
-  await server?.shutdown({ drainMs: 0 });
+  await grpc?.stop();
   await relay?.stop();
   await broker?.close();
   await db?.close();
-  issuer?.stop();
   await database.drop();
   await vhost?.drop();
 }, 60_000);
@@ -101,16 +92,6 @@ afterEach(async () => {
   clockAheadMs = 0;
   await faults.set(noFaults, "test");
 });
-
-async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error("the call succeeded but was expected to fail");
-}
 
 async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -500,8 +481,9 @@ describe("validation", () => {
       ["settings.added_latency_ms", client.setFaultSettings({ settings: { addedLatencyMs: -1 } }, asAdmin)],
       ["settings.added_latency_ms", client.setFaultSettings({ settings: { addedLatencyMs: 10_001 } }, asAdmin)],
     ];
-    for (const [field, call] of cases) {
-      const err = await rpcError(call);
+    // The calls run at once: each gets its handler now, or one failing before its turn would be an unhandled rejection.
+    for (const [field, failure] of cases.map(([field, call]) => [field, rpcError(call)] as const)) {
+      const err = await failure;
       expect({ field, code: err.code }).toEqual({ field, code: status.INVALID_ARGUMENT });
       expect(err.message.startsWith(`${field}: `)).toBe(true);
     }

@@ -6,7 +6,7 @@ import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { type BearerAuth, bearer, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 
 // Two real payments processes (src/main.ts) sharing one database and RabbitMQ vhost, as two
@@ -18,8 +18,8 @@ let replicas: LaunchedProcess[] = [];
 let clients: GrpcClient<typeof PaymentsService>[] = [];
 let sql: postgres.Sql;
 let broker: Broker;
-let asService: { metadata: { authorization: string } };
-let asAdmin: { metadata: { authorization: string } };
+let asService: BearerAuth;
+let asAdmin: BearerAuth;
 const captured: string[] = [];
 
 const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getUTCFullYear() + 2, cvc: "123" };
@@ -35,8 +35,8 @@ beforeAll(async () => {
   configureLogging("payments-replicas-test", "warn");
   issuer = await startTestIssuer();
   vhost = await testVhost();
-  asService = { metadata: { authorization: `Bearer ${await issuer.token({ sub: "service:orders", roles: ["service"] })}` } };
-  asAdmin = { metadata: { authorization: `Bearer ${await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] })}` } };
+  asService = bearer(await issuer.token({ sub: "service:orders", roles: ["service"] }));
+  asAdmin = bearer(await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] }));
   const env = {
     JWKS_URL: issuer.jwksUrl,
     JWT_ISSUER: issuer.issuer,

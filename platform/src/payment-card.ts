@@ -1,0 +1,80 @@
+import { InvalidArgumentError } from "./errors.ts";
+
+/**
+ * The checks of a payment card that every service taking one makes the same way: orders when
+ * an order is placed (so a typo is INVALID_ARGUMENT at once, not a cancelled order later) and
+ * payments when it charges. Errors name the field at fault (`card.number`, …) and never quote
+ * the number: it would end up in logs and traces.
+ */
+
+/** A card as a request carries it (the `bazaar.payments.v1.Card` message's fields). */
+export interface CardInput {
+  /** Digits, spaces allowed. */
+  number: string;
+  expiryMonth: number;
+  expiryYear: number;
+  cvc: string;
+}
+
+/** A card of valid form: the number as digits only. */
+export interface PaymentCard {
+  /** The number's digits, without spaces. */
+  number: string;
+  /** 1 to 12. */
+  expiryMonth: number;
+  /** A four-digit year, at most {@link maxYearsAhead} years from now. */
+  expiryYear: number;
+  /** 3 or 4 digits. */
+  cvc: string;
+}
+
+/** Years ahead a card's expiry may lie; real cards are issued for at most a few. */
+export const maxYearsAhead = 50;
+
+/** True if the digits pass the Luhn checksum every card number carries in its last digit. */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = digits.charCodeAt(digits.length - 1 - i) - 48;
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+/**
+ * Checks the form of a card as of `now` and returns it with the number's spaces removed, or
+ * throws INVALID_ARGUMENT naming the field. Whether the card has expired is
+ * {@link requireUnexpired}'s question: it depends on the day, and a retry of a request made
+ * before the card expired must still get its answer back.
+ */
+export function validatePaymentCard(card: CardInput | undefined, now = new Date()): PaymentCard {
+  if (!card) throw new InvalidArgumentError("is required", "card");
+  if (!/^[0-9 ]*$/.test(card.number)) throw new InvalidArgumentError("must be digits (spaces allowed)", "card.number");
+  const digits = card.number.replaceAll(" ", "");
+  if (digits.length < 12 || digits.length > 19) throw new InvalidArgumentError(`must have 12 to 19 digits, got ${digits.length}`, "card.number");
+  if (!luhnValid(digits)) throw new InvalidArgumentError("is not a valid card number (its check digit does not match); check for a typo", "card.number");
+  const { expiryMonth: month, expiryYear: year } = card;
+  if (month < 1 || month > 12) throw new InvalidArgumentError(`must be between 1 and 12, got ${month}`, "card.expiry_month");
+  if (year < 1000 || year > 9999) throw new InvalidArgumentError(`must be a four-digit year such as 2030, got ${year}`, "card.expiry_year");
+  const limit = now.getUTCFullYear() + maxYearsAhead;
+  if (year > limit) throw new InvalidArgumentError(`must be at most ${limit}, got ${year}`, "card.expiry_year");
+  if (!/^[0-9]{3,4}$/.test(card.cvc)) throw new InvalidArgumentError("must be 3 or 4 digits", "card.cvc");
+  return { number: digits, expiryMonth: month, expiryYear: year, cvc: card.cvc };
+}
+
+/**
+ * Refuses a card past its expiry month on the day `now` (UTC): a card is good through the last
+ * day of that month. The field named is the month when the year is this one, else the year.
+ */
+export function requireUnexpired(card: Pick<PaymentCard, "expiryMonth" | "expiryYear">, now = new Date()): void {
+  const { expiryMonth: month, expiryYear: year } = card;
+  const thisYear = now.getUTCFullYear();
+  if (year < thisYear || (year === thisYear && month < now.getUTCMonth() + 1)) {
+    const field = year === thisYear ? "card.expiry_month" : "card.expiry_year";
+    throw new InvalidArgumentError(`the card expired in ${String(month).padStart(2, "0")}/${year}; use another card`, field);
+  }
+}
