@@ -1,33 +1,112 @@
+import { status } from "@grpc/grpc-js";
 import type { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { RedisConnection } from "@bazaar/platform/cache";
+import { RpcError } from "@bazaar/platform/errors";
 import { createHttpApp } from "@bazaar/platform/http";
-import { errorResponse } from "./errors.ts";
+import { csrfProtection, sessionMiddleware } from "./auth.ts";
+import { apiError, errorResponse } from "./errors.ts";
+import { LiveOrders } from "./live-orders.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { authRoutes, sessionRoutes } from "./routes/auth.ts";
+import { cartRoutes } from "./routes/cart.ts";
+import { checkoutRoutes } from "./routes/checkout.ts";
+import { type EventStreamOptions, eventRoutes } from "./routes/events.ts";
+import { notificationRoutes } from "./routes/notifications.ts";
+import { orderRoutes } from "./routes/orders.ts";
 import { categoryRoutes, productRoutes } from "./routes/products.ts";
+import { SessionStore } from "./session-store.ts";
+import type { CartClient } from "./upstreams/cart.ts";
 import type { CatalogClient } from "./upstreams/catalog.ts";
+import type { IdentityClient } from "./upstreams/identity.ts";
+import type { InventoryClient } from "./upstreams/inventory.ts";
+import type { NotificationsClient } from "./upstreams/notifications.ts";
+import type { OrdersClient } from "./upstreams/orders.ts";
 import type { WebBundle } from "./web.ts";
 import { webRoutes } from "./web.ts";
 
 /** What the BFF talks to. */
 export interface Upstreams {
+  identity: IdentityClient;
   catalog: CatalogClient;
+  inventory: InventoryClient;
+  cart: CartClient;
+  orders: OrdersClient;
+  notifications: NotificationsClient;
 }
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
-  upstreams: Upstreams;
+  /**
+   * The services' clients. One left out answers every call with UNAVAILABLE (a 503), as a
+   * service that is down would: a test of the catalog pages needs only the catalog.
+   */
+  upstreams: Partial<Upstreams>;
+  /** Sessions and checkout keys live here (under its prefix + "bff:"); without it, signing in is a 503. */
+  redis?: RedisConnection;
+  /** Live order status, fed by the order-events consumer; a quiet one when omitted. */
+  live?: LiveOrders;
+  /** How long an unused session lives, in hours (default a week). */
+  sessionTtlHours?: number;
+  /** Refresh a user's access token when less than this is left (default 60 s; see SessionStore). */
+  refreshMarginMs?: number;
+  /** Mark cookies Secure even when the request came over plain http (behind a TLS-terminating proxy). */
+  secureCookies?: boolean;
+  /** Deadline of PlaceOrder (default 8 s). */
+  checkoutTimeoutMs?: number;
+  /** /api/events settings (ping interval etc.). */
+  events?: EventStreamOptions;
   /** The built web UI; omitted in API-only tests. */
   web?: WebBundle;
   /** Whether the process is serving (false while it shuts down). */
   isHealthy?: () => boolean;
 }
 
+/** A client of a service the app was not given: every call fails as if the service were down. */
+function missing<T>(name: string): T {
+  const fail = () => Promise.reject(new RpcError(status.UNAVAILABLE, `the BFF has no ${name} client`));
+  return new Proxy({}, { get: (_, method) => (method === "close" ? () => {} : fail) }) as T;
+}
+
 /**
  * The BFF as a Hono app: /healthz and /metrics, the JSON API under /api, and the web UI.
- * Tests build it with their own upstreams and call it with `app.request()`.
+ * Every unsafe /api request passes the CSRF check; the session is loaded from Redis when a
+ * route asks for it. Tests build it with their own upstreams and call it with `app.request()`.
  */
-export function createApp({ upstreams, web, isHealthy = () => true }: AppOptions): Hono {
+export function createApp(options: AppOptions): Hono {
+  const { web, isHealthy = () => true } = options;
+  const upstreams: Upstreams = {
+    identity: options.upstreams.identity ?? missing("identity"),
+    catalog: options.upstreams.catalog ?? missing("catalog"),
+    inventory: options.upstreams.inventory ?? missing("inventory"),
+    cart: options.upstreams.cart ?? missing("cart"),
+    orders: options.upstreams.orders ?? missing("orders"),
+    notifications: options.upstreams.notifications ?? missing("notifications"),
+  };
+  const secureCookies = options.secureCookies ?? false;
+  const sessions = new SessionStore(options.redis, upstreams.identity, {
+    ttlSeconds: Math.round((options.sessionTtlHours ?? 24 * 7) * 3600),
+    refreshMarginMs: options.refreshMarginMs,
+  });
+  const live = options.live ?? new LiveOrders(upstreams.orders);
+
   const app = createHttpApp(isHealthy);
-  app.route("/api/products", productRoutes(upstreams.catalog));
+  app.use(
+    "/api/*",
+    bodyLimit({ maxSize: 64 * 1024, onError: (c) => apiError(c, 413, "payload_too_large", "The request body is larger than 64 KiB.") }),
+    csrfProtection,
+    sessionMiddleware(sessions, secureCookies),
+  );
+  app.route("/api/session", sessionRoutes(secureCookies));
+  app.route("/api/auth", authRoutes(upstreams.identity, secureCookies));
+  app.route("/api/products", productRoutes(upstreams.catalog, upstreams.inventory, upstreams.cart));
   app.route("/api/categories", categoryRoutes(upstreams.catalog));
+  app.route("/api/cart", cartRoutes(upstreams.cart));
+  app.route("/api/checkout", checkoutRoutes(upstreams.cart, upstreams.orders, options.redis, options.checkoutTimeoutMs ?? 8_000));
+  app.route("/api/orders", orderRoutes(upstreams.orders));
+  app.route("/api/events", eventRoutes(live, isHealthy, options.events));
+  app.route("/api/notifications", notificationRoutes(upstreams.notifications));
+  app.route("/api/admin", adminRoutes(upstreams.catalog, upstreams.inventory, upstreams.orders));
   app.all("/api/*", (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${c.req.path}` } }, 404));
   if (web) app.route("/", webRoutes(web));
   app.onError(errorResponse);

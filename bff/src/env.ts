@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { commonEnv, hostPort, parseEnv, portVar } from "@bazaar/platform/env";
+import { amqpEnv, commonEnv, flagVar, hostPort, parseEnv, portVar, redisEnv, serviceAuthEnv } from "@bazaar/platform/env";
 import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
 
 /** The BFF's configuration, validated at start. */
@@ -7,9 +7,40 @@ export const env = parseEnv(
   z.object({
     ...commonEnv,
     HTTP_PORT: portVar(serviceEntry("bff").httpPort),
+    /** The identity service's gRPC address (sign-up, sign-in, token refresh). */
+    IDENTITY_ADDR: hostPort.default(defaultGrpcAddress("identity")),
+    /**
+     * Accepted for symmetry with the services. Unused today: the BFF reads orders with the
+     * signed-in user's own token, because OrdersService.GetOrder refuses service tokens.
+     */
+    INTERNAL_AUTH_SECRET: serviceAuthEnv.INTERNAL_AUTH_SECRET,
     /** The catalog service's gRPC address. */
     CATALOG_ADDR: hostPort.default(defaultGrpcAddress("catalog")),
+    /** The inventory service's gRPC address. */
+    INVENTORY_ADDR: hostPort.default(defaultGrpcAddress("inventory")),
+    /** The cart service's gRPC address. */
+    CART_ADDR: hostPort.default(defaultGrpcAddress("cart")),
+    /** The orders service's gRPC address. */
+    ORDERS_ADDR: hostPort.default(defaultGrpcAddress("orders")),
+    /** The notifications service's gRPC address. */
+    NOTIFICATIONS_ADDR: hostPort.default(defaultGrpcAddress("notifications")),
     /** Deadline of each call to a service, in milliseconds. */
     UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
+    /**
+     * Deadline of PlaceOrder, in milliseconds: orders answers once the order is final or after
+     * its own wait (3 s by default), so this must be longer than that wait.
+     */
+    CHECKOUT_TIMEOUT_MS: z.coerce.number().int().min(500).max(60_000).default(8_000),
+    // Sessions (and checkout idempotency keys) live in Redis under REDIS_KEY_PREFIX + "bff:".
+    ...redisEnv,
+    // Order events for live order status, from a queue of this process's own.
+    ...amqpEnv,
+    /** Mark the cookies Secure (set it whenever the shop is served over https). */
+    COOKIE_SECURE: flagVar(false),
+    /** How long a session lives without being used; each use extends it. */
+    SESSION_TTL_HOURS: z.coerce.number().min(0.01).max(24 * 90).default(24 * 7),
   }),
 );
+
+/** The validated configuration's type. */
+export type BffEnv = typeof env;

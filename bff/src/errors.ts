@@ -1,9 +1,11 @@
 import { status } from "@grpc/grpc-js";
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { RpcError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
+import { clearSessionCookie } from "./cookies.ts";
 
 /** The JSON body of every error the BFF returns. */
 export interface ApiError {
@@ -35,9 +37,36 @@ const httpOf: Partial<Record<status, [ContentfulStatusCode, string]>> = {
 };
 
 /**
+ * The browser's session ended (signed out elsewhere, refresh token expired, revoked or
+ * reused): a 401, and the session cookie is removed.
+ */
+export class SessionEndedError extends RpcError {
+  override name = "SessionEndedError";
+  constructor(message = "Your session has ended; please sign in again.") {
+    super(status.UNAUTHENTICATED, message);
+  }
+}
+
+/** A service's "field: problem" message (platform InvalidArgumentError) → the API's field name and problem. */
+const fieldMessage = /^([a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*(?:\[\d+\])?)*): (.+)$/s;
+
+function upstreamFields(message: string): Record<string, string> | undefined {
+  const match = fieldMessage.exec(message);
+  if (!match) return undefined;
+  const field = match[1]!.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+  return { [field]: match[2]! };
+}
+
+/** An error answer in the API's shape. */
+export function apiError(c: Context, httpStatus: ContentfulStatusCode, code: string, message: string, fields?: Record<string, string>): Response {
+  return c.json<ApiError>({ error: fields ? { code, message, fields } : { code, message } }, httpStatus);
+}
+
+/**
  * Turns an error from a handler into an HTTP answer: a gRPC status maps to the HTTP code that
- * fits, with the service's message for a caller's mistake and a plain sentence for an outage;
- * anything else is a 500 whose details stay in the log.
+ * fits, with the service's message for a caller's mistake (and, for an invalid argument, the
+ * field it names) and a plain sentence for an outage; anything else is a 500 whose details
+ * stay in the log.
  */
 export function errorResponse(err: unknown, c: Context): Response {
   if (err instanceof RpcError) {
@@ -49,7 +78,13 @@ export function errorResponse(err: unknown, c: Context): Response {
           ? "Something went wrong on our side. Please try again."
           : err.message;
     if (httpStatus >= 500) log.warn("upstream call failed", { code: err.codeName, error: err.message, path: c.req.path });
-    return c.json<ApiError>({ error: { code, message } }, httpStatus);
+    if (err instanceof SessionEndedError) clearSessionCookie(c);
+    const fields = code === "invalid_request" ? upstreamFields(err.message) : undefined;
+    return apiError(c, httpStatus, code, message, fields);
+  }
+  // Hono's own 4xx, e.g. a body that is not JSON.
+  if (err instanceof HTTPException && err.status < 500) {
+    return apiError(c, err.status as ContentfulStatusCode, "invalid_request", err.message || "The request is malformed.");
   }
   log.error("unhandled error in BFF route", { err, path: c.req.path });
   return c.json<ApiError>({ error: { code: "internal", message: "Something went wrong on our side. Please try again." } }, 500);

@@ -1,7 +1,12 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import type { CatalogClient } from "../upstreams/catalog.ts";
+import { log } from "@bazaar/platform/log";
+import type { AppEnv } from "../auth.ts";
+import { fanOut } from "../fan-out.ts";
 import { categoryView, productView } from "../shape.ts";
+import type { CartClient } from "../upstreams/cart.ts";
+import type { CatalogClient } from "../upstreams/catalog.ts";
+import type { InventoryClient } from "../upstreams/inventory.ts";
 import { valid } from "../validate.ts";
 
 const listQuery = z.object({
@@ -18,9 +23,18 @@ const listQuery = z.object({
 
 const idParam = z.object({ id: z.string().uuid("must be a product id") });
 
-/** /api/products: the catalog listing, search, and one product. */
-export function productRoutes(catalog: CatalogClient) {
-  return new Hono()
+/** A part of a page the page can do without: null (and a warning in the log) if its call fails. */
+function extra<T>(what: string, signal: AbortSignal, call: Promise<T>): Promise<T | null> {
+  return call.catch((err: unknown) => {
+    // Cancelled because the page failed anyway: nothing to report.
+    if (!signal.aborted) log.warn(`product page without ${what}`, { err: (err as Error).message });
+    return null;
+  });
+}
+
+/** /api/products: the catalog listing, search, and the product page. */
+export function productRoutes(catalog: CatalogClient, inventory: InventoryClient, cart: CartClient) {
+  return new Hono<AppEnv>()
     .get("/", valid("query", listQuery), async (c) => {
       const { q, category, pageSize, pageToken } = c.req.valid("query");
       const page = await catalog.listProducts({ query: q, categoryId: category, pageSize, pageToken });
@@ -30,10 +44,23 @@ export function productRoutes(catalog: CatalogClient) {
         total: page.totalSize,
       });
     })
+    // The product page: the product, its stock and (signed in) the cart's size, in parallel. The
+    // product is the page: its failure is the answer. Stock and cart size are extras: null when
+    // their service fails, so an inventory or cart outage does not take product pages down.
     .get("/:id", valid("param", idParam), async (c) => {
-      const { product } = await catalog.getProduct({ id: c.req.valid("param").id });
+      const { id } = c.req.valid("param");
+      const [{ product }, available, cartCount] = await fanOut((signal) => [
+        catalog.getProduct({ id }, { signal }),
+        extra("stock", signal, inventory.getStock({ productIds: [id] }, { signal }).then((r) => r.levels[0]?.available ?? 0)),
+        // The session is read from Redis while the other two calls run.
+        extra(
+          "cart count",
+          signal,
+          c.var.optionalAuth().then((auth) => (auth ? cart.getCart({}, { ...auth, signal }).then((r) => r.cart?.itemCount ?? 0) : 0)),
+        ),
+      ]);
       if (!product) throw new Error("catalog answered GetProduct without a product");
-      return c.json({ product: productView(product) });
+      return c.json({ product: productView(product), stock: { available }, cartCount });
     });
 }
 

@@ -1,9 +1,29 @@
-/** Typed calls to the BFF's JSON API. */
+/**
+ * Typed calls to the BFF's JSON API (the contract: errors are
+ * `{ error: { code, message, fields? } }`; every POST/PATCH/PUT/DELETE carries the CSRF token
+ * in `x-csrf-token`; the session lives in an httpOnly cookie, so requests are same-origin
+ * with credentials).
+ */
 
 // The BFF's response shapes, shared with the server code (types only: nothing is bundled).
 import type { CategoryView as Category, PriceView as Price, ProductView as Product } from "../../src/shape.ts";
 
 export type { Category, Price, Product };
+
+// The shapes below follow the API contract; the server declares its own copies.
+
+/** The signed-in person. */
+export interface User {
+  id: string;
+  email: string;
+  displayName: string;
+  roles: string[];
+}
+
+export interface Session {
+  user: User | null;
+  csrfToken: string;
+}
 
 export interface ProductPage {
   products: Product[];
@@ -11,7 +31,84 @@ export interface ProductPage {
   total: number;
 }
 
-/** An error answered by the BFF, with its message for people. */
+/** The product page: the product, its stock and (signed in) the number of items in the cart. */
+export interface ProductDetail {
+  product: Product;
+  stock?: { available: number };
+  cartCount?: number;
+}
+
+export interface CartLine {
+  productId: string;
+  name: string;
+  imageUrl: string;
+  quantity: number;
+  unitPrice: Price;
+  lineTotal: Price;
+}
+
+export interface Cart {
+  lines: CartLine[];
+  total: Price;
+  itemCount: number;
+}
+
+export type OrderStatus = "PENDING" | "CONFIRMED" | "CANCELLED";
+
+export interface OrderItem {
+  productId: string;
+  name: string;
+  quantity: number;
+  unitPrice: Price;
+  lineTotal: Price;
+}
+
+export interface Order {
+  id: string;
+  status: OrderStatus;
+  items: OrderItem[];
+  total: Price;
+  /** Why the order was cancelled; empty (or null) otherwise. */
+  cancelReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** An order in the admin's list: whose it is, too. */
+export interface AdminOrder extends Order {
+  userId: string;
+}
+
+export interface Card {
+  number: string;
+  expiryMonth: number;
+  expiryYear: number;
+  cvc: string;
+}
+
+export interface Notification {
+  id: string;
+  kind: string;
+  title: string;
+  body: string;
+  read: boolean;
+  orderId: string | null;
+  createdAt: string;
+}
+
+export interface NotificationPage {
+  notifications: Notification[];
+  unreadCount: number;
+  nextPageToken: string | null;
+}
+
+export interface StockLevel {
+  onHand: number;
+  reserved: number;
+  available: number;
+}
+
+/** An error answered by the BFF (or a network failure: status 0), with its message for people. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -20,36 +117,137 @@ export class ApiError extends Error {
     readonly fields: Record<string, string> = {},
   ) {
     super(message);
+    this.name = "ApiError";
   }
 }
 
-async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+let csrfToken = "";
+
+/** The CSRF token: the readable cookie when there is one (it may rotate), else what /api/session said. */
+function currentCsrfToken(): string {
+  const cookie = document.cookie.split("; ").find((c) => c.startsWith("bazaar_csrf="));
+  return cookie ? decodeURIComponent(cookie.slice("bazaar_csrf=".length)) : csrfToken;
+}
+
+/** Called with every 401: the session is gone (expired, or signed out elsewhere). */
+let onUnauthenticated: () => void = () => {};
+export function setUnauthenticatedHandler(handler: () => void): void {
+  onUnauthenticated = handler;
+}
+
+type Method = "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
+
+async function request<T>(method: Method, path: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (method !== "GET") headers["x-csrf-token"] = currentCsrfToken();
   let res: Response;
   try {
-    res = await fetch(path, { headers: { accept: "application/json" }, signal });
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      signal,
+    });
   } catch (err) {
     if ((err as Error).name === "AbortError") throw err;
     throw new ApiError(0, "network", "Cannot reach the shop. Check your connection and try again.");
   }
-  const body = (await res.json().catch(() => null)) as { error?: { code: string; message: string; fields?: Record<string, string> } } | null;
+  if (res.status === 204) return undefined as T;
+  const json = (await res.json().catch(() => null)) as { error?: { code: string; message: string; fields?: Record<string, string> } } | null;
   if (!res.ok) {
-    throw new ApiError(res.status, body?.error?.code ?? "error", body?.error?.message ?? `The shop answered ${res.status}.`, body?.error?.fields);
+    const code = json?.error?.code ?? "error";
+    // A stale or missing CSRF token: fetch a fresh one and try once more.
+    if (res.status === 403 && code === "csrf" && !retried) {
+      await api.session(signal).catch(() => undefined);
+      return request<T>(method, path, body, signal, true);
+    }
+    if (res.status === 401) onUnauthenticated();
+    const fallback =
+      res.status >= 500 ? "The shop is not answering right now. Please try again in a moment." : `The shop could not do that (${res.status}).`;
+    throw new ApiError(res.status, code, json?.error?.message ?? fallback, json?.error?.fields);
   }
-  return body as T;
+  return json as T;
 }
 
+const id = encodeURIComponent;
+
 export const api = {
-  listProducts(params: { q?: string; category?: string; pageToken?: string }, signal?: AbortSignal) {
+  /** The session: who is signed in, and the CSRF token for changes. */
+  async session(signal?: AbortSignal): Promise<Session> {
+    const session = await request<Session>("GET", "/api/session", undefined, signal);
+    csrfToken = session.csrfToken;
+    return session;
+  },
+  signUp(body: { email: string; password: string; displayName: string }) {
+    return request<{ user: User }>("POST", "/api/auth/signup", body);
+  },
+  signIn(body: { email: string; password: string }) {
+    return request<{ user: User }>("POST", "/api/auth/signin", body);
+  },
+  signOut() {
+    return request<void>("POST", "/api/auth/signout", {});
+  },
+
+  listProducts(params: { q?: string; category?: string; pageToken?: string; pageSize?: number }, signal?: AbortSignal) {
     const qs = new URLSearchParams();
     if (params.q) qs.set("q", params.q);
     if (params.category) qs.set("category", params.category);
+    if (params.pageSize) qs.set("pageSize", String(params.pageSize));
     if (params.pageToken) qs.set("pageToken", params.pageToken);
-    return getJson<ProductPage>(`/api/products?${qs}`, signal);
+    return request<ProductPage>("GET", `/api/products?${qs}`, undefined, signal);
   },
-  getProduct(id: string, signal?: AbortSignal) {
-    return getJson<{ product: Product }>(`/api/products/${encodeURIComponent(id)}`, signal);
+  getProduct(productId: string, signal?: AbortSignal) {
+    return request<ProductDetail>("GET", `/api/products/${id(productId)}`, undefined, signal);
   },
   listCategories(signal?: AbortSignal) {
-    return getJson<{ categories: Category[] }>("/api/categories", signal);
+    return request<{ categories: Category[] }>("GET", "/api/categories", undefined, signal);
+  },
+
+  getCart(signal?: AbortSignal) {
+    return request<{ cart: Cart }>("GET", "/api/cart", undefined, signal);
+  },
+  addToCart(productId: string, quantity: number) {
+    return request<{ cart: Cart }>("POST", "/api/cart/items", { productId, quantity });
+  },
+  setCartQuantity(productId: string, quantity: number) {
+    return request<{ cart: Cart }>("PATCH", `/api/cart/items/${id(productId)}`, { quantity });
+  },
+  removeFromCart(productId: string) {
+    return request<{ cart: Cart }>("DELETE", `/api/cart/items/${id(productId)}`);
+  },
+
+  checkout(idempotencyKey: string, card: Card) {
+    return request<{ order: Order }>("POST", "/api/checkout", { idempotencyKey, card });
+  },
+  listOrders(pageToken?: string, signal?: AbortSignal) {
+    const qs = pageToken ? `?${new URLSearchParams({ pageToken })}` : "";
+    return request<{ orders: Order[]; nextPageToken: string | null }>("GET", `/api/orders${qs}`, undefined, signal);
+  },
+  getOrder(orderId: string, signal?: AbortSignal) {
+    return request<{ order: Order }>("GET", `/api/orders/${id(orderId)}`, undefined, signal);
+  },
+  cancelOrder(orderId: string) {
+    return request<{ order: Order }>("POST", `/api/orders/${id(orderId)}/cancel`, {});
+  },
+
+  listNotifications(pageToken?: string, signal?: AbortSignal) {
+    const qs = pageToken ? `?${new URLSearchParams({ pageToken })}` : "";
+    return request<NotificationPage>("GET", `/api/notifications${qs}`, undefined, signal);
+  },
+  markNotificationsRead(body: { ids: string[] } | { all: true }) {
+    return request<{ marked: number }>("POST", "/api/notifications/read", body);
+  },
+
+  adminOrders(pageToken?: string, signal?: AbortSignal) {
+    const qs = pageToken ? `?${new URLSearchParams({ pageToken })}` : "";
+    return request<{ orders: AdminOrder[]; nextPageToken?: string | null }>("GET", `/api/admin/orders${qs}`, undefined, signal);
+  },
+  adminUpdateProduct(productId: string, patch: { name?: string; description?: string; priceMinor?: number; imageUrl?: string }) {
+    return request<{ product: Product }>("PATCH", `/api/admin/products/${id(productId)}`, patch);
+  },
+  adminAdjustStock(productId: string, delta: number, reason: string) {
+    return request<{ stock: StockLevel }>("POST", `/api/admin/stock/${id(productId)}`, { delta, reason });
   },
 };

@@ -1,166 +1,90 @@
-import "./styles.css";
-import { api, ApiError, type Category, type Product } from "./api.ts";
-import { h } from "./dom.ts";
-
 /**
- * Bazaar's storefront: the catalog with search and categories, and a page per product.
- * Routes are real URLs (/?q=…&category=…, /products/:id), so links can be shared and the
- * back button works.
+ * Bazaar's storefront: a single-page app on real URLs (history API; links can be shared and
+ * the back button works), drawn with the small `h()` builder (text is always text).
+ *
+ * Pages (bff/web/src/pages/):
+ *   /                     catalog, search (?q=) and categories (?category=)   catalog.ts
+ *   /products/:id         product page: price, stock, quantity, add to cart    product.ts
+ *   /cart                 cart lines, quantities, remove, total, checkout      cart.ts
+ *   /signin  /signup      forms; ?next= brings the person back                 auth.ts
+ *   /checkout             test card form, one idempotency key per visit        checkout.ts
+ *   /orders/:id           order with live status (SSE /api/events)             order.ts
+ *   /orders               the person's orders                                  orders.ts
+ *   /notifications        notifications, mark all read                         notifications.ts
+ *   /admin  /admin/orders products (name, price, stock) and recent orders      admin.ts
+ *
+ * Test hooks (data-testid), stable for browser tests:
+ *   header        cart-link, cart-count (text: the number of items), signin-link, signup-link,
+ *                 user-menu-button, user-menu, unread-badge, unread-count, nav-orders,
+ *                 nav-notifications, nav-admin, signout
+ *   any page      loading, error (+ retry button), not-found, flash (one-off message),
+ *                 show-more, form-error (general form error), error-<field> (a field's error)
+ *   catalog       category-chip, product-card, empty
+ *   product       product-page, price, stock (data-available="n"; text "12 in stock",
+ *                 "Only 2 left", "Out of stock"), quantity (+ quantity-dec, quantity-inc),
+ *                 add-to-cart (disabled when out of stock), add-result, view-cart
+ *   cart          cart-page, cart-line (data-product="id"), cart-qty (+ cart-qty-dec,
+ *                 cart-qty-inc), cart-remove, cart-line-total, cart-item-count, cart-total,
+ *                 checkout (the button to the checkout page), cart-empty
+ *   auth          signup-form, signin-form, signup-submit, signin-submit, to-signin, to-signup;
+ *                 fields named displayName, email, password (errors: error-email, …)
+ *   checkout      checkout-page (data-idempotency-key), checkout-form, test-card-hint,
+ *                 card-number, card-exp-month, card-exp-year, card-cvc, place-order,
+ *                 checkout-total, checkout-empty
+ *   order         order-page (data-order-id), order-status-panel, order-status (the badge;
+ *                 data-status="PENDING|CONFIRMED|CANCELLED", text Pending/Confirmed/Cancelled),
+ *                 order-reason (when cancelled), order-line, order-total, cancel-order,
+ *                 cancel-confirm
+ *   orders        orders-page (the list), order-row (data-order-id), orders-empty
+ *   notifications notifications-page (the list), notification (data-read="true|false"),
+ *                 mark-all-read, notifications-empty
+ *   admin         admin-page, forbidden (not an admin), admin-product-row (data-product-id),
+ *                 admin-name-input, admin-price-input (dollars, e.g. 12.50), admin-save,
+ *                 admin-row-status, admin-stock (available), admin-stock-delta,
+ *                 admin-stock-reason, admin-stock-apply, admin-orders, admin-order-row,
+ *                 admin-orders-refresh
  */
-const main = document.getElementById("main") as HTMLElement;
+import "./styles.css";
+import { startHeader } from "./header.ts";
+import { adminPage } from "./pages/admin.ts";
+import { signInPage, signUpPage } from "./pages/auth.ts";
+import { cartPage } from "./pages/cart.ts";
+import { catalogPage, searchInput } from "./pages/catalog.ts";
+import { checkoutPage } from "./pages/checkout.ts";
+import { notificationsPage } from "./pages/notifications.ts";
+import { orderPage } from "./pages/order.ts";
+import { ordersPage } from "./pages/orders.ts";
+import { productPage } from "./pages/product.ts";
+import { navigate, type Route, startRouter } from "./router.ts";
+import { startSession } from "./session.ts";
+
+const uuid = "([0-9a-fA-F-]{1,64})";
+
+const routes: Route[] = [
+  { path: /^\/$/, page: catalogPage },
+  { path: new RegExp(`^/products/${uuid}$`), page: productPage },
+  { path: /^\/cart$/, page: cartPage, auth: true },
+  { path: /^\/checkout$/, page: checkoutPage, auth: true },
+  { path: /^\/signin$/, page: signInPage },
+  { path: /^\/signup$/, page: signUpPage },
+  { path: /^\/orders$/, page: ordersPage, auth: true },
+  { path: new RegExp(`^/orders/${uuid}$`), page: orderPage, auth: true },
+  { path: /^\/notifications$/, page: notificationsPage, auth: true },
+  { path: /^\/admin(?:\/(orders))?$/, page: adminPage, auth: true },
+];
+
+// The header's search: results on the catalog, keeping the category when already there.
 const searchForm = document.getElementById("search-form") as HTMLFormElement;
-const searchInput = document.getElementById("search") as HTMLInputElement;
-
-let categories: Category[] = [];
-let inFlight: AbortController | undefined;
-
-function navigate(url: string, replace = false): void {
-  if (replace) history.replaceState(null, "", url);
-  else history.pushState(null, "", url);
-  void render();
-}
-
-function link(href: string, attrs: Record<string, string>, ...children: (Node | string)[]): HTMLAnchorElement {
-  return h("a", { href, ...attrs, onclick: ((e: MouseEvent) => {
-    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
-    e.preventDefault();
-    navigate(href);
-  }) as EventListener }, ...children);
-}
-
-function errorBox(err: unknown, retry: () => void): HTMLElement {
-  const message = err instanceof ApiError ? err.message : "Something went wrong. Please try again.";
-  return h("div", { class: "notice error", role: "alert" }, h("p", {}, message), h("button", { type: "button", onclick: retry }, "Try again"));
-}
-
-function productCard(p: Product): HTMLElement {
-  const category = categories.find((c) => c.id === p.categoryId);
-  return h(
-    "li",
-    { class: "card" },
-    link(
-      `/products/${p.id}`,
-      { class: "card-link", "data-testid": "product-card" },
-      h("img", { src: p.imageUrl, alt: "", width: 400, height: 400, loading: "lazy" }),
-      h("span", { class: "card-body" },
-        h("span", { class: "card-category" }, category?.name ?? p.categoryId),
-        h("span", { class: "card-name" }, p.name),
-        h("span", { class: "card-price" }, p.price.display),
-      ),
-    ),
-  );
-}
-
-async function renderCatalog(params: URLSearchParams, signal: AbortSignal): Promise<void> {
-  const q = params.get("q") ?? "";
-  const category = params.get("category") ?? "";
-  searchInput.value = q;
-  document.title = q ? `“${q}” · Bazaar` : "Bazaar";
-
-  const chips = h(
-    "nav",
-    { class: "chips", "aria-label": "Categories" },
-    [{ id: "", name: "All", productCount: categories.reduce((n, c) => n + c.productCount, 0) }, ...categories].map((c) => {
-      const qs = new URLSearchParams();
-      if (q) qs.set("q", q);
-      if (c.id) qs.set("category", c.id);
-      const current = c.id === category;
-      return link(`/?${qs}`, { class: current ? "chip current" : "chip", ...(current ? { "aria-current": "page" } : {}) }, c.name);
-    }),
-  );
-  const status = h("p", { class: "results-status", "aria-live": "polite", id: "results-status" }, "Loading products…");
-  const grid = h("ul", { class: "grid", "aria-busy": "true", "aria-labelledby": "results-status" });
-  const more = h("div", { class: "more" });
-  main.replaceChildren(chips, status, grid, more);
-
-  const loadPage = async (pageToken?: string) => {
-    more.replaceChildren();
-    grid.setAttribute("aria-busy", "true");
-    try {
-      const page = await api.listProducts({ q, category, pageToken }, signal);
-      grid.append(...page.products.map(productCard));
-      const shown = grid.children.length;
-      status.textContent =
-        page.total === 0
-          ? ""
-          : `${page.total} product${page.total === 1 ? "" : "s"}${q ? ` matching “${q}”` : ""}${shown < page.total ? `, showing ${shown}` : ""}`;
-      if (page.total === 0) {
-        grid.replaceWith(
-          h("div", { class: "notice empty", "data-testid": "empty" },
-            h("p", {}, q ? `No products match “${q}”${category ? " in this category" : ""}.` : "No products here yet."),
-            link("/", { class: "button" }, "See all products"),
-          ),
-        );
-      }
-      if (page.nextPageToken) {
-        const token = page.nextPageToken;
-        more.append(h("button", { type: "button", class: "button", onclick: () => void loadPage(token) }, "Show more"));
-      }
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      status.textContent = "";
-      more.replaceChildren(errorBox(err, () => void loadPage(pageToken)));
-    } finally {
-      grid.setAttribute("aria-busy", "false");
-    }
-  };
-  await loadPage();
-}
-
-async function renderProduct(id: string, signal: AbortSignal): Promise<void> {
-  main.replaceChildren(h("p", { class: "results-status" }, "Loading…"));
-  try {
-    const { product: p } = await api.getProduct(id, signal);
-    const category = categories.find((c) => c.id === p.categoryId);
-    document.title = `${p.name} · Bazaar`;
-    main.replaceChildren(
-      h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
-        link("/", {}, "All products"), " / ",
-        link(`/?category=${encodeURIComponent(p.categoryId)}`, {}, category?.name ?? p.categoryId),
-      ),
-      h("article", { class: "product", "data-testid": "product-page" },
-        h("img", { src: p.imageUrl, alt: p.name, width: 400, height: 400 }),
-        h("div", { class: "product-info" },
-          h("h1", {}, p.name),
-          h("p", { class: "product-price", "data-testid": "price" }, p.price.display),
-          h("p", { class: "product-description" }, p.description),
-          h("p", { class: "product-sku" }, `SKU ${p.sku}`),
-        ),
-      ),
-    );
-  } catch (err) {
-    if ((err as Error).name === "AbortError") return;
-    if (err instanceof ApiError && err.status === 404) {
-      main.replaceChildren(h("div", { class: "notice empty" }, h("h1", {}, "Product not found"), h("p", {}, "It may have been removed."), link("/", { class: "button" }, "Back to the shop")));
-      return;
-    }
-    main.replaceChildren(errorBox(err, () => void render()));
-  }
-}
-
-async function render(): Promise<void> {
-  inFlight?.abort();
-  const controller = new AbortController();
-  inFlight = controller;
-  if (categories.length === 0) {
-    categories = await api.listCategories(controller.signal).then((r) => r.categories, () => []);
-  }
-  const product = /^\/products\/([\w-]+)$/.exec(location.pathname);
-  if (product?.[1]) await renderProduct(product[1], controller.signal);
-  else await renderCatalog(new URLSearchParams(location.search), controller.signal);
-}
-
 searchForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const qs = new URLSearchParams(location.pathname === "/" ? location.search : "");
-  const q = searchInput.value.trim();
+  const q = searchInput().value.trim();
   if (q) qs.set("q", q);
   else qs.delete("q");
-  navigate(`/?${qs}`);
+  const query = qs.toString();
+  navigate(query ? `/?${query}` : "/", { focus: false });
 });
-document.querySelector("a[data-link]")?.addEventListener("click", (e) => {
-  e.preventDefault();
-  navigate("/");
-});
-window.addEventListener("popstate", () => void render());
-void render();
+
+startHeader();
+// Who is signed in decides what some pages show, so the session comes first.
+void startSession().finally(() => startRouter(routes));

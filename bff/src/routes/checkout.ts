@@ -1,0 +1,98 @@
+import { createHash } from "node:crypto";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { RedisConnection } from "@bazaar/platform/cache";
+import { log } from "@bazaar/platform/log";
+import { SpanKind, withSpan } from "@bazaar/platform/telemetry";
+import { type AppEnv, requireUser } from "../auth.ts";
+import { apiError } from "../errors.ts";
+import { orderView } from "../shape.ts";
+import type { CartClient } from "../upstreams/cart.ts";
+import type { OrdersClient } from "../upstreams/orders.ts";
+import { valid } from "../validate.ts";
+
+const checkoutBody = z.object({
+  idempotencyKey: z
+    .string({ error: "is required" })
+    .min(8, "must be 8 to 128 characters; send a new random key per checkout (a UUID will do)")
+    .max(128, "must be 8 to 128 characters")
+    .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces"),
+  card: z.object(
+    {
+      number: z
+        .string({ error: "is required" })
+        .regex(/^[\d ]+$/, "must be digits (spaces allowed)")
+        .refine((n) => n.replaceAll(" ", "").length >= 12 && n.replaceAll(" ", "").length <= 19, "must have 12 to 19 digits"),
+      expiryMonth: z.number({ error: "must be a number" }).int("must be a whole number").min(1, "must be between 1 and 12").max(12, "must be between 1 and 12"),
+      expiryYear: z.number({ error: "must be a number" }).int("must be a whole number").min(1000, "must be a four-digit year such as 2030").max(9999, "must be a four-digit year such as 2030"),
+      cvc: z.string({ error: "is required" }).regex(/^\d{3,4}$/, "must be 3 or 4 digits"),
+    },
+    { error: "is required" },
+  ),
+});
+
+/** A day: how long the BFF remembers which order a checkout key placed. */
+const rememberSeconds = 24 * 60 * 60;
+
+/**
+ * Which order each checkout key placed, per user, in Redis: a resubmit after the order was
+ * confirmed (and the cart emptied by it) still gets its order back. Best effort: without
+ * Redis, orders' own idempotency still prevents a second order while the cart is unchanged.
+ */
+class CheckoutMemo {
+  constructor(private readonly redis: RedisConnection | undefined) {}
+
+  private key(userId: string, idempotencyKey: string): string {
+    return `${this.redis?.keyPrefix ?? ""}bff:checkout:${userId}:${createHash("sha256").update(idempotencyKey).digest("base64url")}`;
+  }
+
+  private async call<T>(command: string, fn: (redis: RedisConnection) => Promise<T>, fallback: T): Promise<T> {
+    const redis = this.redis;
+    if (!redis) return fallback;
+    try {
+      return await withSpan(`${command} checkout`, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command } }, () => fn(redis));
+    } catch (err) {
+      log.warn("checkout memo unavailable", { command, err: (err as Error).message });
+      return fallback;
+    }
+  }
+
+  /** The order a key placed, if remembered. */
+  orderOf(userId: string, idempotencyKey: string): Promise<string | undefined> {
+    return this.call("GET", async (r) => (await r.client.get(this.key(userId, idempotencyKey))) ?? undefined, undefined);
+  }
+
+  /** Remembers the order a key placed; false if it was remembered already (a concurrent twin got there first). */
+  remember(userId: string, idempotencyKey: string, orderId: string): Promise<boolean> {
+    return this.call("SET", async (r) => (await r.client.set(this.key(userId, idempotencyKey), orderId, { condition: "NX", expiration: { type: "EX", value: rememberSeconds } })) !== null, true);
+  }
+}
+
+/**
+ * POST /api/checkout: orders what is in the cart. The client's idempotencyKey makes a
+ * double-click or a retry return the same order (201 when placed, 200 when it is the same one
+ * again). The answer comes once the order is final or after orders' wait, whichever is first;
+ * a PENDING order's outcome arrives on /api/events.
+ */
+export function checkoutRoutes(cart: CartClient, orders: OrdersClient, redis: RedisConnection | undefined, checkoutTimeoutMs: number) {
+  const memo = new CheckoutMemo(redis);
+  return new Hono<AppEnv>().use(requireUser).post("/", valid("json", checkoutBody), async (c) => {
+    const { idempotencyKey, card } = c.req.valid("json");
+    const userId = c.var.user.id;
+    const auth = await c.var.auth();
+    const known = await memo.orderOf(userId, idempotencyKey);
+    if (known) {
+      const { order } = await orders.getOrder({ id: known }, auth);
+      if (order) return c.json({ order: orderView(order) }, 200);
+    }
+    const { cart: current } = await cart.getCart({}, auth);
+    if (!current?.lines.length) return apiError(c, 409, "failed_precondition", "Your cart is empty: add something to it before checking out.");
+    const { order } = await orders.placeOrder(
+      { idempotencyKey, lines: current.lines.map((l) => ({ productId: l.productId, quantity: l.quantity })), card },
+      { ...auth, timeoutMs: checkoutTimeoutMs },
+    );
+    if (!order) throw new Error("orders answered PlaceOrder without an order");
+    const placedNow = await memo.remember(userId, idempotencyKey, order.id);
+    return c.json({ order: orderView(order) }, placedNow ? 201 : 200);
+  });
+}

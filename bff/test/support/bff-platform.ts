@@ -1,0 +1,86 @@
+import type { Hono } from "hono";
+import { type RedisConnection, connectRedis } from "@bazaar/platform/cache";
+import { ensureVhost } from "@bazaar/platform/messaging/vhost";
+import { testEnv, testRedisPrefix } from "@bazaar/platform/testing";
+import type { ServiceName } from "@bazaar/platform/service-catalog";
+import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
+import { LiveOrders } from "../../src/live-orders.ts";
+import { consumeOrderEvents, type OrderEventsConsumer } from "../../src/order-events.ts";
+import { connectUpstreams } from "../../src/upstreams/connect.ts";
+import { startTestPlatform, type TestPlatform } from "../../../tests/support/platform.ts";
+
+/** One BFF "replica": its app, its clients, its live-order feed. */
+export interface BffReplica {
+  app: Hono;
+  upstreams: Upstreams;
+  live: LiveOrders;
+  consumer: OrderEventsConsumer;
+}
+
+/**
+ * Every service as a real process (tests/support/platform.ts), and BFF apps on top of them
+ * built by createApp() with real clients, a Redis prefix of this run's own and a consumer of
+ * the platform's order events; called with app.request().
+ */
+export interface BffTestPlatform {
+  platform: TestPlatform;
+  redis: RedisConnection;
+  /** The platform's RabbitMQ URL (its vhost). */
+  amqpUrl: string;
+  /** The first replica. */
+  bff: BffReplica;
+  /** Starts another replica sharing Redis and the broker (or with some clients replaced). */
+  replica(options?: Partial<AppOptions> & { upstreams?: Partial<Upstreams> }): Promise<BffReplica>;
+  /** Clients of the platform's services at their addresses (for replacing one of them). */
+  upstreamsAt(overrides?: Partial<Record<ServiceName, string>>): Upstreams;
+  cleanup(): Promise<void>;
+}
+
+export async function startBffTestPlatform(
+  env: Parameters<typeof startTestPlatform>[0] = {},
+  appOptions: Partial<AppOptions> = {},
+): Promise<BffTestPlatform> {
+  const platform = await startTestPlatform(env);
+  const prefix = testRedisPrefix();
+  const replicas: BffReplica[] = [];
+  let redis: RedisConnection | undefined;
+  const upstreamsAt = (overrides: Partial<Record<ServiceName, string>> = {}) => {
+    const at = (name: ServiceName) => overrides[name] ?? platform.address(name);
+    return connectUpstreams({
+      IDENTITY_ADDR: at("identity"),
+      CATALOG_ADDR: at("catalog"),
+      INVENTORY_ADDR: at("inventory"),
+      CART_ADDR: at("cart"),
+      ORDERS_ADDR: at("orders"),
+      NOTIFICATIONS_ADDR: at("notifications"),
+      UPSTREAM_TIMEOUT_MS: 5_000,
+    });
+  };
+  const cleanup = async () => {
+    for (const r of replicas) {
+      await r.consumer.close();
+      for (const client of Object.values(r.upstreams)) client.close();
+    }
+    await prefix.clear().catch(() => {});
+    await redis?.close();
+    await platform.cleanup();
+  };
+  try {
+    redis = await connectRedis(testEnv.REDIS_URL, prefix.prefix);
+    const amqpUrl = await ensureVhost(testEnv.AMQP_URL, platform.vhost);
+    const replica = async (options: Partial<AppOptions> & { upstreams?: Partial<Upstreams> } = {}): Promise<BffReplica> => {
+      const upstreams = { ...upstreamsAt(), ...options.upstreams };
+      const live = new LiveOrders(upstreams.orders);
+      const consumer = await consumeOrderEvents(amqpUrl, live.record);
+      const app = createApp({ redis, live, ...appOptions, ...options, upstreams });
+      const r = { app, upstreams, live, consumer };
+      replicas.push(r);
+      return r;
+    };
+    const bff = await replica();
+    return { platform, redis, amqpUrl, bff, replica, upstreamsAt, cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Checkout: what is being bought, and a test card. One idempotency key is made when the page
+ * opens and sent with every attempt, so a double click or a retry after a lost answer places
+ * one order.
+ */
+import { api, type Cart } from "../api.ts";
+import { h } from "../dom.ts";
+import { navigate, type PageContext, reload, setTitle } from "../router.ts";
+import { cartChanged } from "../state.ts";
+import { emptyState, errorBox, type Field, field, formError, loading, plural, showFormError } from "../ui.ts";
+import { rememberOrder } from "./order.ts";
+
+/** A random UUID; crypto.randomUUID needs a secure context, so plain http gets the same from getRandomValues. */
+export function newIdempotencyKey(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const TEST_CARDS = [
+  { number: "4242 4242 4242 4242", label: "pays" },
+  { number: "4000 0000 0000 0002", label: "is declined" },
+];
+
+/** "4242424242424242" → "4242 4242 4242 4242". */
+const groupDigits = (digits: string) => digits.replace(/(\d{4})(?=\d)/g, "$1 ");
+
+function summary(cart: Cart): HTMLElement {
+  return h(
+    "aside",
+    { class: "summary", "aria-label": "Order summary" },
+    h("h2", {}, "Your order"),
+    h("ul", { class: "summary-lines" },
+      cart.lines.map((l) =>
+        h("li", {},
+          h("span", { class: "summary-name" }, l.name, h("span", { class: "muted" }, ` × ${l.quantity}`)),
+          h("span", {}, l.lineTotal.display),
+        ),
+      ),
+    ),
+    h("dl", {},
+      h("div", {}, h("dt", {}, "Shipping"), h("dd", {}, "Free")),
+      h("div", { class: "total" }, h("dt", {}, "Total"), h("dd", { "data-testid": "checkout-total" }, cart.total.display)),
+    ),
+    h("a", { href: "/cart", class: "continue" }, "Edit cart"),
+  );
+}
+
+export async function checkoutPage({ root, signal }: PageContext): Promise<void> {
+  const idempotencyKey = newIdempotencyKey();
+  setTitle("Checkout");
+  root.append(h("h1", { class: "page-title" }, "Checkout"), loading("Loading your cart…"));
+  let cart: Cart;
+  try {
+    cart = (await api.getCart(signal)).cart;
+  } catch (err) {
+    if ((err as Error).name === "AbortError") return;
+    root.lastElementChild!.replaceWith(errorBox(err, reload));
+    return;
+  }
+  cartChanged(cart);
+  if (cart.lines.length === 0) {
+    root.lastElementChild!.replaceWith(emptyState("checkout-empty", "Your cart is empty", "Add something to your cart before checking out.", { href: "/", label: "Browse products" }));
+    return;
+  }
+
+  const now = new Date();
+  const thisYear = now.getFullYear();
+  const fields: Record<string, Field> = {
+    number: field(
+      "number",
+      "Card number",
+      h("input", { type: "text", inputmode: "numeric", autocomplete: "cc-number", placeholder: "4242 4242 4242 4242", maxlength: 23, required: true, "data-testid": "card-number" }),
+    ),
+    expiryMonth: field(
+      "expiryMonth",
+      "Month",
+      h("select", { autocomplete: "cc-exp-month", "data-testid": "card-exp-month" },
+        Array.from({ length: 12 }, (_, i) => h("option", { value: i + 1, selected: i === 11 }, String(i + 1).padStart(2, "0"))),
+      ),
+    ),
+    expiryYear: field(
+      "expiryYear",
+      "Year",
+      h("select", { autocomplete: "cc-exp-year", "data-testid": "card-exp-year" },
+        Array.from({ length: 12 }, (_, i) => h("option", { value: thisYear + i, selected: i === 2 }, String(thisYear + i))),
+      ),
+    ),
+    cvc: field("cvc", "CVC", h("input", { type: "text", inputmode: "numeric", autocomplete: "cc-csc", placeholder: "123", maxlength: 4, required: true, "data-testid": "card-cvc" })),
+  };
+  const number = fields.number!.input as HTMLInputElement;
+  number.addEventListener("input", () => {
+    // Group the digits in fours as they are typed (only when typing at the end, so the caret stays put).
+    if (number.selectionStart !== number.value.length) return;
+    number.value = groupDigits(number.value.replace(/\D/g, "").slice(0, 19));
+  });
+  const cvc = fields.cvc!.input as HTMLInputElement;
+
+  const general = formError();
+  const place = h("button", { type: "submit", class: "button wide", "data-testid": "place-order" }, `Place order · ${cart.total.display}`);
+  const fieldset = h(
+    "fieldset",
+    { class: "card-fields" },
+    h("legend", {}, "Payment"),
+    h("p", { class: "test-cards", id: "test-cards", "data-testid": "test-card-hint" },
+      "Test cards: ",
+      TEST_CARDS.flatMap((c, i) => [
+        i > 0 ? ", " : "",
+        h("button", {
+          type: "button",
+          class: "link-button mono",
+          title: `Use ${c.number}`,
+          onclick: () => {
+            number.value = c.number;
+            if (!cvc.value) cvc.value = "123";
+            fields.number!.setError(undefined);
+            number.focus();
+          },
+        }, c.number),
+        ` ${c.label}`,
+      ]),
+      ". Any future expiry date and any CVC work.",
+    ),
+    fields.number!.wrap,
+    h("div", { class: "field-row" }, fields.expiryMonth!.wrap, fields.expiryYear!.wrap, fields.cvc!.wrap),
+  );
+  const form = h("form", { class: "form checkout-form", novalidate: true, "data-testid": "checkout-form", "aria-label": "Payment" }, general.el, fieldset, place,
+    h("p", { class: "form-note" }, "Your card is charged once your items are reserved. You can follow the order's status on the next page."));
+
+  let submitting = false;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (submitting) return;
+    const digits = number.value.replace(/\D/g, "");
+    const cvcDigits = cvc.value.trim();
+    const month = Number(fields.expiryMonth!.input.value);
+    const year = Number(fields.expiryYear!.input.value);
+    const problems: Record<string, string | undefined> = {
+      number: digits.length < 12 || digits.length > 19 ? "Enter the card number (12 to 19 digits)." : undefined,
+      cvc: /^\d{3,4}$/.test(cvcDigits) ? undefined : "Enter the 3 or 4 digits on the back of the card.",
+      expiryMonth: year === thisYear && month < now.getMonth() + 1 ? "This card has expired." : undefined,
+    };
+    for (const [k, f] of Object.entries(fields)) f.setError(problems[k]);
+    const firstProblem = Object.keys(problems).find((k) => problems[k]);
+    if (firstProblem) {
+      general.set("Please check the highlighted fields.");
+      fields[firstProblem]!.input.focus();
+      return;
+    }
+    general.set(undefined);
+    submitting = true;
+    fieldset.disabled = true;
+    place.disabled = true;
+    place.textContent = "Placing order…";
+    form.setAttribute("aria-busy", "true");
+    try {
+      const { order } = await api.checkout(idempotencyKey, { number: digits, expiryMonth: month, expiryYear: year, cvc: cvcDigits });
+      rememberOrder(order);
+      navigate(`/orders/${order.id}`, { replace: true });
+    } catch (err) {
+      showFormError(err, fields, general);
+      submitting = false;
+      fieldset.disabled = false;
+      place.disabled = false;
+      place.textContent = `Place order · ${cart.total.display}`;
+      form.removeAttribute("aria-busy");
+    }
+  });
+
+  root.lastElementChild!.replaceWith(
+    h("p", { class: "page-lead" }, `${plural(cart.itemCount, "item")}, ${cart.total.display}.`),
+    h("div", { class: "checkout", "data-testid": "checkout-page", "data-idempotency-key": idempotencyKey }, form, summary(cart)),
+  );
+}

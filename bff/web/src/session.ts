@@ -1,0 +1,51 @@
+/** Signing in and out as the rest of the UI sees it: state, counts and the live event stream. */
+import { api, setUnauthenticatedHandler, type User } from "./api.ts";
+import { connectEvents, disconnectEvents, onOrderUpdate, setEventsGuard } from "./events.ts";
+import { refreshCartCount, refreshCartSoon, refreshUnread, setState, state } from "./state.ts";
+
+/** Reads /api/session once at start; without it the shop still browses, signed out. */
+export async function startSession(): Promise<void> {
+  setUnauthenticatedHandler(() => {
+    if (state.user) signedOut();
+  });
+  setEventsGuard(async () => {
+    const { user } = await api.session();
+    if (!user) signedOut();
+    return !!user;
+  });
+  // An order that settles changes the cart (cleared when confirmed) and adds a notification.
+  onOrderUpdate((order) => {
+    if (order.status === "PENDING") return;
+    refreshCartSoon();
+    setTimeout(() => void refreshUnread(true), 800);
+  }, new AbortController().signal);
+  try {
+    const session = await api.session(AbortSignal.timeout(5_000));
+    if (session.user) signedIn(session.user);
+  } catch {
+    /* signed out */
+  }
+}
+
+export function signedIn(user: User): void {
+  setState({ user, cartCount: state.user?.id === user.id ? state.cartCount : null, unread: null });
+  connectEvents();
+  void refreshCartCount();
+  void refreshUnread(true);
+}
+
+export function signedOut(): void {
+  disconnectEvents();
+  setState({ user: null, cartCount: null, unread: null });
+}
+
+/** Signs out at the BFF; the local state is cleared even if that call fails. */
+export async function signOut(): Promise<void> {
+  try {
+    await api.signOut();
+  } finally {
+    signedOut();
+    // A new session may come with a new CSRF token.
+    await api.session().catch(() => undefined);
+  }
+}
