@@ -182,9 +182,14 @@ export class SagaExecutor {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopPolling();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Stops looking for due sagas (start() resumes); work in hand goes on. */
+  stopPolling(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.allSettled([...this.inFlight]);
   }
 
   /**
