@@ -440,7 +440,11 @@ try {
     { BENCH_BODY: bffBody },
   );
   const [echoPort] = await waitReady(echo);
+  // The bare fan-out baseline for the product page: Hono making the BFF's 2 upstream calls (catalog and inventory) to the echo server.
+  const fanout = spawn("hono-fanout", ["bun", "scripts/bench/hono-bare.ts", "--port", "0", "--fanout", `127.0.0.1:${echoPort}`, "--calls", "2"], { BENCH_BODY: bffBody });
   const [barePort] = await waitReady(bare);
+  const [fanoutPort] = await waitReady(fanout);
+  const fanoutUrl = `http://127.0.0.1:${fanoutPort}`;
   const [chassisGrpcPort, chassisHttpPort] = await waitReady(chassis);
   const echoAddr = `127.0.0.1:${echoPort}`;
   const chassisAddr = `127.0.0.1:${chassisGrpcPort}`;
@@ -460,6 +464,7 @@ try {
     if (got !== responseB64) throw new Error(`${name} does not answer the catalog's GetProductResponse`);
   }
   for (const [name, base] of [
+    ["hono-fanout", fanoutUrl],
     ["hono-bare", bareUrl],
     ["chassis-fixed", chassisUrl],
   ] as const) {
@@ -470,6 +475,7 @@ try {
   rss.push(
     { process: "grpc-echo (bare grpc-js)", pid: echo.proc.pid, idleMiB: rssMiB(echo.proc.pid), note: "baseline" },
     { process: "hono-bare (Bun.serve)", pid: bare.proc.pid, idleMiB: rssMiB(bare.proc.pid), note: "baseline" },
+    { process: "hono-fanout", pid: fanout.proc.pid, idleMiB: rssMiB(fanout.proc.pid), note: "fan-out baseline: Hono + 2 bare grpc-js calls" },
     { process: "chassis-fixed", pid: chassis.proc.pid, idleMiB: rssMiB(chassis.proc.pid), note: "platform chassis, no DB/Redis" },
   );
 
@@ -513,13 +519,20 @@ try {
       run: () => httpLoad("http-load chassis", productUrl(chassisUrl), { server: [chassis.proc.pid], redis }),
     },
     {
+      key: "http_fanout",
+      label: "HTTP  bare fan-out: Hono + 2 grpc-js echo calls",
+      kind: "http",
+      role: "diagnostic",
+      run: () => httpLoad("http-load fan-out", productUrl(fanoutUrl), { server: [fanout.proc.pid, echo.proc.pid], redis }),
+    },
+    {
       key: "http_bff",
-      label: "HTTP  BFF GET /api/products/:id (cache hit)",
+      label: "HTTP  BFF product page GET /api/products/:id",
       kind: "http",
       role: "measured",
       run: () =>
         httpLoad("http-load bff", productUrl(bffUrl), {
-          server: [bffPid, catalogPid],
+          server: [bffPid, catalogPid, platform!.pids.inventory!],
           bff: [bffPid],
           catalog: [catalogPid],
           redis,
@@ -636,7 +649,14 @@ try {
       }),
       ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"],
     ),
-    "   server cores: CPU seconds per second of the server process(es) over the window (BFF row: bff + catalog);",
+    ...(() => {
+      const bffRow = scenarios.find((x) => x.key === "http_bff");
+      const fan = scenarios.find((x) => x.key === "http_fanout");
+      return bffRow && fan && fan.result.rps
+        ? [`   product page vs the bare fan-out: ${(bffRow.result.rps / fan.result.rps).toFixed(2)}× the requests/s, p99 ${bffRow.result.p99Ms.toFixed(1)} ms vs ${fan.result.p99Ms.toFixed(1)} ms`]
+        : [];
+    })(),
+    "   server cores: CPU seconds per second of the server process(es) over the window (BFF row: bff + catalog + inventory);",
     "   server CPU µs/call: server cores ÷ calls/s — the cost per call even when the load generator, not the server, is the limit;",
     ...scenarios
       .filter((s) => s.cpu.bff !== undefined && s.cpu.catalog !== undefined)
