@@ -5,20 +5,26 @@
  * with credentials).
  */
 
-// The BFF's response shapes, shared with the server code (types only: nothing is bundled).
-import type { CategoryView as Category, PriceView as Price, ProductView as Product } from "../../src/shape.ts";
+// The BFF's response shapes, declared once beside the server code that makes them
+// (types only: nothing of the server is bundled).
+import type {
+  AdminOrderView as AdminOrder,
+  CartLineView as CartLine,
+  CartView as Cart,
+  CategoryView as Category,
+  NotificationView as Notification,
+  OrderStatusName as OrderStatus,
+  OrderView as Order,
+  PriceView as Price,
+  ProductView as Product,
+  StockView as StockLevel,
+  UserView as User,
+} from "../../src/shape.ts";
 
-export type { Category, Price, Product };
+export type { AdminOrder, Cart, CartLine, Category, Notification, Order, OrderStatus, Price, Product, StockLevel, User };
 
-// The shapes below follow the API contract; the server declares its own copies.
-
-/** The signed-in person. */
-export interface User {
-  id: string;
-  email: string;
-  displayName: string;
-  roles: string[];
-}
+/** One line of an order. */
+export type OrderItem = Order["items"][number];
 
 export interface Session {
   user: User | null;
@@ -38,46 +44,11 @@ export interface ProductDetail {
   cartCount?: number;
 }
 
-export interface CartLine {
-  productId: string;
-  name: string;
-  imageUrl: string;
-  quantity: number;
-  unitPrice: Price;
-  lineTotal: Price;
-}
 
-export interface Cart {
-  lines: CartLine[];
-  total: Price;
-  itemCount: number;
-}
 
-export type OrderStatus = "PENDING" | "CONFIRMED" | "CANCELLED";
 
-export interface OrderItem {
-  productId: string;
-  name: string;
-  quantity: number;
-  unitPrice: Price;
-  lineTotal: Price;
-}
 
-export interface Order {
-  id: string;
-  status: OrderStatus;
-  items: OrderItem[];
-  total: Price;
-  /** Why the order was cancelled; empty (or null) otherwise. */
-  cancelReason: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
 
-/** An order in the admin's list: whose it is, too. */
-export interface AdminOrder extends Order {
-  userId: string;
-}
 
 export interface Card {
   number: string;
@@ -86,15 +57,6 @@ export interface Card {
   cvc: string;
 }
 
-export interface Notification {
-  id: string;
-  kind: string;
-  title: string;
-  body: string;
-  read: boolean;
-  orderId: string | null;
-  createdAt: string;
-}
 
 export interface NotificationPage {
   notifications: Notification[];
@@ -102,11 +64,6 @@ export interface NotificationPage {
   nextPageToken: string | null;
 }
 
-export interface StockLevel {
-  onHand: number;
-  reserved: number;
-  available: number;
-}
 
 /** An error answered by the BFF (or a network failure: status 0), with its message for people. */
 export class ApiError extends Error {
