@@ -4,8 +4,8 @@ import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import type { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { cartLimits } from "./cart-store.ts";
 import type { Carts } from "./carts.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Every RPC acts on the caller's own cart, so every one needs a signed-in user. */
 export const cartAccess: ServiceAccess<typeof CartService> = {

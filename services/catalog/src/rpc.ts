@@ -5,11 +5,11 @@ import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import { CatalogService, type Product, type ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import type { NewProduct, ProductChange, ProductCursor, ProductRow, ProductStore } from "./products.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
 const defaultPageSize = 20;
 const maxPageSize = 100;
 const maxBatch = 100;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 /** ListProducts page tokens, each good only for the filter (category and query) it was issued for. */

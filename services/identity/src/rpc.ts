@@ -5,8 +5,8 @@ import { InvalidArgumentError, NotFoundError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { IdentityService, type TokensSchema, type UserSchema } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import type { Accounts, Session, User } from "./accounts.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // Dot-separated atoms of RFC 5322's allowed characters @ LDH host labels, with a dot in the
 // domain: strict enough to catch typos, loose enough for plus-addressing and subdomains.
 const atom = "[a-z0-9!#$%&'*+/=?^_`{|}~-]+";

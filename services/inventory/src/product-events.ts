@@ -2,11 +2,11 @@ import { type Broker, on, PoisonMessageError } from "@bazaar/platform/messaging/
 import { events } from "@bazaar/platform/messaging/events";
 import { handleOnce } from "@bazaar/platform/messaging/inbox";
 import type { InventoryDatabase, InventoryStore, OutboxSignal } from "./inventory-store.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
 /** The queue inventory learns of new products on. */
 export const productsQueue = "inventory.products";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Gives every product the catalog announces as new a stock row (no units, or demo units), once

@@ -10,8 +10,8 @@ import {
 } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import type { ReservationStatus as StoredStatus } from "./db/schema.ts";
 import type { InventoryStore, Line, Reservation } from "./inventory-store.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const maxIds = 100;
 const maxLines = 100;
 const maxQuantity = 1000;

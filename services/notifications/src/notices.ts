@@ -9,6 +9,7 @@ import type {
   PaymentRefunded,
   UserRegistered,
 } from "@bazaar/proto/bazaar/events/v1/events_pb";
+import { uuidPattern } from "@bazaar/platform/ids";
 
 /** A notification to make, before it has an id and a time. */
 export interface NotificationDraft {
@@ -20,7 +21,6 @@ export interface NotificationDraft {
   orderId: string | null;
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * An id an event must carry for a notification to be made at all. Without it the message can

@@ -2,6 +2,7 @@ import { and, count, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Database } from "@bazaar/platform/db";
 import { notifications, type NotificationRow } from "./db/schema.ts";
 import type * as schema from "./db/schema.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
 /** The notifications service's database. */
 export type NotificationsDatabase = Database<typeof schema>;
@@ -25,7 +26,6 @@ export interface NotificationPage {
   next?: NotificationCursor;
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Notifications are only ever made for UUID user ids, so a caller whose token subject is not

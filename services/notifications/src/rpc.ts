@@ -7,11 +7,11 @@ import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import { NotificationsService, type NotificationSchema } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import type { NotificationRow } from "./db/schema.ts";
 import type { NotificationCursor, NotificationStore } from "./notifications.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
 const defaultPageSize = 20;
 const maxPageSize = 100;
 const maxIds = 100;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * ListNotifications page tokens, each good only for the listing it was issued for: "true" for

@@ -8,11 +8,11 @@ import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import { validatePaymentCard } from "@bazaar/platform/payment-card";
 import { type OrderSchema, OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import type { Caller, OrderCursor, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
 const defaultPageSize = 20;
 const maxPageSize = 100;
 const maxLines = 50;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * ListOrders page tokens, each good only for the listing it was issued for: "own" (a user's

@@ -8,8 +8,8 @@ import type { PaymentRow, PaymentStatusName } from "./db/schema.ts";
 import { type FaultSettingsStore, validateFaultSettings } from "./fault-settings.ts";
 import type { PaymentStore } from "./payments.ts";
 import { validateCard } from "./processor.ts";
+import { uuidPattern } from "@bazaar/platform/ids";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // Visible ASCII: keys end up in messages and logs, so no spaces or control characters.
 const idempotencyKeyPattern = /^[\x21-\x7e]{8,128}$/;
 const maxAmountMinor = 100_000_000n;
