@@ -1,6 +1,7 @@
 /**
  * The one list of Bazaar's processes: their names and local default ports. The dev runner,
- * the tests, compose.yaml and the Envoy config all agree with this file (a test checks them).
+ * the tests, compose.yaml and the Envoy config all agree with this file: the gateway's config is
+ * generated from it (gateway/envoy-config.ts) and tests/containers.test.ts checks compose.yaml.
  * Each process finds its peers as `<NAME>_ADDR` (host:port) and its own ports as `GRPC_PORT` /
  * `HTTP_PORT`; the defaults below are what they fall back to on one machine.
  */
@@ -19,6 +20,13 @@ export interface ServiceEntry {
   grpcServices?: string[];
   /** Whether it connects to RabbitMQ (publishes or consumes events). */
   messaging?: boolean;
+  /** Whether it uses Redis (cache, carts, sessions, throttles). */
+  redis?: boolean;
+  /**
+   * The processes it calls at run time (fetching identity's JWKS to verify tokens counts):
+   * compose starts it only once they are healthy.
+   */
+  calls?: readonly string[];
 }
 
 /** Every process `bun run dev` starts, in start order (dependencies first). */
@@ -31,6 +39,7 @@ export const serviceCatalog = [
     database: "bazaar_identity",
     grpcServices: ["bazaar.identity.v1.IdentityService"],
     messaging: true,
+    redis: true,
   },
   {
     name: "catalog",
@@ -40,6 +49,8 @@ export const serviceCatalog = [
     database: "bazaar_catalog",
     grpcServices: ["bazaar.catalog.v1.CatalogService"],
     messaging: true,
+    redis: true,
+    calls: ["identity"],
   },
   {
     name: "inventory",
@@ -49,6 +60,7 @@ export const serviceCatalog = [
     database: "bazaar_inventory",
     grpcServices: ["bazaar.inventory.v1.InventoryService"],
     messaging: true,
+    calls: ["identity", "catalog"],
   },
   {
     name: "cart",
@@ -57,6 +69,8 @@ export const serviceCatalog = [
     entry: "services/cart/src/main.ts",
     grpcServices: ["bazaar.cart.v1.CartService"],
     messaging: true,
+    redis: true,
+    calls: ["identity", "catalog"],
   },
   {
     name: "orders",
@@ -66,6 +80,7 @@ export const serviceCatalog = [
     database: "bazaar_orders",
     grpcServices: ["bazaar.orders.v1.OrdersService"],
     messaging: true,
+    calls: ["identity", "catalog", "inventory", "payments"],
   },
   {
     name: "payments",
@@ -75,6 +90,7 @@ export const serviceCatalog = [
     database: "bazaar_payments",
     grpcServices: ["bazaar.payments.v1.PaymentsService"],
     messaging: true,
+    calls: ["identity"],
   },
   {
     name: "notifications",
@@ -84,8 +100,16 @@ export const serviceCatalog = [
     database: "bazaar_notifications",
     grpcServices: ["bazaar.notifications.v1.NotificationsService"],
     messaging: true,
+    calls: ["identity"],
   },
-  { name: "bff", httpPort: 3000, entry: "bff/src/main.ts", messaging: true },
+  {
+    name: "bff",
+    httpPort: 3000,
+    entry: "bff/src/main.ts",
+    messaging: true,
+    redis: true,
+    calls: ["identity", "catalog", "inventory", "cart", "orders", "notifications"],
+  },
 ] as const satisfies readonly ServiceEntry[];
 
 /** A process name from the catalog. */

@@ -1,4 +1,12 @@
-import type { Hono } from "hono";
+/** What a test browser talks to: a Hono app (`app.request`) or a BFF over HTTP ({@link overHttp}). */
+export interface RequestTarget {
+  request(path: string, init: RequestInit): Response | Promise<Response>;
+}
+
+/** A BFF (or the gateway in front of one) at a real address; every request bounded to 15 s. */
+export function overHttp(baseUrl: string): RequestTarget {
+  return { request: (path, init) => fetch(new URL(path, baseUrl), { ...init, redirect: "manual", signal: AbortSignal.timeout(15_000) }) };
+}
 
 /** A JSON error body of the BFF. */
 export interface ApiErrorBody {
@@ -12,12 +20,12 @@ export interface ApiErrorBody {
  */
 export class TestBrowser {
   constructor(
-    public app: Hono,
+    public app: RequestTarget,
     readonly cookies = new Map<string, string>(),
   ) {}
 
   /** The same browser (same cookies) talking to another BFF replica. */
-  on(app: Hono): TestBrowser {
+  on(app: RequestTarget): TestBrowser {
     return new TestBrowser(app, this.cookies);
   }
 
