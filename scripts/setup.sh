@@ -11,11 +11,18 @@ say() { printf '\033[1msetup\033[0m  %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: Chromium for the browser tests, python3-grpcio (an independent, strict gRPC
-# implementation) for the protocol tests, wrk for the benchmark.
+# implementation) for the protocol tests, wrk for the benchmark; for the container test a
+# Docker engine, the compose tool and debootstrap (local base images), promtool for the
+# Prometheus config, openssl for the gateway's development certificate.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || missing+=(python3-grpcio python3-protobuf)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -30,6 +37,9 @@ fi
 
 say "installing packages (bun install --frozen-lockfile)"
 bun install --frozen-lockfile --silent
+
+# The gateway's development TLS certificate (gateway/certs/, never committed).
+bash gateway/make-dev-cert.sh
 
 # Local infrastructure: start what is installed but down (the commands of this machine kind).
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
