@@ -41,7 +41,28 @@ bun install --frozen-lockfile --silent
 # The gateway's development TLS certificate (gateway/certs/, never committed).
 bash gateway/make-dev-cert.sh
 
-# Local infrastructure: start what is installed but down (the commands of this machine kind).
+# Local infrastructure: install from Debian's packages what the machine lacks, then start what
+# is down (the commands of this machine kind, which has no systemd).
+servers=()
+fresh_postgres=0
+command -v pg_ctlcluster >/dev/null || { servers+=(postgresql); fresh_postgres=1; }
+command -v redis-server >/dev/null || servers+=(redis-server)
+command -v rabbitmq-server >/dev/null || servers+=(rabbitmq-server)
+if [ ${#servers[@]} -gt 0 ]; then
+  say "installing servers: ${servers[*]}"
+  as_root apt-get update -qq
+  # policy-rc.d 101: the packages must not try to start services through an init system.
+  printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null && as_root chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${servers[@]}" >/dev/null
+  as_root rm -f /usr/sbin/policy-rc.d
+fi
+if [ "$fresh_postgres" -eq 1 ]; then
+  # A PostgreSQL this script installed trusts connections from this machine, as the local
+  # defaults (postgres://postgres@127.0.0.1:5432) expect. An existing one is left as it is.
+  hba="/etc/postgresql/$(ls /etc/postgresql | head -n1)/main/pg_hba.conf"
+  as_root sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/; s/^(local\s+all\s+postgres\s+)\S+/\1trust/' "$hba"
+fi
+
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_for() { for _ in $(seq 1 60); do up "$2" && return 0; sleep 1; done; say "$1 did not come up on port $2"; return 1; }
 if ! up 5432 && command -v pg_ctlcluster >/dev/null; then
