@@ -13,6 +13,8 @@ RUN set -eux; \
     groupadd --gid 1000 bun; \
     useradd --uid 1000 --gid bun --shell /bin/sh --create-home --home-dir /home/bun bun; \
     mkdir -p /home/bun/app; chown bun:bun /home/bun/app
+COPY extra-ca/ /usr/local/share/ca-certificates/
+RUN update-ca-certificates
 COPY bun /usr/local/bin/bun
 COPY bun-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 RUN set -eux; \

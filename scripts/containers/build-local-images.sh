@@ -249,6 +249,10 @@ build_bun() {
   chmod 755 "$ctx/bun"
   [ "$("$ctx/bun" --version)" = "$BUN_VERSION" ] || die "$pkg@$BUN_VERSION's binary does not say $BUN_VERSION"
   cp "$DIR/bun-entrypoint.sh" "$ctx/"
+  # The machine's own extra certificate authorities (a proxy's, say), so that `bun install` in
+  # an image built on this base trusts what the machine trusts.
+  mkdir "$ctx/extra-ca"
+  cp /usr/local/share/ca-certificates/*.crt "$ctx/extra-ca/" 2>/dev/null || true
   docker_build bun "$ctx"
   rm -rf "$ctx"
 }
