@@ -232,7 +232,7 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
       accepted.map(({ buyer, id }) =>
         eventually(`order ${id} final`, async () => {
           const o = await order(buyer, id);
-          return o.status === "PENDING" ? undefined : o.status;
+          return o.status === "PENDING" ? undefined : o;
         }, 90_000),
       ),
     );
@@ -242,10 +242,11 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
       acceptedAfterRestart: accepted.length - afterRestart,
       refusedDuringOutage: refused.length,
       refusedStatuses: [...new Set(refused)],
-      confirmed: finals.filter((s) => s === "CONFIRMED").length,
-      cancelled: finals.filter((s) => s === "CANCELLED").length,
+      confirmed: finals.filter((o) => o.status === "CONFIRMED").length,
+      cancelled: finals.filter((o) => o.status === "CANCELLED").length,
+      cancelReasons: [...new Set(finals.map((o) => o.cancelReason).filter(Boolean))],
     };
-    expect(finals.every((s) => s === "CONFIRMED" || s === "CANCELLED")).toBe(true);
+    expect(finals.every((o) => o.status === "CONFIRMED" || o.status === "CANCELLED")).toBe(true);
     expect(accepted.length).toBeGreaterThan(beforeStop);
     // A refusal while orders is down is an honest answer (503), never a server error.
     expect(refused.filter((s) => s === 500)).toEqual([]);
