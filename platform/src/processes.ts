@@ -105,6 +105,7 @@ export async function waitForHealthy(child: ChildProcess, url: string, timeoutMs
   throw new Error(`${child.name} was not healthy at ${url} within ${timeoutMs} ms:\n${tail(child.output())}`);
 }
 
-function tail(text: string, lines = 30): string {
+/** The last `lines` lines of a process's output, for error messages. */
+export function tail(text: string, lines = 30): string {
   return text.split("\n").slice(-lines).join("\n");
 }

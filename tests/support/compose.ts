@@ -5,6 +5,7 @@
  * another run's containers, networks or volumes. Every command is bounded in time.
  */
 import { type Subprocess, spawn } from "bun";
+import { tail } from "@bazaar/platform/processes";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -22,14 +23,11 @@ export async function run(cmd: string[], options: { env?: Record<string, string 
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
-  if (proc.signalCode === "SIGKILL") throw new Error(`${cmd.join(" ")} took longer than ${timeoutMs} ms:\n${tail(stdout + stderr)}`);
-  if (code !== 0 && !options.allowFailure) throw new Error(`${cmd.join(" ")} exited ${code}:\n${tail(stdout + stderr)}`);
+  if (proc.signalCode === "SIGKILL") throw new Error(`${cmd.join(" ")} took longer than ${timeoutMs} ms:\n${tail((stdout + stderr).trimEnd(), 40)}`);
+  if (code !== 0 && !options.allowFailure) throw new Error(`${cmd.join(" ")} exited ${code}:\n${tail((stdout + stderr).trimEnd(), 40)}`);
   return { code, stdout, stderr };
 }
 
-function tail(text: string, lines = 40): string {
-  return text.trimEnd().split("\n").slice(-lines).join("\n");
-}
 
 async function engineAnswers(): Promise<boolean> {
   const res = await run(["docker", "info", "--format", "{{.ServerVersion}}"], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
