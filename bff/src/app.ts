@@ -5,35 +5,15 @@ import type { RedisConnection } from "@bazaar/platform/cache";
 import { RpcError } from "@bazaar/platform/errors";
 import { createHttpApp } from "@bazaar/platform/http";
 import { csrfProtection, sessionMiddleware } from "./auth.ts";
+import { apiRoutes, type Upstreams } from "./api-routes.ts";
 import { apiError, errorResponse } from "./errors.ts";
 import { LiveOrders } from "./live-orders.ts";
-import { adminRoutes } from "./routes/admin.ts";
-import { authRoutes, sessionRoutes } from "./routes/auth.ts";
-import { cartRoutes } from "./routes/cart.ts";
-import { checkoutRoutes } from "./routes/checkout.ts";
-import { type EventStreamOptions, eventRoutes } from "./routes/events.ts";
-import { notificationRoutes } from "./routes/notifications.ts";
-import { orderRoutes } from "./routes/orders.ts";
-import { categoryRoutes, productRoutes } from "./routes/products.ts";
+import type { EventStreamOptions } from "./routes/events.ts";
 import { SessionStore } from "./session-store.ts";
-import type { CartClient } from "./upstreams/cart.ts";
-import type { CatalogClient } from "./upstreams/catalog.ts";
-import type { IdentityClient } from "./upstreams/identity.ts";
-import type { InventoryClient } from "./upstreams/inventory.ts";
-import type { NotificationsClient } from "./upstreams/notifications.ts";
-import type { OrdersClient } from "./upstreams/orders.ts";
 import type { WebBundle } from "./web.ts";
 import { webRoutes } from "./web.ts";
 
-/** What the BFF talks to. */
-export interface Upstreams {
-  identity: IdentityClient;
-  catalog: CatalogClient;
-  inventory: InventoryClient;
-  cart: CartClient;
-  orders: OrdersClient;
-  notifications: NotificationsClient;
-}
+export type { Upstreams };
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -97,16 +77,10 @@ export function createApp(options: AppOptions): Hono {
     csrfProtection,
     sessionMiddleware(sessions, secureCookies),
   );
-  app.route("/api/session", sessionRoutes(secureCookies));
-  app.route("/api/auth", authRoutes(upstreams.identity, secureCookies));
-  app.route("/api/products", productRoutes(upstreams.catalog, upstreams.inventory, upstreams.cart));
-  app.route("/api/categories", categoryRoutes(upstreams.catalog));
-  app.route("/api/cart", cartRoutes(upstreams.cart));
-  app.route("/api/checkout", checkoutRoutes(upstreams.cart, upstreams.orders, options.redis, options.checkoutTimeoutMs ?? 8_000));
-  app.route("/api/orders", orderRoutes(upstreams.orders));
-  app.route("/api/events", eventRoutes(live, isHealthy, options.events));
-  app.route("/api/notifications", notificationRoutes(upstreams.notifications));
-  app.route("/api/admin", adminRoutes(upstreams.catalog, upstreams.inventory, upstreams.orders));
+  app.route(
+    "/api",
+    apiRoutes({ upstreams, redis: options.redis, live, isHealthy, secureCookies, checkoutTimeoutMs: options.checkoutTimeoutMs ?? 8_000, events: options.events }),
+  );
   app.all("/api/*", (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${c.req.path}` } }, 404));
   if (web) app.route("/", webRoutes(web));
   app.onError(errorResponse);

@@ -58,8 +58,8 @@ function upstreamFields(message: string): Record<string, string> | undefined {
 }
 
 /** An error answer in the API's shape. */
-export function apiError(c: Context, httpStatus: ContentfulStatusCode, code: string, message: string, fields?: Record<string, string>): Response {
-  return c.json<ApiError>({ error: fields ? { code, message, fields } : { code, message } }, httpStatus);
+export function apiError<S extends ContentfulStatusCode>(c: Context, httpStatus: S, code: string, message: string, fields?: Record<string, string>) {
+  return c.json<ApiError, S>({ error: fields ? { code, message, fields } : { code, message } }, httpStatus);
 }
 
 /**

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+// Not Bun.sleep: the web UI's typed client makes its tsconfig, which has no Bun types, check this file too.
+import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { RedisConnection } from "@bazaar/platform/cache";
@@ -219,7 +221,7 @@ export class SessionStore {
         }
       }
       if (Date.now() > giveUpAt) throw new RpcError(status.UNAVAILABLE, "timed out waiting for another replica to refresh the session's access token");
-      await Bun.sleep(50);
+      await sleep(50);
     }
   }
 

@@ -1,12 +1,19 @@
 /**
- * Typed calls to the BFF's JSON API (the contract: errors are
- * `{ error: { code, message, fields? } }`; every POST/PATCH/PUT/DELETE carries the CSRF token
- * in `x-csrf-token`; the session lives in an httpOnly cookie, so requests are same-origin
- * with credentials).
+ * The BFF's JSON API, typed from its routes by hono/client: every path, request body, query
+ * and path parameter and answer comes from `ApiRoutes` (bff/src/api-routes.ts), errors
+ * included (`{ error: { code, message, fields? } }`). Only types come from bff/src: nothing
+ * of the server reaches the bundle. Every POST/PATCH/PUT/DELETE carries the CSRF token in
+ * `x-csrf-token`; the session lives in an httpOnly cookie, so requests are same-origin with
+ * credentials.
+ *
+ * A call reads `read(api.cart.$get(undefined, withSignal(signal)))`: the success's JSON, or an
+ * {@link ApiError} thrown.
  */
-
-// The BFF's response shapes, declared once beside the server code that makes them
-// (types only: nothing of the server is bundled).
+import { type ClientResponse, hc } from "hono/client";
+import type { ClientErrorStatusCode, ServerErrorStatusCode } from "hono/utils/http-status";
+import type { ApiRoutes } from "../../src/api-routes.ts";
+import type { ApiError as ApiErrorBody } from "../../src/errors.ts";
+// The BFF's response shapes, declared once beside the server code that makes them.
 import type {
   AdminOrderView as AdminOrder,
   CartLineView as CartLine,
@@ -23,47 +30,13 @@ import type {
 
 export type { AdminOrder, Cart, CartLine, Category, Notification, Order, OrderStatus, Price, Product, StockLevel, User };
 
-/** One line of an order. */
-export type OrderItem = Order["items"][number];
+type ErrorStatus = ClientErrorStatusCode | ServerErrorStatusCode;
+type AnyResponse = ClientResponse<unknown, number, string>;
 
-export interface Session {
-  user: User | null;
-  csrfToken: string;
-}
-
-export interface ProductPage {
-  products: Product[];
-  nextPageToken: string | null;
-  total: number;
-}
-
-/** The product page: the product, its stock and (signed in) the number of items in the cart. */
-export interface ProductDetail {
-  product: Product;
-  stock?: { available: number };
-  cartCount?: number;
-}
-
-
-
-
-
-
-
-export interface Card {
-  number: string;
-  expiryMonth: number;
-  expiryYear: number;
-  cvc: string;
-}
-
-
-export interface NotificationPage {
-  notifications: Notification[];
-  unreadCount: number;
-  nextPageToken: string | null;
-}
-
+/** The JSON of a successful answer among a route's possible answers (nothing for a 204). */
+export type Success<R> = R extends ClientResponse<infer T, infer S, infer F> ? ([S] extends [ErrorStatus] ? never : F extends "json" ? T : undefined) : never;
+/** What a call of `api` answers on success, e.g. `Answer<typeof api.notifications.$get>`. */
+export type Answer<F extends (...args: never[]) => Promise<AnyResponse>> = Success<Awaited<ReturnType<F>>>;
 
 /** An error answered by the BFF (or a network failure: status 0), with its message for people. */
 export class ApiError extends Error {
@@ -88,123 +61,62 @@ function currentCsrfToken(): string {
 
 /** Called with every 401: the session is gone (expired, or signed out elsewhere). */
 let onUnauthenticated: () => void = () => {};
+/** Sets what happens on a 401 from any call. */
 export function setUnauthenticatedHandler(handler: () => void): void {
   onUnauthenticated = handler;
 }
 
-type Method = "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
-
-async function request<T>(method: Method, path: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<T> {
-  const headers: Record<string, string> = { accept: "application/json" };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  if (method !== "GET") headers["x-csrf-token"] = currentCsrfToken();
+/**
+ * The client's fetch: asks for JSON, adds the CSRF token to changes, turns a network failure
+ * into an ApiError (status 0), renews a stale CSRF token once, and reports 401s.
+ */
+async function send(input: RequestInfo | URL, init: RequestInit = {}, retried = false): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("accept", "application/json");
+  if ((init.method ?? "GET") !== "GET") headers.set("x-csrf-token", currentCsrfToken());
   let res: Response;
   try {
-    res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      signal,
-    });
+    res = await fetch(input, { ...init, headers, credentials: "same-origin" });
   } catch (err) {
     if ((err as Error).name === "AbortError") throw err;
     throw new ApiError(0, "network", "Cannot reach the shop. Check your connection and try again.");
   }
-  if (res.status === 204) return undefined as T;
-  const json = (await res.json().catch(() => null)) as { error?: { code: string; message: string; fields?: Record<string, string> } } | null;
-  if (!res.ok) {
-    const code = json?.error?.code ?? "error";
+  if (res.status === 403 && !retried) {
+    const body = (await res.clone().json().catch(() => null)) as ApiErrorBody | null;
     // A stale or missing CSRF token: fetch a fresh one and try once more.
-    if (res.status === 403 && code === "csrf" && !retried) {
-      await api.session(signal).catch(() => undefined);
-      return request<T>(method, path, body, signal, true);
+    if (body?.error?.code === "csrf") {
+      await loadSession(init.signal ?? undefined).catch(() => undefined);
+      return send(input, init, true);
     }
-    if (res.status === 401) onUnauthenticated();
-    const fallback =
-      res.status >= 500 ? "The shop is not answering right now. Please try again in a moment." : `The shop could not do that (${res.status}).`;
-    throw new ApiError(res.status, code, json?.error?.message ?? fallback, json?.error?.fields);
   }
-  return json as T;
+  if (res.status === 401) onUnauthenticated();
+  return res;
 }
 
-const id = encodeURIComponent;
+/** The API under /api, typed from the BFF's routes. */
+export const api = hc<ApiRoutes>("/api", { fetch: send });
 
-export const api = {
-  /** The session: who is signed in, and the CSRF token for changes. */
-  async session(signal?: AbortSignal): Promise<Session> {
-    const session = await request<Session>("GET", "/api/session", undefined, signal);
-    csrfToken = session.csrfToken;
-    return session;
-  },
-  signUp(body: { email: string; password: string; displayName: string }) {
-    return request<{ user: User }>("POST", "/api/auth/signup", body);
-  },
-  signIn(body: { email: string; password: string }) {
-    return request<{ user: User }>("POST", "/api/auth/signin", body);
-  },
-  signOut() {
-    return request<void>("POST", "/api/auth/signout", {});
-  },
+/** The request options that make a call abort with `signal` (the page's, when the person navigates away). */
+export const withSignal = (signal: AbortSignal | undefined) => ({ init: { signal } });
 
-  listProducts(params: { q?: string; category?: string; pageToken?: string; pageSize?: number }, signal?: AbortSignal) {
-    const qs = new URLSearchParams();
-    if (params.q) qs.set("q", params.q);
-    if (params.category) qs.set("category", params.category);
-    if (params.pageSize) qs.set("pageSize", String(params.pageSize));
-    if (params.pageToken) qs.set("pageToken", params.pageToken);
-    return request<ProductPage>("GET", `/api/products?${qs}`, undefined, signal);
-  },
-  getProduct(productId: string, signal?: AbortSignal) {
-    return request<ProductDetail>("GET", `/api/products/${id(productId)}`, undefined, signal);
-  },
-  listCategories(signal?: AbortSignal) {
-    return request<{ categories: Category[] }>("GET", "/api/categories", undefined, signal);
-  },
+/** Waits for an answer of {@link api}: its JSON on success, else the API's error thrown as an {@link ApiError}. */
+export async function read<R extends AnyResponse>(call: Promise<R>): Promise<Success<R>> {
+  const res = await call;
+  if (res.status === 204) return undefined as Success<R>;
+  const json: unknown = await res.json().catch(() => null);
+  if (!res.ok) {
+    // Every error status of the API carries an ApiError body (see ApiRoutes).
+    const error = (json as ApiErrorBody | null)?.error;
+    const fallback =
+      res.status >= 500 ? "The shop is not answering right now. Please try again in a moment." : `The shop could not do that (${res.status}).`;
+    throw new ApiError(res.status, error?.code ?? "error", error?.message ?? fallback, error?.fields);
+  }
+  return json as Success<R>;
+}
 
-  getCart(signal?: AbortSignal) {
-    return request<{ cart: Cart }>("GET", "/api/cart", undefined, signal);
-  },
-  addToCart(productId: string, quantity: number) {
-    return request<{ cart: Cart }>("POST", "/api/cart/items", { productId, quantity });
-  },
-  setCartQuantity(productId: string, quantity: number) {
-    return request<{ cart: Cart }>("PATCH", `/api/cart/items/${id(productId)}`, { quantity });
-  },
-  removeFromCart(productId: string) {
-    return request<{ cart: Cart }>("DELETE", `/api/cart/items/${id(productId)}`);
-  },
-
-  checkout(idempotencyKey: string, card: Card) {
-    return request<{ order: Order }>("POST", "/api/checkout", { idempotencyKey, card });
-  },
-  listOrders(pageToken?: string, signal?: AbortSignal) {
-    const qs = pageToken ? `?${new URLSearchParams({ pageToken })}` : "";
-    return request<{ orders: Order[]; nextPageToken: string | null }>("GET", `/api/orders${qs}`, undefined, signal);
-  },
-  getOrder(orderId: string, signal?: AbortSignal) {
-    return request<{ order: Order }>("GET", `/api/orders/${id(orderId)}`, undefined, signal);
-  },
-  cancelOrder(orderId: string) {
-    return request<{ order: Order }>("POST", `/api/orders/${id(orderId)}/cancel`, {});
-  },
-
-  listNotifications(pageToken?: string, signal?: AbortSignal) {
-    const qs = pageToken ? `?${new URLSearchParams({ pageToken })}` : "";
-    return request<NotificationPage>("GET", `/api/notifications${qs}`, undefined, signal);
-  },
-  markNotificationsRead(body: { ids: string[] } | { all: true }) {
-    return request<{ marked: number }>("POST", "/api/notifications/read", body);
-  },
-
-  adminOrders(pageToken?: string, signal?: AbortSignal) {
-    const qs = pageToken ? `?${new URLSearchParams({ pageToken })}` : "";
-    return request<{ orders: AdminOrder[]; nextPageToken?: string | null }>("GET", `/api/admin/orders${qs}`, undefined, signal);
-  },
-  adminUpdateProduct(productId: string, patch: { name?: string; description?: string; priceMinor?: number; imageUrl?: string }) {
-    return request<{ product: Product }>("PATCH", `/api/admin/products/${id(productId)}`, patch);
-  },
-  adminAdjustStock(productId: string, delta: number, reason: string) {
-    return request<{ stock: StockLevel }>("POST", `/api/admin/stock/${id(productId)}`, { delta, reason });
-  },
-};
+/** The session: who is signed in, and the CSRF token for changes (kept for the calls that follow). */
+export async function loadSession(signal?: AbortSignal): Promise<Answer<typeof api.session.$get>> {
+  const session = await read(api.session.$get(undefined, withSignal(signal)));
+  csrfToken = session.csrfToken;
+  return session;
+}

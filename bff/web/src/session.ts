@@ -1,5 +1,5 @@
 /** Signing in and out as the rest of the UI sees it: state, counts and the live event stream. */
-import { api, setUnauthenticatedHandler, type User } from "./api.ts";
+import { api, loadSession, read, setUnauthenticatedHandler, type User } from "./api.ts";
 import { connectEvents, disconnectEvents, onOrderUpdate, setEventsGuard } from "./events.ts";
 import { refreshCartCount, refreshCartSoon, refreshUnread, setState, state } from "./state.ts";
 
@@ -9,7 +9,7 @@ export async function startSession(): Promise<void> {
     if (state.user) signedOut();
   });
   setEventsGuard(async () => {
-    const { user } = await api.session();
+    const { user } = await loadSession();
     if (!user) signedOut();
     return !!user;
   });
@@ -20,7 +20,7 @@ export async function startSession(): Promise<void> {
     setTimeout(() => void refreshUnread(true), 800);
   }, new AbortController().signal);
   try {
-    const session = await api.session(AbortSignal.timeout(5_000));
+    const session = await loadSession(AbortSignal.timeout(5_000));
     if (session.user) signedIn(session.user);
   } catch {
     /* signed out */
@@ -42,10 +42,10 @@ export function signedOut(): void {
 /** Signs out at the BFF; the local state is cleared even if that call fails. */
 export async function signOut(): Promise<void> {
   try {
-    await api.signOut();
+    await read(api.auth.signout.$post());
   } finally {
     signedOut();
     // A new session may come with a new CSRF token.
-    await api.session().catch(() => undefined);
+    await loadSession().catch(() => undefined);
   }
 }

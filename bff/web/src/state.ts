@@ -2,7 +2,7 @@
  * What every page shares: who is signed in, how many items the cart holds, how many
  * notifications are unread. The header listens and redraws; pages update it.
  */
-import { api, type Cart, type User } from "./api.ts";
+import { api, type Cart, read, type User } from "./api.ts";
 
 export interface AppState {
   user: User | null;
@@ -39,7 +39,7 @@ export function cartChanged(cart: Cart): void {
 export async function refreshCartCount(): Promise<void> {
   if (!state.user) return setState({ cartCount: null });
   try {
-    cartChanged((await api.getCart()).cart);
+    cartChanged((await read(api.cart.$get())).cart);
   } catch {
     /* the header keeps what it had */
   }
@@ -62,7 +62,7 @@ export async function refreshUnread(force = false): Promise<void> {
   if (!force && Date.now() - unreadAt < 15_000) return;
   unreadAt = Date.now();
   try {
-    setState({ unread: (await api.listNotifications()).unreadCount });
+    setState({ unread: (await read(api.notifications.$get({ query: {} }))).unreadCount });
   } catch {
     /* the header keeps what it had */
   }

@@ -2,11 +2,12 @@
  * Admin (role "admin" only): products with their name and price edited in place and stock
  * adjusted by a delta with a reason (/admin), and everyone's recent orders (/admin/orders).
  */
-import { type AdminOrder, api, ApiError, type Product } from "../api.ts";
+import { type AdminOrder, api, ApiError, type Product, read, withSignal } from "../api.ts";
 import { h } from "../dom.ts";
+import { inside, pager } from "../page-load.ts";
 import { navigate, type PageContext, setTitle } from "../router.ts";
 import { isAdmin } from "../state.ts";
-import { emptyState, errorBox, errorMessage, loading } from "../ui.ts";
+import { emptyState, errorMessage, loading } from "../ui.ts";
 import { orderRow } from "./orders.ts";
 
 const PAGE_SIZE = 20;
@@ -40,16 +41,44 @@ function forbidden(root: HTMLElement): boolean {
   return true;
 }
 
+/** The row's status line: what the last edit or adjustment did. */
+type Say = (text: string, kind?: "ok" | "bad" | "") => void;
+
+/** One product: its name and price edited in place, its stock adjusted, one status line for both. */
 function productRow(p: Product, stockQueue: (task: () => Promise<void>) => void): HTMLElement {
-  let saved = { name: p.name, priceMinor: p.price.amountMinor };
   const rowStatus = h("p", { class: "row-status", role: "status", "data-testid": "admin-row-status" });
-  const say = (text: string, kind: "ok" | "bad" | "" = "") => {
+  const say: Say = (text, kind = "") => {
     rowStatus.textContent = text;
     rowStatus.className = `row-status ${kind}`;
   };
-  const uid = p.id.slice(0, 8);
+  const title = h("span", { class: "admin-title" }, p.name);
+  const stock = stockForm(p, say);
+  stockQueue(stock.read);
+  return h(
+    "li",
+    { class: "admin-row", "data-testid": "admin-product-row", "data-product-id": p.id },
+    h("img", { src: p.imageUrl, alt: "", width: 56, height: 56, loading: "lazy" }),
+    h("div", { class: "admin-row-head" }, title, h("span", { class: "muted small" }, `SKU ${p.sku}`)),
+    editForm(p, title, say),
+    stock.form,
+    rowStatus,
+  );
+}
 
-  // Name and price.
+/** What an edit of name and price changes, or the problem with it (checked here before the BFF checks it again). */
+function productPatch(name: string, priceMinor: number | undefined, saved: { name: string; priceMinor: number }) {
+  if (!name) return { problem: "name", message: "The name cannot be empty." } as const;
+  if (priceMinor === undefined) return { problem: "price", message: "The price must look like 12.50." } as const;
+  const patch: { name?: string; priceMinor?: number } = {};
+  if (name !== saved.name) patch.name = name;
+  if (priceMinor !== saved.priceMinor) patch.priceMinor = priceMinor;
+  return { patch } as const;
+}
+
+/** Name and price, saved when changed. */
+function editForm(p: Product, title: HTMLElement, say: Say): HTMLFormElement {
+  let saved = { name: p.name, priceMinor: p.price.amountMinor };
+  const uid = p.id.slice(0, 8);
   const nameInput = h("input", { type: "text", id: `name-${uid}`, value: p.name, maxlength: 200, required: true, "data-testid": "admin-name-input" });
   const priceInput = h("input", { type: "text", id: `price-${uid}`, inputmode: "decimal", value: priceText(p.price.amountMinor), "data-testid": "admin-price-input", class: "price-input" });
   const save = h("button", { type: "submit", class: "button small", "data-testid": "admin-save", disabled: true }, "Save");
@@ -69,26 +98,18 @@ function productRow(p: Product, stockQueue: (task: () => Promise<void>) => void)
   edit.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (!dirty()) return;
-    const name = nameInput.value.trim();
-    const priceMinor = parsePrice(priceInput.value);
-    if (!name) {
-      nameInput.setAttribute("aria-invalid", "true");
-      nameInput.focus();
-      return say("The name cannot be empty.", "bad");
+    const change = productPatch(nameInput.value.trim(), parsePrice(priceInput.value), saved);
+    if (change.problem) {
+      const input = change.problem === "name" ? nameInput : priceInput;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return say(change.message, "bad");
     }
-    if (priceMinor === undefined) {
-      priceInput.setAttribute("aria-invalid", "true");
-      priceInput.focus();
-      return say("The price must look like 12.50.", "bad");
-    }
-    const patch: { name?: string; priceMinor?: number } = {};
-    if (name !== saved.name) patch.name = name;
-    if (priceMinor !== saved.priceMinor) patch.priceMinor = priceMinor;
     save.disabled = true;
     save.textContent = "Saving…";
     say("");
     try {
-      const { product } = await api.adminUpdateProduct(p.id, patch);
+      const { product } = await read(api.admin.products[":id"].$patch({ param: { id: p.id }, json: change.patch }));
       saved = { name: product.name, priceMinor: product.price.amountMinor };
       nameInput.value = product.name;
       priceInput.value = priceText(product.price.amountMinor);
@@ -104,39 +125,40 @@ function productRow(p: Product, stockQueue: (task: () => Promise<void>) => void)
       save.disabled = !dirty();
     }
   });
+  return edit;
+}
 
-  // Stock.
+/** Stock: what is available (read once the row is drawn) and an adjustment by a delta with a reason. */
+function stockForm(p: Product, say: Say): { form: HTMLFormElement; read: () => Promise<void> } {
+  const uid = p.id.slice(0, 8);
   const available = h("span", { class: "stock-now", "data-testid": "admin-stock" }, "…");
   const deltaInput = h("input", { type: "number", id: `delta-${uid}`, step: 1, placeholder: "10", "data-testid": "admin-stock-delta", class: "delta-input" });
   const reasonInput = h("input", { type: "text", id: `reason-${uid}`, maxlength: 200, placeholder: "Restock, damaged…", "data-testid": "admin-stock-reason" });
   const apply = h("button", { type: "submit", class: "button small secondary", "data-testid": "admin-stock-apply" }, "Adjust");
-  const stock = h("form", { class: "admin-stock", novalidate: true, "aria-label": `Stock of ${p.name}` },
+  const form = h("form", { class: "admin-stock", novalidate: true, "aria-label": `Stock of ${p.name}` },
     h("p", { class: "stock-line" }, "Available ", available),
     h("div", { class: "field" }, h("label", { for: deltaInput.id }, "Change by"), deltaInput),
     h("div", { class: "field grow" }, h("label", { for: reasonInput.id }, "Reason"), reasonInput),
     apply,
   );
-  stock.addEventListener("submit", async (e) => {
+  const invalid = (input: HTMLInputElement, message: string) => {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    say(message, "bad");
+  };
+  form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const delta = Number(deltaInput.value);
     const reason = reasonInput.value.trim();
-    if (!deltaInput.value || !Number.isInteger(delta) || delta === 0) {
-      deltaInput.setAttribute("aria-invalid", "true");
-      deltaInput.focus();
-      return say("Enter a whole number other than 0, e.g. 10 or -2.", "bad");
-    }
-    if (!reason) {
-      reasonInput.setAttribute("aria-invalid", "true");
-      reasonInput.focus();
-      return say("Say why the stock changes.", "bad");
-    }
+    if (!deltaInput.value || !Number.isInteger(delta) || delta === 0) return invalid(deltaInput, "Enter a whole number other than 0, e.g. 10 or -2.");
+    if (!reason) return invalid(reasonInput, "Say why the stock changes.");
     deltaInput.removeAttribute("aria-invalid");
     reasonInput.removeAttribute("aria-invalid");
     apply.disabled = true;
     apply.textContent = "Adjusting…";
     say("");
     try {
-      const { stock: level } = await api.adminAdjustStock(p.id, delta, reason);
+      const { stock: level } = await read(api.admin.stock[":productId"].$post({ param: { productId: p.id }, json: { delta, reason } }));
       available.textContent = String(level.available);
       deltaInput.value = "";
       reasonInput.value = "";
@@ -148,32 +170,39 @@ function productRow(p: Product, stockQueue: (task: () => Promise<void>) => void)
       apply.textContent = "Adjust";
     }
   });
-  stockQueue(async () => {
+  const readStock = async () => {
     try {
-      const { stock: s } = await api.getProduct(p.id);
+      const { stock: s } = await read(api.products[":id"].$get({ param: { id: p.id } }));
       if (available.textContent === "…") available.textContent = s ? String(s.available) : "?";
     } catch {
       if (available.textContent === "…") available.textContent = "?";
     }
-  });
-
-  const title = h("span", { class: "admin-title" }, p.name);
-  return h(
-    "li",
-    { class: "admin-row", "data-testid": "admin-product-row", "data-product-id": p.id },
-    h("img", { src: p.imageUrl, alt: "", width: 56, height: 56, loading: "lazy" }),
-    h("div", { class: "admin-row-head" }, title, h("span", { class: "muted small" }, `SKU ${p.sku}`)),
-    edit,
-    stock,
-    rowStatus,
-  );
+  };
+  return { form, read: readStock };
 }
 
-async function productsSection(root: HTMLElement, q: string, signal: AbortSignal): Promise<void> {
+/** Runs tasks `limit` at a time (until `signal` aborts), so a page of products does not fire 20 stock reads at once. */
+function taskPool(limit: number, signal: AbortSignal): (task: () => Promise<void>) => void {
+  const queue: (() => Promise<void>)[] = [];
+  let running = 0;
+  const pump = () => {
+    while (running < limit && queue.length && !signal.aborted) {
+      const task = queue.shift()!;
+      running++;
+      void task().finally(() => {
+        running--;
+        pump();
+      });
+    }
+  };
+  return (task) => {
+    queue.push(task);
+    pump();
+  };
+}
+
+function productFilter(q: string): HTMLFormElement {
   const search = h("input", { type: "search", id: "admin-q", name: "q", value: q, placeholder: "Filter by name", maxlength: 200 });
-  const list = h("ul", { class: "admin-list", "aria-label": "Products" });
-  const status = h("p", { class: "results-status", "aria-live": "polite" }, "Loading products…");
-  const more = h("div", { class: "more" });
   const filter = h("form", { class: "admin-filter", role: "search", action: "/admin" },
     h("label", { for: "admin-q", class: "visually-hidden" }, "Filter products"), search,
     h("button", { type: "submit", class: "button secondary small" }, "Filter"),
@@ -183,50 +212,27 @@ async function productsSection(root: HTMLElement, q: string, signal: AbortSignal
     const value = search.value.trim();
     navigate(value ? `/admin?${new URLSearchParams({ q: value })}` : "/admin", { focus: false });
   });
-  root.append(
-    filter,
-    status,
-    list,
+  return filter;
+}
+
+async function productsSection(root: HTMLElement, q: string, signal: AbortSignal): Promise<void> {
+  const list = h("ul", { class: "admin-list", "aria-label": "Products" });
+  const status = h("p", { class: "results-status", "aria-live": "polite" }, "Loading products…");
+  const more = h("div", { class: "more" });
+  root.append(productFilter(q), status, list, more);
+  const stockQueue = taskPool(STOCK_READS, signal);
+  await pager({
     more,
-  );
-
-  // A small pool for the stock reads, so a page of products does not fire 20 at once.
-  const queue: (() => Promise<void>)[] = [];
-  let running = 0;
-  const pump = () => {
-    while (running < STOCK_READS && queue.length && !signal.aborted) {
-      const task = queue.shift()!;
-      running++;
-      void task().finally(() => {
-        running--;
-        pump();
-      });
-    }
-  };
-  const stockQueue = (task: () => Promise<void>) => {
-    queue.push(task);
-    pump();
-  };
-
-  const load = async (pageToken?: string) => {
-    more.replaceChildren(pageToken ? loading() : h("span"));
-    try {
-      const page = await api.listProducts({ q, pageSize: PAGE_SIZE, pageToken }, signal);
+    fetch: (pageToken) => read(api.products.$get({ query: { q: q || undefined, pageSize: String(PAGE_SIZE), pageToken } }, withSignal(signal))),
+    failed: () => {
+      status.textContent = "";
+    },
+    render: (page) => {
       list.append(...page.products.map((p) => productRow(p, stockQueue)));
       status.textContent = page.total ? `${page.total} product${page.total === 1 ? "" : "s"}${list.children.length < page.total ? `, showing ${list.children.length}` : ""}` : "";
-      more.replaceChildren();
       if (page.total === 0) list.replaceWith(emptyState("empty", "No products found", q ? `Nothing matches “${q}”.` : "The catalog is empty."));
-      if (page.nextPageToken) {
-        const token = page.nextPageToken;
-        more.append(h("button", { type: "button", class: "button", "data-testid": "show-more", onclick: () => void load(token) }, "Show more"));
-      }
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      status.textContent = "";
-      more.replaceChildren(errorBox(err, () => void load(pageToken)));
-    }
-  };
-  await load();
+    },
+  }).load();
 }
 
 async function ordersSection(root: HTMLElement, signal: AbortSignal): Promise<void> {
@@ -240,28 +246,20 @@ async function ordersSection(root: HTMLElement, signal: AbortSignal): Promise<vo
     if (o.userId) el.querySelector(".order-row-main .muted")?.append(` · customer ${o.userId.slice(0, 8)}`);
     return el;
   };
-  const load = async (pageToken?: string) => {
-    refresh.disabled = true;
-    if (pageToken) more.replaceChildren(loading());
-    try {
-      const { orders, nextPageToken } = await api.adminOrders(pageToken, signal);
+  const pages = pager({
+    more,
+    busy: (busy) => (refresh.disabled = busy),
+    fetch: (pageToken) => read(api.admin.orders.$get({ query: { pageToken } }, withSignal(signal))),
+    // A failed first page shows in place of the list; a failed further page below it.
+    failed: (pageToken) => (pageToken ? undefined : inside(body)),
+    render: ({ orders }, pageToken) => {
       if (pageToken) list.append(...orders.map(row));
       else list.replaceChildren(...orders.map(row));
       body.replaceChildren(list.children.length ? list : emptyState("admin-orders-empty", "No orders yet", "Orders from every customer show up here."));
-      more.replaceChildren();
-      if (nextPageToken) {
-        const token = nextPageToken;
-        more.append(h("button", { type: "button", class: "button", "data-testid": "show-more", onclick: () => void load(token) }, "Show more"));
-      }
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      (pageToken ? more : body).replaceChildren(errorBox(err, () => void load(pageToken)));
-    } finally {
-      refresh.disabled = false;
-    }
-  };
-  refresh.addEventListener("click", () => void load());
-  await load();
+    },
+  });
+  refresh.addEventListener("click", () => void pages.load());
+  await pages.load();
 }
 
 export async function adminPage({ root, params, query, signal }: PageContext): Promise<void> {

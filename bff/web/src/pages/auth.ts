@@ -1,5 +1,5 @@
 /** Sign up and sign in: field errors next to their fields, anything else above the form. */
-import { api, type User } from "../api.ts";
+import { api, loadSession, read, type User } from "../api.ts";
 import { h } from "../dom.ts";
 import { flash, navigate, type PageContext, safeNext, setTitle } from "../router.ts";
 import { signedIn } from "../session.ts";
@@ -69,10 +69,10 @@ function authPage(mode: Mode) {
       submit.textContent = mode === "signup" ? "Creating account…" : "Signing in…";
       try {
         let user: User;
-        if (mode === "signup") user = (await api.signUp({ email: values.email!, password: values.password!, displayName: values.displayName! })).user;
-        else user = (await api.signIn({ email: values.email!, password: values.password! })).user;
+        if (mode === "signup") user = (await read(api.auth.signup.$post({ json: { email: values.email!, password: values.password!, displayName: values.displayName! } }))).user;
+        else user = (await read(api.auth.signin.$post({ json: { email: values.email!, password: values.password! } }))).user;
         // The session (and so the CSRF token) may be new after signing in.
-        await api.session().catch(() => undefined);
+        await loadSession().catch(() => undefined);
         signedIn(user);
         const added = await completePendingAdd();
         flash(added ?? (mode === "signup" ? `Welcome to Bazaar, ${user.displayName}!` : `Welcome back, ${user.displayName}.`));

@@ -1,99 +1,105 @@
 /** The cart: lines with quantities to change or remove, the total, and the way to checkout. */
-import { api, type Cart, type CartLine } from "../api.ts";
+import { api, type Cart, type CartLine, read, withSignal } from "../api.ts";
 import { h } from "../dom.ts";
-import { type PageContext, reload, setTitle } from "../router.ts";
+import { instead, load, type Place } from "../page-load.ts";
+import { type PageContext, setTitle } from "../router.ts";
 import { cartChanged } from "../state.ts";
-import { emptyState, errorBox, errorMessage, loading, plural, quantityControl } from "../ui.ts";
+import { emptyState, errorMessage, loading, plural, quantityControl } from "../ui.ts";
 
 /** The most of one product a cart line may hold. */
 const MAX_LINE = 99;
 
 export async function cartPage({ root, signal }: PageContext): Promise<void> {
   setTitle("Your cart");
-  root.append(h("h1", { class: "page-title" }, "Your cart"), loading("Loading your cart…"));
-  let cart: Cart;
-  try {
-    cart = (await api.getCart(signal)).cart;
-  } catch (err) {
-    if ((err as Error).name === "AbortError") return;
-    root.lastElementChild!.replaceWith(errorBox(err, reload));
-    return;
-  }
-  cartChanged(cart);
+  const spinner = loading("Loading your cart…");
+  root.append(h("h1", { class: "page-title" }, "Your cart"), spinner);
+  await load({
+    fetch: () => read(api.cart.$get(undefined, withSignal(signal))),
+    place: instead(spinner),
+    render: ({ cart }, place) => showCart(cart, place),
+  });
+}
 
+/** The cart's lines and summary, redrawn from every answer of a change. */
+function showCart(cart: Cart, place: Place): void {
+  cartChanged(cart);
   const body = h("div", { class: "cart", "data-testid": "cart-page" });
   const status = h("p", { class: "visually-hidden", role: "status" });
-  root.lastElementChild!.replaceWith(body, status);
+  place(body, status);
 
   const draw = (next: Cart, focusProduct?: string) => {
-    cart = next;
     cartChanged(next);
     if (next.lines.length === 0) {
       body.replaceChildren(emptyState("cart-empty", "Your cart is empty", "Find something you like in the shop.", { href: "/", label: "Browse products" }));
       return;
     }
-    const lines = h("ul", { class: "cart-lines", "aria-label": "Items in your cart" }, next.lines.map(lineView));
-    const summary = h(
-      "aside",
-      { class: "summary", "aria-label": "Order summary" },
-      h("h2", {}, "Summary"),
-      h("dl", {},
-        h("div", {}, h("dt", {}, "Items"), h("dd", { "data-testid": "cart-item-count" }, String(next.itemCount))),
-        h("div", {}, h("dt", {}, "Shipping"), h("dd", {}, "Free")),
-        h("div", { class: "total" }, h("dt", {}, "Total"), h("dd", { "data-testid": "cart-total" }, next.total.display)),
-      ),
-      h("a", { href: "/checkout", class: "button wide", "data-testid": "checkout" }, "Checkout"),
-      h("a", { href: "/", class: "continue" }, "Continue shopping"),
-    );
-    body.replaceChildren(lines, summary);
+    const lines = h("ul", { class: "cart-lines", "aria-label": "Items in your cart" }, next.lines.map((line) => cartLine(line, { body, status, draw })));
+    body.replaceChildren(lines, summary(next));
     if (focusProduct) (body.querySelector(`[data-product="${CSS.escape(focusProduct)}"] input`) as HTMLElement | null)?.focus();
-  };
-
-  const lineView = (line: CartLine): HTMLElement => {
-    const error = h("p", { class: "line-error", role: "alert" });
-    const remove = h("button", { type: "button", class: "link-button", "data-testid": "cart-remove", "aria-label": `Remove ${line.name}` }, "Remove");
-    const change = async (quantity: number, refocus: boolean) => {
-      li.setAttribute("aria-busy", "true");
-      qty.setDisabled(true);
-      remove.disabled = true;
-      error.textContent = "";
-      try {
-        const next = quantity === 0 ? await api.removeFromCart(line.productId) : await api.setCartQuantity(line.productId, quantity);
-        status.textContent = quantity === 0 ? `Removed ${line.name}.` : `${line.name}: quantity ${quantity}.`;
-        draw(next.cart, refocus ? line.productId : undefined);
-        if (quantity === 0) (body.querySelector("input, a.button") as HTMLElement | null)?.focus();
-      } catch (err) {
-        li.removeAttribute("aria-busy");
-        qty.setDisabled(false);
-        qty.set(line.quantity);
-        remove.disabled = false;
-        error.textContent = errorMessage(err);
-      }
-    };
-    const qty = quantityControl({
-      value: line.quantity,
-      min: 1,
-      max: Math.max(MAX_LINE, line.quantity),
-      label: `Quantity of ${line.name}`,
-      testid: "cart-qty",
-      onChange: (n) => void change(n, true),
-    });
-    remove.addEventListener("click", () => void change(0, false));
-    const li = h(
-      "li",
-      { class: "cart-line", "data-testid": "cart-line", "data-product": line.productId },
-      h("a", { href: `/products/${line.productId}`, class: "line-image", tabindex: -1, "aria-hidden": "true" }, h("img", { src: line.imageUrl, alt: "", width: 96, height: 96 })),
-      h("div", { class: "line-main" },
-        h("a", { href: `/products/${line.productId}`, class: "line-name" }, line.name),
-        h("p", { class: "line-unit" }, `${line.unitPrice.display} each`),
-        h("div", { class: "line-controls" }, qty.el, remove),
-        error,
-      ),
-      h("p", { class: "line-total", "data-testid": "cart-line-total" }, line.lineTotal.display),
-    );
-    return li;
   };
 
   draw(cart);
   if (cart.lines.length) status.textContent = `${plural(cart.itemCount, "item")} in your cart.`;
+}
+
+function summary(cart: Cart): HTMLElement {
+  return h(
+    "aside",
+    { class: "summary", "aria-label": "Order summary" },
+    h("h2", {}, "Summary"),
+    h("dl", {},
+      h("div", {}, h("dt", {}, "Items"), h("dd", { "data-testid": "cart-item-count" }, String(cart.itemCount))),
+      h("div", {}, h("dt", {}, "Shipping"), h("dd", {}, "Free")),
+      h("div", { class: "total" }, h("dt", {}, "Total"), h("dd", { "data-testid": "cart-total" }, cart.total.display)),
+    ),
+    h("a", { href: "/checkout", class: "button wide", "data-testid": "checkout" }, "Checkout"),
+    h("a", { href: "/", class: "continue" }, "Continue shopping"),
+  );
+}
+
+/** One line: its quantity changed or the line removed in place; the cart redraws from the answer. */
+function cartLine(line: CartLine, cart: { body: HTMLElement; status: HTMLElement; draw: (next: Cart, focusProduct?: string) => void }): HTMLElement {
+  const error = h("p", { class: "line-error", role: "alert" });
+  const remove = h("button", { type: "button", class: "link-button", "data-testid": "cart-remove", "aria-label": `Remove ${line.name}` }, "Remove");
+  const change = async (quantity: number, refocus: boolean) => {
+    li.setAttribute("aria-busy", "true");
+    qty.setDisabled(true);
+    remove.disabled = true;
+    error.textContent = "";
+    try {
+      const param = { productId: line.productId };
+      const next = await read(quantity === 0 ? api.cart.items[":productId"].$delete({ param }) : api.cart.items[":productId"].$patch({ param, json: { quantity } }));
+      cart.status.textContent = quantity === 0 ? `Removed ${line.name}.` : `${line.name}: quantity ${quantity}.`;
+      cart.draw(next.cart, refocus ? line.productId : undefined);
+      if (quantity === 0) (cart.body.querySelector("input, a.button") as HTMLElement | null)?.focus();
+    } catch (err) {
+      li.removeAttribute("aria-busy");
+      qty.setDisabled(false);
+      qty.set(line.quantity);
+      remove.disabled = false;
+      error.textContent = errorMessage(err);
+    }
+  };
+  const qty = quantityControl({
+    value: line.quantity,
+    min: 1,
+    max: Math.max(MAX_LINE, line.quantity),
+    label: `Quantity of ${line.name}`,
+    testid: "cart-qty",
+    onChange: (n) => void change(n, true),
+  });
+  remove.addEventListener("click", () => void change(0, false));
+  const li = h(
+    "li",
+    { class: "cart-line", "data-testid": "cart-line", "data-product": line.productId },
+    h("a", { href: `/products/${line.productId}`, class: "line-image", tabindex: -1, "aria-hidden": "true" }, h("img", { src: line.imageUrl, alt: "", width: 96, height: 96 })),
+    h("div", { class: "line-main" },
+      h("a", { href: `/products/${line.productId}`, class: "line-name" }, line.name),
+      h("p", { class: "line-unit" }, `${line.unitPrice.display} each`),
+      h("div", { class: "line-controls" }, qty.el, remove),
+      error,
+    ),
+    h("p", { class: "line-total", "data-testid": "cart-line-total" }, line.lineTotal.display),
+  );
+  return li;
 }

@@ -1,14 +1,14 @@
 /** The catalog: category chips, search results and a grid of product cards, paged with "Show more". */
-import { api, type Category, type Product } from "../api.ts";
+import { type Answer, api, type Category, type Product, read, withSignal } from "../api.ts";
 import { h } from "../dom.ts";
+import { pager } from "../page-load.ts";
 import { type PageContext, setTitle } from "../router.ts";
-import { errorBox } from "../ui.ts";
 
 let categories: Category[] = [];
 
 /** The categories, read once (an outage leaves the list empty and is retried next time). */
 export async function getCategories(signal?: AbortSignal): Promise<Category[]> {
-  if (categories.length === 0) categories = await api.listCategories(signal).then((r) => r.categories, () => []);
+  if (categories.length === 0) categories = await read(api.categories.$get(undefined, withSignal(signal))).then((r) => r.categories, () => []);
   return categories;
 }
 
@@ -35,15 +35,11 @@ function productCard(p: Product): HTMLElement {
   );
 }
 
-export async function catalogPage({ root, query, signal }: PageContext): Promise<void> {
-  const q = query.get("q") ?? "";
-  const category = query.get("category") ?? "";
-  searchInput().value = q;
-  const all = await getCategories(signal);
-  const current = all.find((c) => c.id === category);
-  setTitle(q ? `“${q}”` : (current?.name ?? ""));
+type ProductPage = Answer<typeof api.products.$get>;
 
-  const chips = h(
+/** The category chips: "All" and each category, keeping the search. */
+function categoryChips(all: Category[], q: string, category: string): HTMLElement {
+  return h(
     "nav",
     { class: "chips", "aria-label": "Categories" },
     [{ id: "", name: "All", productCount: all.reduce((n, c) => n + c.productCount, 0) }, ...all].map((c) => {
@@ -54,45 +50,51 @@ export async function catalogPage({ root, query, signal }: PageContext): Promise
       return h("a", { href: `/?${qs}`, class: isCurrent ? "chip current" : "chip", "data-testid": "category-chip", "aria-current": isCurrent ? "page" : undefined }, c.name);
     }),
   );
+}
+
+/** Adds a page of results to the grid, with the count above it or, for none, the empty state. */
+function showResults(page: ProductPage, first: boolean, parts: { grid: HTMLElement; status: HTMLElement; q: string; category: string }): void {
+  const { grid, status, q, category } = parts;
+  const cards = page.products.map(productCard);
+  grid.append(...cards);
+  // After "Show more", keyboard focus continues at the first new product.
+  if (!first) cards[0]?.querySelector("a")?.focus();
+  const shown = grid.children.length;
+  status.textContent =
+    page.total === 0 ? "" : `${page.total} product${page.total === 1 ? "" : "s"}${q ? ` matching “${q}”` : ""}${shown < page.total ? `, showing ${shown}` : ""}`;
+  if (page.total === 0) {
+    grid.replaceWith(
+      h("div", { class: "notice empty", "data-testid": "empty" },
+        h("p", {}, q ? `No products match “${q}”${category ? " in this category" : ""}.` : "No products here yet."),
+        h("a", { href: "/", class: "button" }, "See all products"),
+      ),
+    );
+  }
+}
+
+export async function catalogPage({ root, query, signal }: PageContext): Promise<void> {
+  const q = query.get("q") ?? "";
+  const category = query.get("category") ?? "";
+  searchInput().value = q;
+  const all = await getCategories(signal);
+  const current = all.find((c) => c.id === category);
+  setTitle(q ? `“${q}”` : (current?.name ?? ""));
+
   const heading = h("h1", { class: "visually-hidden" }, q ? `Search results for “${q}”` : current ? current.name : "All products");
   const status = h("p", { class: "results-status", "aria-live": "polite", id: "results-status" }, "Loading products…");
   const grid = h("ul", { class: "grid", "aria-busy": "true", "aria-labelledby": "results-status" });
   const more = h("div", { class: "more" });
-  root.append(heading, chips, status, grid, more);
+  root.append(heading, categoryChips(all, q, category), status, grid, more);
 
-  const loadPage = async (pageToken?: string) => {
-    more.replaceChildren();
-    grid.setAttribute("aria-busy", "true");
-    try {
-      const page = await api.listProducts({ q, category, pageToken }, signal);
-      const cards = page.products.map(productCard);
-      grid.append(...cards);
-      // After "Show more", keyboard focus continues at the first new product.
-      if (pageToken) cards[0]?.querySelector("a")?.focus();
-      const shown = grid.children.length;
-      status.textContent =
-        page.total === 0
-          ? ""
-          : `${page.total} product${page.total === 1 ? "" : "s"}${q ? ` matching “${q}”` : ""}${shown < page.total ? `, showing ${shown}` : ""}`;
-      if (page.total === 0) {
-        grid.replaceWith(
-          h("div", { class: "notice empty", "data-testid": "empty" },
-            h("p", {}, q ? `No products match “${q}”${category ? " in this category" : ""}.` : "No products here yet."),
-            h("a", { href: "/", class: "button" }, "See all products"),
-          ),
-        );
-      }
-      if (page.nextPageToken) {
-        const token = page.nextPageToken;
-        more.append(h("button", { type: "button", class: "button", "data-testid": "show-more", onclick: () => void loadPage(token) }, "Show more"));
-      }
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
+  await pager({
+    more,
+    spinner: false,
+    busy: (busy) => grid.setAttribute("aria-busy", String(busy)),
+    // Empty filters stay out of the URL: the BFF checks any category it is sent.
+    fetch: (pageToken) => read(api.products.$get({ query: { q: q || undefined, category: category || undefined, pageToken } }, withSignal(signal))),
+    render: (page, pageToken) => showResults(page, !pageToken, { grid, status, q, category }),
+    failed: () => {
       status.textContent = "";
-      more.replaceChildren(errorBox(err, () => void loadPage(pageToken)));
-    } finally {
-      grid.setAttribute("aria-busy", "false");
-    }
-  };
-  await loadPage();
+    },
+  }).load();
 }

@@ -3,11 +3,12 @@
  * opens and sent with every attempt, so a double click or a retry after a lost answer places
  * one order.
  */
-import { api, type Cart } from "../api.ts";
+import { api, type Cart, read, withSignal } from "../api.ts";
 import { h } from "../dom.ts";
-import { navigate, type PageContext, reload, setTitle } from "../router.ts";
+import { instead, load } from "../page-load.ts";
+import { navigate, type PageContext, setTitle } from "../router.ts";
 import { cartChanged } from "../state.ts";
-import { emptyState, errorBox, type Field, field, formError, loading, plural, showFormError } from "../ui.ts";
+import { emptyState, type Field, field, formError, loading, plural, showFormError } from "../ui.ts";
 import { rememberOrder } from "./order.ts";
 
 /** A random UUID; crypto.randomUUID needs a secure context, so plain http gets the same from getRandomValues. */
@@ -52,23 +53,28 @@ function summary(cart: Cart): HTMLElement {
 export async function checkoutPage({ root, signal }: PageContext): Promise<void> {
   const idempotencyKey = newIdempotencyKey();
   setTitle("Checkout");
-  root.append(h("h1", { class: "page-title" }, "Checkout"), loading("Loading your cart…"));
-  let cart: Cart;
-  try {
-    cart = (await api.getCart(signal)).cart;
-  } catch (err) {
-    if ((err as Error).name === "AbortError") return;
-    root.lastElementChild!.replaceWith(errorBox(err, reload));
-    return;
-  }
-  cartChanged(cart);
-  if (cart.lines.length === 0) {
-    root.lastElementChild!.replaceWith(emptyState("checkout-empty", "Your cart is empty", "Add something to your cart before checking out.", { href: "/", label: "Browse products" }));
-    return;
-  }
+  const spinner = loading("Loading your cart…");
+  root.append(h("h1", { class: "page-title" }, "Checkout"), spinner);
+  await load({
+    fetch: () => read(api.cart.$get(undefined, withSignal(signal))),
+    place: instead(spinner),
+    render: ({ cart }, place) => {
+      cartChanged(cart);
+      if (cart.lines.length === 0) {
+        place(emptyState("checkout-empty", "Your cart is empty", "Add something to your cart before checking out.", { href: "/", label: "Browse products" }));
+        return;
+      }
+      place(
+        h("p", { class: "page-lead" }, `${plural(cart.itemCount, "item")}, ${cart.total.display}.`),
+        h("div", { class: "checkout", "data-testid": "checkout-page", "data-idempotency-key": idempotencyKey }, paymentForm(cart, idempotencyKey), summary(cart)),
+      );
+    },
+  });
+}
 
-  const now = new Date();
-  const thisYear = now.getFullYear();
+/** The card fields: number (grouped in fours as typed), expiry month and year, CVC. */
+function cardFields(): Record<string, Field> {
+  const thisYear = new Date().getFullYear();
   const fields: Record<string, Field> = {
     number: field(
       "number",
@@ -97,33 +103,54 @@ export async function checkoutPage({ root, signal }: PageContext): Promise<void>
     if (number.selectionStart !== number.value.length) return;
     number.value = groupDigits(number.value.replace(/\D/g, "").slice(0, 19));
   });
-  const cvc = fields.cvc!.input as HTMLInputElement;
+  return fields;
+}
 
+/** The test cards, each a button that fills the form in. */
+function testCardHint(fields: Record<string, Field>): HTMLElement {
+  const number = fields.number!.input as HTMLInputElement;
+  const cvc = fields.cvc!.input as HTMLInputElement;
+  return h("p", { class: "test-cards", id: "test-cards", "data-testid": "test-card-hint" },
+    "Test cards: ",
+    TEST_CARDS.flatMap((c, i) => [
+      i > 0 ? ", " : "",
+      h("button", {
+        type: "button",
+        class: "link-button mono",
+        title: `Use ${c.number}`,
+        onclick: () => {
+          number.value = c.number;
+          if (!cvc.value) cvc.value = "123";
+          fields.number!.setError(undefined);
+          number.focus();
+        },
+      }, c.number),
+      ` ${c.label}`,
+    ]),
+    ". Any future expiry date and any CVC work.",
+  );
+}
+
+/** What is wrong with the card as entered, per field (the BFF checks it again). */
+function cardProblems(card: { digits: string; cvc: string; month: number; year: number }): Record<string, string | undefined> {
+  const now = new Date();
+  return {
+    number: card.digits.length < 12 || card.digits.length > 19 ? "Enter the card number (12 to 19 digits)." : undefined,
+    cvc: /^\d{3,4}$/.test(card.cvc) ? undefined : "Enter the 3 or 4 digits on the back of the card.",
+    expiryMonth: card.year === now.getFullYear() && card.month < now.getMonth() + 1 ? "This card has expired." : undefined,
+  };
+}
+
+/** The payment form: checked here first, then placed with the page's idempotency key; on success, the order's page. */
+function paymentForm(cart: Cart, idempotencyKey: string): HTMLFormElement {
+  const fields = cardFields();
   const general = formError();
   const place = h("button", { type: "submit", class: "button wide", "data-testid": "place-order" }, `Place order · ${cart.total.display}`);
   const fieldset = h(
     "fieldset",
     { class: "card-fields" },
     h("legend", {}, "Payment"),
-    h("p", { class: "test-cards", id: "test-cards", "data-testid": "test-card-hint" },
-      "Test cards: ",
-      TEST_CARDS.flatMap((c, i) => [
-        i > 0 ? ", " : "",
-        h("button", {
-          type: "button",
-          class: "link-button mono",
-          title: `Use ${c.number}`,
-          onclick: () => {
-            number.value = c.number;
-            if (!cvc.value) cvc.value = "123";
-            fields.number!.setError(undefined);
-            number.focus();
-          },
-        }, c.number),
-        ` ${c.label}`,
-      ]),
-      ". Any future expiry date and any CVC work.",
-    ),
+    testCardHint(fields),
     fields.number!.wrap,
     h("div", { class: "field-row" }, fields.expiryMonth!.wrap, fields.expiryYear!.wrap, fields.cvc!.wrap),
   );
@@ -131,18 +158,24 @@ export async function checkoutPage({ root, signal }: PageContext): Promise<void>
     h("p", { class: "form-note" }, "Your card is charged once your items are reserved. You can follow the order's status on the next page."));
 
   let submitting = false;
+  const setSubmitting = (on: boolean) => {
+    submitting = on;
+    fieldset.disabled = on;
+    place.disabled = on;
+    place.textContent = on ? "Placing order…" : `Place order · ${cart.total.display}`;
+    if (on) form.setAttribute("aria-busy", "true");
+    else form.removeAttribute("aria-busy");
+  };
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (submitting) return;
-    const digits = number.value.replace(/\D/g, "");
-    const cvcDigits = cvc.value.trim();
-    const month = Number(fields.expiryMonth!.input.value);
-    const year = Number(fields.expiryYear!.input.value);
-    const problems: Record<string, string | undefined> = {
-      number: digits.length < 12 || digits.length > 19 ? "Enter the card number (12 to 19 digits)." : undefined,
-      cvc: /^\d{3,4}$/.test(cvcDigits) ? undefined : "Enter the 3 or 4 digits on the back of the card.",
-      expiryMonth: year === thisYear && month < now.getMonth() + 1 ? "This card has expired." : undefined,
+    const card = {
+      digits: fields.number!.input.value.replace(/\D/g, ""),
+      cvc: fields.cvc!.input.value.trim(),
+      month: Number(fields.expiryMonth!.input.value),
+      year: Number(fields.expiryYear!.input.value),
     };
+    const problems = cardProblems(card);
     for (const [k, f] of Object.entries(fields)) f.setError(problems[k]);
     const firstProblem = Object.keys(problems).find((k) => problems[k]);
     if (firstProblem) {
@@ -151,27 +184,17 @@ export async function checkoutPage({ root, signal }: PageContext): Promise<void>
       return;
     }
     general.set(undefined);
-    submitting = true;
-    fieldset.disabled = true;
-    place.disabled = true;
-    place.textContent = "Placing order…";
-    form.setAttribute("aria-busy", "true");
+    setSubmitting(true);
     try {
-      const { order } = await api.checkout(idempotencyKey, { number: digits, expiryMonth: month, expiryYear: year, cvc: cvcDigits });
+      const { order } = await read(
+        api.checkout.$post({ json: { idempotencyKey, card: { number: card.digits, expiryMonth: card.month, expiryYear: card.year, cvc: card.cvc } } }),
+      );
       rememberOrder(order);
       navigate(`/orders/${order.id}`, { replace: true });
     } catch (err) {
       showFormError(err, fields, general);
-      submitting = false;
-      fieldset.disabled = false;
-      place.disabled = false;
-      place.textContent = `Place order · ${cart.total.display}`;
-      form.removeAttribute("aria-busy");
+      setSubmitting(false);
     }
   });
-
-  root.lastElementChild!.replaceWith(
-    h("p", { class: "page-lead" }, `${plural(cart.itemCount, "item")}, ${cart.total.display}.`),
-    h("div", { class: "checkout", "data-testid": "checkout-page", "data-idempotency-key": idempotencyKey }, form, summary(cart)),
-  );
+  return form;
 }

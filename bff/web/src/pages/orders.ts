@@ -1,9 +1,10 @@
 /** The person's orders, newest first, statuses kept live. Also the row the admin page reuses. */
-import { api, type Order } from "../api.ts";
+import { api, type Order, read, withSignal } from "../api.ts";
 import { h } from "../dom.ts";
 import { onOrderUpdate } from "../events.ts";
+import { pager } from "../page-load.ts";
 import { type PageContext, setTitle } from "../router.ts";
-import { emptyState, errorBox, formatDate, loading, plural, shortId, statusBadge } from "../ui.ts";
+import { emptyState, formatDate, loading, plural, shortId, statusBadge } from "../ui.ts";
 import { isNewer } from "./order.ts";
 
 /** One order as a row: number, date, items, total, status; links to its page. */
@@ -45,10 +46,11 @@ export async function ordersPage({ root, signal }: PageContext): Promise<void> {
     }
   }, signal);
 
-  const loadPage = async (pageToken?: string) => {
-    if (pageToken) more.replaceChildren(loading());
-    try {
-      const page = await api.listOrders(pageToken, signal);
+  await pager({
+    more,
+    fetch: (pageToken) => read(api.orders.$get({ query: { pageToken } }, withSignal(signal))),
+    failed: () => status.remove(),
+    render: (page, pageToken) => {
       status.remove();
       for (const o of page.orders) {
         if (shown.has(o.id)) continue;
@@ -56,21 +58,11 @@ export async function ordersPage({ root, signal }: PageContext): Promise<void> {
         shown.set(o.id, { order: o, el });
         list.append(el);
       }
-      more.replaceChildren();
       if (shown.size === 0) {
         list.replaceWith(emptyState("orders-empty", "No orders yet", "When you place an order it shows up here, with its status.", { href: "/", label: "Start shopping" }));
-        return;
-      }
-      if (page.nextPageToken) {
-        const token = page.nextPageToken;
-        more.append(h("button", { type: "button", class: "button", "data-testid": "show-more", onclick: () => void loadPage(token) }, "Show more"));
+        return false;
       }
       if (pageToken) (list.children[list.children.length - page.orders.length]?.querySelector("a") as HTMLElement | null)?.focus();
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      status.remove();
-      more.replaceChildren(errorBox(err, () => void loadPage(pageToken)));
-    }
-  };
-  await loadPage();
+    },
+  }).load();
 }
