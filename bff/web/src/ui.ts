@@ -103,8 +103,14 @@ export function field(
   };
 }
 
+/** The general error above a form. */
+export interface FormError {
+  el: HTMLElement;
+  set(message: string | undefined): void;
+}
+
 /** The general error above a form (role=alert so it is read out when it appears). */
-export function formError(): { el: HTMLElement; set(message: string | undefined): void } {
+export function formError(): FormError {
   const el = h("div", { class: "form-error", role: "alert", "data-testid": "form-error", hidden: true });
   return {
     el,

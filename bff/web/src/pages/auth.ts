@@ -4,15 +4,74 @@ import { h } from "../dom.ts";
 import { flash, navigate, type PageContext, safeNext, setTitle } from "../router.ts";
 import { signedIn } from "../session.ts";
 import { state } from "../state.ts";
-import { type Field, field, formError, showFormError } from "../ui.ts";
+import { type Field, type FormError, field, formError, showFormError } from "../ui.ts";
 import { completePendingAdd, pendingAddName } from "./product.ts";
 
 type Mode = "signup" | "signin";
 
+const submitText = (mode: Mode) => (mode === "signup" ? "Create account" : "Sign in");
+
+/** The form's fields: name (signing up only), email, password. */
+function authFields(mode: Mode): Record<string, Field> {
+  const fields: Record<string, Field> = {};
+  if (mode === "signup") {
+    fields.displayName = field("displayName", "Your name", h("input", { type: "text", autocomplete: "name", required: true, maxlength: 80 }));
+  }
+  fields.email = field("email", "Email", h("input", { type: "email", autocomplete: "email", required: true, maxlength: 254, spellcheck: "false", autocapitalize: "off" }));
+  fields.password = field(
+    "password",
+    "Password",
+    h("input", { type: "password", autocomplete: mode === "signup" ? "new-password" : "current-password", required: true, maxlength: 128 }),
+    mode === "signup" ? "10 to 128 characters. A passphrase is easiest to remember." : undefined,
+  );
+  return fields;
+}
+
+/** Signs up or in with the form's values; answers the user. */
+async function submitAuth(mode: Mode, values: Record<string, string>): Promise<User> {
+  const { user } =
+    mode === "signup"
+      ? await read(api.auth.signup.$post({ json: { email: values.email!, password: values.password!, displayName: values.displayName! } }))
+      : await read(api.auth.signin.$post({ json: { email: values.email!, password: values.password! } }));
+  // The session (and so the CSRF token) may be new after signing in.
+  await loadSession().catch(() => undefined);
+  return user;
+}
+
+/** Sends the form when every field is filled in; signed in, finishes a pending add-to-cart and goes on to `next`. */
+function onSubmit(mode: Mode, form: HTMLFormElement, parts: { fields: Record<string, Field>; general: FormError; submit: HTMLButtonElement }, next: string): void {
+  const { fields, general, submit } = parts;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const values = Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, k === "password" ? f.input.value : f.input.value.trim()]));
+    // Only "is it filled in" here; the BFF decides what is valid and says so per field.
+    const missing: Record<string, string> = {};
+    for (const [k, v] of Object.entries(values)) if (!v) missing[k] = "Please fill this in.";
+    if (Object.keys(missing).length) {
+      for (const [k, f] of Object.entries(fields)) f.setError(missing[k]);
+      general.set(undefined);
+      fields[Object.keys(missing)[0]!]!.input.focus();
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = mode === "signup" ? "Creating account…" : "Signing in…";
+    try {
+      const user = await submitAuth(mode, values);
+      signedIn(user);
+      const added = await completePendingAdd();
+      flash(added ?? (mode === "signup" ? `Welcome to Bazaar, ${user.displayName}!` : `Welcome back, ${user.displayName}.`));
+      navigate(next, { replace: true });
+    } catch (err) {
+      showFormError(err, fields, general);
+      submit.disabled = false;
+      submit.textContent = submitText(mode);
+    }
+  });
+}
+
 function authPage(mode: Mode) {
   return async ({ root, query }: PageContext): Promise<void> => {
     const next = safeNext(query.get("next"));
-    const title = mode === "signup" ? "Create your account" : "Sign in";
     setTitle(mode === "signup" ? "Sign up" : "Sign in");
     if (state.user) {
       root.append(
@@ -24,24 +83,14 @@ function authPage(mode: Mode) {
       return;
     }
     const other = new URLSearchParams(query.get("next") ? { next } : {});
-    const fields: Record<string, Field> = {};
-    if (mode === "signup") {
-      fields.displayName = field("displayName", "Your name", h("input", { type: "text", autocomplete: "name", required: true, maxlength: 80 }));
-    }
-    fields.email = field("email", "Email", h("input", { type: "email", autocomplete: "email", required: true, maxlength: 254, spellcheck: "false", autocapitalize: "off" }));
-    fields.password = field(
-      "password",
-      "Password",
-      h("input", { type: "password", autocomplete: mode === "signup" ? "new-password" : "current-password", required: true, maxlength: 128 }),
-      mode === "signup" ? "10 to 128 characters. A passphrase is easiest to remember." : undefined,
-    );
+    const fields = authFields(mode);
     const general = formError();
-    const submit = h("button", { type: "submit", class: "button wide", "data-testid": `${mode}-submit` }, mode === "signup" ? "Create account" : "Sign in");
+    const submit = h("button", { type: "submit", class: "button wide", "data-testid": `${mode}-submit` }, submitText(mode));
     const pending = pendingAddName();
     const form = h(
       "form",
       { class: "form auth-form", novalidate: true, "data-testid": `${mode}-form`, "aria-labelledby": "auth-title" },
-      h("h1", { id: "auth-title" }, title),
+      h("h1", { id: "auth-title" }, mode === "signup" ? "Create your account" : "Sign in"),
       pending
         ? h("p", { class: "form-note" }, `Sign in or create an account to add ${pending} to your cart.`)
         : query.get("next") && mode === "signin" && h("p", { class: "form-note" }, "Please sign in to continue."),
@@ -52,38 +101,7 @@ function authPage(mode: Mode) {
         ? h("p", { class: "form-alt" }, "Already have an account? ", h("a", { href: `/signin${other.size ? `?${other}` : ""}`, "data-testid": "to-signin" }, "Sign in"))
         : h("p", { class: "form-alt" }, "New to Bazaar? ", h("a", { href: `/signup${other.size ? `?${other}` : ""}`, "data-testid": "to-signup" }, "Create an account")),
     );
-
-    form.addEventListener("submit", async (e) => {
-      e.preventDefault();
-      const values = Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, k === "password" ? f.input.value : f.input.value.trim()]));
-      // Only "is it filled in" here; the BFF decides what is valid and says so per field.
-      const missing: Record<string, string> = {};
-      for (const [k, v] of Object.entries(values)) if (!v) missing[k] = "Please fill this in.";
-      if (Object.keys(missing).length) {
-        for (const [k, f] of Object.entries(fields)) f.setError(missing[k]);
-        general.set(undefined);
-        fields[Object.keys(missing)[0]!]!.input.focus();
-        return;
-      }
-      submit.disabled = true;
-      submit.textContent = mode === "signup" ? "Creating account…" : "Signing in…";
-      try {
-        let user: User;
-        if (mode === "signup") user = (await read(api.auth.signup.$post({ json: { email: values.email!, password: values.password!, displayName: values.displayName! } }))).user;
-        else user = (await read(api.auth.signin.$post({ json: { email: values.email!, password: values.password! } }))).user;
-        // The session (and so the CSRF token) may be new after signing in.
-        await loadSession().catch(() => undefined);
-        signedIn(user);
-        const added = await completePendingAdd();
-        flash(added ?? (mode === "signup" ? `Welcome to Bazaar, ${user.displayName}!` : `Welcome back, ${user.displayName}.`));
-        navigate(next, { replace: true });
-      } catch (err) {
-        showFormError(err, fields, general);
-        submit.disabled = false;
-        submit.textContent = mode === "signup" ? "Create account" : "Sign in";
-      }
-    });
-
+    onSubmit(mode, form, { fields, general, submit }, next);
     root.append(h("div", { class: "narrow" }, form));
     fields[mode === "signup" ? "displayName" : "email"]!.input.focus({ preventScroll: true });
   };

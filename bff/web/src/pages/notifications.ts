@@ -39,6 +39,27 @@ function notificationItem(n: Notification, onOpen: (el: HTMLElement) => void): H
   return el;
 }
 
+/** Shows a page of notifications: added to the list, or instead of it; the empty state when there are none. */
+function drawNotifications(
+  page: NotificationPage,
+  append: boolean,
+  view: { root: HTMLElement; list: HTMLElement; items: Shown; markRead: (n: Notification, el: HTMLElement) => void },
+): void {
+  const { root, list, items } = view;
+  if (!append) {
+    items.clear();
+    list.replaceChildren();
+  }
+  for (const n of page.notifications) {
+    if (items.has(n.id)) continue;
+    const el = notificationItem(n, (el) => view.markRead(n, el));
+    items.set(n.id, { n, el });
+    list.append(el);
+  }
+  if (!list.isConnected && items.size) root.querySelector("[data-testid=notifications-empty]")?.replaceWith(list);
+  if (items.size === 0 && list.isConnected) list.replaceWith(emptyState("notifications-empty", "No notifications yet", "We let you know here when your orders are confirmed or cancelled.", { href: "/", label: "Browse products" }));
+}
+
 /** "Mark all as read": tells the BFF, then marks every shown notification. */
 function markAllButton(items: Shown, setUnread: (n: number) => void, summary: HTMLElement): HTMLButtonElement {
   const markAll = h("button", { type: "button", class: "button secondary small", "data-testid": "mark-all-read", disabled: true }, "Mark all as read");
@@ -83,18 +104,7 @@ export async function notificationsPage({ root, signal }: PageContext): Promise<
     void read(api.notifications.read.$post({ json: { ids: [n.id] } })).catch(() => undefined);
   };
   const draw = (page: NotificationPage, append: boolean) => {
-    if (!append) {
-      items.clear();
-      list.replaceChildren();
-    }
-    for (const n of page.notifications) {
-      if (items.has(n.id)) continue;
-      const el = notificationItem(n, (el) => markRead(n, el));
-      items.set(n.id, { n, el });
-      list.append(el);
-    }
-    if (!list.isConnected && items.size) root.querySelector("[data-testid=notifications-empty]")?.replaceWith(list);
-    if (items.size === 0 && list.isConnected) list.replaceWith(emptyState("notifications-empty", "No notifications yet", "We let you know here when your orders are confirmed or cancelled.", { href: "/", label: "Browse products" }));
+    drawNotifications(page, append, { root, list, items, markRead });
     setUnread(page.unreadCount);
   };
 
