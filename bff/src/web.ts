@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { Hono } from "hono";
 import { log } from "@bazaar/platform/log";
 
@@ -7,6 +8,8 @@ const webRoot = new URL("../web", import.meta.url).pathname;
 export interface WebBundle {
   indexHtml: string;
   assets: Map<string, { body: Uint8Array; type: string }>;
+  /** The absolute paths of the source files bundled (what reaches the browser). */
+  modules: string[];
 }
 
 /**
@@ -21,6 +24,7 @@ export async function buildWeb(): Promise<WebBundle> {
     target: "browser",
     minify: true,
     sourcemap: "none",
+    metafile: true,
     naming: { entry: "[name]-[hash].[ext]", asset: "[name]-[hash].[ext]", chunk: "[name]-[hash].[ext]" },
   });
   if (!result.success) throw new AggregateError(result.logs, "the web UI does not build");
@@ -33,7 +37,9 @@ export async function buildWeb(): Promise<WebBundle> {
     if (name.endsWith(".css")) html = html.replace("/assets/main.css", `/assets/${name}`);
   }
   log.info("web UI built", { ms: Math.round(performance.now() - started), assets: [...assets.keys()] });
-  return { indexHtml: html, assets };
+  // The metafile names inputs relative to the working directory.
+  const modules = Object.keys(result.metafile?.inputs ?? {}).map((path) => resolve(path));
+  return { indexHtml: html, assets, modules };
 }
 
 /** Serves the web UI: hashed assets, product images, and the page shell for every UI route. */
