@@ -3,8 +3,7 @@ import { status } from "@grpc/grpc-js";
 import { Hono } from "hono";
 import { RpcError } from "@bazaar/platform/errors";
 import { configureLogging } from "@bazaar/platform/log";
-import { startTestGrpcServer, type TestGrpcServer } from "@bazaar/platform/testing";
-import { field, pageSize, text, validate } from "@bazaar/platform/validation";
+import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/platform/testing";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { type ApiError, errorResponse } from "../src/errors.ts";
 
@@ -16,20 +15,8 @@ let app: Hono;
 
 beforeAll(async () => {
   configureLogging("bff-upstream-fields-test", "warn");
-  upstream = await startTestGrpcServer({
-    service: NotificationsService,
-    access: { listNotifications: "public", markRead: "public" },
-    impl: {
-      listNotifications(req) {
-        validate({ size: field("page_size", req.pageSize, pageSize), token: field("page_token", req.pageToken, text({ max: 8 })) });
-        return {};
-      },
-      // A message shaped like "field: problem" but no violations: no field may come of it.
-      markRead() {
-        throw new RpcError(status.INVALID_ARGUMENT, "page_size: is only words here");
-      },
-    },
-  });
+  // A message shaped like "field: problem" but no violations: no field may come of it.
+  upstream = await startViolationsTestServer(new RpcError(status.INVALID_ARGUMENT, "page_size: is only words here"));
   app = new Hono()
     .get("/list", async (c) => c.json(await upstream.client.listNotifications({ pageSize: 500, pageToken: "much too long" })))
     .get("/mark", async (c) => c.json(await upstream.client.markRead({})));

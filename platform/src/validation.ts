@@ -229,3 +229,33 @@ export function list<I, O>(element: Rule<I, O>, options: ListOptions<O>): Rule<r
     return out;
   };
 }
+
+/** A line of products and quantities, as an order or a reservation carries it. */
+export interface ProductLine {
+  productId: string;
+  quantity: number;
+}
+
+/** Options of {@link productLines}. */
+export interface ProductLinesOptions {
+  /** Most lines. */
+  maxLines: number;
+  /** Most units of one product. */
+  maxQuantity: number;
+  /** Why a line naming the product of an earlier line is refused, given that line's index and the product id. */
+  again: (first: number, productId: string) => string;
+}
+
+/**
+ * The lines of an order or a reservation: 1 to `maxLines`, each naming a product (ids returned
+ * lower-case) once, with 1 to `maxQuantity` units.
+ */
+export function productLines(options: ProductLinesOptions): Rule<readonly ProductLine[], ProductLine[]> {
+  const productId = uuid("a product id");
+  const quantity = integer(1, options.maxQuantity);
+  return list(
+    (line: ProductLine) =>
+      validate({ productId: field("product_id", line.productId, productId), quantity: field("quantity", line.quantity, quantity) }),
+    { min: 1, max: options.maxLines, noun: "line", unique: { key: (line) => line.productId, field: "product_id", description: options.again } },
+  );
+}

@@ -6,8 +6,7 @@ import { InvalidArgumentError, RpcError } from "@bazaar/platform/errors";
 import { methodPath } from "@bazaar/platform/grpc/definition";
 import { statusDetailsKey, violationsOf } from "@bazaar/platform/grpc/status-details";
 import { configureLogging } from "@bazaar/platform/log";
-import { startTestGrpcServer, type TestGrpcServer } from "@bazaar/platform/testing";
-import { field, pageSize, text, validate } from "@bazaar/platform/validation";
+import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/platform/testing";
 import { ListNotificationsRequestSchema, NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
 // The chassis's error path for bad requests: a handler's violations leave the server as the
@@ -34,21 +33,8 @@ let plain: Client;
 
 beforeAll(async () => {
   configureLogging("status-details-test", "warn");
-  server = await startTestGrpcServer({
-    service: NotificationsService,
-    access: { listNotifications: "public", markRead: "public" },
-    impl: {
-      // Two rules, so that a request can break both.
-      listNotifications(req) {
-        validate({ size: field("page_size", req.pageSize, pageSize), token: field("page_token", req.pageToken, text({ max: 8 })) });
-        return {};
-      },
-      // A problem that names no field: nothing for a BadRequest to carry.
-      markRead() {
-        throw new InvalidArgumentError("this request names nothing to mark");
-      },
-    },
-  });
+  // A problem that names no field: nothing for a BadRequest to carry.
+  server = await startViolationsTestServer(new InvalidArgumentError("this request names nothing to mark"));
   plain = new Client(server.address, credentials.createInsecure());
 });
 

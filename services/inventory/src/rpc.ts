@@ -4,13 +4,12 @@ import { UnauthenticatedError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import {
   InventoryService,
-  type LineItem,
   type ReservationSchema,
   ReservationStatus,
 } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import type { ReservationStatus as StoredStatus } from "./db/schema.ts";
-import type { InventoryStore, Line, Reservation } from "./inventory-store.ts";
-import { field, integer, list, text, uuid, validate, violation } from "@bazaar/platform/validation";
+import type { InventoryStore, Reservation } from "./inventory-store.ts";
+import { field, integer, list, productLines, text, uuid, validate, violation } from "@bazaar/platform/validation";
 
 const maxIds = 100;
 const maxLines = 100;
@@ -39,23 +38,11 @@ const productId = uuid("a product id");
 const orderId = uuid("an order id");
 
 /** The lines of a reservation: 1 to 100, each product once, 1 to 1000 units each. */
-const reservationLines = list(
-  (item: LineItem): Line =>
-    validate({
-      productId: field("product_id", item.productId, productId),
-      quantity: field("quantity", item.quantity, integer(1, maxQuantity)),
-    }),
-  {
-    min: 1,
-    max: maxLines,
-    noun: "line",
-    unique: {
-      key: (line) => line.productId,
-      field: "product_id",
-      description: (first, id) => `names product ${id} again (also items[${first}]); put each product on one line`,
-    },
-  },
-);
+const reservationLines = productLines({
+  maxLines,
+  maxQuantity,
+  again: (first, id) => `names product ${id} again (also items[${first}]); put each product on one line`,
+});
 
 /** A stock adjustment's units: not 0, at most a million either way. */
 function delta(n: number): number {

@@ -8,7 +8,7 @@ import { validatePaymentCard } from "@bazaar/platform/payment-card";
 import { type OrderSchema, OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import type { Caller, OrderCursor, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
 import { uuidPattern } from "@bazaar/platform/ids";
-import { field, idempotencyKey, integer, list, pageSize, uuid, validate } from "@bazaar/platform/validation";
+import { field, idempotencyKey, pageSize, productLines, uuid, validate } from "@bazaar/platform/validation";
 
 const maxLines = 50;
 const maxQuantity = 99;
@@ -61,23 +61,11 @@ function callerOf(principal: Principal | undefined): Caller {
 }
 
 /** An order's lines: 1 to 50, each product once, 1 to 99 units each. */
-const orderLines = list(
-  (line: PlaceOrderRequest["lines"][number]) =>
-    validate({
-      productId: field("product_id", line.productId, uuid("a product id")),
-      quantity: field("quantity", line.quantity, integer(1, maxQuantity)),
-    }),
-  {
-    min: 1,
-    max: maxLines,
-    noun: "line",
-    unique: {
-      key: (line) => line.productId,
-      field: "product_id",
-      description: (first) => `names the same product as lines[${first}]; order each product once, with its total quantity`,
-    },
-  },
-);
+const orderLines = productLines({
+  maxLines,
+  maxQuantity,
+  again: (first) => `names the same product as lines[${first}]; order each product once, with its total quantity`,
+});
 
 /**
  * Checks a PlaceOrder request field by field; returns it normalized (ids lower-case, card
