@@ -1,6 +1,7 @@
 import type { Env, MiddlewareHandler, ValidationTargets } from "hono";
 import { type InferInput, validator } from "hono/validator";
-import type { z } from "zod";
+import { z } from "zod";
+import { maxPageSize } from "@bazaar/platform/validation";
 import { validationError } from "./errors.ts";
 
 /**
@@ -29,4 +30,18 @@ export function valid<T extends keyof ValidationTargets, S extends z.ZodType, E 
   });
   // Hono's validator types its input from the parsed output; what a client sends is the schema's input.
   return middleware as unknown as MiddlewareHandler<E, P, ValidInput<T, S>>;
+}
+
+/**
+ * A `pageSize` query parameter: 1 to the services' largest page, `fallback` when absent. The
+ * BFF always asks for a page size, so the services' "0 means the default" is not offered.
+ */
+export function pageSizeQuery(fallback: number) {
+  return z.coerce
+    .number({ error: "must be a number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .max(maxPageSize, `must be at most ${maxPageSize}`)
+    .optional()
+    .default(fallback);
 }
