@@ -13,6 +13,7 @@ import { SessionStore } from "./session-store.ts";
 import type { WebBundle } from "./web.ts";
 import { webRoutes } from "./web.ts";
 
+/** What the BFF talks to (declared beside the API's routes, which are built from it). */
 export type { Upstreams };
 
 /** Options of {@link createApp}. */
