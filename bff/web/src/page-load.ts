@@ -36,9 +36,9 @@ export interface Load<T> {
 }
 
 /**
- * Loads and draws: when `fetch` answers, `render` draws the data; when the person navigated
- * away meanwhile, nothing is drawn; when it fails, the page's explanation or the error with
- * "Try again" goes to `place`.
+ * Loads and draws: when `fetch` answers, `render` draws the data; when it was aborted (the
+ * person navigated away), nothing is drawn; when it fails, the page's explanation or the error
+ * with "Try again" goes to `place`.
  */
 export async function load<T>({ fetch, place, render, explain, retry = reload }: Load<T>): Promise<void> {
   let data: T;
