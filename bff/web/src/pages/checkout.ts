@@ -145,7 +145,7 @@ function cardProblems(card: { digits: string; cvc: string; month: number; year: 
 function paymentForm(cart: Cart, idempotencyKey: string): HTMLFormElement {
   const fields = cardFields();
   const general = formError();
-  const place = h("button", { type: "submit", class: "button wide", "data-testid": "place-order" }, `Place order · ${cart.total.display}`);
+  const placeOrder = h("button", { type: "submit", class: "button wide", "data-testid": "place-order" }, `Place order · ${cart.total.display}`);
   const fieldset = h(
     "fieldset",
     { class: "card-fields" },
@@ -154,15 +154,15 @@ function paymentForm(cart: Cart, idempotencyKey: string): HTMLFormElement {
     fields.number!.wrap,
     h("div", { class: "field-row" }, fields.expiryMonth!.wrap, fields.expiryYear!.wrap, fields.cvc!.wrap),
   );
-  const form = h("form", { class: "form checkout-form", novalidate: true, "data-testid": "checkout-form", "aria-label": "Payment" }, general.el, fieldset, place,
+  const form = h("form", { class: "form checkout-form", novalidate: true, "data-testid": "checkout-form", "aria-label": "Payment" }, general.el, fieldset, placeOrder,
     h("p", { class: "form-note" }, "Your card is charged once your items are reserved. You can follow the order's status on the next page."));
 
   let submitting = false;
   const setSubmitting = (on: boolean) => {
     submitting = on;
     fieldset.disabled = on;
-    place.disabled = on;
-    place.textContent = on ? "Placing order…" : `Place order · ${cart.total.display}`;
+    placeOrder.disabled = on;
+    placeOrder.textContent = on ? "Placing order…" : `Place order · ${cart.total.display}`;
     if (on) form.setAttribute("aria-busy", "true");
     else form.removeAttribute("aria-busy");
   };
