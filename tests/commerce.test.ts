@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
-import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/platform/testing";
+import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
 import { OrderStatus, type Order } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import { eventually, startTestPlatform, type TestPlatform } from "./support/platform.ts";

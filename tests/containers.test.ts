@@ -79,7 +79,7 @@ describe("compose.yaml", () => {
   test("the Dockerfile installs the packages of every workspace before copying the sources", async () => {
     const dockerfile = await Bun.file(`${root}Dockerfile`).text();
     const manifests = [...dockerfile.matchAll(/^COPY (\S+\/package\.json) /gm)].map((m) => m[1]).sort();
-    const workspaces = ["proto/package.json", "platform/package.json", ...catalog.map((s) => `${s.entry.split("/src/")[0]}/package.json`)].sort();
+    const workspaces = ["proto/package.json", "platform/package.json", "testkit/package.json", ...catalog.map((s) => `${s.entry.split("/src/")[0]}/package.json`)].sort();
     expect(manifests).toEqual(workspaces);
     expect(dockerfile).toContain("bun install --frozen-lockfile --production");
     expect(dockerfile).toMatch(/^USER bun$/m);

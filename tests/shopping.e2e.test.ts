@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { repoRoot } from "@bazaar/platform/testing";
+import { repoRoot } from "@bazaar/testkit/fixtures";
 import { type DevInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];

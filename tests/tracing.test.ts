@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { launchProcess, type LaunchedProcess } from "@bazaar/platform/testing";
+import { launchProcess, type LaunchedProcess } from "@bazaar/testkit/fixtures";
 import { type ReceivedSpan, startOtlpReceiver } from "./support/otlp-receiver.ts";
 
 // One request to the BFF must be one trace across processes, exported over OTLP/HTTP as

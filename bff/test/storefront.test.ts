@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configureLogging } from "@bazaar/platform/log";
-import { freePort } from "@bazaar/platform/testing";
+import { freePort } from "@bazaar/testkit/fixtures";
 import { eventually } from "../../tests/support/platform.ts";
 import { createApp } from "../src/app.ts";
 import type { CartView, OrderView } from "../src/shape.ts";

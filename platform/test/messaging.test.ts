@@ -14,7 +14,7 @@ import { handleOnce } from "@bazaar/platform/messaging/inbox";
 import { enqueueEvent, OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { inbox, outbox } from "@bazaar/platform/messaging/tables";
 import { registry } from "@bazaar/platform/metrics";
-import { testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 
 // The outbox, relay, consumer and inbox against a real Postgres database and a RabbitMQ

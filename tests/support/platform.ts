@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, waitForHealthy } from "@bazaar/platform/processes";
 import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
-import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/platform/testing";
+import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/testkit/fixtures";
 import { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import { type RedisConnection, connectRedis } from "@bazaar/platform/cache";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
-import { testEnv, testRedisPrefix } from "@bazaar/platform/testing";
+import { testEnv, testRedisPrefix } from "@bazaar/testkit/fixtures";
 import type { ServiceName } from "@bazaar/platform/service-catalog";
 import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
 import { LiveOrders } from "../../src/live-orders.ts";

@@ -8,7 +8,7 @@ import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { messagesConsumed } from "@bazaar/platform/metrics";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
+import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
 import {
   bearer,
   launchProcess,
@@ -19,7 +19,7 @@ import {
   testEnv,
   testRedisPrefix,
   testVhost,
-} from "@bazaar/platform/testing";
+} from "@bazaar/testkit/fixtures";
 import { type Cart, CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService, type Product } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { OrderConfirmedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";

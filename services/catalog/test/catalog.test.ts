@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { status } from "@grpc/grpc-js";
 import { connectRedis, CacheAside, type RedisConnection } from "@bazaar/platform/cache";
-import type { TestIssuer } from "@bazaar/platform/test-issuer";
+import type { TestIssuer } from "@bazaar/testkit/test-issuer";
 import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
@@ -16,7 +16,7 @@ import {
   testDatabaseUrl,
   testEnv,
   testRedisPrefix,
-} from "@bazaar/platform/testing";
+} from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import * as schema from "../src/db/schema.ts";
 import { type CatalogDatabase, productCodec, ProductStore, toPrefixQuery } from "../src/products.ts";

@@ -11,7 +11,7 @@
  * STRICT_GRPC_PYTHON overrides the interpreter.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type LaunchedProcess, launchProcess } from "@bazaar/platform/testing";
+import { type LaunchedProcess, launchProcess } from "@bazaar/testkit/fixtures";
 
 const python = process.env.STRICT_GRPC_PYTHON ?? "/usr/bin/python3";
 const clientScript = `${import.meta.dir}/strict_grpc_client.py`;

@@ -10,7 +10,7 @@ import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import type { RpcError } from "@bazaar/platform/errors";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { methodDefinition } from "@bazaar/platform/grpc/definition";
-import { type LaunchedProcess, launchProcess, rpcError } from "@bazaar/platform/testing";
+import { type LaunchedProcess, launchProcess, rpcError } from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import {
   Health,

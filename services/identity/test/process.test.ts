@@ -13,7 +13,7 @@ import { ensureDatabase } from "@bazaar/platform/db";
 import { configureLogging } from "@bazaar/platform/log";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { events, eventsExchange } from "@bazaar/platform/messaging/events";
-import { bearer, type LaunchedProcess, launchProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { bearer, type LaunchedProcess, launchProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/testkit/fixtures";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 

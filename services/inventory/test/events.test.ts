@@ -8,7 +8,7 @@ import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { freePort, startTestGrpcServer, testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { freePort, startTestGrpcServer, testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { type ProductUpdatedSchema, type StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { CatalogBackfill } from "../src/catalog-backfill.ts";

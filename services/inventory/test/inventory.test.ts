@@ -8,7 +8,7 @@ import type { RpcError } from "@bazaar/platform/errors";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/platform/testing";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/testkit/fixtures";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import * as schema from "../src/db/schema.ts";

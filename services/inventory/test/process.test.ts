@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { bearer, launchProcess, type LaunchedProcess, testVhost } from "@bazaar/platform/testing";
+import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
+import { bearer, launchProcess, type LaunchedProcess, testVhost } from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import { demoQuantity } from "../src/demo-stock.ts";

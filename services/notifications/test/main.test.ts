@@ -9,8 +9,8 @@ import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { bearer, type LaunchedProcess, launchProcess, testVhost } from "@bazaar/platform/testing";
+import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
+import { bearer, type LaunchedProcess, launchProcess, testVhost } from "@bazaar/testkit/fixtures";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
 let vhost: Awaited<ReturnType<typeof testVhost>>;

@@ -13,7 +13,7 @@ import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, type EventHandler } from "@bazaar/platform/messaging/broker";
 import { type EventType, events } from "@bazaar/platform/messaging/events";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
 import { type MarkReadRequestSchema, NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { consumeEvents, eventsQueue, notificationHandlers } from "../src/consumer.ts";
 import * as schema from "../src/db/schema.ts";

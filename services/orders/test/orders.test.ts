@@ -6,7 +6,7 @@ import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/platform/testing";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/testkit/fixtures";
 import { OrderCancelledSchema, OrderConfirmedSchema, OrderPlacedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { type Order, OrdersService, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import * as schema from "../src/db/schema.ts";

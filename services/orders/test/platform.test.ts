@@ -3,7 +3,7 @@ import postgres from "postgres";
 import { RpcError } from "@bazaar/platform/errors";
 import { configureLogging } from "@bazaar/platform/log";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { type BearerAuth, bearer, freePort, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { type BearerAuth, bearer, freePort, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";

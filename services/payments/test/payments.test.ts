@@ -6,7 +6,7 @@ import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/testkit/fixtures";
 import { openDatabase } from "@bazaar/platform/db";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import * as schema from "../src/db/schema.ts";

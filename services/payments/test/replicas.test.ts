@@ -5,8 +5,8 @@ import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { type BearerAuth, bearer, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
+import { type BearerAuth, bearer, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/testkit/fixtures";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 
 // Two real payments processes (src/main.ts) sharing one database and RabbitMQ vhost, as two
