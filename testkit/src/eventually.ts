@@ -2,7 +2,7 @@
 export interface EventuallyOptions {
   /** What is awaited, for the failure message: "the order to be confirmed". */
   what?: string;
-  /** How long to keep checking before failing; 10 s unless given. */
+  /** How long to keep checking before failing; 15 s unless given (the longest any test waited by default before the kit). */
   timeoutMs?: number;
   /** The pause between two checks; 25 ms unless given. */
   intervalMs?: number;
@@ -22,7 +22,7 @@ type NotYet = undefined | false;
  * const order = await eventually(async () => final((await orders.getOrder({ id })).order), { what: `order ${id} to be final` });
  */
 export async function eventually<T>(check: () => T | Promise<T>, options: EventuallyOptions = {}): Promise<Exclude<T, NotYet>> {
-  const { what = "the check to pass", timeoutMs = 10_000, intervalMs = 25 } = options;
+  const { what = "the check to pass", timeoutMs = 15_000, intervalMs = 25 } = options;
   if (!(timeoutMs > 0) || !(intervalMs >= 0)) {
     throw new Error(`eventually: timeoutMs must be > 0 and intervalMs >= 0 (got ${timeoutMs} and ${intervalMs})`);
   }

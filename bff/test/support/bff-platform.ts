@@ -7,7 +7,7 @@ import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
 import { LiveOrders } from "../../src/live-orders.ts";
 import { consumeOrderEvents, type OrderEventsConsumer } from "../../src/order-events.ts";
 import { connectUpstreams } from "../../src/upstreams/connect.ts";
-import { startTestPlatform, type TestPlatform } from "../../../tests/support/platform.ts";
+import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 
 /** One BFF "replica": its app, its clients, its live-order feed. */
 export interface BffReplica {

@@ -1,3 +1,4 @@
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
@@ -79,14 +80,6 @@ async function newUser() {
 const stored = (userId: string) => redis.client.hGetAll(store.key(userId));
 const quantities = (cart: Cart | undefined) => Object.fromEntries((cart?.lines ?? []).map((l) => [l.productId, l.quantity]));
 const unknownProduct = "00000000-0000-4000-8000-00000000c0de";
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
 
 describe("a cart", () => {
   test("a new user's cart is empty, with a zero total", async () => {
@@ -338,19 +331,19 @@ describe("OrderConfirmed", () => {
 
     const messageId = crypto.randomUUID();
     await publishConfirmed(messageId, alice.id);
-    await waitFor("Alice's cart to be emptied", async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0);
+    await eventually(async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0, { what: "Alice's cart to be emptied" });
     expect(quantities((await client.getCart({}, bob.auth)).cart)).toEqual({ [x.id]: 4 });
     expect(await redis.client.ttl(store.inboxKey(orderConfirmedQueue, messageId))).toBeGreaterThan(7 * 86_400 - 60);
 
     await client.addItem({ productId: z.id, quantity: 3 }, alice.auth);
     const duplicates = await consumed("duplicate");
     await publishConfirmed(messageId, alice.id);
-    await waitFor("the redelivery to be handled", async () => (await consumed("duplicate")) === duplicates + 1);
+    await eventually(async () => (await consumed("duplicate")) === duplicates + 1, { what: "the redelivery to be handled" });
     expect(quantities((await client.getCart({}, alice.auth)).cart)).toEqual({ [z.id]: 3 });
 
     // Another order's message is another message: it empties the cart again.
     await publishConfirmed(crypto.randomUUID(), alice.id);
-    await waitFor("Alice's cart to be emptied again", async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0);
+    await eventually(async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0, { what: "Alice's cart to be emptied again" });
     expect(quantities((await client.getCart({}, bob.auth)).cart)).toEqual({ [x.id]: 4 });
   });
 });
@@ -368,7 +361,7 @@ describe("the cart process (main.ts)", () => {
       expect(filled?.total?.amountMinor).toBe(p.price!.amountMinor * 3n);
       const payload = toBinary(OrderConfirmedSchema, create(OrderConfirmedSchema, { orderId: crypto.randomUUID(), userId: user.id }));
       await publisher.publish([{ id: crypto.randomUUID(), routingKey: events.orderConfirmed.routingKey, payload, headers: {} }]);
-      await waitFor("the cart process to empty the cart", async () => (await cartClient.getCart({}, user.auth)).cart?.itemCount === 0);
+      await eventually(async () => (await cartClient.getCart({}, user.auth)).cart?.itemCount === 0, { what: "the cart process to empty the cart" });
       expect((await fetch(`${cart.httpUrl}/metrics`)).status).toBe(200);
     } finally {
       cartClient.close();

@@ -4,6 +4,7 @@
  * against the published JWKS, the seeded admin, UserRegistered delivered on the exchange,
  * and replicas that start together agreeing on one signing key.
  */
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import amqp, { type ChannelModel, type ConsumeMessage } from "amqplib";
@@ -58,16 +59,6 @@ async function json(url: string): Promise<{ body: Record<string, unknown>; heade
   const res = await fetch(url);
   expect(res.status).toBe(200);
   return { body: (await res.json()) as Record<string, unknown>, headers: res.headers };
-}
-
-async function eventually<T>(what: string, check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
 }
 
 describe("well-known documents", () => {
@@ -133,9 +124,8 @@ describe("UserRegistered", () => {
   test("is published on bazaar.events as user.registered.v1, with the outbox row id as message id", async () => {
     const email = `${uniqueName("evt")}@example.com`;
     const { user } = await client.register({ email, password: "correct horse battery", displayName: "Event Person" });
-    const message = await eventually("the UserRegistered message", () =>
-      delivered.find((m) => fromBinary(UserRegisteredSchema, m.content).userId === user!.id),
-    );
+    const message = await eventually(() =>
+      delivered.find((m) => fromBinary(UserRegisteredSchema, m.content).userId === user!.id), { what: "the UserRegistered message" });
     const event = fromBinary(UserRegisteredSchema, message.content);
     expect(event.email).toBe(email);
     expect(event.displayName).toBe("Event Person");

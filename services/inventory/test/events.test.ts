@@ -1,3 +1,4 @@
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { eq, isNull } from "drizzle-orm";
@@ -47,16 +48,6 @@ afterAll(async () => {
   await database.drop();
 }, 60_000);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
-
 /** Messages the products queue has finished with, by outcome. */
 async function consumed(outcome: string): Promise<number> {
   const values = (await registry.getSingleMetric("bazaar_messages_consumed_total")?.get())?.values ?? [];
@@ -77,15 +68,14 @@ describe("products announced by the catalog", () => {
     const [processed, duplicates] = [await consumed("processed"), await consumed("duplicate")];
     await announce(messageId, { productId, name: "Test Kettle", created: true });
     await announce(messageId, { productId, name: "Test Kettle", created: true });
-    await until("both deliveries handled", async () =>
-      (await consumed("processed")) - processed + (await consumed("duplicate")) - duplicates >= 2 ? true : undefined,
-    );
+    await eventually(async () =>
+      (await consumed("processed")) - processed + (await consumed("duplicate")) - duplicates >= 2 ? true : undefined, { what: "both deliveries handled" });
     expect((await consumed("duplicate")) - duplicates).toBe(1);
     const rows = await stockRows(productId);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ onHand: demoQuantity(productId), reserved: 0 });
     // Its StockChanged went out through the outbox and the relay, once.
-    await until("the StockChanged of the new row", async () => (published.some((e) => e.productId === productId) ? true : undefined));
+    await eventually(async () => (published.some((e) => e.productId === productId) ? true : undefined), { what: "the StockChanged of the new row" });
     await Bun.sleep(100);
     expect(published.filter((e) => e.productId === productId).map((e) => e.onHand)).toEqual([demoQuantity(productId)]);
   });
@@ -96,7 +86,7 @@ describe("products announced by the catalog", () => {
     const processed = await consumed("processed");
     await announce(crypto.randomUUID(), { productId, name: "Renamed", created: true });
     await announce(crypto.randomUUID(), { productId, name: "Renamed again", created: false });
-    await until("both announcements handled", async () => ((await consumed("processed")) - processed >= 2 ? true : undefined));
+    await eventually(async () => ((await consumed("processed")) - processed >= 2 ? true : undefined), { what: "both announcements handled" });
     expect((await stockRows(productId))[0]).toMatchObject({ onHand: 77, reserved: 7 });
   });
 
@@ -104,14 +94,14 @@ describe("products announced by the catalog", () => {
     const productId = crypto.randomUUID();
     const processed = await consumed("processed");
     await announce(crypto.randomUUID(), { productId, name: "Changed", created: false });
-    await until("the change handled", async () => ((await consumed("processed")) > processed ? true : undefined));
+    await eventually(async () => ((await consumed("processed")) > processed ? true : undefined), { what: "the change handled" });
     expect(await stockRows(productId)).toHaveLength(0);
   });
 
   test("an announcement whose product id is not a UUID goes to the dead-letter queue", async () => {
     const dead = await consumed("dead_lettered");
     await announce(crypto.randomUUID(), { productId: "not-a-uuid", name: "Broken", created: true });
-    await until("the message dead-lettered", async () => ((await consumed("dead_lettered")) > dead ? true : undefined));
+    await eventually(async () => ((await consumed("dead_lettered")) > dead ? true : undefined), { what: "the message dead-lettered" });
   });
 });
 
@@ -120,15 +110,15 @@ describe("StockChanged", () => {
     const productId = crypto.randomUUID();
     await store.adjust(productId, 9, "first delivery", "test-admin");
     await store.reserve(crypto.randomUUID(), [{ productId, quantity: 4 }]);
-    const seen = await until("two StockChanged events", async () => {
+    const seen = await eventually(async () => {
       const mine = published.filter((e) => e.productId === productId);
       return mine.length >= 2 ? mine : undefined;
-    });
+    }, { what: "two StockChanged events" });
     expect(seen.map((e) => [e.onHand, e.reserved, e.available]).sort()).toEqual([[9, 0, 9], [9, 4, 5]].sort());
-    await until("the outbox drained", async () => {
+    await eventually(async () => {
       const left = await db.db.select().from(schema.outbox).where(isNull(schema.outbox.publishedAt));
       return left.length === 0 ? true : undefined;
-    });
+    }, { what: "the outbox drained" });
   });
 });
 

@@ -8,6 +8,7 @@ import type { RpcError } from "@bazaar/platform/errors";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
+import { eventually } from "@bazaar/testkit/eventually";
 import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/testkit/fixtures";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
@@ -321,8 +322,7 @@ describe("expiry", () => {
     expect(await level(a)).toEqual({ onHand: 3, reserved: 2, available: 1 });
     const sweeper = new ReservationSweeper(store, 20).start();
     try {
-      const deadline = Date.now() + 3_000;
-      while ((await level(a)).reserved !== 0 && Date.now() < deadline) await Bun.sleep(20);
+      await eventually(async () => (await level(a)).reserved === 0, { what: "the sweeper to expire the reservation", timeoutMs: 3_000 });
     } finally {
       await sweeper.stop();
     }

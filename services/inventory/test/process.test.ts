@@ -1,3 +1,4 @@
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
@@ -40,25 +41,15 @@ afterAll(async () => {
   issuer?.stop();
 }, 60_000);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
-
 describe("the inventory process", () => {
   test("stocks every product of the demo catalog with its demo quantity", async () => {
     const { products } = await catalog.listProducts({ pageSize: 100 });
     expect(products.length).toBe(72);
     const ids = products.map((p) => p.id);
-    const levels = await until("every product stocked", async () => {
+    const levels = await eventually(async () => {
       const { levels } = await inventory.getStock({ productIds: ids });
       return levels.every((l) => l.onHand > 0) ? levels : undefined;
-    });
+    }, { what: "every product stocked" });
     expect(levels.map((l) => l.onHand)).toEqual(ids.map(demoQuantity));
     // The demo has a few products down to their last units.
     expect(levels.filter((l) => l.available <= 2).length).toBeGreaterThan(0);
@@ -79,10 +70,10 @@ describe("the inventory process", () => {
       },
       admin,
     );
-    const level = await until("the new product stocked", async () => {
+    const level = await eventually(async () => {
       const { levels } = await inventory.getStock({ productIds: [product!.id] });
       return levels[0]!.onHand > 0 ? levels[0] : undefined;
-    });
+    }, { what: "the new product stocked" });
     expect(level.onHand).toBe(demoQuantity(product!.id));
   });
 
@@ -95,10 +86,10 @@ describe("the inventory process", () => {
     const { reservation } = await inventory.reserveStock({ orderId, items: [{ productId, quantity: 1 }] }, service);
     expect(reservation?.status).toBe(ReservationStatus.RESERVED);
     expect((await inventory.getStock({ productIds: [productId] })).levels[0]!.reserved).toBe(before.reserved + 1);
-    await until("the reservation expired", async () => {
+    await eventually(async () => {
       const { levels } = await inventory.getStock({ productIds: [productId] });
       return levels[0]!.reserved === before.reserved ? true : undefined;
-    }, 5_000);
+    }, { what: "the reservation expired", timeoutMs: 5_000 });
     const again = await inventory.releaseReservation({ orderId }, service);
     expect(again.reservation?.status).toBe(ReservationStatus.EXPIRED);
   });

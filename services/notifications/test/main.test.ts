@@ -10,6 +10,7 @@ import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
+import { eventually } from "@bazaar/testkit/eventually";
 import { bearer, type LaunchedProcess, launchProcess, testVhost } from "@bazaar/testkit/fixtures";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
@@ -43,12 +44,10 @@ describe("the notifications process", () => {
     const id = crypto.randomUUID();
     expect((await publisher.publish([{ id, routingKey: events.userRegistered.routingKey, payload, headers: {} }])).acked).toEqual([id]);
     const auth = bearer(await issuer.token({ sub: userId }));
-    const end = Date.now() + 5_000;
-    let page = await client.listNotifications({}, auth);
-    while (page.notifications.length === 0 && Date.now() < end) {
-      await Bun.sleep(25);
-      page = await client.listNotifications({}, auth);
-    }
+    const page = await eventually(async () => {
+      const listed = await client.listNotifications({}, auth);
+      return listed.notifications.length > 0 && listed;
+    }, { what: "the welcome notification", timeoutMs: 5_000 });
     expect(page.notifications.map((n) => n.title)).toEqual(["Welcome to Bazaar, Grace!"]);
     expect(page.unreadCount).toBe(1);
     expect((await client.markRead({ all: true }, auth)).marked).toBe(1);

@@ -3,6 +3,7 @@
  * a vhost of this run's own, fed by another Broker the way the other services' outbox relays
  * feed it, and its RPC handlers behind a real gRPC server with tokens from a test issuer.
  */
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
@@ -81,22 +82,12 @@ async function startConsumer(handlers = recorded(notificationHandlers(db))): Pro
   return broker;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(15);
-  }
-}
-
 /** Waits until the message was handled `times` times; returns the outcomes. */
 const handled = (messageId: string, times = 1) =>
-  until(`message ${messageId} handled ${times}x`, () => {
+  eventually(() => {
     const list = outcomes.get(messageId);
     return list && list.length >= times ? list : undefined;
-  });
+  }, { what: `message ${messageId} handled ${times}x` });
 
 /** Publishes one event as an outbox relay would; returns its message id. */
 async function publish<S extends DescMessage>(event: EventType<S>, init: MessageInitShape<S>, id: string = crypto.randomUUID()): Promise<string> {
@@ -252,7 +243,7 @@ describe("the events consumer", () => {
     await publishRaw(events.orderPlaced.routingKey, new Uint8Array([0xff, 0xff, 0xff, 0xff]));
     const good = await publish(events.userRegistered, { userId: crypto.randomUUID(), displayName: "Cy" });
     expect(await handled(good)).toEqual(["created"]);
-    await until("the DLQ to hold the malformed message", async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 1 ? true : undefined));
+    await eventually(async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 1 ? true : undefined), { what: "the DLQ to hold the malformed message" });
     expect(await countAll()).toBe(rowsBefore + 1);
     expect(await queueDepth(eventsQueue)).toBe(0);
   });
@@ -263,7 +254,7 @@ describe("the events consumer", () => {
     const garbled = await publish(events.paymentCaptured, { orderId: crypto.randomUUID(), userId: "not-a-user", amount: usd(1n) });
     expect(await handled(empty)).toEqual(["PoisonMessageError"]);
     expect(await handled(garbled)).toEqual(["PoisonMessageError"]);
-    await until("the DLQ to hold both", async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 2 ? true : undefined));
+    await eventually(async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 2 ? true : undefined), { what: "the DLQ to hold both" });
     expect(outcomes.get(empty)).toHaveLength(1); // no redelivery
     expect([...(await rowsOf(empty)), ...(await rowsOf(garbled))]).toEqual([]);
   });
@@ -293,13 +284,13 @@ describe("a consumer killed before its ack", () => {
     await effectCommitted;
     expect(await rowsOf(id)).toHaveLength(1);
     // Unacknowledged, the message goes back to the queue once the broker sees the connection gone.
-    await until("the unacknowledged message back in the queue", async () => ((await queueDepth(eventsQueue)) === 1 ? true : undefined));
+    await eventually(async () => ((await queueDepth(eventsQueue)) === 1 ? true : undefined), { what: "the unacknowledged message back in the queue" });
 
     const revived = await startConsumer();
     try {
       expect(await handled(id, 2)).toEqual(["created", "duplicate"]);
       expect(await rowsOf(id)).toHaveLength(1);
-      await until("the queue to drain", async () => ((await queueDepth(eventsQueue)) === 0 ? true : undefined));
+      await eventually(async () => ((await queueDepth(eventsQueue)) === 0 ? true : undefined), { what: "the queue to drain" });
       const page = await client.listNotifications({}, await as(userId));
       expect(page.notifications).toHaveLength(1);
       expect(page.unreadCount).toBe(1);

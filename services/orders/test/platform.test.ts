@@ -1,3 +1,4 @@
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { RpcError } from "@bazaar/platform/errors";
@@ -82,16 +83,6 @@ afterAll(async () => {
   await vhost?.drop();
 }, 60_000);
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
-}
-
 async function newBuyer(): Promise<{ id: string; auth: BearerAuth }> {
   const res = await clients.identity.register({ email: `${uniqueName("buyer")}@example.com`, password: "correct horse battery", displayName: "Test Buyer" });
   return { id: res.user!.id, auth: bearer(res.tokens!.accessToken) };
@@ -106,14 +97,14 @@ async function adminAuth(): Promise<BearerAuth> {
 let used = 0;
 async function stocked(min: number): Promise<{ id: string; name: string; available: number }> {
   const { products } = await clients.catalog.listProducts({ pageSize: 100 });
-  return eventually(`a product with ${min}+ units`, async () => {
+  return eventually(async () => {
     const { levels } = await clients.inventory.getStock({ productIds: products.map((p) => p.id) });
     const ok = levels.filter((l) => l.available >= min);
     const level = ok[used % Math.max(ok.length, 1)];
     if (!level) return undefined;
     used++;
     return { id: level.productId, name: products.find((p) => p.id === level.productId)!.name, available: level.available };
-  }, 30_000);
+  }, { what: `a product with ${min}+ units`, timeoutMs: 30_000 });
 }
 
 async function available(productId: string): Promise<number> {
@@ -122,10 +113,10 @@ async function available(productId: string): Promise<number> {
 }
 
 async function finalOrder(id: string, auth: BearerAuth, timeoutMs = 15_000): Promise<Order> {
-  return eventually(`order ${id} to be final`, async () => {
+  return eventually(async () => {
     const { order } = await clients.orders.getOrder({ id }, auth);
     return order && order.status !== OrderStatus.PENDING ? order : undefined;
-  }, timeoutMs);
+  }, { what: `order ${id} to be final`, timeoutMs });
 }
 
 async function paymentsOf(orderId: string): Promise<{ status: string }[]> {
@@ -186,8 +177,9 @@ describe("orders with the real services", () => {
       const placing = clients.orders
         .placeOrder({ idempotencyKey: uniqueName("crash"), lines: [{ productId: p.id, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 10_000 })
         .catch((err: unknown) => err);
-      const pending = await eventually("the order to exist", async () => (await clients.orders.listOrders({}, buyer.auth)).orders[0]);
-      await Bun.sleep(400);
+      const pending = await eventually(async () => (await clients.orders.listOrders({}, buyer.auth)).orders[0], { what: "the order to exist" });
+      // The reserve step recorded, the charge claimed: the slow processor holds the saga there.
+      await eventually(async () => (await ordersSql`select step from sagas where order_id = ${pending.id} and attempts > 0`)[0]?.step === "charge", { what: "the saga to reach the charge step" });
       await orders!.child.stop("SIGKILL");
       // Killed mid-saga: the caller never got an answer.
       expect(await placing).toBeInstanceOf(RpcError);

@@ -1,3 +1,4 @@
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
@@ -93,16 +94,6 @@ afterEach(async () => {
   await faults.set(noFaults, "test");
 });
 
-async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
-
 /** A ChargeRequest as plain data. */
 interface ChargeInit {
   idempotencyKey: string;
@@ -159,7 +150,7 @@ describe("Charge", () => {
     expect(payment?.amount?.amountMinor).toBe(2599n);
     expect(payment?.amount?.currencyCode).toBe("USD");
     expect(await ledgerOf(payment!.id)).toEqual([{ kind: "CHARGE", amount_minor: "2599", currency: "USD" }]);
-    const event = await eventually("PaymentCaptured", () => seen.find((e) => e.paymentId === payment!.id));
+    const event = await eventually(() => seen.find((e) => e.paymentId === payment!.id), { what: "PaymentCaptured" });
     expect(event).toMatchObject({ routingKey: "payment.captured.v1", orderId: request.orderId!, amountMinor: 2599n });
   });
 
@@ -178,7 +169,7 @@ describe("Charge", () => {
       expect(payment?.status).toBe(PaymentStatus.FAILED);
       expect(payment?.failureReason).toBe(reason);
       expect(await ledgerOf(payment!.id)).toEqual([]);
-      const event = await eventually("PaymentFailed", () => seen.find((e) => e.paymentId === payment!.id));
+      const event = await eventually(() => seen.find((e) => e.paymentId === payment!.id), { what: "PaymentFailed" });
       expect(event.routingKey).toBe("payment.failed.v1");
       expect(event.reason).toBe(reason);
     }
@@ -289,7 +280,7 @@ describe("Refund", () => {
     ]);
     const [balance] = await db.sql`select sum(amount_minor)::int as n from ledger_entries where payment_id = ${payment!.id}`;
     expect(balance?.n).toBe(0);
-    const event = await eventually("PaymentRefunded", () => seen.find((e) => e.paymentId === payment!.id && e.routingKey === "payment.refunded.v1"));
+    const event = await eventually(() => seen.find((e) => e.paymentId === payment!.id && e.routingKey === "payment.refunded.v1"), { what: "PaymentRefunded" });
     expect(event.amountMinor).toBe(4200n);
     expect((await client.getPayment({ id: payment!.id }, asService)).payment?.status).toBe(PaymentStatus.REFUNDED);
   });
@@ -389,7 +380,7 @@ describe("fault settings", () => {
     expect((await client.getFaultSettings({}, asAdmin)).settings).toMatchObject({ failureRate: 0.25, addedLatencyMs: 50 });
     expect(await faults.current()).toEqual({ failureRate: 0.25, addedLatencyMs: 50 });
     const changedAt = performance.now();
-    await eventually("the other replica to see the change", async () => ((await otherReplica.current()).failureRate === 0.25 ? true : undefined), 2_000);
+    await eventually(async () => ((await otherReplica.current()).failureRate === 0.25 ? true : undefined), { what: "the other replica to see the change", timeoutMs: 2_000 });
     // The other replica's cache lasts 1 s; the rest is polling and a busy machine's slack.
     expect(performance.now() - changedAt).toBeLessThan(1_500);
     const [row] = await db.sql`select updated_by from fault_settings`;

@@ -1,3 +1,4 @@
+import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ensureDatabase } from "@bazaar/platform/db";
@@ -69,16 +70,6 @@ afterAll(async () => {
   issuer?.stop();
 }, 60_000);
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
-
 describe("two replicas", () => {
   test("a fault setting changed through one replica applies to the other's charges within its cache time, without a restart", async () => {
     const [a, b] = clients as [GrpcClient<typeof PaymentsService>, GrpcClient<typeof PaymentsService>];
@@ -87,10 +78,10 @@ describe("two replicas", () => {
       await a.setFaultSettings({ settings: { failureRate: 1, addedLatencyMs: 0 } }, asAdmin);
       const changedAt = performance.now();
       expect((await a.charge(chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.FAILED);
-      const failed = await eventually("replica b to fail charges", async () => {
+      const failed = await eventually(async () => {
         const { payment } = await b.charge(chargeRequest(), asService);
         return payment?.status === PaymentStatus.FAILED ? payment : undefined;
-      });
+      }, { what: "replica b to fail charges" });
       expect(performance.now() - changedAt).toBeLessThan(1_000);
       expect(failed.failureReason).toBe("The payment processor is unavailable; no money was taken.");
       expect((await b.getFaultSettings({}, asAdmin)).settings?.failureRate).toBe(1);
@@ -117,11 +108,11 @@ describe("two replicas", () => {
 
   test("captures are published to RabbitMQ, and neither process ever logs the card number", async () => {
     const { payment } = await clients[1]!.charge(chargeRequest(), asService);
-    await eventually("the PaymentCaptured event", async () => (captured.includes(payment!.id) ? true : undefined));
-    await eventually("the outbox to be drained", async () => {
+    await eventually(async () => (captured.includes(payment!.id) ? true : undefined), { what: "the PaymentCaptured event" });
+    await eventually(async () => {
       const [left] = await sql`select count(*)::int as n from outbox where published_at is null`;
       return left?.n === 0 ? true : undefined;
-    });
+    }, { what: "the outbox to be drained" });
     for (const r of replicas) {
       const output = r.child.output();
       expect(output).toContain("charged");

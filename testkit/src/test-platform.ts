@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, waitForHealthy } from "@bazaar/platform/processes";
 import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
-import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/testkit/fixtures";
+import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "./fixtures.ts";
 import { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -128,20 +128,4 @@ export async function startTestPlatform(env: Partial<Record<ServiceName, Record<
     },
     cleanup,
   };
-}
-
-/** Polls until `check` returns a value (not undefined), or fails with `what` after the timeout. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await Bun.sleep(100);
-  }
 }
