@@ -1,6 +1,6 @@
 /**
- * gRPC health (grpc.health.v1.Health Check and Watch) of a real catalog process, in steady
- * state and through graceful shutdown: on SIGTERM health turns NOT_SERVING (Watch streams hear
+ * The chassis's gRPC health (grpc.health.v1.Health Check and Watch), served by a real catalog
+ * process as the subject (any service would do), in steady state and through graceful shutdown: on SIGTERM health turns NOT_SERVING (Watch streams hear
  * it, Check and /healthz say so) while calls keep being served for SHUTDOWN_DRAIN_MS; then the
  * Watch streams end and the process exits 0.
  */
