@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { status } from "@grpc/grpc-js";
 import { connectRedis, CacheAside, type RedisConnection } from "@bazaar/platform/cache";
-import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
@@ -11,10 +10,9 @@ import {
   rpcError,
   startTestGrpcServer,
   type TestGrpcServerWithIssuer,
-  testDatabaseUrl,
   testEnv,
-  testRedisPrefix,
 } from "@bazaar/testkit/fixtures";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import * as schema from "../src/db/schema.ts";
 import { type CatalogDatabase, productCodec, ProductStore, toPrefixQuery } from "../src/products.ts";
@@ -24,8 +22,8 @@ import { seedProducts } from "../src/seed-data.ts";
 
 // The catalog's handlers behind a real gRPC server and client, on a fresh database and
 // Redis prefix of this test run's own.
-const database = testDatabaseUrl("catalog");
-const redisPrefix = testRedisPrefix();
+const scope = new TestScope();
+const redisPrefix = scope.redisPrefix();
 let db: CatalogDatabase;
 let redis: RedisConnection;
 let store: ProductStore;
@@ -36,23 +34,17 @@ let asCustomer: BearerAuth;
 
 beforeAll(async () => {
   configureLogging("catalog", "warn");
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  db = await scope.database("catalog", schema);
   await seedCatalog(db);
-  redis = await connectRedis(testEnv.REDIS_URL, redisPrefix.prefix);
+  redis = scope.add(await connectRedis(testEnv.REDIS_URL, redisPrefix), (r) => r.close());
   store = new ProductStore(db, new CacheAside(redis, { name: "product", ttlSeconds: 60, codec: productCodec }));
-  grpc = await startTestGrpcServer({ service: CatalogService, impl: catalogHandlers(store), access: catalogAccess });
+  grpc = scope.add(await startTestGrpcServer({ service: CatalogService, impl: catalogHandlers(store), access: catalogAccess }), (g) => g.stop());
   ({ client } = grpc);
   asAdmin = await grpc.auth({ sub: crypto.randomUUID(), roles: ["customer", "admin"] });
   asCustomer = await grpc.auth({ sub: crypto.randomUUID(), roles: ["customer"] });
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  await redis?.close();
-  await db?.close();
-  await redisPrefix.clear();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 async function cacheCount(result: "hit" | "miss"): Promise<number> {
   const metric = (await registry.getSingleMetric("bazaar_cache_requests_total")?.get())?.values ?? [];
@@ -196,7 +188,7 @@ describe("GetProduct and BatchGetProducts", () => {
     const [hits0, misses0] = [await cacheCount("hit"), await cacheCount("miss")];
     await client.getProduct({ id });
     expect(await cacheCount("miss")).toBe(misses0 + 1);
-    expect(await redis.client.exists(`${redisPrefix.prefix}product:${id}`)).toBe(1);
+    expect(await redis.client.exists(`${redisPrefix}product:${id}`)).toBe(1);
     await client.getProduct({ id });
     expect(await cacheCount("hit")).toBe(hits0 + 1);
     expect(await cacheCount("miss")).toBe(misses0 + 1);

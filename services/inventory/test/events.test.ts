@@ -2,14 +2,14 @@ import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { eq, isNull } from "drizzle-orm";
-import { openDatabase } from "@bazaar/platform/db";
 import { createClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { freePort, startTestGrpcServer, testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
+import { freePort, startTestGrpcServer, } from "@bazaar/testkit/fixtures";
+import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { type ProductUpdatedSchema, type StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { CatalogBackfill } from "../src/catalog-backfill.ts";
@@ -20,8 +20,8 @@ import { consumeProductAnnouncements, productsQueue } from "../src/product-event
 
 // The inventory's messaging against a real RabbitMQ vhost and Postgres database of this run's
 // own: the product consumer and its inbox, and the relay publishing StockChanged.
-const database = testDatabaseUrl("inventory");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
+let vhost: ScopedVhost;
 let db: InventoryDatabase;
 let broker: Broker;
 let relay: OutboxRelay;
@@ -30,23 +30,17 @@ const published: StockChanged[] = [];
 
 beforeAll(async () => {
   configureLogging("inventory", "warn");
-  vhost = await testVhost();
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-  broker = await Broker.connect(vhost.url, { service: "inventory" });
-  relay = new OutboxRelay(db.db, broker, { pollMs: 200 }).start();
+  vhost = await scope.vhost();
+  db = await scope.database("inventory", schema);
+  broker = scope.add(await Broker.connect(vhost.url, { service: "inventory" }), (b) => b.close());
+  relay = scope.add(new OutboxRelay(db.db, broker, { pollMs: 200 }).start(), (r) => r.stop());
   store = new InventoryStore(db, { reservationTtlSeconds: 900, demoStock: true }, relay);
   await consumeProductAnnouncements(broker, db, store, relay);
   // Stands in for the services that follow stock levels.
   await broker.consume({ queue: "test.stock-watcher", handlers: [on(events.stockChanged, async (e) => void published.push(e))] });
 }, 60_000);
 
-afterAll(async () => {
-  await relay?.stop();
-  await broker?.close();
-  await db?.close();
-  await vhost?.drop();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 /** Messages the products queue has finished with, by outcome. */
 async function consumed(outcome: string): Promise<number> {

@@ -1,45 +1,39 @@
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
-import { bearer, launchProcess, type LaunchedProcess, testVhost } from "@bazaar/testkit/fixtures";
+import { eventually } from "@bazaar/testkit/eventually";
+import { bearer, type LaunchedProcess } from "@bazaar/testkit/fixtures";
+import type { TestIssuer } from "@bazaar/testkit/test-issuer";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import { demoQuantity } from "../src/demo-stock.ts";
 
 // The real processes: a seeding catalog and an inventory on one vhost of this run's own. The
 // catalog seeds and publishes before the inventory's queue exists, as on a fresh platform.
+const scope = new TestScope();
 let issuer: TestIssuer;
-let vhost: Awaited<ReturnType<typeof testVhost>>;
 let catalogProcess: LaunchedProcess;
 let inventoryProcess: LaunchedProcess;
 let catalog: GrpcClient<typeof CatalogService>;
 let inventory: GrpcClient<typeof InventoryService>;
 
 beforeAll(async () => {
-  issuer = await startTestIssuer();
-  vhost = await testVhost();
+  issuer = await scope.issuer();
+  const vhost = await scope.vhost();
   const auth = { JWKS_URL: issuer.jwksUrl, JWT_ISSUER: issuer.issuer, JWT_AUDIENCE: issuer.audience, AMQP_URL: vhost.url, LOG_LEVEL: "warn" };
-  catalogProcess = await launchProcess("catalog", auth);
-  catalog = createClient(CatalogService, catalogProcess.grpcAddress);
-  inventoryProcess = await launchProcess("inventory", {
+  catalogProcess = await scope.launch("catalog", auth);
+  catalog = scope.add(createClient(CatalogService, catalogProcess.grpcAddress), (c) => c.close());
+  inventoryProcess = await scope.launch("inventory", {
     ...auth,
     CATALOG_ADDR: catalogProcess.grpcAddress,
     LOG_LEVEL: "info",
     RESERVATION_TTL_SECONDS: "1",
     RESERVATION_SWEEP_MS: "100",
   });
-  inventory = createClient(InventoryService, inventoryProcess.grpcAddress);
+  inventory = scope.add(createClient(InventoryService, inventoryProcess.grpcAddress), (c) => c.close());
 }, 60_000);
 
-afterAll(async () => {
-  catalog?.close();
-  inventory?.close();
-  await inventoryProcess?.cleanup();
-  await catalogProcess?.cleanup();
-  await vhost?.drop();
-  issuer?.stop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 describe("the inventory process", () => {
   test("stocks every product of the demo catalog with its demo quantity", async () => {

@@ -9,12 +9,13 @@ import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
-import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
 import { eventually } from "@bazaar/testkit/eventually";
-import { bearer, type LaunchedProcess, launchProcess, testVhost } from "@bazaar/testkit/fixtures";
+import { bearer, type LaunchedProcess } from "@bazaar/testkit/fixtures";
+import type { TestIssuer } from "@bazaar/testkit/test-issuer";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
 let issuer: TestIssuer;
 let service: LaunchedProcess;
 let publisher: Broker;
@@ -22,20 +23,14 @@ let client: GrpcClient<typeof NotificationsService>;
 
 beforeAll(async () => {
   configureLogging("notifications-test", "error");
-  vhost = await testVhost();
-  issuer = await startTestIssuer();
-  service = await launchProcess("notifications", { AMQP_URL: vhost.url, JWKS_URL: issuer.jwksUrl, LOG_LEVEL: "warn" });
-  publisher = await Broker.connect(vhost.url, { service: "test-publisher" });
-  client = createClient(NotificationsService, service.grpcAddress);
+  const vhost = await scope.vhost();
+  issuer = await scope.issuer();
+  service = await scope.launch("notifications", { AMQP_URL: vhost.url, JWKS_URL: issuer.jwksUrl, LOG_LEVEL: "warn" });
+  publisher = scope.add(await Broker.connect(vhost.url, { service: "test-publisher" }), (b) => b.close());
+  client = scope.add(createClient(NotificationsService, service.grpcAddress), (c) => c.close());
 }, 60_000);
 
-afterAll(async () => {
-  client?.close();
-  await publisher?.close();
-  await service?.cleanup();
-  issuer?.stop();
-  await vhost?.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 describe("the notifications process", () => {
   test("welcomes a user who registered, in that user's own listing", async () => {

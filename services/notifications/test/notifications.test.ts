@@ -9,12 +9,12 @@ import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufb
 import { status } from "@grpc/grpc-js";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import { count, eq, inArray } from "drizzle-orm";
-import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, type EventHandler } from "@bazaar/platform/messaging/broker";
 import { type EventType, events } from "@bazaar/platform/messaging/events";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, } from "@bazaar/testkit/fixtures";
+import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { type MarkReadRequestSchema, NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { consumeEvents, eventsQueue, notificationHandlers } from "../src/consumer.ts";
 import * as schema from "../src/db/schema.ts";
@@ -22,8 +22,8 @@ import { NotificationStore, type NotificationsDatabase } from "../src/notificati
 import { notificationsAccess, notificationsHandlers } from "../src/rpc.ts";
 
 const { notifications } = schema;
-const database = testDatabaseUrl("notifications");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
+let vhost: ScopedVhost;
 let db: NotificationsDatabase;
 let publisher: Broker;
 let inspector: ChannelModel;
@@ -33,23 +33,16 @@ let client: GrpcClient<typeof NotificationsService>;
 
 beforeAll(async () => {
   configureLogging("notifications", "error");
-  vhost = await testVhost();
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-  publisher = await Broker.connect(vhost.url, { service: "test-publisher" });
-  inspector = await amqp.connect(vhost.url);
+  vhost = await scope.vhost();
+  db = await scope.database("notifications", schema);
+  publisher = scope.add(await Broker.connect(vhost.url, { service: "test-publisher" }), (b) => b.close());
+  inspector = scope.add(await amqp.connect(vhost.url), (i) => i.close().catch(() => {}));
   inspect = await inspector.createChannel();
-  grpc = await startTestGrpcServer({ service: NotificationsService, impl: notificationsHandlers(new NotificationStore(db)), access: notificationsAccess });
+  grpc = scope.add(await startTestGrpcServer({ service: NotificationsService, impl: notificationsHandlers(new NotificationStore(db)), access: notificationsAccess }), (g) => g.stop());
   client = grpc.client;
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  await inspector?.close().catch(() => {});
-  await publisher?.close();
-  await db?.close();
-  await vhost?.drop();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 // ---- helpers ----
 

@@ -3,11 +3,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { and, eq } from "drizzle-orm";
-import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/testkit/fixtures";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, } from "@bazaar/testkit/fixtures";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { OrderCancelledSchema, OrderConfirmedSchema, OrderPlacedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { type Order, OrdersService, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import * as schema from "../src/db/schema.ts";
@@ -19,7 +19,7 @@ import { declinedCardNumber, FakePorts, gate } from "./fakes.ts";
 // The orders service in-process: its handlers behind a real gRPC server, on a fresh
 // database of this run's own, with its saga's peers (catalog, inventory, payments) played by
 // the honest fakes of fakes.ts. test/platform.test.ts runs it against the real services.
-const database = testDatabaseUrl("orders");
+const scope = new TestScope();
 const noOutbox = { wake() {} };
 const fast: SagaExecutorOptions = { leaseMs: 30_000, pollMs: 50, retryBaseMs: 20, retryMaxMs: 200 };
 const fingerprintKey = "test-fingerprint-key-0123456789";
@@ -33,26 +33,25 @@ const others: SagaExecutor[] = [];
 
 beforeAll(async () => {
   configureLogging("orders", "error");
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  db = await scope.database("orders", schema);
+  // A replica left "crashed" by a failed test would wait forever for its stuck port call.
+  scope.defer(() => Promise.all([executor, ...others].map((e) => Promise.race([e?.stop(), Bun.sleep(2_000)]))), "stopping the saga executors");
   ports = new FakePorts();
   executor = new SagaExecutor(db, ports, noOutbox, fast).start();
   store = new OrderStore(db, ports, executor, noOutbox, { waitMs: 3_000, fingerprintKey });
-  grpc = await startTestGrpcServer({
-    service: OrdersService,
-    impl: ordersHandlers(store, { waitMs: 3_000 }),
-    access: ordersAccess,
-    clientOptions: { defaultTimeoutMs: 10_000 },
-  });
+  grpc = scope.add(
+    await startTestGrpcServer({
+      service: OrdersService,
+      impl: ordersHandlers(store, { waitMs: 3_000 }),
+      access: ordersAccess,
+      clientOptions: { defaultTimeoutMs: 10_000 },
+    }),
+    (g) => g.stop(),
+  );
   client = grpc.client;
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  // A replica left "crashed" by a failed test would wait forever for its stuck port call.
-  await Promise.all([executor, ...others].map((e) => Promise.race([e?.stop(), Bun.sleep(2_000)])));
-  await db?.close();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
 const declinedCard = { ...goodCard, number: "4000 0000 0000 0002" };

@@ -7,8 +7,8 @@ import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/testkit/fixtures";
-import { openDatabase } from "@bazaar/platform/db";
+import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, uniqueName } from "@bazaar/testkit/fixtures";
+import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import * as schema from "../src/db/schema.ts";
 import { FaultSettingsStore, noFaults } from "../src/fault-settings.ts";
@@ -18,8 +18,8 @@ import { paymentsAccess, paymentsHandlers } from "../src/rpc.ts";
 
 // The payments handlers behind a real gRPC server, on a database and RabbitMQ vhost of this
 // run's own, with the outbox relayed to a consumer that records every Payment* event.
-const database = testDatabaseUrl("payments");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
+let vhost: ScopedVhost;
 let db: PaymentsDatabase;
 let broker: Broker;
 let relay: OutboxRelay;
@@ -54,9 +54,9 @@ const cards = {
 
 beforeAll(async () => {
   configureLogging("payments", "warn");
-  vhost = await testVhost();
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-  broker = await Broker.connect(vhost.url, { service: "payments-test" });
+  vhost = await scope.vhost();
+  db = await scope.database("payments", schema);
+  broker = scope.add(await Broker.connect(vhost.url, { service: "payments-test" }), (b) => b.close());
   const record = (routingKey: string) => async (e: { paymentId: string; orderId: string; amount?: { amountMinor: bigint }; reason?: string }) => {
     seen.push({ routingKey, paymentId: e.paymentId, orderId: e.orderId, amountMinor: e.amount?.amountMinor ?? 0n, reason: e.reason });
   };
@@ -68,10 +68,10 @@ beforeAll(async () => {
       on(events.paymentRefunded, record(events.paymentRefunded.routingKey)),
     ],
   });
-  relay = new OutboxRelay(db.db, broker, { pollMs: 200 }).start();
+  relay = scope.add(new OutboxRelay(db.db, broker, { pollMs: 200 }).start(), (r) => r.stop());
   faults = new FaultSettingsStore(db, { cacheMs: 1000 });
   const store = new PaymentStore(db, new SimulatedProcessor({ now: () => new Date(Date.now() + clockAheadMs) }), faults, { requestHashSecret: "payments-test-hash-secret", outbox: relay });
-  grpc = await startTestGrpcServer({ service: PaymentsService, impl: paymentsHandlers(store, faults), access: paymentsAccess });
+  grpc = scope.add(await startTestGrpcServer({ service: PaymentsService, impl: paymentsHandlers(store, faults), access: paymentsAccess }), (g) => g.stop());
   client = grpc.client;
   owner.auth = await grpc.auth({ sub: owner.id, roles: ["customer"] });
   stranger.auth = await grpc.auth({ sub: stranger.id, roles: ["customer"] });
@@ -79,14 +79,7 @@ beforeAll(async () => {
   asAdmin = await grpc.auth({ sub: adminId, roles: ["customer", "admin"] });
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  await relay?.stop();
-  await broker?.close();
-  await db?.close();
-  await database.drop();
-  await vhost?.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 // Every test starts with a well-behaved processor.
 afterEach(async () => {

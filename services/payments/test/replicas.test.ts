@@ -6,15 +6,14 @@ import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
-import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
-import { type BearerAuth, bearer, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/testkit/fixtures";
+import { type BearerAuth, bearer, type LaunchedProcess, uniqueName } from "@bazaar/testkit/fixtures";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 
 // Two real payments processes (src/main.ts) sharing one database and RabbitMQ vhost, as two
 // replicas behind a load balancer would.
-const database = testDatabaseUrl("payments");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
-let issuer: TestIssuer;
+const scope = new TestScope();
+const databaseUrl = scope.databaseUrl("payments");
 let replicas: LaunchedProcess[] = [];
 let clients: GrpcClient<typeof PaymentsService>[] = [];
 let sql: postgres.Sql;
@@ -34,41 +33,33 @@ const chargeRequest = () => ({
 
 beforeAll(async () => {
   configureLogging("payments-replicas-test", "warn");
-  issuer = await startTestIssuer();
-  vhost = await testVhost();
+  const issuer = await scope.issuer();
+  const vhost = await scope.vhost();
   asService = bearer(await issuer.token({ sub: "service:orders", roles: ["service"] }));
   asAdmin = bearer(await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] }));
   const env = {
     JWKS_URL: issuer.jwksUrl,
     JWT_ISSUER: issuer.issuer,
     JWT_AUDIENCE: issuer.audience,
-    DATABASE_URL: database.url,
+    DATABASE_URL: databaseUrl,
     AMQP_URL: vhost.url,
     // Shorter than the default, to keep the test quick; the in-process tests cover the 1 s bound.
     FAULT_SETTINGS_CACHE_MS: "200",
   };
   // Created up front, so the two replicas start together against one database and race only on
   // its migrations (which take an advisory lock).
-  await ensureDatabase(database.url);
-  const started = await Promise.allSettled([launchProcess("payments", env), launchProcess("payments", env)]);
+  await ensureDatabase(databaseUrl);
+  const started = await Promise.allSettled([scope.launch("payments", env), scope.launch("payments", env)]);
   replicas = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const failed = started.find((r) => r.status === "rejected");
   if (failed) throw failed.reason; // afterAll stops the one that did start
-  clients = replicas.map((r) => createClient(PaymentsService, r.grpcAddress));
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  broker = await Broker.connect(vhost.url, { service: "payments-replicas-test" });
+  clients = replicas.map((r) => scope.add(createClient(PaymentsService, r.grpcAddress), (c) => c.close()));
+  sql = scope.add(postgres(databaseUrl, { max: 2, onnotice: () => {} }), (s) => s.end({ timeout: 5 }));
+  broker = scope.add(await Broker.connect(vhost.url, { service: "payments-replicas-test" }), (b) => b.close());
   await broker.consume({ queue: "payments-test.captured", handlers: [on(events.paymentCaptured, async (e) => void captured.push(e.paymentId))] });
 }, 60_000);
 
-afterAll(async () => {
-  for (const c of clients) c.close();
-  for (const r of replicas) await r.cleanup();
-  await broker?.close();
-  await sql?.end({ timeout: 5 });
-  await database.drop();
-  await vhost?.drop();
-  issuer?.stop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 describe("two replicas", () => {
   test("a fault setting changed through one replica applies to the other's charges within its cache time, without a restart", async () => {
