@@ -197,7 +197,8 @@ describe("failures", () => {
     const placing = Array.from({ length: 9 }, (_, i) =>
       orders.placeOrder({ idempotencyKey: uniqueName(`stream${i}`), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], card: goodCard }, buyer.auth),
     );
-    await Bun.sleep(150);
+    // Cut while the stream is under way: once the first of its sagas is recorded.
+    await eventually(async () => Number((await platform.query<{ n: string }>("orders", "select count(*) as n from sagas"))[0]?.n) > 0, { what: "the first order's saga to be recorded" });
     const cut = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", platform.vhost, "test: network cut"], { stdout: "ignore", stderr: "ignore" });
     expect(await cut.exited).toBe(0);
     const placed = await Promise.all(placing);

@@ -7,25 +7,22 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { bearer, type LaunchedProcess, launchProcess, rpcError } from "@bazaar/testkit/fixtures";
-import { startTestIssuer, type TestIssuer } from "@bazaar/testkit/test-issuer";
+import { bearer, rpcError } from "@bazaar/testkit/fixtures";
+import type { TestIssuer } from "@bazaar/testkit/test-issuer";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 
+const scope = new TestScope();
 let issuer: TestIssuer;
-let catalog: LaunchedProcess;
 let client: GrpcClient<typeof CatalogService>;
 
 beforeAll(async () => {
-  issuer = await startTestIssuer();
-  catalog = await launchProcess("catalog", { JWKS_URL: issuer.jwksUrl, LOG_LEVEL: "warn" });
-  client = createClient(CatalogService, catalog.grpcAddress);
+  issuer = await scope.issuer();
+  const catalog = await scope.launch("catalog", { JWKS_URL: issuer.jwksUrl, LOG_LEVEL: "warn" });
+  client = scope.add(createClient(CatalogService, catalog.grpcAddress), (c) => c.close());
 }, 60_000);
 
-afterAll(async () => {
-  client?.close();
-  await catalog?.cleanup();
-  issuer?.stop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 describe("access tokens", () => {
   const update = (token: string) =>
