@@ -98,7 +98,9 @@ describe("distributed tracing", () => {
     expect(res.status).toBe(404);
     const traceId = traceIdOf(res);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
-    await eventually(() => inTrace().length >= 3 && inTrace().some((s) => s.service === "bff" && s.kind === SERVER), { what: "three spans in the trace, one the BFF's server span", timeoutMs: 10_000 });
+    // Each process exports on its own schedule: wait for both server spans, not just a count.
+    const serverOf = (service: string) => inTrace().some((s) => s.service === service && s.kind === SERVER);
+    await eventually(() => inTrace().length >= 3 && serverOf("bff") && serverOf("catalog"), { what: "three spans in the trace, among them the BFF's and the catalog's server spans", timeoutMs: 10_000 });
     const spans = inTrace();
     const rpcClient = spans.find((s) => s.service === "bff" && s.kind === CLIENT);
     const rpcServer = spans.find((s) => s.service === "catalog" && s.kind === SERVER);
