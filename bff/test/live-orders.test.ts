@@ -83,8 +83,9 @@ describe("GET /api/events", () => {
     expect(orderOf(first).status).toBe("PENDING");
     // The tab goes away before the order is final.
     await stream.close();
-    await eventually(async () =>
-      (await body<{ order: OrderView }>(await b.get(`/api/orders/${order.id}`))).order.status === "CONFIRMED" ? true : undefined, { what: "the order to be confirmed" });
+    await eventually(async () => (await body<{ order: OrderView }>(await b.get(`/api/orders/${order.id}`))).order.status === "CONFIRMED", {
+      what: "the order to be confirmed",
+    });
 
     for (const app of [env.bff.app, second.app]) {
       const again = await openEvents(b.on(app), { "last-event-id": first.id! });

@@ -4,13 +4,13 @@
  * it, Check and /healthz say so) while calls keep being served for SHUTDOWN_DRAIN_MS; then the
  * Watch streams end and the process exits 0.
  */
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import type { RpcError } from "@bazaar/platform/errors";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { methodDefinition } from "@bazaar/platform/grpc/definition";
+import { eventually } from "@bazaar/testkit/eventually";
 import { type LaunchedProcess, launchProcess, rpcError } from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import {

@@ -1,4 +1,3 @@
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -15,6 +14,7 @@ import { handleOnce } from "@bazaar/platform/messaging/inbox";
 import { enqueueEvent, OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { inbox, outbox } from "@bazaar/platform/messaging/tables";
 import { registry } from "@bazaar/platform/metrics";
+import { eventually } from "@bazaar/testkit/eventually";
 import { testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 

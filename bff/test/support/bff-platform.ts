@@ -18,7 +18,7 @@ export interface BffReplica {
 }
 
 /**
- * Every service as a real process (tests/support/platform.ts), and BFF apps on top of them
+ * Every service as a real process (@bazaar/testkit/test-platform), and BFF apps on top of them
  * built by createApp() with real clients, a Redis prefix of this run's own and a consumer of
  * the platform's order events; called with app.request().
  */

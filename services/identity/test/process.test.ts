@@ -4,7 +4,6 @@
  * against the published JWKS, the seeded admin, UserRegistered delivered on the exchange,
  * and replicas that start together agreeing on one signing key.
  */
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import amqp, { type ChannelModel, type ConsumeMessage } from "amqplib";
@@ -14,6 +13,7 @@ import { ensureDatabase } from "@bazaar/platform/db";
 import { configureLogging } from "@bazaar/platform/log";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { events, eventsExchange } from "@bazaar/platform/messaging/events";
+import { eventually } from "@bazaar/testkit/eventually";
 import { bearer, type LaunchedProcess, uniqueName } from "@bazaar/testkit/fixtures";
 import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
@@ -120,8 +120,9 @@ describe("UserRegistered", () => {
   test("is published on bazaar.events as user.registered.v1, with the outbox row id as message id", async () => {
     const email = `${uniqueName("evt")}@example.com`;
     const { user } = await client.register({ email, password: "correct horse battery", displayName: "Event Person" });
-    const message = await eventually(() =>
-      delivered.find((m) => fromBinary(UserRegisteredSchema, m.content).userId === user!.id), { what: "the UserRegistered message" });
+    const message = await eventually(() => delivered.find((m) => fromBinary(UserRegisteredSchema, m.content).userId === user!.id), {
+      what: "the UserRegistered message",
+    });
     const event = fromBinary(UserRegisteredSchema, message.content);
     expect(event.email).toBe(email);
     expect(event.displayName).toBe("Event Person");

@@ -1,4 +1,3 @@
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { eq, isNull } from "drizzle-orm";
@@ -8,7 +7,8 @@ import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { freePort, startTestGrpcServer, } from "@bazaar/testkit/fixtures";
+import { eventually } from "@bazaar/testkit/eventually";
+import { freePort, startTestGrpcServer } from "@bazaar/testkit/fixtures";
 import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { type ProductUpdatedSchema, type StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
@@ -62,8 +62,9 @@ describe("products announced by the catalog", () => {
     const [processed, duplicates] = [await consumed("processed"), await consumed("duplicate")];
     await announce(messageId, { productId, name: "Test Kettle", created: true });
     await announce(messageId, { productId, name: "Test Kettle", created: true });
-    await eventually(async () =>
-      (await consumed("processed")) - processed + (await consumed("duplicate")) - duplicates >= 2 ? true : undefined, { what: "both deliveries handled" });
+    await eventually(async () => (await consumed("processed")) - processed + (await consumed("duplicate")) - duplicates >= 2, {
+      what: "both deliveries handled",
+    });
     expect((await consumed("duplicate")) - duplicates).toBe(1);
     const rows = await stockRows(productId);
     expect(rows).toHaveLength(1);

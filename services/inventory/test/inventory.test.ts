@@ -8,7 +8,7 @@ import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
 import { eventually } from "@bazaar/testkit/eventually";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, } from "@bazaar/testkit/fixtures";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";

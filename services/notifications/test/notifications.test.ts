@@ -3,7 +3,6 @@
  * a vhost of this run's own, fed by another Broker the way the other services' outbox relays
  * feed it, and its RPC handlers behind a real gRPC server with tokens from a test issuer.
  */
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
@@ -13,7 +12,8 @@ import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, type EventHandler } from "@bazaar/platform/messaging/broker";
 import { type EventType, events } from "@bazaar/platform/messaging/events";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, } from "@bazaar/testkit/fixtures";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer } from "@bazaar/testkit/fixtures";
 import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { type MarkReadRequestSchema, NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { consumeEvents, eventsQueue, notificationHandlers } from "../src/consumer.ts";

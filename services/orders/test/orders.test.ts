@@ -1,4 +1,3 @@
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
@@ -6,7 +5,8 @@ import { and, eq } from "drizzle-orm";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, } from "@bazaar/testkit/fixtures";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { OrderCancelledSchema, OrderConfirmedSchema, OrderPlacedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { type Order, OrdersService, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";

@@ -1,4 +1,3 @@
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
@@ -7,6 +6,7 @@ import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
+import { eventually } from "@bazaar/testkit/eventually";
 import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, uniqueName } from "@bazaar/testkit/fixtures";
 import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";

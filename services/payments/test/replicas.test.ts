@@ -1,4 +1,3 @@
-import { eventually } from "@bazaar/testkit/eventually";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ensureDatabase } from "@bazaar/platform/db";
@@ -6,6 +5,7 @@ import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
+import { eventually } from "@bazaar/testkit/eventually";
 import { type BearerAuth, bearer, type LaunchedProcess, uniqueName } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
