@@ -79,7 +79,7 @@ describe("a purchase", () => {
     const charges = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1", [order.id]);
     expect(Number(charges[0]?.n)).toBe(1);
 
-    await eventually(async () => ((await cart.getCart({}, buyer.auth)).cart?.itemCount === 0 ? true : undefined), { what: "the cart to be emptied by OrderConfirmed" });
+    await eventually(async () => (await cart.getCart({}, buyer.auth)).cart?.itemCount === 0, { what: "the cart to be emptied by OrderConfirmed" });
     await eventually(async () => {
       const { notifications: list } = await notifications.listNotifications({}, buyer.auth);
       return list.some((n) => n.kind.includes("confirmed") && n.orderId === order.id) ? true : undefined;

@@ -217,14 +217,14 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
         }
       }
     });
-    await eventually(async () => (accepted.length >= 3 ? true : undefined), { what: "a few orders accepted before the stop", timeoutMs: 30_000 });
+    await eventually(async () => accepted.length >= 3, { what: "a few orders accepted before the stop", timeoutMs: 30_000 });
     const beforeStop = accepted.length;
     await project.compose(["stop", "orders"], 60_000);
     await Bun.sleep(3_000);
     await project.compose(["start", "orders"], 60_000);
     await project.waitHealthy(["orders"], 90_000);
     const afterRestart = accepted.length;
-    await eventually(async () => (accepted.length >= afterRestart + 3 ? true : undefined), { what: "orders accepted after the restart", timeoutMs: 30_000 });
+    await eventually(async () => accepted.length >= afterRestart + 3, { what: "orders accepted after the restart", timeoutMs: 30_000 });
     streaming = false;
     await Promise.all(stream);
 

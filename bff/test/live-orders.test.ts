@@ -145,11 +145,11 @@ describe("GET /api/events", () => {
   });
 
   test("closing streams unregisters them", async () => {
-    await eventually(async () => (env.bff.live.openStreams === 0 && second.live.openStreams === 0 ? true : undefined), { what: "earlier streams to be gone", timeoutMs: 3_000 });
+    await eventually(async () => env.bff.live.openStreams === 0 && second.live.openStreams === 0, { what: "earlier streams to be gone", timeoutMs: 3_000 });
     const b = await shopperWithCart();
     const streams = [await openEvents(b), await openEvents(b)];
-    await eventually(async () => (env.bff.live.openStreams === 2 ? true : undefined), { what: "two open streams", timeoutMs: 3_000 });
+    await eventually(async () => env.bff.live.openStreams === 2, { what: "two open streams", timeoutMs: 3_000 });
     for (const s of streams) await s.close();
-    await eventually(async () => (env.bff.live.openStreams === 0 ? true : undefined), { what: "no open streams", timeoutMs: 3_000 });
+    await eventually(async () => env.bff.live.openStreams === 0, { what: "no open streams", timeoutMs: 3_000 });
   });
 });

@@ -126,7 +126,7 @@ describe("checkout and orders", () => {
     const order = await finalOrder(b, placed.id);
     expect(order.status).toBe("CONFIRMED");
     expect(order.cancelReason).toBeNull();
-    await eventually(async () => ((await body<{ cart: CartView }>(await b.get("/api/cart"))).cart.itemCount === 0 ? true : undefined), { what: "the cart to be emptied" });
+    await eventually(async () => (await body<{ cart: CartView }>(await b.get("/api/cart"))).cart.itemCount === 0, { what: "the cart to be emptied" });
 
     // A retry after the cart was emptied still gets the order back.
     const retry = await checkout(b, cards.good, key);

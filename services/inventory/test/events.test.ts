@@ -70,7 +70,7 @@ describe("products announced by the catalog", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ onHand: demoQuantity(productId), reserved: 0 });
     // Its StockChanged went out through the outbox and the relay, once.
-    await eventually(async () => (published.some((e) => e.productId === productId) ? true : undefined), { what: "the StockChanged of the new row" });
+    await eventually(async () => published.some((e) => e.productId === productId), { what: "the StockChanged of the new row" });
     await Bun.sleep(100);
     expect(published.filter((e) => e.productId === productId).map((e) => e.onHand)).toEqual([demoQuantity(productId)]);
   });
@@ -81,7 +81,7 @@ describe("products announced by the catalog", () => {
     const processed = await consumed("processed");
     await announce(crypto.randomUUID(), { productId, name: "Renamed", created: true });
     await announce(crypto.randomUUID(), { productId, name: "Renamed again", created: false });
-    await eventually(async () => ((await consumed("processed")) - processed >= 2 ? true : undefined), { what: "both announcements handled" });
+    await eventually(async () => (await consumed("processed")) - processed >= 2, { what: "both announcements handled" });
     expect((await stockRows(productId))[0]).toMatchObject({ onHand: 77, reserved: 7 });
   });
 
@@ -89,14 +89,14 @@ describe("products announced by the catalog", () => {
     const productId = crypto.randomUUID();
     const processed = await consumed("processed");
     await announce(crypto.randomUUID(), { productId, name: "Changed", created: false });
-    await eventually(async () => ((await consumed("processed")) > processed ? true : undefined), { what: "the change handled" });
+    await eventually(async () => (await consumed("processed")) > processed, { what: "the change handled" });
     expect(await stockRows(productId)).toHaveLength(0);
   });
 
   test("an announcement whose product id is not a UUID goes to the dead-letter queue", async () => {
     const dead = await consumed("dead_lettered");
     await announce(crypto.randomUUID(), { productId: "not-a-uuid", name: "Broken", created: true });
-    await eventually(async () => ((await consumed("dead_lettered")) > dead ? true : undefined), { what: "the message dead-lettered" });
+    await eventually(async () => (await consumed("dead_lettered")) > dead, { what: "the message dead-lettered" });
   });
 });
 

@@ -236,7 +236,7 @@ describe("the events consumer", () => {
     await publishRaw(events.orderPlaced.routingKey, new Uint8Array([0xff, 0xff, 0xff, 0xff]));
     const good = await publish(events.userRegistered, { userId: crypto.randomUUID(), displayName: "Cy" });
     expect(await handled(good)).toEqual(["created"]);
-    await eventually(async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 1 ? true : undefined), { what: "the DLQ to hold the malformed message" });
+    await eventually(async () => (await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 1, { what: "the DLQ to hold the malformed message" });
     expect(await countAll()).toBe(rowsBefore + 1);
     expect(await queueDepth(eventsQueue)).toBe(0);
   });
@@ -247,7 +247,7 @@ describe("the events consumer", () => {
     const garbled = await publish(events.paymentCaptured, { orderId: crypto.randomUUID(), userId: "not-a-user", amount: usd(1n) });
     expect(await handled(empty)).toEqual(["PoisonMessageError"]);
     expect(await handled(garbled)).toEqual(["PoisonMessageError"]);
-    await eventually(async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 2 ? true : undefined), { what: "the DLQ to hold both" });
+    await eventually(async () => (await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 2, { what: "the DLQ to hold both" });
     expect(outcomes.get(empty)).toHaveLength(1); // no redelivery
     expect([...(await rowsOf(empty)), ...(await rowsOf(garbled))]).toEqual([]);
   });
@@ -277,13 +277,13 @@ describe("a consumer killed before its ack", () => {
     await effectCommitted;
     expect(await rowsOf(id)).toHaveLength(1);
     // Unacknowledged, the message goes back to the queue once the broker sees the connection gone.
-    await eventually(async () => ((await queueDepth(eventsQueue)) === 1 ? true : undefined), { what: "the unacknowledged message back in the queue" });
+    await eventually(async () => (await queueDepth(eventsQueue)) === 1, { what: "the unacknowledged message back in the queue" });
 
     const revived = await startConsumer();
     try {
       expect(await handled(id, 2)).toEqual(["created", "duplicate"]);
       expect(await rowsOf(id)).toHaveLength(1);
-      await eventually(async () => ((await queueDepth(eventsQueue)) === 0 ? true : undefined), { what: "the queue to drain" });
+      await eventually(async () => (await queueDepth(eventsQueue)) === 0, { what: "the queue to drain" });
       const page = await client.listNotifications({}, await as(userId));
       expect(page.notifications).toHaveLength(1);
       expect(page.unreadCount).toBe(1);

@@ -303,7 +303,7 @@ describe("crashes and leases", () => {
     const dead = gate();
     ports.hook("charge", { after: dead.wait });
     const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: vase, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
-    await eventually(async () => (ports.payments.of(placed.id).length === 1 ? true : undefined), { what: "the charge to reach payments" });
+    await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     // Leased: the other executor (polling every 50 ms) leaves it alone.
     await Bun.sleep(150);
     const leased = await sagaOf(placed.id);
@@ -365,7 +365,7 @@ describe("crashes and leases", () => {
     const stuck = gate();
     ports.hook("reserve", { before: stuck.wait });
     const placed = await store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } }, 0);
-    await eventually(async () => (ports.count("reserve", placed.id) === 1 ? true : undefined), { what: "the reserve call" });
+    await eventually(async () => ports.count("reserve", placed.id) === 1, { what: "the reserve call" });
     const held = await sagaOf(placed.id);
     const second = replica();
     expect(await second.executor.poll()).toBe(0);
@@ -410,7 +410,7 @@ describe("crashes and leases", () => {
       ports.hook("charge", { after: dead.wait });
       const run = replica({ instanceId });
       placed.push((await run.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card })).id);
-      await eventually(async () => (ports.payments.of(placed.at(-1)!).length === 1 ? true : undefined), { what: "the charge" });
+      await eventually(async () => ports.payments.of(placed.at(-1)!).length === 1, { what: "the charge" });
     }
     // "host-a:1" restarts: its new run takes back only its own saga and finishes it now.
     const restarted = replica({ instanceId: "host-a:1" });
@@ -460,7 +460,7 @@ describe("CancelOrder", () => {
     const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 400 });
     expect(placed.order?.status).toBe(OrderStatus.PENDING);
     const cancelling = client.cancelOrder({ id: placed.order!.id }, buyer.auth);
-    await eventually(async () => ((await sagaOf(placed.order!.id)).cancelRequested ? true : undefined), { what: "the cancellation to be recorded" });
+    await eventually(async () => (await sagaOf(placed.order!.id)).cancelRequested, { what: "the cancellation to be recorded" });
     held.open();
     const { order } = await cancelling;
     expect(order?.status).toBe(OrderStatus.CANCELLED);
@@ -478,7 +478,7 @@ describe("CancelOrder", () => {
     ports.hook("charge", { before: held.wait });
     const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 400 });
     const cancelling = client.cancelOrder({ id: placed.order!.id }, buyer.auth);
-    await eventually(async () => ((await sagaOf(placed.order!.id)).cancelRequested ? true : undefined), { what: "the cancellation to be recorded" });
+    await eventually(async () => (await sagaOf(placed.order!.id)).cancelRequested, { what: "the cancellation to be recorded" });
     held.open();
     const { order } = await cancelling;
     expect(order?.status).toBe(OrderStatus.CANCELLED);
@@ -517,7 +517,7 @@ describe("CancelOrder", () => {
     const dead = gate();
     ports.hook("charge", { after: dead.wait });
     const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
-    await eventually(async () => (ports.payments.of(placed.id).length === 1 ? true : undefined), { what: "the charge to reach payments" });
+    await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     const { order } = await client.cancelOrder({ id: placed.id }, buyer.auth);
     expect(order?.status).toBe(OrderStatus.CANCELLED);
     expect(order?.cancelReason).toBe("You cancelled the order.");

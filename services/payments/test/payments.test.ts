@@ -373,7 +373,7 @@ describe("fault settings", () => {
     expect((await client.getFaultSettings({}, asAdmin)).settings).toMatchObject({ failureRate: 0.25, addedLatencyMs: 50 });
     expect(await faults.current()).toEqual({ failureRate: 0.25, addedLatencyMs: 50 });
     const changedAt = performance.now();
-    await eventually(async () => ((await otherReplica.current()).failureRate === 0.25 ? true : undefined), { what: "the other replica to see the change", timeoutMs: 2_000 });
+    await eventually(async () => (await otherReplica.current()).failureRate === 0.25, { what: "the other replica to see the change", timeoutMs: 2_000 });
     // The other replica's cache lasts 1 s; the rest is polling and a busy machine's slack.
     expect(performance.now() - changedAt).toBeLessThan(1_500);
     const [row] = await db.sql`select updated_by from fault_settings`;
