@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { amqpEnv, authEnv, commonEnv, hostPort, parseEnv, portVar, redisEnv } from "@bazaar/platform/env";
 import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
+import { currencyCodePattern } from "@bazaar/platform/validation";
 
 const self = serviceEntry("cart");
 
@@ -18,6 +19,6 @@ export const env = parseEnv(
     /** Days a cart nobody changes is kept; every change starts the count again. */
     CART_TTL_DAYS: z.coerce.number().int().min(1).max(365).default(30),
     /** The shop's currency: carts hold only products priced in it, and an empty cart's total is 0 of it. */
-    CART_CURRENCY: z.string().regex(/^[A-Z]{3}$/, "must be an ISO 4217 code such as USD").default("USD"),
+    CART_CURRENCY: z.string().regex(currencyCodePattern, "must be an ISO 4217 code such as USD").default("USD"),
   }),
 );
