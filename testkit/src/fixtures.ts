@@ -10,9 +10,9 @@ import { deleteVhost, ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { parseEnv } from "@bazaar/platform/env";
 import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
 import { infrastructureDefaults, type ServiceName, serviceEntry } from "@bazaar/platform/service-catalog";
-import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
-import { field, pageSize, text, validate } from "./validation.ts";
+import { field, pageSize, text, validate } from "@bazaar/platform/validation";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
+import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
 
 /**
  * Helpers for tests that run against the real Postgres and Redis: every test run gets its
