@@ -14,6 +14,8 @@ WORKDIR /app
 COPY package.json bun.lock bunfig.toml ./
 COPY proto/package.json proto/
 COPY platform/package.json platform/
+# The test kit is a workspace too, so its manifest is needed for the frozen lockfile; its code is not copied.
+COPY testkit/package.json testkit/
 COPY services/identity/package.json services/identity/
 COPY services/catalog/package.json services/catalog/
 COPY services/inventory/package.json services/inventory/

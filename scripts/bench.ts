@@ -26,7 +26,7 @@ import { cpus } from "node:os";
 import { toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";
-import { repoRoot } from "@bazaar/platform/testing";
+import { repoRoot } from "@bazaar/testkit/fixtures";
 import { CatalogService, GetProductResponseSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";

@@ -12,7 +12,7 @@ import { deleteVhost } from "@bazaar/platform/messaging/vhost";
 import { devVhostName } from "./dev-env.ts";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";
 import { serviceCatalog, type ServiceEntry, serviceEntry } from "@bazaar/platform/service-catalog";
-import { clearRedisPrefix, repoRoot, testEnv, uniqueName } from "@bazaar/platform/testing";
+import { clearRedisPrefix, repoRoot, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
 
 const entries = serviceCatalog as readonly ServiceEntry[];
 

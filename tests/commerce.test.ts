@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
-import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/platform/testing";
+import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
 import { OrderStatus, type Order } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
-import { eventually, startTestPlatform, type TestPlatform } from "./support/platform.ts";
+import { eventually } from "@bazaar/testkit/eventually";
+import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 
 // The commerce domain end to end: every service a real process with its own database, one
 // RabbitMQ vhost and Redis prefix of this run's own.
@@ -35,18 +36,18 @@ async function adminAuth(): Promise<BearerAuth> {
 async function stocked(count: number, min: number): Promise<{ id: string; available: number }[]> {
   const { catalog, inventory } = platform.clients;
   const { products } = await catalog.listProducts({ pageSize: 100 });
-  return eventually(`${count} products with ${min}+ units in stock`, async () => {
+  return eventually(async () => {
     const { levels } = await inventory.getStock({ productIds: products.map((p) => p.id) });
     const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
     return ok.length >= count ? ok.slice(0, count) : undefined;
-  });
+  }, { what: `${count} products with ${min}+ units in stock` });
 }
 
 async function finalOrder(id: string, auth: BearerAuth, timeoutMs = 20_000): Promise<Order> {
-  return eventually(`order ${id} to be final`, async () => {
+  return eventually(async () => {
     const { order } = await platform.clients.orders.getOrder({ id }, auth);
     return order && order.status !== OrderStatus.PENDING ? order : undefined;
-  }, timeoutMs);
+  }, { what: `order ${id} to be final`, timeoutMs });
 }
 
 async function available(productId: string): Promise<number> {
@@ -78,11 +79,11 @@ describe("a purchase", () => {
     const charges = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1", [order.id]);
     expect(Number(charges[0]?.n)).toBe(1);
 
-    await eventually("the cart to be emptied by OrderConfirmed", async () => ((await cart.getCart({}, buyer.auth)).cart?.itemCount === 0 ? true : undefined));
-    await eventually("an order-confirmed notification", async () => {
+    await eventually(async () => (await cart.getCart({}, buyer.auth)).cart?.itemCount === 0, { what: "the cart to be emptied by OrderConfirmed" });
+    await eventually(async () => {
       const { notifications: list } = await notifications.listNotifications({}, buyer.auth);
       return list.some((n) => n.kind.includes("confirmed") && n.orderId === order.id) ? true : undefined;
-    });
+    }, { what: "an order-confirmed notification" });
   });
 
   test("a declined card ends CANCELLED with a readable reason, stock restored, no charge standing", async () => {
@@ -171,10 +172,11 @@ describe("failures", () => {
     await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 1500 } }, admin);
     try {
       const placing = orders
-        .placeOrder({ idempotencyKey: uniqueName("crash"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 15_000 })
+        .placeOrder({ idempotencyKey: uniqueName("crash"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard }, { ...buyer.auth })
         .catch((err: unknown) => err);
-      const order = await eventually("the order to exist", async () => (await orders.listOrders({}, buyer.auth)).orders[0]);
-      await Bun.sleep(300);
+      const order = await eventually(async () => (await orders.listOrders({}, buyer.auth)).orders[0], { what: "the order to exist" });
+      // The reserve step recorded, the charge claimed: the slow processor holds the saga there.
+      await eventually(async () => (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [order.id]))[0]?.step === "charge", { what: "the saga to reach the charge step" });
       await platform.stop("orders", "SIGKILL");
       await placing;
       await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
@@ -195,24 +197,25 @@ describe("failures", () => {
     const placing = Array.from({ length: 9 }, (_, i) =>
       orders.placeOrder({ idempotencyKey: uniqueName(`stream${i}`), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], card: goodCard }, buyer.auth),
     );
-    await Bun.sleep(150);
+    // Cut while the stream is under way: once the first of its sagas is recorded.
+    await eventually(async () => Number((await platform.query<{ n: string }>("orders", "select count(*) as n from sagas"))[0]?.n) > 0, { what: "the first order's saga to be recorded" });
     const cut = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", platform.vhost, "test: network cut"], { stdout: "ignore", stderr: "ignore" });
     expect(await cut.exited).toBe(0);
     const placed = await Promise.all(placing);
     const finals = await Promise.all(placed.map((r) => finalOrder(r.order!.id, buyer.auth, 30_000)));
     expect(finals.every((o) => o.status === OrderStatus.CONFIRMED)).toBe(true);
     // Every OrderConfirmed reached notifications, and every outbox drained.
-    await eventually("a notification for every confirmed order", async () => {
+    await eventually(async () => {
       const { notifications: list } = await notifications.listNotifications({ pageSize: 100 }, buyer.auth);
       const confirmed = new Set(list.filter((n) => n.kind.includes("confirmed")).map((n) => n.orderId));
       return finals.every((o) => confirmed.has(o.id)) ? true : undefined;
-    }, 30_000);
+    }, { what: "a notification for every confirmed order", timeoutMs: 30_000 });
     // The relays catch up by themselves once the connections are back (the sweeper runs every second).
     for (const service of ["orders", "payments", "inventory"] as const) {
-      await eventually(`${service}'s outbox to drain`, async () => {
+      await eventually(async () => {
         const left = await platform.query<{ n: string }>(service, "select count(*) as n from outbox where published_at is null");
         return Number(left[0]?.n) === 0 ? true : undefined;
-      }, 20_000);
+      }, { what: `${service}'s outbox to drain`, timeoutMs: 20_000 });
     }
   }, 90_000);
 });

@@ -3,7 +3,7 @@ import { parse } from "yaml";
 import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
 import { body, cards, overHttp, TestBrowser } from "../bff/test/support/browser.ts";
 import { ComposeProject, composeCommand, type DockerEngine, ensureDockerEngine, freePort, run } from "./support/compose.ts";
-import { eventually } from "./support/platform.ts";
+import { eventually } from "@bazaar/testkit/eventually";
 
 // compose.yaml and the Dockerfile agree with the service catalog (static checks), and the whole
 // stack runs for real in Docker on this machine: built from local stand-in images, brought up
@@ -79,7 +79,7 @@ describe("compose.yaml", () => {
   test("the Dockerfile installs the packages of every workspace before copying the sources", async () => {
     const dockerfile = await Bun.file(`${root}Dockerfile`).text();
     const manifests = [...dockerfile.matchAll(/^COPY (\S+\/package\.json) /gm)].map((m) => m[1]).sort();
-    const workspaces = ["proto/package.json", "platform/package.json", ...catalog.map((s) => `${s.entry.split("/src/")[0]}/package.json`)].sort();
+    const workspaces = ["proto/package.json", "platform/package.json", "testkit/package.json", ...catalog.map((s) => `${s.entry.split("/src/")[0]}/package.json`)].sort();
     expect(manifests).toEqual(workspaces);
     expect(dockerfile).toContain("bun install --frozen-lockfile --production");
     expect(dockerfile).toMatch(/^USER bun$/m);
@@ -151,7 +151,7 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
 
   /** Products with at least `min` units in stock, once inventory has made stock rows for them. */
   async function stockedProducts(min: number, count: number): Promise<string[]> {
-    return eventually(`${count} products with ${min}+ units in stock`, async () => {
+    return eventually(async () => {
       const page = await body<{ products: { id: string }[] }>(await shopper.get("/api/products?pageSize=100"));
       const stocked: string[] = [];
       for (const p of page.products) {
@@ -160,7 +160,7 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
         if (stocked.length === count) return stocked;
       }
       return undefined;
-    }, 60_000);
+    }, { what: `${count} products with ${min}+ units in stock`, timeoutMs: 60_000 });
   }
 
   async function order(b: TestBrowser, id: string): Promise<{ status: string; cancelReason: string | null }> {
@@ -177,15 +177,15 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
     const paid = await shopper.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good });
     expect(paid.status, await paid.clone().text()).toBeLessThan(300);
     const { order: placed } = await body<{ order: { id: string } }>(paid);
-    const confirmed = await eventually("the order CONFIRMED", async () => {
+    const confirmed = await eventually(async () => {
       const o = await order(shopper, placed.id);
       return o.status === "CONFIRMED" ? o : undefined;
-    }, 30_000);
+    }, { what: "the order CONFIRMED", timeoutMs: 30_000 });
     expect(confirmed.cancelReason).toBeNull();
-    const notices = await eventually("a notification of the order", async () => {
+    const notices = await eventually(async () => {
       const page = await body<{ notifications: { title?: string; body?: string }[] }>(await shopper.get("/api/notifications"));
       return page.notifications.length ? page.notifications : undefined;
-    }, 30_000);
+    }, { what: "a notification of the order", timeoutMs: 30_000 });
     expect(notices.length).toBeGreaterThan(0);
   }, 120_000);
 
@@ -217,23 +217,23 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
         }
       }
     });
-    await eventually("a few orders accepted before the stop", async () => (accepted.length >= 3 ? true : undefined), 30_000);
+    await eventually(async () => accepted.length >= 3, { what: "a few orders accepted before the stop", timeoutMs: 30_000 });
     const beforeStop = accepted.length;
     await project.compose(["stop", "orders"], 60_000);
     await Bun.sleep(3_000);
     await project.compose(["start", "orders"], 60_000);
     await project.waitHealthy(["orders"], 90_000);
     const afterRestart = accepted.length;
-    await eventually("orders accepted after the restart", async () => (accepted.length >= afterRestart + 3 ? true : undefined), 30_000);
+    await eventually(async () => accepted.length >= afterRestart + 3, { what: "orders accepted after the restart", timeoutMs: 30_000 });
     streaming = false;
     await Promise.all(stream);
 
     const finals = await Promise.all(
       accepted.map(({ buyer, id }) =>
-        eventually(`order ${id} final`, async () => {
+        eventually(async () => {
           const o = await order(buyer, id);
           return o.status === "PENDING" ? undefined : o;
-        }, 90_000),
+        }, { what: `order ${id} final`, timeoutMs: 90_000 }),
       ),
     );
     report.containerStop = {

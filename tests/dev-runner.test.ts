@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { freePort, repoRoot, testEnv, uniqueName } from "@bazaar/platform/testing";
+import { freePort, repoRoot, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
 import { pickPortOffset } from "../scripts/dev-instance.ts";
 
 interface RunResult {

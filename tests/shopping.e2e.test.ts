@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { repoRoot } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { repoRoot } from "@bazaar/testkit/fixtures";
 import { type DevInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -165,17 +166,16 @@ describe("shopping, end to end in Chromium", () => {
       // about one product in twelve has only one or two units).
       // On a platform this fresh, inventory may still be creating stock rows from the catalog's events: wait for them.
       const found = await page.$$eval("[data-testid=product-card]", (els) => els.map((a) => a.getAttribute("href") ?? ""));
-      let stocked: { href: string; id: string; available: number }[] = [];
-      for (const deadline = Date.now() + 20_000; stocked.length < 2 && Date.now() < deadline; ) {
-        stocked = [];
+      const stocked = await eventually(async () => {
+        const picked: { href: string; id: string; available: number }[] = [];
         for (const href of found) {
           const id = /^\/products\/([\w-]+)$/.exec(href)![1]!;
           const available = (await stockOf(id)) ?? 0;
-          if (available >= (stocked.length === 0 ? 3 : 2)) stocked.push({ href, id, available });
-          if (stocked.length === 2) break;
+          if (available >= (picked.length === 0 ? 3 : 2)) picked.push({ href, id, available });
+          if (picked.length === 2) return picked;
         }
-        if (stocked.length < 2) await Bun.sleep(250);
-      }
+        return undefined;
+      }, { what: "two products in stock on the catalog page", timeoutMs: 20_000 });
       expect(stocked).toHaveLength(2);
       const hrefs = stocked.map((p) => p.href);
       const ids = stocked.map((p) => p.id);
@@ -231,8 +231,7 @@ describe("shopping, end to end in Chromium", () => {
       await reason.waitFor({ timeout: 10_000 });
       expect((await reason.textContent())?.toLowerCase()).toContain("declined");
       // The reservation is released: the stock is back where it was.
-      const deadline = Date.now() + 10_000;
-      while ((await stockOf(product.id)) !== before && Date.now() < deadline) await Bun.sleep(200);
+      await eventually(async () => (await stockOf(product.id)) === before, { what: "the released stock to be back", timeoutMs: 10_000 });
       expect(await stockOf(product.id)).toBe(before);
     } finally {
       await closeSession(s, "shopping-declined");

@@ -7,7 +7,7 @@ import { serviceCatalog } from "@bazaar/platform/service-catalog";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { repoRoot } from "@bazaar/platform/testing";
+import { repoRoot } from "@bazaar/testkit/fixtures";
 import { type DevInstance, isListening, processesOfInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
 interface ApiProduct {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { launchProcess, type LaunchedProcess } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { launchProcess, type LaunchedProcess } from "@bazaar/testkit/fixtures";
 import { type ReceivedSpan, startOtlpReceiver } from "./support/otlp-receiver.ts";
 
 // One request to the BFF must be one trace across processes, exported over OTLP/HTTP as
@@ -44,8 +45,8 @@ describe("distributed tracing", () => {
     expect(res.status).toBe(200);
     const traceId = traceIdOf(res);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
-    await receiver.waitFor(() => inTrace().filter((s) => s.service === "catalog" && s.attributes["db.system.name"] === "postgresql").length >= 2);
-    await receiver.waitFor(() => inTrace().some((s) => s.service === "bff" && s.kind === SERVER));
+    await eventually(() => inTrace().filter((s) => s.service === "catalog" && s.attributes["db.system.name"] === "postgresql").length >= 2, { what: "two Postgres spans of catalog in the trace", timeoutMs: 10_000 });
+    await eventually(() => inTrace().some((s) => s.service === "bff" && s.kind === SERVER), { what: "the BFF's server span in the trace", timeoutMs: 10_000 });
     const spans = inTrace();
 
     const root = spans.find((s) => s.parentSpanId === "");
@@ -83,8 +84,8 @@ describe("distributed tracing", () => {
     expect(res.status).toBe(200);
     const traceId = traceIdOf(res);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
-    await receiver.waitFor(() => inTrace().filter((s) => s.attributes["db.system.name"] === "redis").length >= 2);
-    await receiver.waitFor(() => inTrace().some((s) => s.service === "bff" && s.kind === SERVER));
+    await eventually(() => inTrace().filter((s) => s.attributes["db.system.name"] === "redis").length >= 2, { what: "two Redis spans in the trace", timeoutMs: 10_000 });
+    await eventually(() => inTrace().some((s) => s.service === "bff" && s.kind === SERVER), { what: "the BFF's server span in the trace", timeoutMs: 10_000 });
     const spans = inTrace();
     const rpcServer = spans.find((s) => s.service === "catalog" && s.kind === SERVER);
     expect(rpcServer?.name).toBe("bazaar.catalog.v1.CatalogService/GetProduct");
@@ -97,7 +98,9 @@ describe("distributed tracing", () => {
     expect(res.status).toBe(404);
     const traceId = traceIdOf(res);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
-    await receiver.waitFor(() => inTrace().length >= 3 && inTrace().some((s) => s.service === "bff" && s.kind === SERVER));
+    // Each process exports on its own schedule: wait for both server spans, not just a count.
+    const serverOf = (service: string) => inTrace().some((s) => s.service === service && s.kind === SERVER);
+    await eventually(() => inTrace().length >= 3 && serverOf("bff") && serverOf("catalog"), { what: "three spans in the trace, among them the BFF's and the catalog's server spans", timeoutMs: 10_000 });
     const spans = inTrace();
     const rpcClient = spans.find((s) => s.service === "bff" && s.kind === CLIENT);
     const rpcServer = spans.find((s) => s.service === "catalog" && s.kind === SERVER);

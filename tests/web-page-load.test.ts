@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { repoRoot } from "@bazaar/platform/testing";
+import { repoRoot } from "@bazaar/testkit/fixtures";
 import type * as PageLoad from "../bff/web/src/page-load.ts";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Hono } from "hono";
 import { hc } from "hono/client";
-import { launchProcess, type LaunchedProcess } from "@bazaar/platform/testing";
+import { launchProcess, type LaunchedProcess } from "@bazaar/testkit/fixtures";
 import { ApiError, read } from "../web/src/api.ts";
 import type { ApiRoutes } from "../src/api-routes.ts";
 import { createApp } from "../src/app.ts";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Hono } from "hono";
-import { freePort, launchProcess, type LaunchedProcess } from "@bazaar/platform/testing";
+import { freePort, launchProcess, type LaunchedProcess } from "@bazaar/testkit/fixtures";
 import { createApp } from "../src/app.ts";
 import { type CatalogClient, createCatalogClient } from "../src/upstreams/catalog.ts";
 

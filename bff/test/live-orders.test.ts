@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configureLogging } from "@bazaar/platform/log";
-import { eventually } from "../../tests/support/platform.ts";
+import { eventually } from "@bazaar/testkit/eventually";
 import type { OrderView } from "../src/shape.ts";
 import { type BffReplica, type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
 import { body, cards, TestBrowser } from "./support/browser.ts";
@@ -26,10 +26,10 @@ async function shopperWithCart(): Promise<TestBrowser> {
   const b = new TestBrowser(env.bff.app);
   await b.signUp();
   const { products } = await env.platform.clients.catalog.listProducts({ pageSize: 100 });
-  const productId = await eventually("a product in stock", async () => {
+  const productId = await eventually(async () => {
     const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
     return levels.find((l) => l.available >= 1)?.productId;
-  });
+  }, { what: "a product in stock" });
   expect((await b.post("/api/cart/items", { productId, quantity: 1 })).status).toBe(200);
   return b;
 }
@@ -83,9 +83,9 @@ describe("GET /api/events", () => {
     expect(orderOf(first).status).toBe("PENDING");
     // The tab goes away before the order is final.
     await stream.close();
-    await eventually("the order to be confirmed", async () =>
-      (await body<{ order: OrderView }>(await b.get(`/api/orders/${order.id}`))).order.status === "CONFIRMED" ? true : undefined,
-    );
+    await eventually(async () => (await body<{ order: OrderView }>(await b.get(`/api/orders/${order.id}`))).order.status === "CONFIRMED", {
+      what: "the order to be confirmed",
+    });
 
     for (const app of [env.bff.app, second.app]) {
       const again = await openEvents(b.on(app), { "last-event-id": first.id! });
@@ -145,11 +145,11 @@ describe("GET /api/events", () => {
   });
 
   test("closing streams unregisters them", async () => {
-    await eventually("earlier streams to be gone", async () => (env.bff.live.openStreams === 0 && second.live.openStreams === 0 ? true : undefined), 3_000);
+    await eventually(async () => env.bff.live.openStreams === 0 && second.live.openStreams === 0, { what: "earlier streams to be gone", timeoutMs: 3_000 });
     const b = await shopperWithCart();
     const streams = [await openEvents(b), await openEvents(b)];
-    await eventually("two open streams", async () => (env.bff.live.openStreams === 2 ? true : undefined), 3_000);
+    await eventually(async () => env.bff.live.openStreams === 2, { what: "two open streams", timeoutMs: 3_000 });
     for (const s of streams) await s.close();
-    await eventually("no open streams", async () => (env.bff.live.openStreams === 0 ? true : undefined), 3_000);
+    await eventually(async () => env.bff.live.openStreams === 0, { what: "no open streams", timeoutMs: 3_000 });
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connectRedis } from "@bazaar/platform/cache";
 import { configureLogging } from "@bazaar/platform/log";
-import { freePort, testEnv } from "@bazaar/platform/testing";
+import { freePort, testEnv } from "@bazaar/testkit/fixtures";
 import { createApp } from "../src/app.ts";
 import { type SessionRecord, sessionRedisKey } from "../src/session-store.ts";
 import { createIdentityClient, type IdentityClient } from "../src/upstreams/identity.ts";

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configureLogging } from "@bazaar/platform/log";
-import { freePort } from "@bazaar/platform/testing";
-import { eventually } from "../../tests/support/platform.ts";
+import { freePort } from "@bazaar/testkit/fixtures";
+import { eventually } from "@bazaar/testkit/eventually";
 import { createApp } from "../src/app.ts";
 import type { CartView, OrderView } from "../src/shape.ts";
 import { type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
@@ -25,18 +25,18 @@ const browser = () => new TestBrowser(env.bff.app);
 /** Products with at least `min` units available (inventory learns of products from catalog events). */
 async function stocked(count: number, min: number): Promise<{ id: string; available: number }[]> {
   const { products } = await env.platform.clients.catalog.listProducts({ pageSize: 100 });
-  return eventually(`${count} products with ${min}+ units`, async () => {
+  return eventually(async () => {
     const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
     const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
     return ok.length >= count ? ok.slice(0, count) : undefined;
-  });
+  }, { what: `${count} products with ${min}+ units` });
 }
 
 async function finalOrder(b: TestBrowser, id: string): Promise<OrderView> {
-  return eventually(`order ${id} to be final`, async () => {
+  return eventually(async () => {
     const { order } = await body<{ order: OrderView }>(await b.get(`/api/orders/${id}`));
     return order.status === "PENDING" ? undefined : order;
-  }, 20_000);
+  }, { what: `order ${id} to be final`, timeoutMs: 20_000 });
 }
 
 async function checkout(b: TestBrowser, card = cards.good, idempotencyKey: string = crypto.randomUUID()): Promise<Response> {
@@ -126,7 +126,7 @@ describe("checkout and orders", () => {
     const order = await finalOrder(b, placed.id);
     expect(order.status).toBe("CONFIRMED");
     expect(order.cancelReason).toBeNull();
-    await eventually("the cart to be emptied", async () => ((await body<{ cart: CartView }>(await b.get("/api/cart"))).cart.itemCount === 0 ? true : undefined));
+    await eventually(async () => (await body<{ cart: CartView }>(await b.get("/api/cart"))).cart.itemCount === 0, { what: "the cart to be emptied" });
 
     // A retry after the cart was emptied still gets the order back.
     const retry = await checkout(b, cards.good, key);
@@ -183,10 +183,10 @@ describe("notifications", () => {
     await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
     const { order } = await body<{ order: OrderView }>(await checkout(b));
     type Page = { notifications: { id: string; kind: string; read: boolean; orderId: string | null; createdAt: string }[]; unreadCount: number };
-    const page = await eventually("an order-confirmed notification", async () => {
+    const page = await eventually(async () => {
       const p = await body<Page>(await b.get("/api/notifications"));
       return p.notifications.some((n) => n.orderId === order.id && n.kind.includes("confirmed")) ? p : undefined;
-    });
+    }, { what: "an order-confirmed notification" });
     expect(page.unreadCount).toBeGreaterThan(0);
     expect(Number.isNaN(Date.parse(page.notifications[0]!.createdAt))).toBe(false);
 

@@ -3,7 +3,7 @@ import { status } from "@grpc/grpc-js";
 import { Hono } from "hono";
 import { RpcError } from "@bazaar/platform/errors";
 import { configureLogging } from "@bazaar/platform/log";
-import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/platform/testing";
+import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/testkit/fixtures";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { type ApiError, errorResponse } from "../src/errors.ts";
 

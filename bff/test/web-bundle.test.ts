@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { repoRoot } from "@bazaar/platform/testing";
+import { repoRoot } from "@bazaar/testkit/fixtures";
 import { buildWeb } from "../src/web.ts";
 
 // The web UI imports only types from the BFF's server code (its typed API client): none of

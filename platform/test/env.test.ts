@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { repoRoot } from "@bazaar/platform/testing";
+import { repoRoot } from "@bazaar/testkit/fixtures";
 
 async function startWith(env: Record<string, string>) {
   const proc = Bun.spawn(["bun", "services/catalog/src/main.ts"], {

@@ -14,7 +14,8 @@ import { handleOnce } from "@bazaar/platform/messaging/inbox";
 import { enqueueEvent, OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { inbox, outbox } from "@bazaar/platform/messaging/tables";
 import { registry } from "@bazaar/platform/metrics";
-import { testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 
 // The outbox, relay, consumer and inbox against a real Postgres database and a RabbitMQ
@@ -54,14 +55,6 @@ function stockChanged(productId: string) {
   return { productId, onHand: 5, reserved: 1, available: 4, occurTime: timestampNow() };
 }
 
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = "the condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
-
 async function queueDepth(queue: string): Promise<number> {
   const conn = await amqp.connect(vhost.url);
   try {
@@ -91,7 +84,7 @@ describe("outbox and relay", () => {
     });
     const relay = new OutboxRelay(db, broker, { pollMs: 100 }).start();
     try {
-      await until(() => received.length >= 50, 10_000, "50 deliveries");
+      await eventually(() => received.length >= 50, { what: "50 deliveries", timeoutMs: 10_000 });
       expect(received.sort()).toEqual([...ids].sort());
       const [left] = await db.select({ n: count() }).from(outbox).where(isNull(outbox.publishedAt));
       expect(left?.n).toBe(0);
@@ -125,7 +118,7 @@ describe("outbox and relay", () => {
     expect(received.filter((r) => r.startsWith("orphan"))).toEqual([]);
     const relay = new OutboxRelay(db, broker, { pollMs: 100 }).start(); // "after restart"
     try {
-      await until(() => received.filter((r) => r.startsWith("orphan")).length === 2, 10_000, "the orphans");
+      await eventually(() => received.filter((r) => r.startsWith("orphan")).length === 2, { what: "the orphans", timeoutMs: 10_000 });
     } finally {
       await relay.stop();
     }
@@ -140,11 +133,11 @@ describe("outbox and relay", () => {
       // Drop every connection of this vhost from the broker's side, as a network cut would.
       const proc = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", vhost.name, "test: network cut"], { stdout: "ignore", stderr: "pipe" });
       expect(await proc.exited).toBe(0);
-      await until(() => !broker.connected, 5_000, "the broker to notice the cut");
+      await eventually(() => !broker.connected, { what: "the broker to notice the cut", timeoutMs: 5_000 });
       await db.transaction(async (tx) => {
         for (let i = 0; i < 20; i++) await enqueueEvent(tx, events.stockChanged, stockChanged(`during-cut-${i}`));
       });
-      await until(() => received.filter((r) => r.startsWith("during-cut")).length === 20, 20_000, "the outbox to drain after recovery");
+      await eventually(() => received.filter((r) => r.startsWith("during-cut")).length === 20, { what: "the outbox to drain after recovery", timeoutMs: 20_000 });
       expect(broker.connected).toBe(true);
       const [left] = await db.select({ n: count() }).from(outbox).where(isNull(outbox.publishedAt));
       expect(left?.n).toBe(0);
@@ -178,7 +171,7 @@ describe("consumers", () => {
     const duplicatesBefore = await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" });
     await broker.publish([{ id: messageId, routingKey: events.stockChanged.routingKey, payload, headers: {} }]);
     await broker.publish([{ id: messageId, routingKey: events.stockChanged.routingKey, payload, headers: {} }]);
-    await until(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" })) > duplicatesBefore, 10_000, "the duplicate");
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" })) > duplicatesBefore, { what: "the duplicate", timeoutMs: 10_000 });
     expect(await effectCount("test.inbox", messageId)).toBe(1);
     expect(seen.filter((s) => s === messageId)).toHaveLength(1);
   });
@@ -206,7 +199,7 @@ describe("consumers", () => {
     await broker.publish([
       { id: messageId, routingKey: events.stockChanged.routingKey, payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("crash"))), headers: {} },
     ]);
-    await until(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.crash", outcome: "duplicate" })) === 1, 15_000, "the redelivery");
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.crash", outcome: "duplicate" })) === 1, { what: "the redelivery" });
     expect(crashes).toBe(1);
     expect(await effectCount("test.crash", messageId)).toBe(1);
   });
@@ -219,8 +212,8 @@ describe("consumers", () => {
     await broker.publish([
       { id: crypto.randomUUID(), routingKey: events.stockChanged.routingKey, payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("after-poison"))), headers: {} },
     ]);
-    await until(() => received.includes("after-poison"), 10_000, "the good message");
-    await until(async () => (await queueDepth("test.poison.dlq")) === 1, 10_000, "the poison message in the DLQ");
+    await eventually(() => received.includes("after-poison"), { what: "the good message", timeoutMs: 10_000 });
+    await eventually(async () => (await queueDepth("test.poison.dlq")) === 1, { what: "the poison message in the DLQ", timeoutMs: 10_000 });
   });
 
   test("a message whose handler keeps failing is dead-lettered after the delivery limit, without blocking others", async () => {
@@ -248,8 +241,8 @@ describe("consumers", () => {
       headers: {},
     });
     await broker.publish([msg("always-fails"), msg("poison-by-handler"), msg("fine")]);
-    await until(() => received.includes("fine"), 10_000, "the good message");
-    await until(async () => (await queueDepth("test.limit.dlq")) === 2, 20_000, "both bad messages in the DLQ");
+    await eventually(() => received.includes("fine"), { what: "the good message", timeoutMs: 10_000 });
+    await eventually(async () => (await queueDepth("test.limit.dlq")) === 2, { what: "both bad messages in the DLQ", timeoutMs: 20_000 });
     expect(attempts).toBe(3); // the first delivery and two redeliveries
   }, 30_000);
 
@@ -274,7 +267,7 @@ describe("consumers", () => {
     span.end();
     const relay = new OutboxRelay(db, broker, { pollMs: 100 }).start();
     try {
-      await until(() => consumerTraces.length > 0, 10_000, "the traced delivery");
+      await eventually(() => consumerTraces.length > 0, { what: "the traced delivery", timeoutMs: 10_000 });
       expect(consumerTraces[0]).toBe(traceId);
     } finally {
       await relay.stop();

@@ -6,7 +6,7 @@ import { InvalidArgumentError, RpcError } from "@bazaar/platform/errors";
 import { methodPath } from "@bazaar/platform/grpc/definition";
 import { statusDetailsKey, violationsOf } from "@bazaar/platform/grpc/status-details";
 import { configureLogging } from "@bazaar/platform/log";
-import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/platform/testing";
+import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/testkit/fixtures";
 import { ListNotificationsRequestSchema, NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
 // The chassis's error path for bad requests: a handler's violations leave the server as the

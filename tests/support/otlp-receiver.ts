@@ -88,14 +88,6 @@ export function startOtlpReceiver() {
     endpoint: `http://127.0.0.1:${server.port}`,
     spans,
     problems,
-    /** Waits until `predicate` holds over the spans received, or fails after `timeoutMs`. */
-    async waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs = 10_000): Promise<void> {
-      const until = Date.now() + timeoutMs;
-      while (!predicate(spans)) {
-        if (Date.now() > until) throw new Error(`spans never satisfied the condition; received: ${spans.map((s) => `${s.service}:${s.name}`).join(", ")}`);
-        await Bun.sleep(50);
-      }
-    },
     stop: () => server.stop(true),
   };
 }

@@ -1,13 +1,13 @@
 import type { Hono } from "hono";
 import { type RedisConnection, connectRedis } from "@bazaar/platform/cache";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
-import { testEnv, testRedisPrefix } from "@bazaar/platform/testing";
+import { testEnv, testRedisPrefix } from "@bazaar/testkit/fixtures";
 import type { ServiceName } from "@bazaar/platform/service-catalog";
 import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
 import { LiveOrders } from "../../src/live-orders.ts";
 import { consumeOrderEvents, type OrderEventsConsumer } from "../../src/order-events.ts";
 import { connectUpstreams } from "../../src/upstreams/connect.ts";
-import { startTestPlatform, type TestPlatform } from "../../../tests/support/platform.ts";
+import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 
 /** One BFF "replica": its app, its clients, its live-order feed. */
 export interface BffReplica {
@@ -18,7 +18,7 @@ export interface BffReplica {
 }
 
 /**
- * Every service as a real process (tests/support/platform.ts), and BFF apps on top of them
+ * Every service as a real process (@bazaar/testkit/test-platform), and BFF apps on top of them
  * built by createApp() with real clients, a Redis prefix of this run's own and a consumer of
  * the platform's order events; called with app.request().
  */

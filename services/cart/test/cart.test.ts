@@ -8,18 +8,10 @@ import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { messagesConsumed } from "@bazaar/platform/metrics";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import {
-  bearer,
-  launchProcess,
-  type LaunchedProcess,
-  rpcError,
-  startTestGrpcServer,
-  type TestGrpcServerWithIssuer,
-  testEnv,
-  testRedisPrefix,
-  testVhost,
-} from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { bearer, type LaunchedProcess, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testEnv } from "@bazaar/testkit/fixtures";
+import type { TestIssuer } from "@bazaar/testkit/test-issuer";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { type Cart, CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService, type Product } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { OrderConfirmedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
@@ -30,9 +22,9 @@ import { cartAccess, cartHandlers } from "../src/rpc.ts";
 
 // The cart's handlers behind a real gRPC server, on a Redis prefix and RabbitMQ vhost of this
 // run's own, pricing from a real catalog process seeded with the 72 demo products.
-const redisPrefix = testRedisPrefix();
+const scope = new TestScope();
+const redisPrefix = scope.redisPrefix();
 const ttlSeconds = 30 * 86_400;
-let vhost: Awaited<ReturnType<typeof testVhost>>;
 let catalogProcess: LaunchedProcess;
 let catalog: GrpcClient<typeof CatalogService>;
 let products: Product[];
@@ -45,29 +37,21 @@ let broker: Broker;
 
 beforeAll(async () => {
   configureLogging("cart", "error");
-  issuer = await startTestIssuer();
+  issuer = await scope.issuer();
   // The catalog trusts the test issuer too, so a test can create a product as an admin.
-  [catalogProcess, vhost] = await Promise.all([launchProcess("catalog", { JWKS_URL: issuer.jwksUrl }), testVhost()]);
-  catalog = createClient(CatalogService, catalogProcess.grpcAddress, { defaultTimeoutMs: 2_000 });
+  const [launched, vhost] = await Promise.all([scope.launch("catalog", { JWKS_URL: issuer.jwksUrl }), scope.vhost()]);
+  catalogProcess = launched;
+  catalog = scope.add(createClient(CatalogService, catalogProcess.grpcAddress, { defaultTimeoutMs: 2_000 }), (c) => c.close());
   products = (await catalog.listProducts({ pageSize: 100 })).products;
-  redis = await connectRedis(testEnv.REDIS_URL, redisPrefix.prefix);
+  redis = scope.add(await connectRedis(testEnv.REDIS_URL, redisPrefix), (r) => r.close());
   store = new CartStore(redis, { ttlSeconds });
-  grpc = await startTestGrpcServer({ service: CartService, impl: cartHandlers(new Carts(store, catalog, { currency: "USD" })), access: cartAccess, issuer });
+  grpc = scope.add(await startTestGrpcServer({ service: CartService, impl: cartHandlers(new Carts(store, catalog, { currency: "USD" })), access: cartAccess, issuer }), (g) => g.stop());
   client = grpc.client;
-  broker = await Broker.connect(vhost.url, { service: "cart-test" });
+  broker = scope.add(await Broker.connect(vhost.url, { service: "cart-test" }), (b) => b.close());
   await broker.consume({ queue: orderConfirmedQueue, handlers: [clearCartOnOrderConfirmed(store)] });
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  catalog?.close();
-  await broker?.close();
-  await redis?.close();
-  await catalogProcess?.cleanup();
-  await vhost?.drop();
-  await redisPrefix.clear();
-  issuer?.stop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 /** A signed-in customer of their own. */
 async function newUser() {
@@ -79,14 +63,6 @@ async function newUser() {
 const stored = (userId: string) => redis.client.hGetAll(store.key(userId));
 const quantities = (cart: Cart | undefined) => Object.fromEntries((cart?.lines ?? []).map((l) => [l.productId, l.quantity]));
 const unknownProduct = "00000000-0000-4000-8000-00000000c0de";
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
 
 describe("a cart", () => {
   test("a new user's cart is empty, with a zero total", async () => {
@@ -313,7 +289,7 @@ describe("ownership and access", () => {
       expect(err.code).toBe(status.PERMISSION_DENIED);
       expect(err.message).toContain("service token");
     }
-    expect(await redis.client.keys(`${redisPrefix.prefix}cart:service*`)).toEqual([]);
+    expect(await redis.client.keys(`${redisPrefix}cart:service*`)).toEqual([]);
   });
 });
 
@@ -338,43 +314,41 @@ describe("OrderConfirmed", () => {
 
     const messageId = crypto.randomUUID();
     await publishConfirmed(messageId, alice.id);
-    await waitFor("Alice's cart to be emptied", async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0);
+    await eventually(async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0, { what: "Alice's cart to be emptied" });
     expect(quantities((await client.getCart({}, bob.auth)).cart)).toEqual({ [x.id]: 4 });
     expect(await redis.client.ttl(store.inboxKey(orderConfirmedQueue, messageId))).toBeGreaterThan(7 * 86_400 - 60);
 
     await client.addItem({ productId: z.id, quantity: 3 }, alice.auth);
     const duplicates = await consumed("duplicate");
     await publishConfirmed(messageId, alice.id);
-    await waitFor("the redelivery to be handled", async () => (await consumed("duplicate")) === duplicates + 1);
+    await eventually(async () => (await consumed("duplicate")) === duplicates + 1, { what: "the redelivery to be handled" });
     expect(quantities((await client.getCart({}, alice.auth)).cart)).toEqual({ [z.id]: 3 });
 
     // Another order's message is another message: it empties the cart again.
     await publishConfirmed(crypto.randomUUID(), alice.id);
-    await waitFor("Alice's cart to be emptied again", async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0);
+    await eventually(async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0, { what: "Alice's cart to be emptied again" });
     expect(quantities((await client.getCart({}, bob.auth)).cart)).toEqual({ [x.id]: 4 });
   });
 });
 
 describe("the cart process (main.ts)", () => {
   test("starts healthy, serves the cart from the catalog and empties it on OrderConfirmed", async () => {
-    const processVhost = await testVhost();
-    const cart = await launchProcess("cart", { CATALOG_ADDR: catalogProcess.grpcAddress, JWKS_URL: issuer.jwksUrl, AMQP_URL: processVhost.url });
-    const cartClient = createClient(CartService, cart.grpcAddress);
-    const publisher = await Broker.connect(processVhost.url, { service: "cart-test" });
+    const local = new TestScope();
     try {
+      const processVhost = await local.vhost();
+      const cart = await local.launch("cart", { CATALOG_ADDR: catalogProcess.grpcAddress, JWKS_URL: issuer.jwksUrl, AMQP_URL: processVhost.url });
+      const cartClient = local.add(createClient(CartService, cart.grpcAddress), (c) => c.close());
+      const publisher = local.add(await Broker.connect(processVhost.url, { service: "cart-test" }), (b) => b.close());
       const user = await newUser();
       const p = products[20]!;
       const { cart: filled } = await cartClient.addItem({ productId: p.id, quantity: 3 }, user.auth);
       expect(filled?.total?.amountMinor).toBe(p.price!.amountMinor * 3n);
       const payload = toBinary(OrderConfirmedSchema, create(OrderConfirmedSchema, { orderId: crypto.randomUUID(), userId: user.id }));
       await publisher.publish([{ id: crypto.randomUUID(), routingKey: events.orderConfirmed.routingKey, payload, headers: {} }]);
-      await waitFor("the cart process to empty the cart", async () => (await cartClient.getCart({}, user.auth)).cart?.itemCount === 0);
+      await eventually(async () => (await cartClient.getCart({}, user.auth)).cart?.itemCount === 0, { what: "the cart process to empty the cart" });
       expect((await fetch(`${cart.httpUrl}/metrics`)).status).toBe(200);
     } finally {
-      cartClient.close();
-      await publisher.close();
-      await cart.cleanup();
-      await processVhost.drop();
+      await local.cleanup();
     }
   }, 30_000);
 });

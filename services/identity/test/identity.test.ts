@@ -7,12 +7,12 @@ import { Hono } from "hono";
 import { decodeProtectedHeader } from "jose";
 import { AccessTokenVerifier } from "@bazaar/platform/auth";
 import { connectRedis, type RedisConnection } from "@bazaar/platform/cache";
-import { openDatabase } from "@bazaar/platform/db";
 import type { RpcError } from "@bazaar/platform/errors";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
-import { startTestIssuer } from "@bazaar/platform/test-issuer";
-import { bearer, rpcError, startTestGrpcServer, type TestGrpcServer, testDatabaseUrl, testEnv, testRedisPrefix, uniqueName } from "@bazaar/platform/testing";
+import { startTestIssuer } from "@bazaar/testkit/test-issuer";
+import { bearer, rpcError, startTestGrpcServer, type TestGrpcServer, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService, type Tokens } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "../src/access-tokens.ts";
@@ -27,8 +27,8 @@ import { addWellKnownRoutes } from "../src/well-known.ts";
 // Identity's handlers behind a real gRPC server and client, wired as main.ts wires them
 // (tokens verified against its own keys in process), on a fresh database and Redis prefix;
 // the JWKS is served over HTTP by the same routes the service mounts.
-const database = testDatabaseUrl("identity");
-const redisPrefix = testRedisPrefix();
+const scope = new TestScope();
+const redisPrefix = scope.redisPrefix();
 const issuer = "https://identity.bazaar.local";
 const audience = "bazaar";
 const internalSecret = "a-test-internal-secret-of-some-length";
@@ -43,9 +43,9 @@ let verifier: AccessTokenVerifier;
 
 beforeAll(async () => {
   configureLogging("identity", "error");
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  db = await scope.database("identity", schema);
   const keys = await loadKeyRing(db);
-  redis = await connectRedis(testEnv.REDIS_URL, redisPrefix.prefix);
+  redis = scope.add(await connectRedis(testEnv.REDIS_URL, redisPrefix), (r) => r.close());
   accounts = new Accounts(db, new AccessTokenIssuer(keys.signing, { issuer, audience }), new LoginThrottle(redis), {
     accessTokenTtlSeconds: accessTtl,
     refreshTokenTtlSeconds: 30 * 86_400,
@@ -54,21 +54,14 @@ beforeAll(async () => {
   });
   const app = new Hono();
   addWellKnownRoutes(app, { issuer, jwks: keys.jwks });
-  http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+  http = scope.add(Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }), (h) => h.stop(true));
   verifier = new AccessTokenVerifier({ jwksUrl: `http://127.0.0.1:${http.port}/.well-known/jwks.json`, issuer, audience });
   const selfVerifier = new AccessTokenVerifier({ jwksUrl: inlineJwksUrl(keys.jwks), issuer, audience });
-  grpc = await startTestGrpcServer({ service: IdentityService, impl: identityHandlers(accounts), access: identityAccess, verifier: selfVerifier });
+  grpc = scope.add(await startTestGrpcServer({ service: IdentityService, impl: identityHandlers(accounts), access: identityAccess, verifier: selfVerifier }), (g) => g.stop());
   client = grpc.client;
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  http?.stop(true);
-  await redis?.close();
-  await db?.close();
-  await redisPrefix.clear();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 const password = "correct horse battery";
 const newEmail = () => `${uniqueName("user")}@example.com`;
@@ -463,11 +456,11 @@ describe("throttle storage", () => {
   test("keeps failure counts under the Redis prefix, keyed by a hash of the email, expiring", async () => {
     const email = newEmail();
     await rpcError(client.login({ email, password }));
-    const keys = await redis.client.keys(`${redisPrefix.prefix}login-attempts:*`);
+    const keys = await redis.client.keys(`${redisPrefix}login-attempts:*`);
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.some((k) => k.includes(email))).toBe(false);
     const hashed = new Bun.CryptoHasher("sha256").update(email).digest("hex");
-    const key = `${redisPrefix.prefix}login-attempts:${hashed}`;
+    const key = `${redisPrefix}login-attempts:${hashed}`;
     const ttl = await redis.client.pTTL(key);
     expect(ttl).toBeGreaterThan(14 * 60_000);
     expect(ttl).toBeLessThanOrEqual(15 * 60_000);

@@ -13,14 +13,17 @@ import { ensureDatabase } from "@bazaar/platform/db";
 import { configureLogging } from "@bazaar/platform/log";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { events, eventsExchange } from "@bazaar/platform/messaging/events";
-import { bearer, type LaunchedProcess, launchProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { bearer, type LaunchedProcess, uniqueName } from "@bazaar/testkit/fixtures";
+import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 
 const issuer = "https://identity.test.bazaar";
 const audience = "bazaar-test";
-const database = testDatabaseUrl("identity");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
+const databaseUrl = scope.databaseUrl("identity");
+let vhost: ScopedVhost;
 let replicas: LaunchedProcess[] = [];
 let client: GrpcClient<typeof IdentityService>;
 let amqpConnection: ChannelModel;
@@ -28,46 +31,30 @@ const delivered: ConsumeMessage[] = [];
 
 beforeAll(async () => {
   configureLogging("identity-test", "warn");
-  vhost = await testVhost();
+  vhost = await scope.vhost();
   // Created up front: two processes creating one database at the same moment can hit a unique
   // violation that platform/src/db.ts (ensureDatabase) does not yet treat as "exists already".
-  await ensureDatabase(database.url);
-  const env = { DATABASE_URL: database.url, AMQP_URL: vhost.url, JWT_ISSUER: issuer, JWT_AUDIENCE: audience, LOG_LEVEL: "warn" };
-  const started = await Promise.allSettled([launchProcess("identity", env), launchProcess("identity", env)]);
+  await ensureDatabase(databaseUrl);
+  const env = { DATABASE_URL: databaseUrl, AMQP_URL: vhost.url, JWT_ISSUER: issuer, JWT_AUDIENCE: audience, LOG_LEVEL: "warn" };
+  const started = await Promise.allSettled([scope.launch("identity", env), scope.launch("identity", env)]);
   replicas = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const failed = started.find((r) => r.status === "rejected");
   if (failed) throw failed.reason; // afterAll stops the replica that did start
-  client = createClient(IdentityService, replicas[0]!.grpcAddress);
+  client = scope.add(createClient(IdentityService, replicas[0]!.grpcAddress), (c) => c.close());
   // A queue of the test's own on the events exchange (which the replicas declared).
-  amqpConnection = await amqp.connect(vhost.url);
+  amqpConnection = scope.add(await amqp.connect(vhost.url), (c) => c.close());
   const channel = await amqpConnection.createChannel();
   const { queue } = await channel.assertQueue("", { exclusive: true });
   await channel.bindQueue(queue, eventsExchange, events.userRegistered.routingKey);
   await channel.consume(queue, (m) => m && delivered.push(m), { noAck: true });
 }, 60_000);
 
-afterAll(async () => {
-  client?.close();
-  await amqpConnection?.close();
-  await Promise.all(replicas.map((r) => r.cleanup()));
-  await database.drop();
-  await vhost?.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 async function json(url: string): Promise<{ body: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(url);
   expect(res.status).toBe(200);
   return { body: (await res.json()) as Record<string, unknown>, headers: res.headers };
-}
-
-async function eventually<T>(what: string, check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
 }
 
 describe("well-known documents", () => {
@@ -133,14 +120,14 @@ describe("UserRegistered", () => {
   test("is published on bazaar.events as user.registered.v1, with the outbox row id as message id", async () => {
     const email = `${uniqueName("evt")}@example.com`;
     const { user } = await client.register({ email, password: "correct horse battery", displayName: "Event Person" });
-    const message = await eventually("the UserRegistered message", () =>
-      delivered.find((m) => fromBinary(UserRegisteredSchema, m.content).userId === user!.id),
-    );
+    const message = await eventually(() => delivered.find((m) => fromBinary(UserRegisteredSchema, m.content).userId === user!.id), {
+      what: "the UserRegistered message",
+    });
     const event = fromBinary(UserRegisteredSchema, message.content);
     expect(event.email).toBe(email);
     expect(event.displayName).toBe("Event Person");
     expect(message.fields.routingKey).toBe("user.registered.v1");
-    const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+    const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
     try {
       const rows = await sql<{ id: string; payload: Buffer; published_at: Date | null }[]>`select id, payload, published_at from outbox where routing_key = 'user.registered.v1'`;
       const row = rows.find((r) => fromBinary(UserRegisteredSchema, r.payload).userId === user!.id);

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { eq, isNull } from "drizzle-orm";
-import { openDatabase } from "@bazaar/platform/db";
 import { createClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { freePort, startTestGrpcServer, testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { freePort, startTestGrpcServer } from "@bazaar/testkit/fixtures";
+import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { type ProductUpdatedSchema, type StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { CatalogBackfill } from "../src/catalog-backfill.ts";
@@ -19,8 +20,8 @@ import { consumeProductAnnouncements, productsQueue } from "../src/product-event
 
 // The inventory's messaging against a real RabbitMQ vhost and Postgres database of this run's
 // own: the product consumer and its inbox, and the relay publishing StockChanged.
-const database = testDatabaseUrl("inventory");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
+let vhost: ScopedVhost;
 let db: InventoryDatabase;
 let broker: Broker;
 let relay: OutboxRelay;
@@ -29,33 +30,17 @@ const published: StockChanged[] = [];
 
 beforeAll(async () => {
   configureLogging("inventory", "warn");
-  vhost = await testVhost();
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-  broker = await Broker.connect(vhost.url, { service: "inventory" });
-  relay = new OutboxRelay(db.db, broker, { pollMs: 200 }).start();
+  vhost = await scope.vhost();
+  db = await scope.database("inventory", schema);
+  broker = scope.add(await Broker.connect(vhost.url, { service: "inventory" }), (b) => b.close());
+  relay = scope.add(new OutboxRelay(db.db, broker, { pollMs: 200 }).start(), (r) => r.stop());
   store = new InventoryStore(db, { reservationTtlSeconds: 900, demoStock: true }, relay);
   await consumeProductAnnouncements(broker, db, store, relay);
   // Stands in for the services that follow stock levels.
   await broker.consume({ queue: "test.stock-watcher", handlers: [on(events.stockChanged, async (e) => void published.push(e))] });
 }, 60_000);
 
-afterAll(async () => {
-  await relay?.stop();
-  await broker?.close();
-  await db?.close();
-  await vhost?.drop();
-  await database.drop();
-}, 60_000);
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
+afterAll(() => scope.cleanup(), 60_000);
 
 /** Messages the products queue has finished with, by outcome. */
 async function consumed(outcome: string): Promise<number> {
@@ -77,15 +62,15 @@ describe("products announced by the catalog", () => {
     const [processed, duplicates] = [await consumed("processed"), await consumed("duplicate")];
     await announce(messageId, { productId, name: "Test Kettle", created: true });
     await announce(messageId, { productId, name: "Test Kettle", created: true });
-    await until("both deliveries handled", async () =>
-      (await consumed("processed")) - processed + (await consumed("duplicate")) - duplicates >= 2 ? true : undefined,
-    );
+    await eventually(async () => (await consumed("processed")) - processed + (await consumed("duplicate")) - duplicates >= 2, {
+      what: "both deliveries handled",
+    });
     expect((await consumed("duplicate")) - duplicates).toBe(1);
     const rows = await stockRows(productId);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ onHand: demoQuantity(productId), reserved: 0 });
     // Its StockChanged went out through the outbox and the relay, once.
-    await until("the StockChanged of the new row", async () => (published.some((e) => e.productId === productId) ? true : undefined));
+    await eventually(async () => published.some((e) => e.productId === productId), { what: "the StockChanged of the new row" });
     await Bun.sleep(100);
     expect(published.filter((e) => e.productId === productId).map((e) => e.onHand)).toEqual([demoQuantity(productId)]);
   });
@@ -96,7 +81,7 @@ describe("products announced by the catalog", () => {
     const processed = await consumed("processed");
     await announce(crypto.randomUUID(), { productId, name: "Renamed", created: true });
     await announce(crypto.randomUUID(), { productId, name: "Renamed again", created: false });
-    await until("both announcements handled", async () => ((await consumed("processed")) - processed >= 2 ? true : undefined));
+    await eventually(async () => (await consumed("processed")) - processed >= 2, { what: "both announcements handled" });
     expect((await stockRows(productId))[0]).toMatchObject({ onHand: 77, reserved: 7 });
   });
 
@@ -104,14 +89,14 @@ describe("products announced by the catalog", () => {
     const productId = crypto.randomUUID();
     const processed = await consumed("processed");
     await announce(crypto.randomUUID(), { productId, name: "Changed", created: false });
-    await until("the change handled", async () => ((await consumed("processed")) > processed ? true : undefined));
+    await eventually(async () => (await consumed("processed")) > processed, { what: "the change handled" });
     expect(await stockRows(productId)).toHaveLength(0);
   });
 
   test("an announcement whose product id is not a UUID goes to the dead-letter queue", async () => {
     const dead = await consumed("dead_lettered");
     await announce(crypto.randomUUID(), { productId: "not-a-uuid", name: "Broken", created: true });
-    await until("the message dead-lettered", async () => ((await consumed("dead_lettered")) > dead ? true : undefined));
+    await eventually(async () => (await consumed("dead_lettered")) > dead, { what: "the message dead-lettered" });
   });
 });
 
@@ -120,15 +105,15 @@ describe("StockChanged", () => {
     const productId = crypto.randomUUID();
     await store.adjust(productId, 9, "first delivery", "test-admin");
     await store.reserve(crypto.randomUUID(), [{ productId, quantity: 4 }]);
-    const seen = await until("two StockChanged events", async () => {
+    const seen = await eventually(async () => {
       const mine = published.filter((e) => e.productId === productId);
       return mine.length >= 2 ? mine : undefined;
-    });
+    }, { what: "two StockChanged events" });
     expect(seen.map((e) => [e.onHand, e.reserved, e.available]).sort()).toEqual([[9, 0, 9], [9, 4, 5]].sort());
-    await until("the outbox drained", async () => {
+    await eventually(async () => {
       const left = await db.db.select().from(schema.outbox).where(isNull(schema.outbox.publishedAt));
       return left.length === 0 ? true : undefined;
-    });
+    }, { what: "the outbox drained" });
   });
 });
 

@@ -3,12 +3,13 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { count, eq, inArray } from "drizzle-orm";
-import { openDatabase } from "@bazaar/platform/db";
 import type { RpcError } from "@bazaar/platform/errors";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer } from "@bazaar/testkit/fixtures";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import * as schema from "../src/db/schema.ts";
@@ -19,7 +20,7 @@ import { inventoryAccess, inventoryHandlers } from "../src/rpc.ts";
 
 // The inventory's handlers behind a real gRPC server and client, on a fresh database of this
 // test run's own; tokens come from a test issuer.
-const database = testDatabaseUrl("inventory");
+const scope = new TestScope();
 let db: InventoryDatabase;
 let store: InventoryStore;
 let grpc: TestGrpcServerWithIssuer<typeof InventoryService>;
@@ -31,20 +32,16 @@ const adminId = crypto.randomUUID();
 
 beforeAll(async () => {
   configureLogging("inventory", "warn");
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  db = await scope.database("inventory", schema);
   store = new InventoryStore(db, { reservationTtlSeconds: 900 });
-  grpc = await startTestGrpcServer({ service: InventoryService, impl: inventoryHandlers(store), access: inventoryAccess });
+  grpc = scope.add(await startTestGrpcServer({ service: InventoryService, impl: inventoryHandlers(store), access: inventoryAccess }), (g) => g.stop());
   client = grpc.client;
   asService = await grpc.auth({ sub: "service:orders", roles: ["service"] });
   asAdmin = await grpc.auth({ sub: adminId, roles: ["customer", "admin"] });
   asCustomer = await grpc.auth({ sub: crypto.randomUUID(), roles: ["customer"] });
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  await db?.close();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 /** A product with a stock row of `onHand` units. */
 async function product(onHand: number): Promise<string> {
@@ -321,8 +318,7 @@ describe("expiry", () => {
     expect(await level(a)).toEqual({ onHand: 3, reserved: 2, available: 1 });
     const sweeper = new ReservationSweeper(store, 20).start();
     try {
-      const deadline = Date.now() + 3_000;
-      while ((await level(a)).reserved !== 0 && Date.now() < deadline) await Bun.sleep(20);
+      await eventually(async () => (await level(a)).reserved === 0, { what: "the sweeper to expire the reservation", timeoutMs: 3_000 });
     } finally {
       await sweeper.stop();
     }

@@ -1,64 +1,49 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { bearer, launchProcess, type LaunchedProcess, testVhost } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { bearer, type LaunchedProcess } from "@bazaar/testkit/fixtures";
+import type { TestIssuer } from "@bazaar/testkit/test-issuer";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import { demoQuantity } from "../src/demo-stock.ts";
 
 // The real processes: a seeding catalog and an inventory on one vhost of this run's own. The
 // catalog seeds and publishes before the inventory's queue exists, as on a fresh platform.
+const scope = new TestScope();
 let issuer: TestIssuer;
-let vhost: Awaited<ReturnType<typeof testVhost>>;
 let catalogProcess: LaunchedProcess;
 let inventoryProcess: LaunchedProcess;
 let catalog: GrpcClient<typeof CatalogService>;
 let inventory: GrpcClient<typeof InventoryService>;
 
 beforeAll(async () => {
-  issuer = await startTestIssuer();
-  vhost = await testVhost();
+  issuer = await scope.issuer();
+  const vhost = await scope.vhost();
   const auth = { JWKS_URL: issuer.jwksUrl, JWT_ISSUER: issuer.issuer, JWT_AUDIENCE: issuer.audience, AMQP_URL: vhost.url, LOG_LEVEL: "warn" };
-  catalogProcess = await launchProcess("catalog", auth);
-  catalog = createClient(CatalogService, catalogProcess.grpcAddress);
-  inventoryProcess = await launchProcess("inventory", {
+  catalogProcess = await scope.launch("catalog", auth);
+  catalog = scope.add(createClient(CatalogService, catalogProcess.grpcAddress), (c) => c.close());
+  inventoryProcess = await scope.launch("inventory", {
     ...auth,
     CATALOG_ADDR: catalogProcess.grpcAddress,
     LOG_LEVEL: "info",
     RESERVATION_TTL_SECONDS: "1",
     RESERVATION_SWEEP_MS: "100",
   });
-  inventory = createClient(InventoryService, inventoryProcess.grpcAddress);
+  inventory = scope.add(createClient(InventoryService, inventoryProcess.grpcAddress), (c) => c.close());
 }, 60_000);
 
-afterAll(async () => {
-  catalog?.close();
-  inventory?.close();
-  await inventoryProcess?.cleanup();
-  await catalogProcess?.cleanup();
-  await vhost?.drop();
-  issuer?.stop();
-}, 60_000);
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+afterAll(() => scope.cleanup(), 60_000);
 
 describe("the inventory process", () => {
   test("stocks every product of the demo catalog with its demo quantity", async () => {
     const { products } = await catalog.listProducts({ pageSize: 100 });
     expect(products.length).toBe(72);
     const ids = products.map((p) => p.id);
-    const levels = await until("every product stocked", async () => {
+    const levels = await eventually(async () => {
       const { levels } = await inventory.getStock({ productIds: ids });
       return levels.every((l) => l.onHand > 0) ? levels : undefined;
-    });
+    }, { what: "every product stocked" });
     expect(levels.map((l) => l.onHand)).toEqual(ids.map(demoQuantity));
     // The demo has a few products down to their last units.
     expect(levels.filter((l) => l.available <= 2).length).toBeGreaterThan(0);
@@ -79,10 +64,10 @@ describe("the inventory process", () => {
       },
       admin,
     );
-    const level = await until("the new product stocked", async () => {
+    const level = await eventually(async () => {
       const { levels } = await inventory.getStock({ productIds: [product!.id] });
       return levels[0]!.onHand > 0 ? levels[0] : undefined;
-    });
+    }, { what: "the new product stocked" });
     expect(level.onHand).toBe(demoQuantity(product!.id));
   });
 
@@ -95,10 +80,10 @@ describe("the inventory process", () => {
     const { reservation } = await inventory.reserveStock({ orderId, items: [{ productId, quantity: 1 }] }, service);
     expect(reservation?.status).toBe(ReservationStatus.RESERVED);
     expect((await inventory.getStock({ productIds: [productId] })).levels[0]!.reserved).toBe(before.reserved + 1);
-    await until("the reservation expired", async () => {
+    await eventually(async () => {
       const { levels } = await inventory.getStock({ productIds: [productId] });
       return levels[0]!.reserved === before.reserved ? true : undefined;
-    }, 5_000);
+    }, { what: "the reservation expired", timeoutMs: 5_000 });
     const again = await inventory.releaseReservation({ orderId }, service);
     expect(again.reservation?.status).toBe(ReservationStatus.EXPIRED);
   });

@@ -9,11 +9,13 @@ import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { bearer, type LaunchedProcess, launchProcess, testVhost } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { bearer, type LaunchedProcess } from "@bazaar/testkit/fixtures";
+import type { TestIssuer } from "@bazaar/testkit/test-issuer";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
 let issuer: TestIssuer;
 let service: LaunchedProcess;
 let publisher: Broker;
@@ -21,20 +23,14 @@ let client: GrpcClient<typeof NotificationsService>;
 
 beforeAll(async () => {
   configureLogging("notifications-test", "error");
-  vhost = await testVhost();
-  issuer = await startTestIssuer();
-  service = await launchProcess("notifications", { AMQP_URL: vhost.url, JWKS_URL: issuer.jwksUrl, LOG_LEVEL: "warn" });
-  publisher = await Broker.connect(vhost.url, { service: "test-publisher" });
-  client = createClient(NotificationsService, service.grpcAddress);
+  const vhost = await scope.vhost();
+  issuer = await scope.issuer();
+  service = await scope.launch("notifications", { AMQP_URL: vhost.url, JWKS_URL: issuer.jwksUrl, LOG_LEVEL: "warn" });
+  publisher = scope.add(await Broker.connect(vhost.url, { service: "test-publisher" }), (b) => b.close());
+  client = scope.add(createClient(NotificationsService, service.grpcAddress), (c) => c.close());
 }, 60_000);
 
-afterAll(async () => {
-  client?.close();
-  await publisher?.close();
-  await service?.cleanup();
-  issuer?.stop();
-  await vhost?.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 describe("the notifications process", () => {
   test("welcomes a user who registered, in that user's own listing", async () => {
@@ -43,12 +39,10 @@ describe("the notifications process", () => {
     const id = crypto.randomUUID();
     expect((await publisher.publish([{ id, routingKey: events.userRegistered.routingKey, payload, headers: {} }])).acked).toEqual([id]);
     const auth = bearer(await issuer.token({ sub: userId }));
-    const end = Date.now() + 5_000;
-    let page = await client.listNotifications({}, auth);
-    while (page.notifications.length === 0 && Date.now() < end) {
-      await Bun.sleep(25);
-      page = await client.listNotifications({}, auth);
-    }
+    const page = await eventually(async () => {
+      const listed = await client.listNotifications({}, auth);
+      return listed.notifications.length > 0 && listed;
+    }, { what: "the welcome notification", timeoutMs: 5_000 });
     expect(page.notifications.map((n) => n.title)).toEqual(["Welcome to Bazaar, Grace!"]);
     expect(page.unreadCount).toBe(1);
     expect((await client.markRead({ all: true }, auth)).marked).toBe(1);

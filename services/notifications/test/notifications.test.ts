@@ -8,12 +8,13 @@ import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufb
 import { status } from "@grpc/grpc-js";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import { count, eq, inArray } from "drizzle-orm";
-import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, type EventHandler } from "@bazaar/platform/messaging/broker";
 import { type EventType, events } from "@bazaar/platform/messaging/events";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer } from "@bazaar/testkit/fixtures";
+import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { type MarkReadRequestSchema, NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { consumeEvents, eventsQueue, notificationHandlers } from "../src/consumer.ts";
 import * as schema from "../src/db/schema.ts";
@@ -21,8 +22,8 @@ import { NotificationStore, type NotificationsDatabase } from "../src/notificati
 import { notificationsAccess, notificationsHandlers } from "../src/rpc.ts";
 
 const { notifications } = schema;
-const database = testDatabaseUrl("notifications");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
+let vhost: ScopedVhost;
 let db: NotificationsDatabase;
 let publisher: Broker;
 let inspector: ChannelModel;
@@ -32,23 +33,16 @@ let client: GrpcClient<typeof NotificationsService>;
 
 beforeAll(async () => {
   configureLogging("notifications", "error");
-  vhost = await testVhost();
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-  publisher = await Broker.connect(vhost.url, { service: "test-publisher" });
-  inspector = await amqp.connect(vhost.url);
+  vhost = await scope.vhost();
+  db = await scope.database("notifications", schema);
+  publisher = scope.add(await Broker.connect(vhost.url, { service: "test-publisher" }), (b) => b.close());
+  inspector = scope.add(await amqp.connect(vhost.url), (i) => i.close().catch(() => {}));
   inspect = await inspector.createChannel();
-  grpc = await startTestGrpcServer({ service: NotificationsService, impl: notificationsHandlers(new NotificationStore(db)), access: notificationsAccess });
+  grpc = scope.add(await startTestGrpcServer({ service: NotificationsService, impl: notificationsHandlers(new NotificationStore(db)), access: notificationsAccess }), (g) => g.stop());
   client = grpc.client;
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  await inspector?.close().catch(() => {});
-  await publisher?.close();
-  await db?.close();
-  await vhost?.drop();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 // ---- helpers ----
 
@@ -81,22 +75,12 @@ async function startConsumer(handlers = recorded(notificationHandlers(db))): Pro
   return broker;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(15);
-  }
-}
-
 /** Waits until the message was handled `times` times; returns the outcomes. */
 const handled = (messageId: string, times = 1) =>
-  until(`message ${messageId} handled ${times}x`, () => {
+  eventually(() => {
     const list = outcomes.get(messageId);
     return list && list.length >= times ? list : undefined;
-  });
+  }, { what: `message ${messageId} handled ${times}x` });
 
 /** Publishes one event as an outbox relay would; returns its message id. */
 async function publish<S extends DescMessage>(event: EventType<S>, init: MessageInitShape<S>, id: string = crypto.randomUUID()): Promise<string> {
@@ -252,7 +236,7 @@ describe("the events consumer", () => {
     await publishRaw(events.orderPlaced.routingKey, new Uint8Array([0xff, 0xff, 0xff, 0xff]));
     const good = await publish(events.userRegistered, { userId: crypto.randomUUID(), displayName: "Cy" });
     expect(await handled(good)).toEqual(["created"]);
-    await until("the DLQ to hold the malformed message", async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 1 ? true : undefined));
+    await eventually(async () => (await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 1, { what: "the DLQ to hold the malformed message" });
     expect(await countAll()).toBe(rowsBefore + 1);
     expect(await queueDepth(eventsQueue)).toBe(0);
   });
@@ -263,7 +247,7 @@ describe("the events consumer", () => {
     const garbled = await publish(events.paymentCaptured, { orderId: crypto.randomUUID(), userId: "not-a-user", amount: usd(1n) });
     expect(await handled(empty)).toEqual(["PoisonMessageError"]);
     expect(await handled(garbled)).toEqual(["PoisonMessageError"]);
-    await until("the DLQ to hold both", async () => ((await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 2 ? true : undefined));
+    await eventually(async () => (await queueDepth(`${eventsQueue}.dlq`)) === dlqBefore + 2, { what: "the DLQ to hold both" });
     expect(outcomes.get(empty)).toHaveLength(1); // no redelivery
     expect([...(await rowsOf(empty)), ...(await rowsOf(garbled))]).toEqual([]);
   });
@@ -293,13 +277,13 @@ describe("a consumer killed before its ack", () => {
     await effectCommitted;
     expect(await rowsOf(id)).toHaveLength(1);
     // Unacknowledged, the message goes back to the queue once the broker sees the connection gone.
-    await until("the unacknowledged message back in the queue", async () => ((await queueDepth(eventsQueue)) === 1 ? true : undefined));
+    await eventually(async () => (await queueDepth(eventsQueue)) === 1, { what: "the unacknowledged message back in the queue" });
 
     const revived = await startConsumer();
     try {
       expect(await handled(id, 2)).toEqual(["created", "duplicate"]);
       expect(await rowsOf(id)).toHaveLength(1);
-      await until("the queue to drain", async () => ((await queueDepth(eventsQueue)) === 0 ? true : undefined));
+      await eventually(async () => (await queueDepth(eventsQueue)) === 0, { what: "the queue to drain" });
       const page = await client.listNotifications({}, await as(userId));
       expect(page.notifications).toHaveLength(1);
       expect(page.unreadCount).toBe(1);

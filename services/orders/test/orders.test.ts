@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { and, eq } from "drizzle-orm";
-import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer } from "@bazaar/testkit/fixtures";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { OrderCancelledSchema, OrderConfirmedSchema, OrderPlacedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { type Order, OrdersService, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import * as schema from "../src/db/schema.ts";
@@ -18,7 +19,7 @@ import { declinedCardNumber, FakePorts, gate } from "./fakes.ts";
 // The orders service in-process: its handlers behind a real gRPC server, on a fresh
 // database of this run's own, with its saga's peers (catalog, inventory, payments) played by
 // the honest fakes of fakes.ts. test/platform.test.ts runs it against the real services.
-const database = testDatabaseUrl("orders");
+const scope = new TestScope();
 const noOutbox = { wake() {} };
 const fast: SagaExecutorOptions = { leaseMs: 30_000, pollMs: 50, retryBaseMs: 20, retryMaxMs: 200 };
 const fingerprintKey = "test-fingerprint-key-0123456789";
@@ -32,26 +33,25 @@ const others: SagaExecutor[] = [];
 
 beforeAll(async () => {
   configureLogging("orders", "error");
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+  db = await scope.database("orders", schema);
+  // A replica left "crashed" by a failed test would wait forever for its stuck port call.
+  scope.defer(() => Promise.all([executor, ...others].map((e) => Promise.race([e?.stop(), Bun.sleep(2_000)]))), "stopping the saga executors");
   ports = new FakePorts();
   executor = new SagaExecutor(db, ports, noOutbox, fast).start();
   store = new OrderStore(db, ports, executor, noOutbox, { waitMs: 3_000, fingerprintKey });
-  grpc = await startTestGrpcServer({
-    service: OrdersService,
-    impl: ordersHandlers(store, { waitMs: 3_000 }),
-    access: ordersAccess,
-    clientOptions: { defaultTimeoutMs: 10_000 },
-  });
+  grpc = scope.add(
+    await startTestGrpcServer({
+      service: OrdersService,
+      impl: ordersHandlers(store, { waitMs: 3_000 }),
+      access: ordersAccess,
+      clientOptions: { defaultTimeoutMs: 10_000 },
+    }),
+    (g) => g.stop(),
+  );
   client = grpc.client;
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  // A replica left "crashed" by a failed test would wait forever for its stuck port call.
-  await Promise.all([executor, ...others].map((e) => Promise.race([e?.stop(), Bun.sleep(2_000)])));
-  await db?.close();
-  await database.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
 const declinedCard = { ...goodCard, number: "4000 0000 0000 0002" };
@@ -69,21 +69,11 @@ function product(name: string, priceMinor: number, stock: number): string {
   return p.id;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
-
 async function finalOrder(id: string, auth: BearerAuth): Promise<Order> {
-  return eventually(`order ${id} to be final`, async () => {
+  return eventually(async () => {
     const { order } = await client.getOrder({ id }, auth);
     return order && order.status !== OrderStatus.PENDING ? order : undefined;
-  });
+  }, { what: `order ${id} to be final` });
 }
 
 async function sagaOf(orderId: string) {
@@ -313,7 +303,7 @@ describe("crashes and leases", () => {
     const dead = gate();
     ports.hook("charge", { after: dead.wait });
     const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: vase, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
-    await eventually("the charge to reach payments", async () => (ports.payments.of(placed.id).length === 1 ? true : undefined));
+    await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     // Leased: the other executor (polling every 50 ms) leaves it alone.
     await Bun.sleep(150);
     const leased = await sagaOf(placed.id);
@@ -342,10 +332,10 @@ describe("crashes and leases", () => {
     const dead = gate();
     ports.hook("commit", { before: dead.wait });
     const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: clock, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
-    const mid = await eventually("the saga to reach the commit step", async () => {
+    const mid = await eventually(async () => {
       const s = await sagaOf(placed.id);
       return s.step === "commit" ? s : undefined;
-    });
+    }, { what: "the saga to reach the commit step" });
     expect(mid).toMatchObject({ cardNumber: null, cardExpiryMonth: null, cardExpiryYear: null, cardCvc: null });
     const [row] = await db.db.select().from(schema.orders).where(eq(schema.orders.id, placed.id));
     expect(row?.paymentId).toBe(ports.payments.of(placed.id)[0]!.id);
@@ -375,7 +365,7 @@ describe("crashes and leases", () => {
     const stuck = gate();
     ports.hook("reserve", { before: stuck.wait });
     const placed = await store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } }, 0);
-    await eventually("the reserve call", async () => (ports.count("reserve", placed.id) === 1 ? true : undefined));
+    await eventually(async () => ports.count("reserve", placed.id) === 1, { what: "the reserve call" });
     const held = await sagaOf(placed.id);
     const second = replica();
     expect(await second.executor.poll()).toBe(0);
@@ -420,7 +410,7 @@ describe("crashes and leases", () => {
       ports.hook("charge", { after: dead.wait });
       const run = replica({ instanceId });
       placed.push((await run.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card })).id);
-      await eventually("the charge", async () => (ports.payments.of(placed.at(-1)!).length === 1 ? true : undefined));
+      await eventually(async () => ports.payments.of(placed.at(-1)!).length === 1, { what: "the charge" });
     }
     // "host-a:1" restarts: its new run takes back only its own saga and finishes it now.
     const restarted = replica({ instanceId: "host-a:1" });
@@ -470,7 +460,7 @@ describe("CancelOrder", () => {
     const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 400 });
     expect(placed.order?.status).toBe(OrderStatus.PENDING);
     const cancelling = client.cancelOrder({ id: placed.order!.id }, buyer.auth);
-    await eventually("the cancellation to be recorded", async () => ((await sagaOf(placed.order!.id)).cancelRequested ? true : undefined));
+    await eventually(async () => (await sagaOf(placed.order!.id)).cancelRequested, { what: "the cancellation to be recorded" });
     held.open();
     const { order } = await cancelling;
     expect(order?.status).toBe(OrderStatus.CANCELLED);
@@ -488,7 +478,7 @@ describe("CancelOrder", () => {
     ports.hook("charge", { before: held.wait });
     const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 400 });
     const cancelling = client.cancelOrder({ id: placed.order!.id }, buyer.auth);
-    await eventually("the cancellation to be recorded", async () => ((await sagaOf(placed.order!.id)).cancelRequested ? true : undefined));
+    await eventually(async () => (await sagaOf(placed.order!.id)).cancelRequested, { what: "the cancellation to be recorded" });
     held.open();
     const { order } = await cancelling;
     expect(order?.status).toBe(OrderStatus.CANCELLED);
@@ -503,10 +493,10 @@ describe("CancelOrder", () => {
     const slow = replica({ retryBaseMs: 60_000, retryMaxMs: 60_000 });
     ports.failNext("reserve", 1);
     const placed = await slow.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } }, 0);
-    const waiting = await eventually("the reserve to fail", async () => {
+    const waiting = await eventually(async () => {
       const s = await sagaOf(placed.id);
       return s.lastError ? s : undefined;
-    });
+    }, { what: "the reserve to fail" });
     expect(waiting).toMatchObject({ step: "reserve", attempts: 1, leaseOwner: null });
     expect(waiting.lastError).toContain("UNAVAILABLE");
     expect(waiting.nextAttemptAt.getTime()).toBeGreaterThan(Date.now() + 10_000);
@@ -527,7 +517,7 @@ describe("CancelOrder", () => {
     const dead = gate();
     ports.hook("charge", { after: dead.wait });
     const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
-    await eventually("the charge to reach payments", async () => (ports.payments.of(placed.id).length === 1 ? true : undefined));
+    await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     const { order } = await client.cancelOrder({ id: placed.id }, buyer.auth);
     expect(order?.status).toBe(OrderStatus.CANCELLED);
     expect(order?.cancelReason).toBe("You cancelled the order.");

@@ -1,96 +1,30 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import postgres from "postgres";
 import { RpcError } from "@bazaar/platform/errors";
 import { configureLogging } from "@bazaar/platform/log";
-import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
-import { type BearerAuth, bearer, freePort, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
-import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
-import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
-import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
-import { type Order, OrdersService, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
-import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, bearer, uniqueName } from "@bazaar/testkit/fixtures";
+import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
+import { type Order, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
+import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 
 // Orders against the real identity, catalog, inventory and payments processes (and a real
 // orders process, so that it can be killed): every one with its own database, on free
 // ports, sharing one RabbitMQ vhost of this run's own.
-const secret = `orders-test-${crypto.randomUUID()}`;
 const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
 const declinedCard = { ...goodCard, number: "4000 0000 0000 0002" };
 
-let vhost: Awaited<ReturnType<typeof testVhost>>;
-const processes: LaunchedProcess[] = [];
-let orders: LaunchedProcess | undefined;
-const ordersDatabase = testDatabaseUrl("orders");
-const paymentsDatabase = testDatabaseUrl("payments");
-const ordersPorts = { GRPC_PORT: String(freePort()), HTTP_PORT: String(freePort()) };
-let ordersEnv: Record<string, string>;
-let paymentsSql: postgres.Sql;
-let ordersSql: postgres.Sql;
-let clients: {
-  identity: GrpcClient<typeof IdentityService>;
-  catalog: GrpcClient<typeof CatalogService>;
-  inventory: GrpcClient<typeof InventoryService>;
-  payments: GrpcClient<typeof PaymentsService>;
-  orders: GrpcClient<typeof OrdersService>;
-};
+let platform: TestPlatform;
+let clients: TestPlatform["clients"];
 
 beforeAll(async () => {
   configureLogging("orders-test", "warn");
-  vhost = await testVhost();
-  const identity = await launchProcess("identity", { AMQP_URL: vhost.url, INTERNAL_AUTH_SECRET: secret });
-  processes.push(identity);
-  const peers = { AMQP_URL: vhost.url, JWKS_URL: `${identity.httpUrl}/.well-known/jwks.json` };
-  const [catalog, payments] = await Promise.all([
-    launchProcess("catalog", peers),
-    launchProcess("payments", { ...peers, DATABASE_URL: paymentsDatabase.url }),
-  ]);
-  processes.push(catalog!, payments!);
-  const inventory = await launchProcess("inventory", { ...peers, CATALOG_ADDR: catalog!.grpcAddress });
-  processes.push(inventory);
-  ordersEnv = {
-    ...peers,
-    ...ordersPorts,
-    DATABASE_URL: ordersDatabase.url,
-    IDENTITY_ADDR: identity.grpcAddress,
-    INTERNAL_AUTH_SECRET: secret,
-    CATALOG_ADDR: catalog!.grpcAddress,
-    INVENTORY_ADDR: inventory.grpcAddress,
-    PAYMENTS_ADDR: payments!.grpcAddress,
-    SAGA_POLL_MS: "100",
-  };
-  orders = await launchProcess("orders", ordersEnv);
-  const options = { defaultTimeoutMs: 10_000 };
-  clients = {
-    identity: createClient(IdentityService, identity.grpcAddress, options),
-    catalog: createClient(CatalogService, catalog!.grpcAddress, options),
-    inventory: createClient(InventoryService, inventory.grpcAddress, options),
-    payments: createClient(PaymentsService, payments!.grpcAddress, options),
-    orders: createClient(OrdersService, orders.grpcAddress, options),
-  };
-  paymentsSql = postgres(paymentsDatabase.url, { max: 1, onnotice: () => {} });
-  ordersSql = postgres(ordersDatabase.url, { max: 1, onnotice: () => {} });
+  platform = await startTestPlatform({ orders: { SAGA_POLL_MS: "100" } }, { only: ["identity", "catalog", "inventory", "payments", "orders"] });
+  clients = platform.clients;
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of Object.values(clients ?? {})) c.close();
-  await paymentsSql?.end({ timeout: 5 });
-  await ordersSql?.end({ timeout: 5 });
-  await orders?.cleanup();
-  await Promise.all(processes.map((p) => p.cleanup()));
-  await ordersDatabase.drop();
-  await paymentsDatabase.drop();
-  await vhost?.drop();
+  await platform?.cleanup();
 }, 60_000);
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
-}
 
 async function newBuyer(): Promise<{ id: string; auth: BearerAuth }> {
   const res = await clients.identity.register({ email: `${uniqueName("buyer")}@example.com`, password: "correct horse battery", displayName: "Test Buyer" });
@@ -106,14 +40,14 @@ async function adminAuth(): Promise<BearerAuth> {
 let used = 0;
 async function stocked(min: number): Promise<{ id: string; name: string; available: number }> {
   const { products } = await clients.catalog.listProducts({ pageSize: 100 });
-  return eventually(`a product with ${min}+ units`, async () => {
+  return eventually(async () => {
     const { levels } = await clients.inventory.getStock({ productIds: products.map((p) => p.id) });
     const ok = levels.filter((l) => l.available >= min);
     const level = ok[used % Math.max(ok.length, 1)];
     if (!level) return undefined;
     used++;
     return { id: level.productId, name: products.find((p) => p.id === level.productId)!.name, available: level.available };
-  }, 30_000);
+  }, { what: `a product with ${min}+ units`, timeoutMs: 30_000 });
 }
 
 async function available(productId: string): Promise<number> {
@@ -122,14 +56,14 @@ async function available(productId: string): Promise<number> {
 }
 
 async function finalOrder(id: string, auth: BearerAuth, timeoutMs = 15_000): Promise<Order> {
-  return eventually(`order ${id} to be final`, async () => {
+  return eventually(async () => {
     const { order } = await clients.orders.getOrder({ id }, auth);
     return order && order.status !== OrderStatus.PENDING ? order : undefined;
-  }, timeoutMs);
+  }, { what: `order ${id} to be final`, timeoutMs });
 }
 
 async function paymentsOf(orderId: string): Promise<{ status: string }[]> {
-  return paymentsSql<{ status: string }[]>`select status from payments where order_id = ${orderId}`;
+  return platform.query<{ status: string }>("payments", "select status from payments where order_id = $1", [orderId]);
 }
 
 describe("orders with the real services", () => {
@@ -146,7 +80,7 @@ describe("orders with the real services", () => {
     expect(await paymentsOf(order.id)).toEqual([{ status: "CAPTURED" }]);
     expect(await available(p.id)).toBe(p.available - 2);
     // The outcome is counted on /metrics.
-    const metrics = await (await fetch(`${orders!.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${platform.httpUrl("orders")}/metrics`)).text();
     expect(metrics).toMatch(/bazaar_saga_outcomes_total\{outcome="confirmed",reason="none",service="orders"\} [1-9]/);
     expect(metrics).toContain("bazaar_saga_duration_seconds_count");
   }, 30_000);
@@ -186,19 +120,20 @@ describe("orders with the real services", () => {
       const placing = clients.orders
         .placeOrder({ idempotencyKey: uniqueName("crash"), lines: [{ productId: p.id, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 10_000 })
         .catch((err: unknown) => err);
-      const pending = await eventually("the order to exist", async () => (await clients.orders.listOrders({}, buyer.auth)).orders[0]);
-      await Bun.sleep(400);
-      await orders!.child.stop("SIGKILL");
+      const pending = await eventually(async () => (await clients.orders.listOrders({}, buyer.auth)).orders[0], { what: "the order to exist" });
+      // The reserve step recorded, the charge claimed: the slow processor holds the saga there.
+      await eventually(async () => (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [pending.id]))[0]?.step === "charge", { what: "the saga to reach the charge step" });
+      await platform.stop("orders", "SIGKILL");
       // Killed mid-saga: the caller never got an answer.
       expect(await placing).toBeInstanceOf(RpcError);
-      expect((await ordersSql`select step from sagas where order_id = ${pending.id}`)[0]?.step).toBe("charge");
+      expect((await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1", [pending.id]))[0]?.step).toBe("charge");
       await clients.payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
       const restartedAt = Date.now();
-      orders = await launchProcess("orders", ordersEnv);
+      await platform.start("orders");
       // Well inside the 30 s lease: the restarted process took back its own sagas.
       const order = await finalOrder(pending.id, buyer.auth, 10_000);
       expect(Date.now() - restartedAt).toBeLessThan(15_000);
-      expect(orders.child.output()).toContain("took back the sagas of this instance's previous run");
+      expect(platform.process("orders").output()).toContain("took back the sagas of this instance's previous run");
       expect(order.status).toBe(OrderStatus.CONFIRMED);
       expect(await paymentsOf(order.id)).toEqual([{ status: "CAPTURED" }]);
       expect(await available(p.id)).toBe(p.available - 1);

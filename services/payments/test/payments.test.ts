@@ -6,8 +6,9 @@ import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { registry } from "@bazaar/platform/metrics";
-import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
-import { openDatabase } from "@bazaar/platform/db";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, bearer, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, uniqueName } from "@bazaar/testkit/fixtures";
+import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import * as schema from "../src/db/schema.ts";
 import { FaultSettingsStore, noFaults } from "../src/fault-settings.ts";
@@ -17,8 +18,8 @@ import { paymentsAccess, paymentsHandlers } from "../src/rpc.ts";
 
 // The payments handlers behind a real gRPC server, on a database and RabbitMQ vhost of this
 // run's own, with the outbox relayed to a consumer that records every Payment* event.
-const database = testDatabaseUrl("payments");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
+const scope = new TestScope();
+let vhost: ScopedVhost;
 let db: PaymentsDatabase;
 let broker: Broker;
 let relay: OutboxRelay;
@@ -53,9 +54,9 @@ const cards = {
 
 beforeAll(async () => {
   configureLogging("payments", "warn");
-  vhost = await testVhost();
-  db = await openDatabase({ url: database.url, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-  broker = await Broker.connect(vhost.url, { service: "payments-test" });
+  vhost = await scope.vhost();
+  db = await scope.database("payments", schema);
+  broker = scope.add(await Broker.connect(vhost.url, { service: "payments-test" }), (b) => b.close());
   const record = (routingKey: string) => async (e: { paymentId: string; orderId: string; amount?: { amountMinor: bigint }; reason?: string }) => {
     seen.push({ routingKey, paymentId: e.paymentId, orderId: e.orderId, amountMinor: e.amount?.amountMinor ?? 0n, reason: e.reason });
   };
@@ -67,10 +68,10 @@ beforeAll(async () => {
       on(events.paymentRefunded, record(events.paymentRefunded.routingKey)),
     ],
   });
-  relay = new OutboxRelay(db.db, broker, { pollMs: 200 }).start();
+  relay = scope.add(new OutboxRelay(db.db, broker, { pollMs: 200 }).start(), (r) => r.stop());
   faults = new FaultSettingsStore(db, { cacheMs: 1000 });
   const store = new PaymentStore(db, new SimulatedProcessor({ now: () => new Date(Date.now() + clockAheadMs) }), faults, { requestHashSecret: "payments-test-hash-secret", outbox: relay });
-  grpc = await startTestGrpcServer({ service: PaymentsService, impl: paymentsHandlers(store, faults), access: paymentsAccess });
+  grpc = scope.add(await startTestGrpcServer({ service: PaymentsService, impl: paymentsHandlers(store, faults), access: paymentsAccess }), (g) => g.stop());
   client = grpc.client;
   owner.auth = await grpc.auth({ sub: owner.id, roles: ["customer"] });
   stranger.auth = await grpc.auth({ sub: stranger.id, roles: ["customer"] });
@@ -78,30 +79,13 @@ beforeAll(async () => {
   asAdmin = await grpc.auth({ sub: adminId, roles: ["customer", "admin"] });
 }, 60_000);
 
-afterAll(async () => {
-  await grpc?.stop();
-  await relay?.stop();
-  await broker?.close();
-  await db?.close();
-  await database.drop();
-  await vhost?.drop();
-}, 60_000);
+afterAll(() => scope.cleanup(), 60_000);
 
 // Every test starts with a well-behaved processor.
 afterEach(async () => {
   clockAheadMs = 0;
   await faults.set(noFaults, "test");
 });
-
-async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
 
 /** A ChargeRequest as plain data. */
 interface ChargeInit {
@@ -159,7 +143,7 @@ describe("Charge", () => {
     expect(payment?.amount?.amountMinor).toBe(2599n);
     expect(payment?.amount?.currencyCode).toBe("USD");
     expect(await ledgerOf(payment!.id)).toEqual([{ kind: "CHARGE", amount_minor: "2599", currency: "USD" }]);
-    const event = await eventually("PaymentCaptured", () => seen.find((e) => e.paymentId === payment!.id));
+    const event = await eventually(() => seen.find((e) => e.paymentId === payment!.id), { what: "PaymentCaptured" });
     expect(event).toMatchObject({ routingKey: "payment.captured.v1", orderId: request.orderId!, amountMinor: 2599n });
   });
 
@@ -178,7 +162,7 @@ describe("Charge", () => {
       expect(payment?.status).toBe(PaymentStatus.FAILED);
       expect(payment?.failureReason).toBe(reason);
       expect(await ledgerOf(payment!.id)).toEqual([]);
-      const event = await eventually("PaymentFailed", () => seen.find((e) => e.paymentId === payment!.id));
+      const event = await eventually(() => seen.find((e) => e.paymentId === payment!.id), { what: "PaymentFailed" });
       expect(event.routingKey).toBe("payment.failed.v1");
       expect(event.reason).toBe(reason);
     }
@@ -289,7 +273,7 @@ describe("Refund", () => {
     ]);
     const [balance] = await db.sql`select sum(amount_minor)::int as n from ledger_entries where payment_id = ${payment!.id}`;
     expect(balance?.n).toBe(0);
-    const event = await eventually("PaymentRefunded", () => seen.find((e) => e.paymentId === payment!.id && e.routingKey === "payment.refunded.v1"));
+    const event = await eventually(() => seen.find((e) => e.paymentId === payment!.id && e.routingKey === "payment.refunded.v1"), { what: "PaymentRefunded" });
     expect(event.amountMinor).toBe(4200n);
     expect((await client.getPayment({ id: payment!.id }, asService)).payment?.status).toBe(PaymentStatus.REFUNDED);
   });
@@ -389,7 +373,7 @@ describe("fault settings", () => {
     expect((await client.getFaultSettings({}, asAdmin)).settings).toMatchObject({ failureRate: 0.25, addedLatencyMs: 50 });
     expect(await faults.current()).toEqual({ failureRate: 0.25, addedLatencyMs: 50 });
     const changedAt = performance.now();
-    await eventually("the other replica to see the change", async () => ((await otherReplica.current()).failureRate === 0.25 ? true : undefined), 2_000);
+    await eventually(async () => (await otherReplica.current()).failureRate === 0.25, { what: "the other replica to see the change", timeoutMs: 2_000 });
     // The other replica's cache lasts 1 s; the rest is polling and a busy machine's slack.
     expect(performance.now() - changedAt).toBeLessThan(1_500);
     const [row] = await db.sql`select updated_by from fault_settings`;

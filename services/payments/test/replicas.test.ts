@@ -5,15 +5,15 @@ import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
-import { startTestIssuer, type TestIssuer } from "@bazaar/platform/test-issuer";
-import { type BearerAuth, bearer, launchProcess, type LaunchedProcess, testDatabaseUrl, testVhost, uniqueName } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, bearer, type LaunchedProcess, uniqueName } from "@bazaar/testkit/fixtures";
+import { TestScope } from "@bazaar/testkit/test-scope";
 import { PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 
 // Two real payments processes (src/main.ts) sharing one database and RabbitMQ vhost, as two
 // replicas behind a load balancer would.
-const database = testDatabaseUrl("payments");
-let vhost: Awaited<ReturnType<typeof testVhost>>;
-let issuer: TestIssuer;
+const scope = new TestScope();
+const databaseUrl = scope.databaseUrl("payments");
 let replicas: LaunchedProcess[] = [];
 let clients: GrpcClient<typeof PaymentsService>[] = [];
 let sql: postgres.Sql;
@@ -33,51 +33,33 @@ const chargeRequest = () => ({
 
 beforeAll(async () => {
   configureLogging("payments-replicas-test", "warn");
-  issuer = await startTestIssuer();
-  vhost = await testVhost();
+  const issuer = await scope.issuer();
+  const vhost = await scope.vhost();
   asService = bearer(await issuer.token({ sub: "service:orders", roles: ["service"] }));
   asAdmin = bearer(await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] }));
   const env = {
     JWKS_URL: issuer.jwksUrl,
     JWT_ISSUER: issuer.issuer,
     JWT_AUDIENCE: issuer.audience,
-    DATABASE_URL: database.url,
+    DATABASE_URL: databaseUrl,
     AMQP_URL: vhost.url,
     // Shorter than the default, to keep the test quick; the in-process tests cover the 1 s bound.
     FAULT_SETTINGS_CACHE_MS: "200",
   };
   // Created up front, so the two replicas start together against one database and race only on
   // its migrations (which take an advisory lock).
-  await ensureDatabase(database.url);
-  const started = await Promise.allSettled([launchProcess("payments", env), launchProcess("payments", env)]);
+  await ensureDatabase(databaseUrl);
+  const started = await Promise.allSettled([scope.launch("payments", env), scope.launch("payments", env)]);
   replicas = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const failed = started.find((r) => r.status === "rejected");
   if (failed) throw failed.reason; // afterAll stops the one that did start
-  clients = replicas.map((r) => createClient(PaymentsService, r.grpcAddress));
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  broker = await Broker.connect(vhost.url, { service: "payments-replicas-test" });
+  clients = replicas.map((r) => scope.add(createClient(PaymentsService, r.grpcAddress), (c) => c.close()));
+  sql = scope.add(postgres(databaseUrl, { max: 2, onnotice: () => {} }), (s) => s.end({ timeout: 5 }));
+  broker = scope.add(await Broker.connect(vhost.url, { service: "payments-replicas-test" }), (b) => b.close());
   await broker.consume({ queue: "payments-test.captured", handlers: [on(events.paymentCaptured, async (e) => void captured.push(e.paymentId))] });
 }, 60_000);
 
-afterAll(async () => {
-  for (const c of clients) c.close();
-  for (const r of replicas) await r.cleanup();
-  await broker?.close();
-  await sql?.end({ timeout: 5 });
-  await database.drop();
-  await vhost?.drop();
-  issuer?.stop();
-}, 60_000);
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+afterAll(() => scope.cleanup(), 60_000);
 
 describe("two replicas", () => {
   test("a fault setting changed through one replica applies to the other's charges within its cache time, without a restart", async () => {
@@ -87,10 +69,10 @@ describe("two replicas", () => {
       await a.setFaultSettings({ settings: { failureRate: 1, addedLatencyMs: 0 } }, asAdmin);
       const changedAt = performance.now();
       expect((await a.charge(chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.FAILED);
-      const failed = await eventually("replica b to fail charges", async () => {
+      const failed = await eventually(async () => {
         const { payment } = await b.charge(chargeRequest(), asService);
         return payment?.status === PaymentStatus.FAILED ? payment : undefined;
-      });
+      }, { what: "replica b to fail charges" });
       expect(performance.now() - changedAt).toBeLessThan(1_000);
       expect(failed.failureReason).toBe("The payment processor is unavailable; no money was taken.");
       expect((await b.getFaultSettings({}, asAdmin)).settings?.failureRate).toBe(1);
@@ -117,11 +99,11 @@ describe("two replicas", () => {
 
   test("captures are published to RabbitMQ, and neither process ever logs the card number", async () => {
     const { payment } = await clients[1]!.charge(chargeRequest(), asService);
-    await eventually("the PaymentCaptured event", async () => (captured.includes(payment!.id) ? true : undefined));
-    await eventually("the outbox to be drained", async () => {
+    await eventually(async () => captured.includes(payment!.id), { what: "the PaymentCaptured event" });
+    await eventually(async () => {
       const [left] = await sql`select count(*)::int as n from outbox where published_at is null`;
       return left?.n === 0 ? true : undefined;
-    });
+    }, { what: "the outbox to be drained" });
     for (const r of replicas) {
       const output = r.child.output();
       expect(output).toContain("charged");

@@ -2,7 +2,7 @@
 
 Run by grpc-protocol.test.ts with Debian's /usr/bin/python3 and python3-grpcio (gRPC C-core):
 
-    /usr/bin/python3 strict_grpc_client.py 127.0.0.1:50052
+    /usr/bin/python3 strict-grpc-client.py 127.0.0.1:50052
 
 It needs no generated stubs: requests are hand-encoded protobuf bytes sent with identity
 serializers; responses are decoded by hand, or with message classes built at run time from the
@@ -489,7 +489,7 @@ def raw_h2_call(address, path, message):
 
 def main():
     if len(sys.argv) != 2:
-        print("usage: strict_grpc_client.py HOST:PORT", file=sys.stderr)
+        print("usage: strict-grpc-client.py HOST:PORT", file=sys.stderr)
         sys.exit(2)
     address = sys.argv[1]
     out = {

@@ -1,9 +1,10 @@
 /**
- * The catalog's gRPC wire protocol, checked by a strict client that is not grpc-js.
+ * The chassis's gRPC wire protocol (server, health, reflection), checked by a strict client that
+ * is not grpc-js against a real catalog process as the subject.
  *
  * Bun's HTTP/2 server has been reported to drop gRPC trailers; grpc-js clients tolerate some
  * such mistakes, but strict peers (Envoy, gRPC C-core) do not. So this test runs
- * `strict_grpc_client.py` with Debian's /usr/bin/python3 and python3-grpcio (gRPC C-core, which
+ * `strict-grpc-client.py` with Debian's /usr/bin/python3 and python3-grpcio (gRPC C-core, which
  * only reports status OK when the trailers carrying grpc-status arrived) against a real catalog
  * process, plus a raw HTTP/2 frame-level look at one call, and asserts on the JSON it prints.
  *
@@ -11,10 +12,10 @@
  * STRICT_GRPC_PYTHON overrides the interpreter.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type LaunchedProcess, launchProcess } from "@bazaar/platform/testing";
+import { type LaunchedProcess, launchProcess } from "@bazaar/testkit/fixtures";
 
 const python = process.env.STRICT_GRPC_PYTHON ?? "/usr/bin/python3";
-const clientScript = `${import.meta.dir}/strict_grpc_client.py`;
+const clientScript = `${import.meta.dir}/strict-grpc-client.py`;
 const installHint =
   `the strict gRPC protocol test needs gRPC C-core for ${python}: ` +
   "install python3-grpcio python3-protobuf (sudo apt-get install python3-grpcio python3-protobuf)";

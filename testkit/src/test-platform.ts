@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, waitForHealthy } from "@bazaar/platform/processes";
 import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
-import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/platform/testing";
+import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "./fixtures.ts";
 import { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -35,6 +35,8 @@ export interface TestPlatform {
   clients: PlatformClients;
   /** gRPC address of a service. */
   address(name: ServiceName): string;
+  /** http://127.0.0.1:port of a service's HTTP side (/healthz, /metrics). */
+  httpUrl(name: ServiceName): string;
   /** The process of a service (for its output, or to kill it). */
   process(name: ServiceName): ChildProcess;
   /** Stops a service (SIGKILL for a crash, SIGTERM for a clean stop) and waits for it to exit. */
@@ -48,18 +50,37 @@ export interface TestPlatform {
   cleanup(): Promise<void>;
 }
 
-/** Starts identity first (everyone needs its keys), then every other service at once. */
-export async function startTestPlatform(env: Partial<Record<ServiceName, Record<string, string>>> = {}): Promise<TestPlatform> {
+/** Options of {@link startTestPlatform}. */
+export interface TestPlatformOptions {
+  /**
+   * Start only these services (identity among them: everyone needs its keys); every service
+   * when not given. The clients of the others point at ports nothing listens on.
+   */
+  only?: readonly ServiceName[];
+}
+
+/**
+ * Starts identity first (everyone needs its keys), then every other service at once; `env`
+ * adds or overrides variables of a service's process.
+ */
+export async function startTestPlatform(
+  env: Partial<Record<ServiceName, Record<string, string>>> = {},
+  options: TestPlatformOptions = {},
+): Promise<TestPlatform> {
+  const { only } = options;
+  if (only && !only.includes("identity")) throw new Error(`startTestPlatform: only must include identity (got ${only.join(", ") || "none"})`);
+  const wanted = services.filter((s) => !only || only.includes(s.name as ServiceName));
   const vhost = await testVhost();
   const redis = testRedisPrefix();
   const ports = new Map(services.map((s) => [s.name, { grpc: freePort(), http: freePort() }]));
-  const databases = new Map(services.flatMap((s) => (s.database ? [[s.name, testDatabaseUrl(s.name)] as const] : [])));
+  const databases = new Map(wanted.flatMap((s) => (s.database ? [[s.name, testDatabaseUrl(s.name)] as const] : [])));
   const peers = peerEnv((name) => ports.get(name) ?? { http: 0 });
   const children = new Map<string, ChildProcess>();
 
   const start = async (name: ServiceName, extraEnv: Record<string, string> = {}) => {
     const p = ports.get(name);
     if (!p) throw new Error(`${name} is not a gRPC service`);
+    if (!wanted.some((s) => s.name === name)) throw new Error(`${name} is not part of this test platform (see TestPlatformOptions.only)`);
     const child = startTestProcess(name, {
       grpcPort: p.grpc,
       httpPort: p.http,
@@ -84,7 +105,7 @@ export async function startTestPlatform(env: Partial<Record<ServiceName, Record<
 
   try {
     await start("identity");
-    await Promise.all(services.filter((s) => s.name !== "identity").map((s) => start(s.name as ServiceName)));
+    await Promise.all(wanted.filter((s) => s.name !== "identity").map((s) => start(s.name as ServiceName)));
   } catch (err) {
     await cleanup();
     throw err;
@@ -106,6 +127,7 @@ export async function startTestPlatform(env: Partial<Record<ServiceName, Record<
       notifications: make(NotificationsService, "notifications"),
     },
     address,
+    httpUrl: (name) => `http://127.0.0.1:${ports.get(name)?.http}`,
     process: (name) => {
       const child = children.get(name);
       if (!child) throw new Error(`${name} was never started`);
@@ -128,20 +150,4 @@ export async function startTestPlatform(env: Partial<Record<ServiceName, Record<
     },
     cleanup,
   };
-}
-
-/** Polls until `check` returns a value (not undefined), or fails with `what` after the timeout. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await Bun.sleep(100);
-  }
 }

@@ -1,6 +1,6 @@
 /**
- * gRPC health (grpc.health.v1.Health Check and Watch) of a real catalog process, in steady
- * state and through graceful shutdown: on SIGTERM health turns NOT_SERVING (Watch streams hear
+ * The chassis's gRPC health (grpc.health.v1.Health Check and Watch), served by a real catalog
+ * process as the subject (any service would do), in steady state and through graceful shutdown: on SIGTERM health turns NOT_SERVING (Watch streams hear
  * it, Check and /healthz say so) while calls keep being served for SHUTDOWN_DRAIN_MS; then the
  * Watch streams end and the process exits 0.
  */
@@ -10,7 +10,8 @@ import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import type { RpcError } from "@bazaar/platform/errors";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { methodDefinition } from "@bazaar/platform/grpc/definition";
-import { type LaunchedProcess, launchProcess, rpcError } from "@bazaar/platform/testing";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type LaunchedProcess, launchProcess, rpcError } from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import {
   Health,
@@ -48,7 +49,7 @@ class WatchStream {
 
   /** Waits for the n-th status (1-based) and returns it. */
   async nth(n: number, timeoutMs = 5_000): Promise<ServingStatus> {
-    await until(() => this.statuses.length >= n || this.ended !== undefined, timeoutMs, `Watch status #${n}`);
+    await eventually(() => this.statuses.length >= n || this.ended !== undefined, { what: `Watch status #${n}`, timeoutMs, intervalMs: 5 });
     const s = this.statuses[n - 1];
     if (!s) throw new Error(`the Watch stream ended (${JSON.stringify(this.ended)}) before status #${n}`);
     return s.status;
@@ -56,14 +57,6 @@ class WatchStream {
 
   cancel(): void {
     this.call.cancel();
-  }
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(5);
   }
 }
 
@@ -219,7 +212,7 @@ describe("health through graceful shutdown (SIGTERM, SHUTDOWN_DRAIN_MS=1500)", (
       ]),
     );
     await step("watchEnded", async () => {
-      await until(() => watch.ended !== undefined, 2_000, "the Watch stream to end");
+      await eventually(() => watch.ended !== undefined, { what: "the Watch stream to end", timeoutMs: 2_000, intervalMs: 5 });
       return watch.ended;
     });
   }, hookTimeoutMs);

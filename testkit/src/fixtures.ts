@@ -1,18 +1,18 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient as createRedisClient } from "redis";
 import { z } from "zod";
-import { AccessTokenVerifier } from "./auth.ts";
-import { dropDatabase, withDatabase } from "./db.ts";
-import { RpcError } from "./errors.ts";
-import { type ClientOptions, createClient, type GrpcClient } from "./grpc/client.ts";
-import { GrpcServer, type ServiceAccess, type ServiceImpl, servedService } from "./grpc/server.ts";
-import { deleteVhost, ensureVhost } from "./messaging/vhost.ts";
-import { parseEnv } from "./env.ts";
-import { type ChildProcess, startProcess, waitForHealthy } from "./processes.ts";
-import { infrastructureDefaults, type ServiceName, serviceEntry } from "./service-catalog.ts";
-import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
-import { field, pageSize, text, validate } from "./validation.ts";
+import { AccessTokenVerifier } from "@bazaar/platform/auth";
+import { dropDatabase, withDatabase } from "@bazaar/platform/db";
+import { RpcError } from "@bazaar/platform/errors";
+import { type ClientOptions, createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { GrpcServer, type ServiceAccess, type ServiceImpl, servedService } from "@bazaar/platform/grpc/server";
+import { deleteVhost, ensureVhost } from "@bazaar/platform/messaging/vhost";
+import { parseEnv } from "@bazaar/platform/env";
+import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
+import { infrastructureDefaults, type ServiceName, serviceEntry } from "@bazaar/platform/service-catalog";
+import { field, pageSize, text, validate } from "@bazaar/platform/validation";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
+import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
 
 /**
  * Helpers for tests that run against the real Postgres and Redis: every test run gets its

@@ -1,5 +1,5 @@
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
-import { jwtSettings } from "./auth.ts";
+import { jwtSettings } from "@bazaar/platform/auth";
 
 /**
  * A token issuer for tests: its own ES256 key pair, its JWKS served on a free local port,
