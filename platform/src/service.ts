@@ -238,15 +238,16 @@ export interface StartServiceOptions {
 export function startService(name: string, env: ServiceHostEnv & AuthHostEnv, options?: StartServiceOptions & { auth?: true }): ServiceHost;
 export function startService(name: string, env: ServiceHostEnv, options: StartServiceOptions & { auth: false }): ServiceHost;
 export function startService(name: string, env: ServiceHostEnv & Partial<AuthHostEnv>, options: StartServiceOptions = {}): ServiceHost {
+  const { JWKS_URL, JWT_ISSUER, JWT_AUDIENCE } = env;
+  const auth = options.auth !== false;
+  if (auth && (!JWKS_URL || !JWT_ISSUER || !JWT_AUDIENCE)) {
+    throw new Error(`${name} verifies tokens but its environment lacks JWKS_URL, JWT_ISSUER or JWT_AUDIENCE (authEnv declares them)`);
+  }
   configureLogging(name, env.LOG_LEVEL);
   configureMetrics(name);
   startTelemetry({ serviceName: name, otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT });
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { err }));
   const host = new ServiceHost(name, env);
-  if (options.auth !== false) {
-    const { JWKS_URL, JWT_ISSUER, JWT_AUDIENCE } = env;
-    if (!JWKS_URL || !JWT_ISSUER || !JWT_AUDIENCE) throw new Error(`${name} verifies tokens but its environment lacks JWKS_URL, JWT_ISSUER or JWT_AUDIENCE (authEnv declares them)`);
-    host.useAuth({ jwksUrl: JWKS_URL, issuer: JWT_ISSUER, audience: JWT_AUDIENCE });
-  }
+  if (auth && JWKS_URL && JWT_ISSUER && JWT_AUDIENCE) host.useAuth({ jwksUrl: JWKS_URL, issuer: JWT_ISSUER, audience: JWT_AUDIENCE });
   return host;
 }

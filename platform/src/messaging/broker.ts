@@ -109,7 +109,9 @@ export interface BrokerOptions {
 export class Broker {
   private publisher: ConfirmChannel | undefined;
   private readonly consumers: Subscription[] = [];
-  private readonly consumerChannels = new Map<string, Channel>();
+  private readonly consumerChannels = new Map<string, { channel: Channel; consumerTag: string }>();
+  /** Deliveries whose handler is still running; close() lets them finish. */
+  private readonly inFlight = new Set<Promise<void>>();
   private model: ChannelModel | undefined;
   private closing = false;
 
@@ -293,10 +295,13 @@ export class Broker {
     await sub.declare(channel);
     await channel.prefetch(sub.prefetch);
     const byKey = new Map(sub.handlers.map((h) => [h.event.routingKey, h]));
-    await channel.consume(sub.queue, (msg) => {
-      if (msg) void this.deliver(channel, sub, byKey, msg);
+    const { consumerTag } = await channel.consume(sub.queue, (msg) => {
+      if (!msg) return;
+      const delivery = this.deliver(channel, sub, byKey, msg);
+      this.inFlight.add(delivery);
+      void delivery.finally(() => this.inFlight.delete(delivery));
     });
-    this.consumerChannels.set(sub.queue, channel);
+    this.consumerChannels.set(sub.queue, { channel, consumerTag });
   }
 
   private async deliver(channel: Channel, sub: Subscription, byKey: Map<string, EventHandler>, msg: ConsumeMessage): Promise<void> {
@@ -304,6 +309,15 @@ export class Broker {
     const messageId = msg.properties.messageId as string | undefined;
     const deliveryCount = Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
     const outcome = (result: string) => messagesConsumed.inc({ queue: sub.label, routing_key: routingKey, outcome: result });
+    // The channel can close under a running handler (a lost connection): the broker then hands
+    // the unacknowledged message out again, so settling it here is moot, not an error.
+    const settle = (op: () => void) => {
+      try {
+        op();
+      } catch (err) {
+        log.warn("the channel closed before the message was settled; it will be delivered again", { queue: sub.label, routingKey, messageId, err: (err as Error).message });
+      }
+    };
     // Rejected without requeue: a durable queue dead-letters the message, a fan-out queue (no
     // dead-letter exchange) drops it.
     const reject = (why: string, err?: unknown) => {
@@ -314,7 +328,7 @@ export class Broker {
         log.warn("dropped a message", { queue: sub.label, routingKey, messageId, why, err });
         outcome("dropped");
       }
-      channel.reject(msg, false);
+      settle(() => channel.reject(msg, false));
     };
     const handler = byKey.get(routingKey);
     if (!handler) return reject(`no handler for routing key ${routingKey}`);
@@ -347,7 +361,7 @@ export class Broker {
       const result = await context.with(trace.setSpan(context.active(), span), () =>
         handler.handle(message, { messageId, routingKey, deliveryCount }),
       );
-      channel.ack(msg);
+      settle(() => channel.ack(msg));
       outcome(result === "duplicate" ? "duplicate" : "processed");
     } catch (err) {
       recordError(span, err);
@@ -357,7 +371,7 @@ export class Broker {
         log.warn("message handler failed; the message will be redelivered", { queue: sub.label, routingKey, messageId, deliveryCount, err });
         // Back off a little before handing it back, so a failing dependency is not hammered.
         await Bun.sleep(Math.min(2_000, 100 * 2 ** deliveryCount));
-        channel.nack(msg, false, true);
+        settle(() => channel.nack(msg, false, true));
         outcome("retried");
       }
     } finally {
@@ -365,10 +379,17 @@ export class Broker {
     }
   }
 
-  /** Stops consuming, waits for in-flight confirms, and closes the connection. */
-  async close(): Promise<void> {
+  /**
+   * Stops consuming, lets running handlers finish (for up to `graceMs`) so their messages are
+   * settled, waits for in-flight confirms, and closes the connection.
+   */
+  async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
-    for (const channel of this.consumerChannels.values()) await channel.close().catch(() => {});
+    for (const { channel, consumerTag } of this.consumerChannels.values()) await channel.cancel(consumerTag).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    for (const { channel } of this.consumerChannels.values()) await channel.close().catch(() => {});
     await this.publisher?.waitForConfirms().catch(() => {});
     await this.connection.close().catch(() => {});
   }
