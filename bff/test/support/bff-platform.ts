@@ -17,6 +17,8 @@ export interface BffReplica {
   live: LiveOrders;
   /** Its RabbitMQ connection, on which it follows order events. */
   broker: Broker;
+  /** The name of its own order-events queue on the broker. */
+  liveQueue: string;
 }
 
 /**
@@ -74,9 +76,9 @@ export async function startBffTestPlatform(
       const upstreams = { ...upstreamsAt(), ...options.upstreams };
       const live = new LiveOrders(upstreams.orders);
       const broker = await Broker.connect(amqpUrl, { service: "bff" });
-      await followOrderEvents(broker, live.record);
+      const liveQueue = await followOrderEvents(broker, live.record);
       const app = createApp({ redis, live, ...appOptions, ...options, upstreams });
-      const r = { app, upstreams, live, broker };
+      const r = { app, upstreams, live, broker, liveQueue };
       replicas.push(r);
       return r;
     };
