@@ -3,7 +3,8 @@
  * the tests, compose.yaml and the Envoy config all agree with this file: gateway/envoy-config.ts
  * generates the gateway's config from it (routes from `grpcServices`, clusters from the names
  * and ports) and gateway/envoy-config.test.ts checks the committed envoy.yaml is that output;
- * tests/containers.test.ts checks compose.yaml's services, ports and start order against it.
+ * tests/containers.test.ts checks compose.yaml's services, ports and dependencies, Prometheus's
+ * scrape targets and the Dockerfile's workspace manifests against it.
  * Each process finds its peers as `<NAME>_ADDR` (host:port) and its own ports as `GRPC_PORT` /
  * `HTTP_PORT`; the defaults below are what they fall back to on one machine.
  */

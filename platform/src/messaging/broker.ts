@@ -109,9 +109,7 @@ export interface BrokerOptions {
 export class Broker {
   private publisher: ConfirmChannel | undefined;
   private readonly consumers: Subscription[] = [];
-  private readonly consumerChannels = new Map<string, { channel: Channel; consumerTag: string }>();
-  /** Deliveries whose handler is still running; close() lets them finish. */
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly consumerChannels = new Map<string, Channel>();
   private model: ChannelModel | undefined;
   private closing = false;
 
@@ -295,13 +293,10 @@ export class Broker {
     await sub.declare(channel);
     await channel.prefetch(sub.prefetch);
     const byKey = new Map(sub.handlers.map((h) => [h.event.routingKey, h]));
-    const { consumerTag } = await channel.consume(sub.queue, (msg) => {
-      if (!msg) return;
-      const delivery = this.deliver(channel, sub, byKey, msg);
-      this.inFlight.add(delivery);
-      void delivery.finally(() => this.inFlight.delete(delivery));
+    await channel.consume(sub.queue, (msg) => {
+      if (msg) void this.deliver(channel, sub, byKey, msg);
     });
-    this.consumerChannels.set(sub.queue, { channel, consumerTag });
+    this.consumerChannels.set(sub.queue, channel);
   }
 
   private async deliver(channel: Channel, sub: Subscription, byKey: Map<string, EventHandler>, msg: ConsumeMessage): Promise<void> {
@@ -309,8 +304,8 @@ export class Broker {
     const messageId = msg.properties.messageId as string | undefined;
     const deliveryCount = Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
     const outcome = (result: string) => messagesConsumed.inc({ queue: sub.label, routing_key: routingKey, outcome: result });
-    // The channel can close under a running handler (a lost connection): the broker then hands
-    // the unacknowledged message out again, so settling it here is moot, not an error.
+    // The channel can close under a running handler (a lost connection, or close()): the broker
+    // then hands the unacknowledged message out again, so settling it here is moot, not an error.
     const settle = (op: () => void) => {
       try {
         op();
@@ -379,17 +374,10 @@ export class Broker {
     }
   }
 
-  /**
-   * Stops consuming, lets running handlers finish (for up to `graceMs`) so their messages are
-   * settled, waits for in-flight confirms, and closes the connection.
-   */
-  async close(graceMs = 10_000): Promise<void> {
+  /** Stops consuming, waits for in-flight confirms, and closes the connection. */
+  async close(): Promise<void> {
     this.closing = true;
-    for (const { channel, consumerTag } of this.consumerChannels.values()) await channel.cancel(consumerTag).catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-    clearTimeout(timer);
-    for (const { channel } of this.consumerChannels.values()) await channel.close().catch(() => {});
+    for (const channel of this.consumerChannels.values()) await channel.close().catch(() => {});
     await this.publisher?.waitForConfirms().catch(() => {});
     await this.connection.close().catch(() => {});
   }
