@@ -8,6 +8,7 @@ import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
 import { outbox } from "@bazaar/platform/messaging/tables";
 import { ServiceHost, type ServiceHostEnv, startService } from "@bazaar/platform/service";
 import { testDatabaseUrl, testVhost } from "@bazaar/platform/testing";
+import { eventually } from "../../tests/support/platform.ts";
 
 // The host's defaults: the database and migrations by convention, one broker per process, the
 // outbox relay on it. Against a real Postgres database and a RabbitMQ vhost of this run's own.
@@ -26,14 +27,6 @@ afterAll(async () => {
   await vhost?.drop();
 }, 30_000);
 
-async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
-
 describe("ServiceHost", () => {
   test("opens DATABASE_URL with the service's committed migrations, shares one broker, and relays the outbox over it", async () => {
     // Named after a real service, so its migrations (services/catalog/drizzle) apply.
@@ -50,7 +43,7 @@ describe("ServiceHost", () => {
       const relay = await host.useOutbox(db);
       await db.db.transaction((tx) => enqueueEvent(tx, events.stockChanged, { productId: "via-host", onHand: 1, reserved: 0, available: 1, occurTime: timestampNow() }));
       relay.wake();
-      await until(() => received.includes("via-host"), 10_000, "the relayed event");
+      await eventually("the relayed event", async () => (received.includes("via-host") ? true : undefined), 10_000);
       const pending = await db.db.execute<{ n: number }>(sql`select count(*)::int as n from ${outbox} where published_at is null`);
       expect(pending[0]?.n).toBe(0);
     } finally {
