@@ -47,14 +47,21 @@ export class SessionEndedError extends RpcError {
   }
 }
 
-/** A service's "field: problem" message (platform InvalidArgumentError) → the API's field name and problem. */
-const fieldMessage = /^([a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*(?:\[\d+\])?)*): (.+)$/s;
+/** A field path as the API spells it: proto's snake_case names in camelCase ("lines[0].product_id" → "lines[0].productId"). */
+function apiFieldName(path: string): string {
+  return path.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+}
 
-function upstreamFields(message: string): Record<string, string> | undefined {
-  const match = fieldMessage.exec(message);
-  if (!match) return undefined;
-  const field = match[1]!.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
-  return { [field]: match[2]! };
+/**
+ * The field violations a service sent (the google.rpc.BadRequest detail, which the gRPC client
+ * puts on the RpcError) keyed by the API's field names, the first problem of each field; none
+ * when the service named no field.
+ */
+function upstreamFields(err: RpcError): Record<string, string> | undefined {
+  if (err.violations.length === 0) return undefined;
+  const fields: Record<string, string> = {};
+  for (const v of err.violations) if (v.field) fields[apiFieldName(v.field)] ??= v.description;
+  return Object.keys(fields).length > 0 ? fields : undefined;
 }
 
 /** An error answer in the API's shape. */
@@ -65,7 +72,7 @@ export function apiError(c: Context, httpStatus: ContentfulStatusCode, code: str
 /**
  * Turns an error from a handler into an HTTP answer: a gRPC status maps to the HTTP code that
  * fits, with the service's message for a caller's mistake (and, for an invalid argument, the
- * field it names) and a plain sentence for an outage; anything else is a 500 whose details
+ * fields it names) and a plain sentence for an outage; anything else is a 500 whose details
  * stay in the log.
  */
 export function errorResponse(err: unknown, c: Context): Response {
@@ -79,7 +86,7 @@ export function errorResponse(err: unknown, c: Context): Response {
           : err.message;
     if (httpStatus >= 500) log.warn("upstream call failed", { code: err.codeName, error: err.message, path: c.req.path });
     if (err instanceof SessionEndedError) clearSessionCookie(c);
-    const fields = code === "invalid_request" ? upstreamFields(err.message) : undefined;
+    const fields = code === "invalid_request" ? upstreamFields(err) : undefined;
     return apiError(c, httpStatus, code, message, fields);
   }
   // Hono's own 4xx, e.g. a body that is not JSON.

@@ -10,14 +10,48 @@ export class DomainError extends Error {
   override name = "DomainError";
 }
 
-/** The request is malformed: a field is missing, out of range or badly formatted. */
+/**
+ * One problem with one field of a request. Between services it travels as a
+ * `google.rpc.BadRequest` field violation (see grpc/status-details.ts), so callers read it as
+ * data.
+ */
+export interface FieldViolation {
+  /**
+   * The path to the field in proto field names, e.g. "lines[1].product_id"; "" for the value
+   * a rule is checking (see validation.ts) or a problem with no one field.
+   */
+  readonly field: string;
+  /** What is wrong and how to fix it, e.g. "must be between 1 and 100, got 500". */
+  readonly description: string;
+}
+
+/** A violation as people read it: "field: description", or the description alone. */
+function describeViolation(v: FieldViolation): string {
+  return v.field ? `${v.field}: ${v.description}` : v.description;
+}
+
+/**
+ * The request is malformed: fields are missing, out of range or badly formatted. It carries
+ * every violation found as data; its message lists them ("page_size: must be …", joined by
+ * "; " when there are several).
+ */
 export class InvalidArgumentError extends DomainError {
   override name = "InvalidArgumentError";
-  /** The request field at fault, e.g. "page_size". */
-  readonly field: string | undefined;
-  constructor(message: string, field?: string) {
-    super(field ? `${field}: ${message}` : message);
-    this.field = field;
+  /** Every problem found, at least one. */
+  readonly violations: readonly FieldViolation[];
+  /**
+   * One problem (`message`, about `field` if given), or a list of them (see
+   * `validate()` in validation.ts, which collects all of a request's violations).
+   */
+  constructor(problem: string | readonly FieldViolation[], field?: string) {
+    const violations = typeof problem === "string" ? [{ field: field ?? "", description: problem }] : problem;
+    if (violations.length === 0) throw new Error("an InvalidArgumentError needs at least one violation");
+    super(violations.map(describeViolation).join("; "));
+    this.violations = violations;
+  }
+  /** The field of the first violation, e.g. "page_size"; undefined when it names none. */
+  get field(): string | undefined {
+    return this.violations[0]?.field || undefined;
   }
 }
 
@@ -59,9 +93,14 @@ export class ResourceExhaustedError extends DomainError {
 /** A failure carrying a gRPC status: thrown by Bazaar's gRPC client, and what server handlers end with. */
 export class RpcError extends Error {
   override name = "RpcError";
+  /**
+   * @param violations the request's field problems, sent and received as the
+   *   `google.rpc.BadRequest` detail of an INVALID_ARGUMENT; empty for other failures.
+   */
   constructor(
     readonly code: status,
     message: string,
+    readonly violations: readonly FieldViolation[] = [],
   ) {
     super(message);
   }

@@ -80,4 +80,14 @@ describe("payment cards", () => {
       expect(message.replaceAll(" ", "")).not.toContain("42424242");
     }
   });
+
+  test("every malformed field is reported at once", () => {
+    let violations: readonly { field: string }[] = [];
+    try {
+      validatePaymentCard(card({ number: "4242 4242 4242 4241", expiryMonth: 13, cvc: "12" }), now);
+    } catch (err) {
+      violations = (err as InvalidArgumentError).violations;
+    }
+    expect(violations.map((v) => v.field)).toEqual(["card.number", "card.expiry_month", "card.cvc"]);
+  });
 });

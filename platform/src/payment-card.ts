@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "./errors.ts";
+import { field, integer, required, validate, violation } from "./validation.ts";
 
 /**
  * The checks of a payment card that every service taking one makes the same way: orders when
@@ -47,23 +48,39 @@ export function luhnValid(digits: string): boolean {
 
 /**
  * Checks the form of a card as of `now` and returns it with the number's spaces removed, or
- * throws INVALID_ARGUMENT naming the field. Whether the card has expired is
+ * throws INVALID_ARGUMENT naming every field at fault (card, card.number …). Whether the card has expired is
  * {@link requireUnexpired}'s question: it depends on the day, and a retry of a request made
  * before the card expired must still get its answer back.
  */
 export function validatePaymentCard(card: CardInput | undefined, now = new Date()): PaymentCard {
-  if (!card) throw new InvalidArgumentError("is required", "card");
-  if (!/^[0-9 ]*$/.test(card.number)) throw new InvalidArgumentError("must be digits (spaces allowed)", "card.number");
-  const digits = card.number.replaceAll(" ", "");
-  if (digits.length < 12 || digits.length > 19) throw new InvalidArgumentError(`must have 12 to 19 digits, got ${digits.length}`, "card.number");
-  if (!luhnValid(digits)) throw new InvalidArgumentError("is not a valid card number (its check digit does not match); check for a typo", "card.number");
-  const { expiryMonth: month, expiryYear: year } = card;
-  if (month < 1 || month > 12) throw new InvalidArgumentError(`must be between 1 and 12, got ${month}`, "card.expiry_month");
-  if (year < 1000 || year > 9999) throw new InvalidArgumentError(`must be a four-digit year such as 2030, got ${year}`, "card.expiry_year");
   const limit = now.getUTCFullYear() + maxYearsAhead;
-  if (year > limit) throw new InvalidArgumentError(`must be at most ${limit}, got ${year}`, "card.expiry_year");
-  if (!/^[0-9]{3,4}$/.test(card.cvc)) throw new InvalidArgumentError("must be 3 or 4 digits", "card.cvc");
-  return { number: digits, expiryMonth: month, expiryYear: year, cvc: card.cvc };
+  return validate({
+    card: field(
+      "card",
+      card,
+      required((c) =>
+        validate({
+          number: field("number", c.number, cardNumber),
+          expiryMonth: field("expiry_month", c.expiryMonth, integer(1, 12)),
+          expiryYear: field("expiry_year", c.expiryYear, (year) => {
+            if (year < 1000 || year > 9999) violation(`must be a four-digit year such as 2030, got ${year}`);
+            if (year > limit) violation(`must be at most ${limit}, got ${year}`);
+            return year;
+          }),
+          cvc: field("cvc", c.cvc, (cvc) => (/^[0-9]{3,4}$/.test(cvc) ? cvc : violation("must be 3 or 4 digits"))),
+        }),
+      ),
+    ),
+  }).card;
+}
+
+/** A card number's digits (spaces removed): 12 to 19, with a valid check digit. */
+function cardNumber(number: string): string {
+  if (!/^[0-9 ]*$/.test(number)) violation("must be digits (spaces allowed)");
+  const digits = number.replaceAll(" ", "");
+  if (digits.length < 12 || digits.length > 19) violation(`must have 12 to 19 digits, got ${digits.length}`);
+  if (!luhnValid(digits)) violation("is not a valid card number (its check digit does not match); check for a typo");
+  return digits;
 }
 
 /**

@@ -11,6 +11,8 @@ import { parseEnv } from "./env.ts";
 import { type ChildProcess, startProcess, waitForHealthy } from "./processes.ts";
 import { infrastructureDefaults, type ServiceName, serviceEntry } from "./service-catalog.ts";
 import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
+import { field, pageSize, text, validate } from "./validation.ts";
+import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 
 /**
  * Helpers for tests that run against the real Postgres and Redis: every test run gets its
@@ -253,4 +255,26 @@ export async function startTestGrpcServer<S extends DescService>(
   };
   if (!issuer) return { client, address, stop };
   return { client, address, stop, issuer, auth: async (claims) => bearer(await issuer.token(claims)) };
+}
+
+/**
+ * A NotificationsService served for tests of how field violations travel (server trailer,
+ * client, BFF): ListNotifications checks two fields, page_size (the platform's page size) and
+ * page_token (at most 8 characters), and answers an empty page; MarkRead fails with
+ * `markReadError`.
+ */
+export function startViolationsTestServer(markReadError: Error): Promise<TestGrpcServerWithIssuer<typeof NotificationsService>> {
+  return startTestGrpcServer({
+    service: NotificationsService,
+    access: { listNotifications: "public", markRead: "public" },
+    impl: {
+      listNotifications(req) {
+        validate({ size: field("page_size", req.pageSize, pageSize), token: field("page_token", req.pageToken, text({ max: 8 })) });
+        return {};
+      },
+      markRead() {
+        throw markReadError;
+      },
+    },
+  });
 }

@@ -5,10 +5,10 @@ import { adminOrderView, productView, stockView } from "../shape.ts";
 import type { CatalogClient } from "../upstreams/catalog.ts";
 import type { InventoryClient } from "../upstreams/inventory.ts";
 import type { OrdersClient } from "../upstreams/orders.ts";
-import { valid } from "../validate.ts";
+import { pageSizeQuery, valid } from "../validate.ts";
 
 const ordersQuery = z.object({
-  pageSize: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "must be at least 1").max(100, "must be at most 100").optional().default(50),
+  pageSize: pageSizeQuery(50),
   pageToken: z.string().max(1024, "is too long").optional().default(""),
 });
 const productParam = z.object({ id: z.uuid("must be a product id") });

@@ -3,10 +3,10 @@ import { z } from "zod";
 import { type AppEnv, requireUser } from "../auth.ts";
 import { notificationView } from "../shape.ts";
 import type { NotificationsClient } from "../upstreams/notifications.ts";
-import { valid } from "../validate.ts";
+import { pageSizeQuery, valid } from "../validate.ts";
 
 const listQuery = z.object({
-  pageSize: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "must be at least 1").max(100, "must be at most 100").optional().default(20),
+  pageSize: pageSizeQuery(20),
   pageToken: z.string().max(1024, "is too long").optional().default(""),
   unreadOnly: z.enum(["true", "false"], { error: "must be true or false" }).optional().default("false").transform((v) => v === "true"),
 });

@@ -7,7 +7,7 @@ import { categoryView, productView } from "../shape.ts";
 import type { CartClient } from "../upstreams/cart.ts";
 import type { CatalogClient } from "../upstreams/catalog.ts";
 import type { InventoryClient } from "../upstreams/inventory.ts";
-import { valid } from "../validate.ts";
+import { pageSizeQuery, valid } from "../validate.ts";
 
 const listQuery = z.object({
   q: z.string().trim().max(200, "must be at most 200 characters").optional().default(""),
@@ -17,7 +17,7 @@ const listQuery = z.object({
     .max(64)
     .optional()
     .default(""),
-  pageSize: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "must be at least 1").max(100, "must be at most 100").optional().default(24),
+  pageSize: pageSizeQuery(24),
   pageToken: z.string().max(1024, "is too long").optional().default(""),
 });
 

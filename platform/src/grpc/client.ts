@@ -4,6 +4,7 @@ import { RpcError } from "../errors.ts";
 import { grpcClientDuration, grpcClientHandled } from "../metrics.ts";
 import { injectContext, SpanKind, withSpan } from "../telemetry.ts";
 import { methodDefinition } from "./definition.ts";
+import { violationsOf } from "./status-details.ts";
 
 /** Per-call options of a {@link GrpcClient} method. */
 export interface CallOptions {
@@ -45,7 +46,8 @@ export interface ClientOptions {
 /**
  * A typed gRPC client for a service at `address` (host:port). Every call has a deadline, runs
  * in a CLIENT span whose context travels as `traceparent` metadata, is counted in the client
- * metrics, and fails with an {@link RpcError} carrying the status code.
+ * metrics, and fails with an {@link RpcError} carrying the status code (and, for an invalid
+ * argument, the field violations of the google.rpc.BadRequest detail the server sent).
  */
 export function createClient<S extends DescService>(service: S, address: string, options: ClientOptions = {}): GrpcClient<S> {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
@@ -86,7 +88,7 @@ export function createClient<S extends DescService>(service: S, address: string,
                 grpcClientHandled.inc(done);
                 grpcClientDuration.observe(done, (performance.now() - started) / 1000);
                 if (err) {
-                  reject(new RpcError(err.code, err.details || err.message));
+                  reject(new RpcError(err.code, err.details || err.message, violationsOf(err.metadata)));
                 } else resolve(response as Message);
               },
             );

@@ -1,6 +1,6 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { Metadata, status } from "@grpc/grpc-js";
-import { domainErrorCode, RpcError } from "../errors.ts";
+import { domainErrorCode, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
 import type { Logger } from "../log.ts";
 import { grpcServerDuration, grpcServerHandled } from "../metrics.ts";
@@ -157,8 +157,10 @@ export const metricsInterceptor: ServerInterceptor = async (call, next) => {
 
 /**
  * Error mapping: a domain error becomes its status code with its message (written for the
- * caller); an RpcError passes as it is; anything else is a bug or an outage and becomes
- * INTERNAL with the trace id to look it up by, never the internal message or stack.
+ * caller), and an invalid argument also carries its field violations, which the server sends
+ * as a google.rpc.BadRequest detail; an RpcError passes as it is; anything else is a bug or an
+ * outage and becomes INTERNAL with the trace id to look it up by, never the internal message
+ * or stack.
  */
 export const errorMappingInterceptor: ServerInterceptor = async (call, next) => {
   try {
@@ -166,7 +168,9 @@ export const errorMappingInterceptor: ServerInterceptor = async (call, next) => 
   } catch (err) {
     if (err instanceof RpcError) throw err;
     const code = domainErrorCode(err);
-    if (code !== undefined) throw new RpcError(code, (err as Error).message);
+    // A problem that names no field is in the message only: BadRequest is about fields.
+    const violations = err instanceof InvalidArgumentError ? err.violations.filter((v) => v.field) : [];
+    if (code !== undefined) throw new RpcError(code, (err as Error).message, violations);
     call.ctx.log.error("unexpected error in handler", { err });
     const traceId = trace.getActiveSpan()?.spanContext().traceId;
     throw new RpcError(status.INTERNAL, `internal error (trace ${traceId ?? "unknown"}); the server's logs have the details`);

@@ -15,6 +15,7 @@ import type { Access, AccessTokenVerifier } from "../auth.ts";
 import { authInterceptor, type CallContext, runIntercepted, type ServerInterceptor, serverInterceptors } from "./interceptors.ts";
 import { ReflectionIndex, reflectionServices } from "./reflection.ts";
 import { serviceDefinition } from "./definition.ts";
+import { statusTrailers } from "./status-details.ts";
 
 /** A unary RPC handler: gets the decoded request, returns the response (or throws). */
 export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
@@ -130,7 +131,7 @@ export class GrpcServer {
             (response) => callback(null, response),
             (err: unknown) => {
               const e = err instanceof RpcError ? err : new RpcError(status.INTERNAL, "internal error");
-              callback({ code: e.code, details: e.message });
+              callback({ code: e.code, details: e.message, metadata: statusTrailers(e) });
             },
           )
           .finally(() => clearTimeout(timer));

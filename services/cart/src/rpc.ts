@@ -1,11 +1,9 @@
 import { requireUserId } from "@bazaar/platform/auth";
-import { InvalidArgumentError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import type { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { cartLimits } from "./cart-store.ts";
 import type { Carts } from "./carts.ts";
-import { uuidPattern } from "@bazaar/platform/ids";
-
+import { field, integer, uuid, validate } from "@bazaar/platform/validation";
 
 /** Every RPC acts on the caller's own cart, so every one needs a signed-in user. */
 export const cartAccess: ServiceAccess<typeof CartService> = {
@@ -16,18 +14,14 @@ export const cartAccess: ServiceAccess<typeof CartService> = {
   clearCart: "user",
 };
 
-/** A product id as the catalog spells it (lower case), or INVALID_ARGUMENT naming product_id. */
-function productId(id: string): string {
-  if (!id) throw new InvalidArgumentError("is required", "product_id");
-  if (!uuidPattern.test(id)) throw new InvalidArgumentError(`must be a product id (a UUID), got ${JSON.stringify(id.slice(0, 64))}`, "product_id");
-  return id.toLowerCase();
-}
+const productId = uuid("a product id");
 
-function quantity(n: number, min: number): number {
-  if (!Number.isInteger(n) || n < min || n > cartLimits.unitsPerLine) {
-    throw new InvalidArgumentError(`must be between ${min} and ${cartLimits.unitsPerLine}, got ${n}`, "quantity");
-  }
-  return n;
+/** The product and quantity of an AddItem (at least 1 unit) or UpdateItem (0 removes the line). */
+function itemChange(req: { productId: string; quantity: number }, minQuantity: number) {
+  return validate({
+    productId: field("product_id", req.productId, productId),
+    quantity: field("quantity", req.quantity, integer(minQuantity, cartLimits.unitsPerLine)),
+  });
 }
 
 /**
@@ -43,17 +37,20 @@ export function cartHandlers(carts: Carts): ServiceImpl<typeof CartService> {
 
     async addItem(req, ctx) {
       const userId = requireUserId(ctx.principal);
-      return { cart: await carts.add(userId, productId(req.productId), quantity(req.quantity, 1)) };
+      const item = itemChange(req, 1);
+      return { cart: await carts.add(userId, item.productId, item.quantity) };
     },
 
     async updateItem(req, ctx) {
       const userId = requireUserId(ctx.principal);
-      return { cart: await carts.update(userId, productId(req.productId), quantity(req.quantity, 0)) };
+      const item = itemChange(req, 0);
+      return { cart: await carts.update(userId, item.productId, item.quantity) };
     },
 
     async removeItem(req, ctx) {
       const userId = requireUserId(ctx.principal);
-      return { cart: await carts.remove(userId, productId(req.productId)) };
+      const { id } = validate({ id: field("product_id", req.productId, productId) });
+      return { cart: await carts.remove(userId, id) };
     },
 
     async clearCart(_req, ctx) {

@@ -1,16 +1,14 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { InvalidArgumentError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import { CatalogService, type Product, type ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import type { NewProduct, ProductChange, ProductCursor, ProductRow, ProductStore } from "./products.ts";
-import { uuidPattern } from "@bazaar/platform/ids";
+import { type FieldCheck, field, list, money, pageSize, type Rule, required, text, uuid, validate, violation } from "@bazaar/platform/validation";
 
-const defaultPageSize = 20;
-const maxPageSize = 100;
 const maxBatch = 100;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const productId = uuid("a product id");
 
 /** ListProducts page tokens, each good only for the filter (category and query) it was issued for. */
 const pageTokens = pageTokenCodec<ProductCursor>({
@@ -33,12 +31,6 @@ export function toProductMessage(p: ProductRow): MessageInitShape<typeof Product
   };
 }
 
-function requireProductId(id: string, field: string): string {
-  if (!id) throw new InvalidArgumentError("is required", field);
-  if (!uuidPattern.test(id)) throw new InvalidArgumentError(`must be a product id (a UUID), got ${JSON.stringify(id.slice(0, 64))}`, field);
-  return id.toLowerCase();
-}
-
 /** Who may call what: reads are public, changes are for admins. */
 export const catalogAccess: ServiceAccess<typeof CatalogService> = {
   listProducts: "public",
@@ -51,61 +43,56 @@ export const catalogAccess: ServiceAccess<typeof CatalogService> = {
 
 const skuPattern = /^[A-Z0-9]+(?:-[A-Z0-9]+)*$/;
 const updatableFields = ["name", "description", "category_id", "price", "image_url"] as const;
+type UpdatableField = (typeof updatableFields)[number];
+
+/** A category id such as "coffee-tea". */
+const categoryId: Rule<string, string> = (id) => {
+  if (!slugPattern.test(id) || id.length > 64) violation('must be a category id such as "coffee-tea"');
+  return id;
+};
+
+/** The rule of each field a create or update sets, and where its value goes in the change. */
+const productFieldRules: Record<UpdatableField, (p: Product) => FieldCheck<ProductChange>> = {
+  name: (p) =>
+    field("name", p.name, (name) => {
+      if (!name.trim() || name.length > 120) violation("must be 1 to 120 characters");
+      return { name: name.trim() };
+    }),
+  description: (p) => field("description", p.description, (d) => ({ description: text({ max: 2000 })(d) })),
+  category_id: (p) => field("category_id", p.categoryId, (id) => ({ categoryId: categoryId(id) })),
+  price: (p) =>
+    field("price", p.price, (price) => {
+      const { currencyCode, amountMinor } = required(money(0n, 100_000_000n))(price);
+      return { priceMinor: amountMinor, currency: currencyCode };
+    }),
+  image_url: (p) =>
+    field("image_url", p.imageUrl, (url) => {
+      if (url.length > 500 || (url && !/^(\/|https:\/\/)[^\s]*$/.test(url))) {
+        violation("must be a path starting with / or an https URL, at most 500 characters");
+      }
+      return { imageUrl: url };
+    }),
+};
 
 /** Checks the fields of a product message that a create or update sets; returns them as a change. */
-function productFields(p: Product, fields: readonly (typeof updatableFields)[number][]): ProductChange {
-  const change: ProductChange = {};
-  for (const field of fields) {
-    switch (field) {
-      case "name":
-        if (!p.name.trim() || p.name.length > 120) throw new InvalidArgumentError("must be 1 to 120 characters", "product.name");
-        change.name = p.name.trim();
-        break;
-      case "description":
-        if (p.description.length > 2000) throw new InvalidArgumentError("must be at most 2000 characters", "product.description");
-        change.description = p.description;
-        break;
-      case "category_id":
-        if (!slugPattern.test(p.categoryId) || p.categoryId.length > 64) throw new InvalidArgumentError("must be a category id such as \"coffee-tea\"", "product.category_id");
-        change.categoryId = p.categoryId;
-        break;
-      case "price": {
-        const price = p.price;
-        if (!price) throw new InvalidArgumentError("is required", "product.price");
-        if (!/^[A-Z]{3}$/.test(price.currencyCode)) throw new InvalidArgumentError("must be an ISO 4217 code such as USD", "product.price.currency_code");
-        if (price.amountMinor < 0n || price.amountMinor > 100_000_000n) {
-          throw new InvalidArgumentError("must be between 0 and 100000000 (minor units)", "product.price.amount_minor");
-        }
-        change.priceMinor = Number(price.amountMinor);
-        change.currency = price.currencyCode;
-        break;
-      }
-      case "image_url":
-        if (p.imageUrl.length > 500 || (p.imageUrl && !/^(\/|https:\/\/)[^\s]*$/.test(p.imageUrl))) {
-          throw new InvalidArgumentError("must be a path starting with / or an https URL, at most 500 characters", "product.image_url");
-        }
-        change.imageUrl = p.imageUrl;
-        break;
-    }
-  }
-  return change;
+function productFields(p: Product, fields: readonly UpdatableField[]): ProductChange {
+  const checked = validate(Object.fromEntries(fields.map((f) => [f, productFieldRules[f](p)])));
+  return Object.assign({}, ...Object.values(checked)) as ProductChange;
 }
 
 /** The catalog's RPC handlers: validate the request, ask the store, shape the response. */
 export function catalogHandlers(store: ProductStore): ServiceImpl<typeof CatalogService> {
   return {
     async listProducts(req) {
-      if (req.pageSize < 0 || req.pageSize > maxPageSize) {
-        throw new InvalidArgumentError(`must be between 1 and ${maxPageSize} (0 means ${defaultPageSize}), got ${req.pageSize}`, "page_size");
-      }
-      if (req.query.length > 200) throw new InvalidArgumentError(`must be at most 200 characters, got ${req.query.length}`, "query");
-      if (req.categoryId && (req.categoryId.length > 64 || !slugPattern.test(req.categoryId))) {
-        throw new InvalidArgumentError("must be a category id such as \"coffee-tea\"", "category_id");
-      }
+      const { size } = validate({
+        size: field("page_size", req.pageSize, pageSize),
+        query: field("query", req.query, text({ max: 200 })),
+        categoryId: field("category_id", req.categoryId, (id) => id && categoryId(id)),
+      });
       const filter = { categoryId: req.categoryId, query: req.query.trim() };
       const filterKey = JSON.stringify([filter.categoryId, filter.query]);
       const cursor = req.pageToken ? pageTokens.decode(req.pageToken, filterKey) : undefined;
-      const page = await store.list(filter, req.pageSize || defaultPageSize, cursor);
+      const page = await store.list(filter, size, cursor);
       return {
         products: page.products.map(toProductMessage),
         nextPageToken: page.next ? pageTokens.encode(page.next, filterKey) : "",
@@ -114,13 +101,13 @@ export function catalogHandlers(store: ProductStore): ServiceImpl<typeof Catalog
     },
 
     async getProduct(req) {
-      return { product: toProductMessage(await store.get(requireProductId(req.id, "id"))) };
+      const { id } = validate({ id: field("id", req.id, productId) });
+      return { product: toProductMessage(await store.get(id)) };
     },
 
     async batchGetProducts(req) {
-      if (req.ids.length === 0) throw new InvalidArgumentError("must name at least one product", "ids");
-      if (req.ids.length > maxBatch) throw new InvalidArgumentError(`must name at most ${maxBatch} products, got ${req.ids.length}`, "ids");
-      const ids = [...new Set(req.ids.map((id, i) => requireProductId(id, `ids[${i}]`)))];
+      const checked = validate({ ids: field("ids", req.ids, list(productId, { min: 1, max: maxBatch, noun: "product" })) });
+      const ids = [...new Set(checked.ids)];
       const found = await store.getMany(ids);
       return {
         products: ids.flatMap((id) => {
@@ -136,24 +123,45 @@ export function catalogHandlers(store: ProductStore): ServiceImpl<typeof Catalog
     },
 
     async createProduct(req) {
-      const p = req.product;
-      if (!p) throw new InvalidArgumentError("is required", "product");
-      if (!skuPattern.test(p.sku) || p.sku.length > 32) throw new InvalidArgumentError("must be upper-case letters and digits with dashes, e.g. KIT-0013", "product.sku");
-      if (!slugPattern.test(p.slug) || p.slug.length > 120) throw new InvalidArgumentError("must be lower-case words joined by dashes", "product.slug");
-      const fields = productFields(p, updatableFields);
-      const created = await store.create({ sku: p.sku, slug: p.slug, description: "", imageUrl: "", ...fields } as NewProduct);
+      const { product } = validate({
+        product: field(
+          "product",
+          req.product,
+          required((p) =>
+            validate({
+              sku: field("sku", p.sku, (sku) => {
+                if (!skuPattern.test(sku) || sku.length > 32) violation("must be upper-case letters and digits with dashes, e.g. KIT-0013");
+                return sku;
+              }),
+              slug: field("slug", p.slug, (slug) => {
+                if (!slugPattern.test(slug) || slug.length > 120) violation("must be lower-case words joined by dashes");
+                return slug;
+              }),
+              fields: field("", p, (all) => productFields(all, updatableFields)),
+            }),
+          ),
+        ),
+      });
+      const { sku, slug, fields } = product;
+      const created = await store.create({ sku, slug, description: "", imageUrl: "", ...fields } as NewProduct);
       return { product: toProductMessage(created) };
     },
 
     async updateProduct(req) {
-      const p = req.product;
-      if (!p) throw new InvalidArgumentError("is required", "product");
-      const paths = req.updateMask?.paths ?? [];
-      if (paths.length === 0) throw new InvalidArgumentError(`must name at least one of ${updatableFields.join(", ")}`, "update_mask");
-      const unknown = paths.filter((path) => !(updatableFields as readonly string[]).includes(path));
-      if (unknown.length) throw new InvalidArgumentError(`cannot change ${unknown.join(", ")}; only ${updatableFields.join(", ")}`, "update_mask");
-      const id = requireProductId(p.id, "product.id");
-      const updated = await store.update(id, productFields(p, paths as (typeof updatableFields)[number][]));
+      const { product, paths } = validate({
+        product: field("product", req.product, required((p) => p)),
+        paths: field("update_mask", req.updateMask?.paths ?? [], (paths) => {
+          if (paths.length === 0) violation(`must name at least one of ${updatableFields.join(", ")}`);
+          const unknown = paths.filter((path) => !(updatableFields as readonly string[]).includes(path));
+          if (unknown.length) violation(`cannot change ${unknown.join(", ")}; only ${updatableFields.join(", ")}`);
+          return paths as UpdatableField[];
+        }),
+      });
+      const { id, change } = validate({
+        id: field("product.id", product.id, productId),
+        change: field("product", product, (p) => productFields(p, paths)),
+      });
+      const updated = await store.update(id, change);
       return { product: toProductMessage(updated) };
     },
   };

@@ -86,7 +86,13 @@ interface Report {
     hand_encoded_request_matches: boolean;
     reencodes_identically: boolean;
   };
-  list_products_negative_page_size: CallResult;
+  list_products_negative_page_size: CallResult & {
+    status_details: {
+      code: number;
+      message: string;
+      details: { type_url: string; field_violations?: { field: string; description: string }[] }[];
+    } | null;
+  };
   get_product_missing: CallResult;
   health_overall: CallResult & { serving_status: number | null };
   health_catalog: CallResult & { serving_status: number | null };
@@ -250,6 +256,21 @@ describe("status codes through gRPC C-core", () => {
     expect(r.code).toBe("INVALID_ARGUMENT");
     expect(r.code_number).toBe(3);
     expect(r.details).toContain("page_size");
+  });
+
+  test("ListProducts(page_size=-1) ends with a grpc-status-details-bin trailer: a google.rpc.Status with a BadRequest naming page_size", () => {
+    const r = section("list_products_negative_page_size");
+    expect(r.trailing_metadata_keys).toContain("grpc-status-details-bin");
+    expect(r.status_details).toEqual({
+      code: 3,
+      message: r.details,
+      details: [
+        {
+          type_url: "type.googleapis.com/google.rpc.BadRequest",
+          field_violations: [{ field: "page_size", description: "must be between 1 and 100 (0 means 20), got -1" }],
+        },
+      ],
+    });
   });
 
   test("GetProduct of an id no product has is NOT_FOUND", () => {

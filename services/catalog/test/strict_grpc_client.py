@@ -200,6 +200,29 @@ def identity(b):
     return b
 
 
+def describe_status_details(trailing_metadata):
+    """The grpc-status-details-bin trailer, decoded by hand as google.rpc.Status (code = 1,
+    message = 2, details = 3 of google.protobuf.Any: type_url = 1, value = 2), with the
+    google.rpc.BadRequest details (field_violations = 1: field = 1, description = 2) decoded too;
+    None when there is no such trailer."""
+    raw = next((v for k, v in (trailing_metadata or ()) if k == "grpc-status-details-bin"), None)
+    if raw is None:
+        return None
+    status = decode(raw)
+    details = []
+    for any_bytes in status.get(3, []):
+        any_msg = decode(any_bytes)
+        type_url = text(first(any_msg, 1, b""))
+        detail = {"type_url": type_url}
+        if type_url == "type.googleapis.com/google.rpc.BadRequest":
+            detail["field_violations"] = [
+                {"field": text(first(v, 1, b"")), "description": text(first(v, 2, b""))}
+                for v in (decode(b) for b in decode(first(any_msg, 2, b"")).get(1, []))
+            ]
+        details.append(detail)
+    return {"code": first(status, 1, 0), "message": text(first(status, 2, b"")), "details": details}
+
+
 def code_info(code):
     return {"code": code.name, "code_number": code.value[0]}
 
@@ -216,6 +239,7 @@ def unary(channel, path, request):
             initial_metadata_keys=sorted(k for k, _ in (err.initial_metadata() or ())),
             trailing_metadata_present=err.trailing_metadata() is not None,
             trailing_metadata_keys=sorted(k for k, _ in (err.trailing_metadata() or ())),
+            status_details=describe_status_details(err.trailing_metadata()),
             response=None,
         )
     return dict(

@@ -1,11 +1,11 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { isAdmin, requireUserId } from "@bazaar/platform/auth";
-import { InvalidArgumentError, NotFoundError } from "@bazaar/platform/errors";
+import { NotFoundError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { IdentityService, type TokensSchema, type UserSchema } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import type { Accounts, Session, User } from "./accounts.ts";
-import { uuidPattern } from "@bazaar/platform/ids";
+import { field, nonEmpty, text, uuid, validate, violation } from "@bazaar/platform/validation";
 
 // Dot-separated atoms of RFC 5322's allowed characters @ LDH host labels, with a dot in the
 // domain: strict enough to catch typos, loose enough for plus-addressing and subdomains.
@@ -49,22 +49,30 @@ export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-/** A registration's email, checked and normalized. */
+/** A sign-in's email, normalized: required and at most 254 characters, like every stored one. */
+const signInEmail = (raw: string) => text({ max: 254, required: true })(normalizeEmail(raw));
+
+/** A registration's email, checked and normalized (a validation rule, like the ones below). */
 export function validEmail(raw: string): string {
-  const email = normalizeEmail(raw);
-  if (!email) throw new InvalidArgumentError("is required", "email");
-  if (email.length > 254) throw new InvalidArgumentError(`must be at most 254 characters, got ${email.length}`, "email");
+  const email = signInEmail(raw);
   const local = email.slice(0, email.lastIndexOf("@"));
-  if (!emailPattern.test(email) || local.length > 64) {
-    throw new InvalidArgumentError("must be an email address such as ada@example.com", "email");
-  }
+  if (!emailPattern.test(email) || local.length > 64) violation("must be an email address such as ada@example.com");
   return email;
 }
 
 /** A new password, checked: 10 to 128 characters. Spaces count; nothing is trimmed. */
 export function validPassword(password: string): string {
   const n = length(password);
-  if (n < 10 || n > 128) throw new InvalidArgumentError(`must be 10 to 128 characters, got ${n}`, "password");
+  if (n < 10 || n > 128) violation(`must be 10 to 128 characters, got ${n}`);
+  return password;
+}
+
+/**
+ * A sign-in's password: required, and at most 128 characters: no account has a longer one,
+ * and this also bounds the work a request can ask for.
+ */
+function signInPassword(password: string): string {
+  if (length(nonEmpty(password)) > 128) violation("must be at most 128 characters");
   return password;
 }
 
@@ -72,49 +80,49 @@ export function validPassword(password: string): string {
 export function validDisplayName(raw: string): string {
   const name = raw.trim();
   const n = length(name);
-  if (n < 1 || n > 80) throw new InvalidArgumentError(`must be 1 to 80 characters after trimming, got ${n}`, "display_name");
-  if (unprintable.test(name)) throw new InvalidArgumentError("must not contain control or invisible formatting characters", "display_name");
+  if (n < 1 || n > 80) violation(`must be 1 to 80 characters after trimming, got ${n}`);
+  if (unprintable.test(name)) violation("must not contain control or invisible formatting characters");
   return name;
 }
 
-function requiredToken(token: string): string {
-  if (!token) throw new InvalidArgumentError("is required", "refresh_token");
-  return token;
+function refreshToken(token: string): string {
+  return validate({ token: field("refresh_token", token, nonEmpty) }).token;
 }
 
 /** The identity service's RPC handlers: validate the request, ask the accounts, shape the response. */
 export function identityHandlers(accounts: Accounts): ServiceImpl<typeof IdentityService> {
   return {
     async register(req) {
-      const account = { email: validEmail(req.email), password: validPassword(req.password), displayName: validDisplayName(req.displayName) };
+      const account = validate({
+        email: field("email", req.email, validEmail),
+        password: field("password", req.password, validPassword),
+        displayName: field("display_name", req.displayName, validDisplayName),
+      });
       const { user, session } = await accounts.register(account);
       return { user: toUserMessage(user), tokens: toTokensMessage(session) };
     },
 
     async login(req) {
-      const email = normalizeEmail(req.email);
-      if (!email) throw new InvalidArgumentError("is required", "email");
-      if (email.length > 254) throw new InvalidArgumentError(`must be at most 254 characters, got ${email.length}`, "email");
-      if (!req.password) throw new InvalidArgumentError("is required", "password");
-      // No account has a longer one; this also bounds the work a request can ask for.
-      if (length(req.password) > 128) throw new InvalidArgumentError("must be at most 128 characters", "password");
-      const { user, session } = await accounts.login(email, req.password);
+      const { email, password } = validate({
+        email: field("email", req.email, signInEmail),
+        password: field("password", req.password, signInPassword),
+      });
+      const { user, session } = await accounts.login(email, password);
       return { user: toUserMessage(user), tokens: toTokensMessage(session) };
     },
 
     async refresh(req) {
-      return { tokens: toTokensMessage(await accounts.refresh(requiredToken(req.refreshToken))) };
+      return { tokens: toTokensMessage(await accounts.refresh(refreshToken(req.refreshToken))) };
     },
 
     async logout(req) {
-      await accounts.logout(requiredToken(req.refreshToken));
+      await accounts.logout(refreshToken(req.refreshToken));
       return {};
     },
 
     async getUser(req, ctx) {
       if (!req.id) return { user: toUserMessage(await accounts.user(requireUserId(ctx.principal))) };
-      if (!uuidPattern.test(req.id)) throw new InvalidArgumentError(`must be a user id (a UUID), got ${JSON.stringify(req.id.slice(0, 64))}`, "id");
-      const id = req.id.toLowerCase();
+      const { id } = validate({ id: field("id", req.id, uuid("a user id")) });
       const mayReadOthers = isAdmin(ctx.principal) || (ctx.principal?.roles.includes("service") ?? false);
       // Another user's account is as invisible as a missing one.
       if (id !== ctx.principal?.userId && !mayReadOthers) throw new NotFoundError(`no user has id ${id}`);
@@ -122,9 +130,12 @@ export function identityHandlers(accounts: Accounts): ServiceImpl<typeof Identit
     },
 
     async issueServiceToken(req) {
-      if (!servicePattern.test(req.serviceName)) {
-        throw new InvalidArgumentError("must be a service name: a lower-case letter, then 1 to 31 lower-case letters, digits or dashes", "service_name");
-      }
+      validate({
+        serviceName: field("service_name", req.serviceName, (name) => {
+          if (!servicePattern.test(name)) violation("must be a service name: a lower-case letter, then 1 to 31 lower-case letters, digits or dashes");
+          return name;
+        }),
+      });
       const access = await accounts.serviceToken(req.serviceName, req.secret);
       return { accessToken: access.token, expireTime: timestampFromDate(access.expiresAt) };
     },

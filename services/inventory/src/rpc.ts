@@ -1,16 +1,15 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { InvalidArgumentError, UnauthenticatedError } from "@bazaar/platform/errors";
+import { UnauthenticatedError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import {
   InventoryService,
-  type LineItem,
   type ReservationSchema,
   ReservationStatus,
 } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import type { ReservationStatus as StoredStatus } from "./db/schema.ts";
-import type { InventoryStore, Line, Reservation } from "./inventory-store.ts";
-import { uuidPattern } from "@bazaar/platform/ids";
+import type { InventoryStore, Reservation } from "./inventory-store.ts";
+import { field, integer, list, productLines, text, uuid, validate, violation } from "@bazaar/platform/validation";
 
 const maxIds = 100;
 const maxLines = 100;
@@ -35,30 +34,20 @@ export function toReservationMessage(r: Reservation): MessageInitShape<typeof Re
   };
 }
 
-/** A UUID in its canonical lower-case form, or INVALID_ARGUMENT naming the field. */
-function requireUuid(value: string, field: string, what: string): string {
-  if (!value) throw new InvalidArgumentError("is required", field);
-  if (!uuidPattern.test(value)) throw new InvalidArgumentError(`must be ${what} (a UUID), got ${JSON.stringify(value.slice(0, 64))}`, field);
-  return value.toLowerCase();
-}
+const productId = uuid("a product id");
+const orderId = uuid("an order id");
 
 /** The lines of a reservation: 1 to 100, each product once, 1 to 1000 units each. */
-function requireLines(items: readonly LineItem[]): Line[] {
-  if (items.length === 0) throw new InvalidArgumentError("must hold at least one line", "items");
-  if (items.length > maxLines) throw new InvalidArgumentError(`must hold at most ${maxLines} lines, got ${items.length}`, "items");
-  const seen = new Map<string, number>();
-  return items.map((item, i) => {
-    const productId = requireUuid(item.productId, `items[${i}].product_id`, "a product id");
-    const first = seen.get(productId);
-    if (first !== undefined) {
-      throw new InvalidArgumentError(`names product ${productId} again (also items[${first}]); put each product on one line`, `items[${i}].product_id`);
-    }
-    seen.set(productId, i);
-    if (item.quantity < 1 || item.quantity > maxQuantity) {
-      throw new InvalidArgumentError(`must be between 1 and ${maxQuantity}, got ${item.quantity}`, `items[${i}].quantity`);
-    }
-    return { productId, quantity: item.quantity };
-  });
+const reservationLines = productLines({
+  maxLines,
+  maxQuantity,
+  again: (first, id) => `names product ${id} again (also items[${first}]); put each product on one line`,
+});
+
+/** A stock adjustment's units: not 0, at most a million either way. */
+function delta(n: number): number {
+  if (n === 0) violation("must not be 0: give the units to add (positive) or remove (negative)");
+  return integer(-maxAdjustment, maxAdjustment)(n);
 }
 
 /**
@@ -77,41 +66,35 @@ export const inventoryAccess: ServiceAccess<typeof InventoryService> = {
 export function inventoryHandlers(store: InventoryStore): ServiceImpl<typeof InventoryService> {
   return {
     async getStock(req) {
-      if (req.productIds.length === 0) throw new InvalidArgumentError("must name at least one product", "product_ids");
-      if (req.productIds.length > maxIds) throw new InvalidArgumentError(`must name at most ${maxIds} products, got ${req.productIds.length}`, "product_ids");
-      const ids = req.productIds.map((id, i) => requireUuid(id, `product_ids[${i}]`, "a product id"));
+      const { ids } = validate({ ids: field("product_ids", req.productIds, list(productId, { min: 1, max: maxIds, noun: "product" })) });
       return { levels: await store.levels(ids) };
     },
 
     async reserveStock(req) {
-      const orderId = requireUuid(req.orderId, "order_id", "an order id");
-      const lines = requireLines(req.items);
-      return { reservation: toReservationMessage(await store.reserve(orderId, lines)) };
+      const { id, lines } = validate({ id: field("order_id", req.orderId, orderId), lines: field("items", req.items, reservationLines) });
+      return { reservation: toReservationMessage(await store.reserve(id, lines)) };
     },
 
     async commitReservation(req) {
-      const orderId = requireUuid(req.orderId, "order_id", "an order id");
-      return { reservation: toReservationMessage(await store.commit(orderId)) };
+      const { id } = validate({ id: field("order_id", req.orderId, orderId) });
+      return { reservation: toReservationMessage(await store.commit(id)) };
     },
 
     async releaseReservation(req) {
-      const orderId = requireUuid(req.orderId, "order_id", "an order id");
-      const released = await store.release(orderId);
+      const { id } = validate({ id: field("order_id", req.orderId, orderId) });
+      const released = await store.release(id);
       return released ? { reservation: toReservationMessage(released) } : {};
     },
 
     async adjustStock(req, ctx) {
-      const productId = requireUuid(req.productId, "product_id", "a product id");
-      if (req.delta === 0) throw new InvalidArgumentError("must not be 0: give the units to add (positive) or remove (negative)", "delta");
-      if (Math.abs(req.delta) > maxAdjustment) {
-        throw new InvalidArgumentError(`must be between -${maxAdjustment} and ${maxAdjustment}, got ${req.delta}`, "delta");
-      }
-      const reason = req.reason.trim();
-      if (!reason) throw new InvalidArgumentError("is required: say why the stock changes, e.g. \"delivery 2026-11-20\"", "reason");
-      if (reason.length > maxReasonLength) throw new InvalidArgumentError(`must be at most ${maxReasonLength} characters, got ${reason.length}`, "reason");
+      const change = validate({
+        productId: field("product_id", req.productId, productId),
+        delta: field("delta", req.delta, delta),
+        reason: field("reason", req.reason, text({ max: maxReasonLength, trim: true, required: 'say why the stock changes, e.g. "delivery 2026-11-20"' })),
+      });
       // The auth interceptor let only an admin through; the principal is there.
       if (!ctx.principal) throw new UnauthenticatedError("adjusting stock needs a signed-in admin");
-      return { level: await store.adjust(productId, req.delta, reason, ctx.principal.subject) };
+      return { level: await store.adjust(change.productId, change.delta, change.reason, ctx.principal.subject) };
     },
   };
 }

@@ -8,9 +8,8 @@ import { NotificationsService, type NotificationSchema } from "@bazaar/proto/baz
 import type { NotificationRow } from "./db/schema.ts";
 import type { NotificationCursor, NotificationStore } from "./notifications.ts";
 import { uuidPattern } from "@bazaar/platform/ids";
+import { field, list, pageSize, type Rule, uuid, validate } from "@bazaar/platform/validation";
 
-const defaultPageSize = 20;
-const maxPageSize = 100;
 const maxIds = 100;
 
 /**
@@ -47,14 +46,19 @@ export const notificationsAccess: ServiceAccess<typeof NotificationsService> = {
   markRead: "user",
 };
 
-/** The ids of a MarkRead request, checked: 1 to 100 UUIDs, each once. */
-function notificationIds(ids: readonly string[]): string[] {
-  if (ids.length > maxIds) throw new InvalidArgumentError(`must name at most ${maxIds} notifications, got ${ids.length}`, "ids");
-  ids.forEach((id, i) => {
-    if (!uuidPattern.test(id)) throw new InvalidArgumentError(`must be a notification id (a UUID), got ${JSON.stringify(id.slice(0, 64))}`, `ids[${i}]`);
-  });
-  return [...new Set(ids.map((id) => id.toLowerCase()))];
-}
+const notificationIds = list(uuid("a notification id"), { max: maxIds, noun: "notification" });
+
+/**
+ * What a MarkRead request marks: 1 to 100 ids (each once), or all; never both. A rule of the
+ * whole request, so it names the fields (all, ids) itself.
+ */
+const markReadTarget: Rule<{ ids: readonly string[]; all: boolean }, "all" | { ids: string[] }> = (req) => {
+  if (req.all && req.ids.length) throw new InvalidArgumentError("cannot be set together with ids; send either ids or all", "all");
+  if (req.all) return "all";
+  if (req.ids.length === 0) throw new InvalidArgumentError("must name 1 to 100 notifications, or set all to mark every one read", "ids");
+  const { ids } = validate({ ids: field("ids", req.ids, notificationIds) });
+  return { ids: [...new Set(ids)] };
+};
 
 /**
  * The notifications RPC handlers: validate the request, ask the store for the caller's own
@@ -64,13 +68,11 @@ export function notificationsHandlers(store: NotificationStore): ServiceImpl<typ
   return {
     async listNotifications(req, ctx) {
       const userId = requireUserId(ctx.principal);
-      if (req.pageSize < 0 || req.pageSize > maxPageSize) {
-        throw new InvalidArgumentError(`must be between 1 and ${maxPageSize} (0 means ${defaultPageSize}), got ${req.pageSize}`, "page_size");
-      }
+      const { size } = validate({ size: field("page_size", req.pageSize, pageSize) });
       const listing = String(req.unreadOnly);
       const after = req.pageToken ? notificationPageTokens.decode(req.pageToken, listing) : undefined;
       const [page, unreadCount] = await Promise.all([
-        store.list(userId, { pageSize: req.pageSize || defaultPageSize, unreadOnly: req.unreadOnly, after }),
+        store.list(userId, { pageSize: size, unreadOnly: req.unreadOnly, after }),
         store.unreadCount(userId),
       ]);
       return {
@@ -82,9 +84,8 @@ export function notificationsHandlers(store: NotificationStore): ServiceImpl<typ
 
     async markRead(req, ctx) {
       const userId = requireUserId(ctx.principal);
-      if (req.all && req.ids.length) throw new InvalidArgumentError("cannot be set together with ids; send either ids or all", "all");
-      if (!req.all && req.ids.length === 0) throw new InvalidArgumentError("must name 1 to 100 notifications, or set all to mark every one read", "ids");
-      const marked = await store.markRead(userId, req.all ? "all" : { ids: notificationIds(req.ids) });
+      const { target } = validate({ target: field("", req, markReadTarget) });
+      const marked = await store.markRead(userId, target);
       return { marked };
     },
   };

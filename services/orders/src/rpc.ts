@@ -1,7 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { isAdmin, type Principal, requireUserId } from "@bazaar/platform/auth";
-import { InvalidArgumentError } from "@bazaar/platform/errors";
 import type { CallContext } from "@bazaar/platform/grpc/interceptors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
@@ -9,10 +8,11 @@ import { validatePaymentCard } from "@bazaar/platform/payment-card";
 import { type OrderSchema, OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import type { Caller, OrderCursor, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
 import { uuidPattern } from "@bazaar/platform/ids";
+import { field, idempotencyKey, pageSize, productLines, uuid, validate } from "@bazaar/platform/validation";
 
-const defaultPageSize = 20;
-const maxPageSize = 100;
 const maxLines = 50;
+const maxQuantity = 99;
+const orderId = uuid("an order id");
 
 /**
  * ListOrders page tokens, each good only for the listing it was issued for: "own" (a user's
@@ -51,46 +51,33 @@ export function toOrderMessage(o: OrderWithItems): MessageInitShape<typeof Order
   };
 }
 
-function requireOrderId(id: string): string {
-  if (!id) throw new InvalidArgumentError("is required", "id");
-  if (!uuidPattern.test(id)) throw new InvalidArgumentError(`must be an order id (a UUID), got ${JSON.stringify(id.slice(0, 64))}`, "id");
-  return id.toLowerCase();
+/** The id of a GetOrder or CancelOrder. */
+function requestedOrder(id: string): string {
+  return validate({ id: field("id", id, orderId) }).id;
 }
 
 function callerOf(principal: Principal | undefined): Caller {
   return { userId: requireUserId(principal), admin: isAdmin(principal) };
 }
 
+/** An order's lines: 1 to 50, each product once, 1 to 99 units each. */
+const orderLines = productLines({
+  maxLines,
+  maxQuantity,
+  again: (first) => `names the same product as lines[${first}]; order each product once, with its total quantity`,
+});
+
 /**
  * Checks a PlaceOrder request field by field; returns it normalized (ids lower-case, card
  * digits only). The card's expiry is checked when a new order is placed (OrderStore.place).
  */
 export function validatePlaceOrder(req: PlaceOrderRequest, now = new Date()): PlaceOrderInput {
-  const key = req.idempotencyKey;
-  if (key.length < 8 || key.length > 128) {
-    throw new InvalidArgumentError(`must be 8 to 128 characters, got ${key.length}; send a new random key per checkout (a UUID will do)`, "idempotency_key");
-  }
-  if (!/^[\x21-\x7e]+$/.test(key)) throw new InvalidArgumentError("must be printable ASCII without spaces", "idempotency_key");
-
-  if (req.lines.length < 1 || req.lines.length > maxLines) {
-    throw new InvalidArgumentError(`must have 1 to ${maxLines} lines, got ${req.lines.length}`, "lines");
-  }
-  const seen = new Map<string, number>();
-  const lines = req.lines.map((line, i) => {
-    if (!uuidPattern.test(line.productId)) {
-      throw new InvalidArgumentError(`must be a product id (a UUID), got ${JSON.stringify(line.productId.slice(0, 64))}`, `lines[${i}].product_id`);
-    }
-    const productId = line.productId.toLowerCase();
-    const first = seen.get(productId);
-    if (first !== undefined) {
-      throw new InvalidArgumentError(`names the same product as lines[${first}]; order each product once, with its total quantity`, `lines[${i}].product_id`);
-    }
-    seen.set(productId, i);
-    if (line.quantity < 1 || line.quantity > 99) throw new InvalidArgumentError(`must be between 1 and 99, got ${line.quantity}`, `lines[${i}].quantity`);
-    return { productId, quantity: line.quantity };
+  return validate({
+    idempotencyKey: field("idempotency_key", req.idempotencyKey, idempotencyKey),
+    lines: field("lines", req.lines, orderLines),
+    // The card's rule names its fields (card, card.number …) itself.
+    card: field("", req.card, (card) => validatePaymentCard(card, now)),
   });
-
-  return { idempotencyKey: key, lines, card: validatePaymentCard(req.card, now) };
 }
 
 /** How long a call may wait for a final order: the configured wait, inside the caller's deadline. */
@@ -117,23 +104,21 @@ export function ordersHandlers(store: OrderStore, options: { waitMs: number }): 
 
     async getOrder(req, ctx) {
       const caller = callerOf(ctx.principal);
-      return { order: toOrderMessage(await store.get(caller, requireOrderId(req.id))) };
+      return { order: toOrderMessage(await store.get(caller, requestedOrder(req.id))) };
     },
 
     async listOrders(req, ctx) {
       const caller = callerOf(ctx.principal);
-      if (req.pageSize < 0 || req.pageSize > maxPageSize) {
-        throw new InvalidArgumentError(`must be between 1 and ${maxPageSize} (0 means ${defaultPageSize}), got ${req.pageSize}`, "page_size");
-      }
+      const { size } = validate({ size: field("page_size", req.pageSize, pageSize) });
       const scope = caller.admin ? "all" : "own";
       const cursor = req.pageToken ? pageTokens.decode(req.pageToken, scope) : undefined;
-      const page = await store.list(caller, req.pageSize || defaultPageSize, cursor);
+      const page = await store.list(caller, size, cursor);
       return { orders: page.orders.map(toOrderMessage), nextPageToken: page.next ? pageTokens.encode(page.next, scope) : "" };
     },
 
     async cancelOrder(req, ctx) {
       const caller = callerOf(ctx.principal);
-      return { order: toOrderMessage(await store.cancel(caller, requireOrderId(req.id), waitWithin(ctx, options.waitMs))) };
+      return { order: toOrderMessage(await store.cancel(caller, requestedOrder(req.id), waitWithin(ctx, options.waitMs))) };
     },
   };
 }

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Database } from "@bazaar/platform/db";
-import { InvalidArgumentError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
+import { field, required, validate, violation } from "@bazaar/platform/validation";
 import type { FaultSettings } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import { faultSettings } from "./db/schema.ts";
 import type * as schema from "./db/schema.ts";
@@ -13,16 +13,23 @@ export const noFaults: Faults = { failureRate: 0, addedLatencyMs: 0 };
 /** The largest latency an admin may add, in milliseconds. */
 export const maxAddedLatencyMs = 10_000;
 
-/** Checks fault settings from a request, naming the field at fault. */
+/** Checks fault settings from a request, naming every field at fault. */
 export function validateFaultSettings(settings: FaultSettings | undefined): Faults {
-  if (!settings) throw new InvalidArgumentError("is required", "settings");
-  const { failureRate, addedLatencyMs } = settings;
-  // Written so that NaN fails too.
-  if (!(failureRate >= 0 && failureRate <= 1)) throw new InvalidArgumentError(`must be between 0 and 1, got ${failureRate}`, "settings.failure_rate");
-  if (!(addedLatencyMs >= 0 && addedLatencyMs <= maxAddedLatencyMs)) {
-    throw new InvalidArgumentError(`must be between 0 and ${maxAddedLatencyMs} milliseconds, got ${addedLatencyMs}`, "settings.added_latency_ms");
-  }
-  return { failureRate, addedLatencyMs };
+  return validate({
+    faults: field(
+      "settings",
+      settings,
+      required(({ failureRate, addedLatencyMs }) =>
+        validate({
+          // Written so that NaN fails too.
+          failureRate: field("failure_rate", failureRate, (rate) => (rate >= 0 && rate <= 1 ? rate : violation(`must be between 0 and 1, got ${rate}`))),
+          addedLatencyMs: field("added_latency_ms", addedLatencyMs, (ms) =>
+            ms >= 0 && ms <= maxAddedLatencyMs ? ms : violation(`must be between 0 and ${maxAddedLatencyMs} milliseconds, got ${ms}`),
+          ),
+        }),
+      ),
+    ),
+  }).faults;
 }
 
 /** Options of {@link FaultSettingsStore}. */

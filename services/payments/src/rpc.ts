@@ -1,17 +1,15 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { isAdmin } from "@bazaar/platform/auth";
-import { InvalidArgumentError, NotFoundError, UnauthenticatedError } from "@bazaar/platform/errors";
+import { NotFoundError, UnauthenticatedError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { type PaymentSchema, PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import type { PaymentRow, PaymentStatusName } from "./db/schema.ts";
 import { type FaultSettingsStore, validateFaultSettings } from "./fault-settings.ts";
 import type { PaymentStore } from "./payments.ts";
 import { validateCard } from "./processor.ts";
-import { uuidPattern } from "@bazaar/platform/ids";
+import { field, idempotencyKey, money, required, text, uuid, validate } from "@bazaar/platform/validation";
 
-// Visible ASCII: keys end up in messages and logs, so no spaces or control characters.
-const idempotencyKeyPattern = /^[\x21-\x7e]{8,128}$/;
 const maxAmountMinor = 100_000_000n;
 const maxReasonLength = 500;
 
@@ -35,18 +33,7 @@ export function toPaymentMessage(p: PaymentRow): MessageInitShape<typeof Payment
   };
 }
 
-function requireUuid(value: string, field: string, what: string): string {
-  if (!value) throw new InvalidArgumentError("is required", field);
-  if (!uuidPattern.test(value)) throw new InvalidArgumentError(`must be ${what} (a UUID), got ${JSON.stringify(value.slice(0, 64))}`, field);
-  return value.toLowerCase();
-}
-
-function requireIdempotencyKey(key: string): string {
-  if (!idempotencyKeyPattern.test(key)) {
-    throw new InvalidArgumentError(`must be 8 to 128 visible ASCII characters (no spaces), got ${key.length} characters`, "idempotency_key");
-  }
-  return key;
-}
+const paymentId = uuid("a payment id");
 
 /**
  * Who may call what. Charges and refunds are the orders saga's (a service), never a shopper's
@@ -66,36 +53,31 @@ export function paymentsHandlers(store: PaymentStore, faults: FaultSettingsStore
   return {
     async charge(req, ctx) {
       // Every field is checked before anything is read or written.
-      const idempotencyKey = requireIdempotencyKey(req.idempotencyKey);
-      const orderId = requireUuid(req.orderId, "order_id", "an order id");
-      const userId = requireUuid(req.userId, "user_id", "a user id");
-      const amount = req.amount;
-      if (!amount) throw new InvalidArgumentError("is required", "amount");
-      if (amount.amountMinor <= 0n || amount.amountMinor > maxAmountMinor) {
-        throw new InvalidArgumentError(`must be between 1 and ${maxAmountMinor} (minor units), got ${amount.amountMinor}`, "amount.amount_minor");
-      }
-      if (!/^[A-Z]{3}$/.test(amount.currencyCode)) {
-        throw new InvalidArgumentError(`must be an ISO 4217 code such as USD, got ${JSON.stringify(amount.currencyCode.slice(0, 16))}`, "amount.currency_code");
-      }
-      // Its expiry is checked by the processor, for new charges only (see validateCard).
-      const card = validateCard(req.card);
-      const payment = await store.charge(
-        { idempotencyKey, orderId, userId, amountMinor: Number(amount.amountMinor), currency: amount.currencyCode, card },
-        ctx,
-      );
+      const { amount, ...charge } = validate({
+        idempotencyKey: field("idempotency_key", req.idempotencyKey, idempotencyKey),
+        orderId: field("order_id", req.orderId, uuid("an order id")),
+        userId: field("user_id", req.userId, uuid("a user id")),
+        amount: field("amount", req.amount, required(money(1n, maxAmountMinor))),
+        // Its expiry is checked by the processor, for new charges only (see validateCard); its
+        // rule names its fields (card, card.number …) itself.
+        card: field("", req.card, validateCard),
+      });
+      const payment = await store.charge({ ...charge, amountMinor: amount.amountMinor, currency: amount.currencyCode }, ctx);
       return { payment: toPaymentMessage(payment) };
     },
 
     async refund(req, ctx) {
-      const idempotencyKey = requireIdempotencyKey(req.idempotencyKey);
-      const paymentId = requireUuid(req.paymentId, "payment_id", "a payment id");
-      if (req.reason.length > maxReasonLength) throw new InvalidArgumentError(`must be at most ${maxReasonLength} characters, got ${req.reason.length}`, "reason");
-      const payment = await store.refund({ idempotencyKey, paymentId, reason: req.reason.trim() }, ctx);
+      const refund = validate({
+        idempotencyKey: field("idempotency_key", req.idempotencyKey, idempotencyKey),
+        paymentId: field("payment_id", req.paymentId, paymentId),
+        reason: field("reason", req.reason, (reason) => text({ max: maxReasonLength })(reason).trim()),
+      });
+      const payment = await store.refund(refund, ctx);
       return { payment: toPaymentMessage(payment) };
     },
 
     async getPayment(req, ctx) {
-      const id = requireUuid(req.id, "id", "a payment id");
+      const { id } = validate({ id: field("id", req.id, paymentId) });
       const caller = ctx.principal;
       if (!caller) throw new UnauthenticatedError("GetPayment needs a signed-in caller");
       const payment = await store.get(id);
