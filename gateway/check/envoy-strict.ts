@@ -282,6 +282,7 @@ function fieldIndex(type: Type): Map<string, Field> {
 }
 
 /** PGV rules of one field or list item, e.g. `{ string: { min_len: 1 } }` or `{ repeated: {...} }`. */
+// biome-ignore lint/suspicious/noExplicitAny: PGV options arrive as protobufjs plain objects whose shape depends on the rule kind.
 type Rules = Record<string, any>;
 
 const fieldRules = new WeakMap<Field, Rules>();
@@ -784,8 +785,10 @@ function defaultScalar(kind: ScalarKind): Checked | undefined {
 /** Well-known regexes as PGV defines them (validate.proto), strict and loose. */
 const HEADER_REGEXES: Record<string, { strict: RegExp; what: string }> = {
   HTTP_HEADER_NAME: { strict: /^:?[0-9a-zA-Z!#$%&'*+\-.^_|~`]+$/, what: "an HTTP header name" },
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the rule is about control characters (RFC 7230 field-value).
   HTTP_HEADER_VALUE: { strict: /^[^\u0000-\u0008\u000A-\u001F\u007F]*$/, what: "an HTTP header value" },
 };
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL, CR and LF are exactly what a loose header value may not hold.
 const LOOSE_HEADER = /^[^\u0000\u000A\u000D]*$/;
 
 /** What a checked value breaks in `rules` (the rule set for its kind); empty when it passes. */
@@ -917,7 +920,7 @@ function compilePattern(source: string): RegExp | null {
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-function isPlainObject(value: unknown): value is Record<string, any> {
+function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
