@@ -198,8 +198,9 @@ export async function openLoop(options: {
   let measuredSaid = false;
   for (let i = 0; i < total; i++) {
     const scheduled = t0 + (i * 1000) / ratePerS;
-    const wait = scheduled - performance.now();
-    if (wait > 0) await Bun.sleep(wait);
+    // Bun.sleep can wake a fraction of a millisecond early; a call must not start before its
+    // scheduled time, or its latency from that time would come out negative.
+    for (let wait = scheduled - performance.now(); wait > 0; wait = scheduled - performance.now()) await Bun.sleep(wait);
     if (!measuredSaid && scheduled >= measureFrom) {
       measuredSaid = true;
       process.stdout.write(`${phaseLines.measure}\n`);
