@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: these tests walk the parsed envoy.yaml, an untyped document whose shape is what they check.
 import { describe, expect, test } from "bun:test";
 import { parse } from "yaml";
 import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";

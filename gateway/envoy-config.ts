@@ -397,71 +397,66 @@ function connectionLimit(statPrefix: string) {
 
 function listeners(services: EdgeService[]) {
   const shared: SharedHttp = { accessLog, httpFilters: httpFilters(services), routes: [...grpcRoutes(services), ...bffRoutes()] };
-  return [
-    {
-      name: "http",
-      address: address("0.0.0.0", gatewayPorts.http),
-      per_connection_buffer_limit_bytes: 32768,
-      filter_chains: [{ filters: [connectionLimit("http"), connectionManager(shared, false)] }],
-    },
-    {
-      name: "https",
-      address: address("0.0.0.0", gatewayPorts.https),
-      per_connection_buffer_limit_bytes: 32768,
-      filter_chains: [
-        {
-          transport_socket: {
-            name: "envoy.transport_sockets.tls",
-            typed_config: {
-              "@type": type("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"),
-              common_tls_context: {
-                // The development certificate made by gateway/make-dev-cert.sh.
-                tls_certificates: [{ certificate_chain: { filename: "/etc/envoy/certs/gateway.crt" }, private_key: { filename: "/etc/envoy/certs/gateway.key" } }],
-                alpn_protocols: ["h2", "http/1.1"],
-                tls_params: { tls_minimum_protocol_version: "TLSv1_2" },
-              },
+  return [httpListener(shared), httpsListener(shared), opsListener()];
+}
+
+/** Plain HTTP/1.1 and h2c on the gateway's HTTP port. */
+function httpListener(shared: SharedHttp) {
+  return {
+    name: "http",
+    address: address("0.0.0.0", gatewayPorts.http),
+    per_connection_buffer_limit_bytes: 32768,
+    filter_chains: [{ filters: [connectionLimit("http"), connectionManager(shared, false)] }],
+  };
+}
+
+/** TLS (h2 and HTTP/1.1 by ALPN) on the HTTPS port, with the same routes and filters as HTTP. */
+function httpsListener(shared: SharedHttp) {
+  return {
+    name: "https",
+    address: address("0.0.0.0", gatewayPorts.https),
+    per_connection_buffer_limit_bytes: 32768,
+    filter_chains: [
+      {
+        transport_socket: {
+          name: "envoy.transport_sockets.tls",
+          typed_config: {
+            "@type": type("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"),
+            common_tls_context: {
+              // The development certificate made by gateway/make-dev-cert.sh.
+              tls_certificates: [{ certificate_chain: { filename: "/etc/envoy/certs/gateway.crt" }, private_key: { filename: "/etc/envoy/certs/gateway.key" } }],
+              alpn_protocols: ["h2", "http/1.1"],
+              tls_params: { tls_minimum_protocol_version: "TLSv1_2" },
             },
           },
-          filters: [connectionLimit("https"), connectionManager(shared, true)],
         },
-      ],
-    },
-    {
-      // For Prometheus and probes only: /stats/prometheus and /ready from the admin interface,
-      // which itself listens on loopback.
-      name: "ops",
-      address: address("0.0.0.0", gatewayPorts.ops),
-      filter_chains: [
-        {
-          filters: [
-            {
-              name: "envoy.filters.network.http_connection_manager",
-              typed_config: {
-                "@type": type("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"),
-                stat_prefix: "ops",
-                codec_type: "AUTO",
-                http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": type("envoy.extensions.filters.http.router.v3.Router") } }],
-                route_config: {
-                  name: "ops",
-                  virtual_hosts: [
-                    {
-                      name: "ops",
-                      domains: ["*"],
-                      routes: [
-                        { name: "ops.ready", match: { path: "/ready" }, route: { cluster: "envoy_admin", timeout: "2s" } },
-                        { name: "ops.metrics", match: { path: "/stats/prometheus" }, route: { cluster: "envoy_admin", timeout: "5s" } },
-                        { name: "ops.other", match: { prefix: "/" }, direct_response: { status: 404, body: { inline_string: "only /ready and /stats/prometheus are served here" } } },
-                      ],
-                    },
-                  ],
-                },
-              },
-            },
-          ],
-        },
-      ],
-    },
+        filters: [connectionLimit("https"), connectionManager(shared, true)],
+      },
+    ],
+  };
+}
+
+/**
+ * For Prometheus and probes only: /stats/prometheus and /ready from the admin interface, which
+ * itself listens on loopback.
+ */
+function opsListener() {
+  const routes = [
+    { name: "ops.ready", match: { path: "/ready" }, route: { cluster: "envoy_admin", timeout: "2s" } },
+    { name: "ops.metrics", match: { path: "/stats/prometheus" }, route: { cluster: "envoy_admin", timeout: "5s" } },
+    { name: "ops.other", match: { prefix: "/" }, direct_response: { status: 404, body: { inline_string: "only /ready and /stats/prometheus are served here" } } },
   ];
+  const connectionManager = {
+    name: "envoy.filters.network.http_connection_manager",
+    typed_config: {
+      "@type": type("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"),
+      stat_prefix: "ops",
+      codec_type: "AUTO",
+      http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": type("envoy.extensions.filters.http.router.v3.Router") } }],
+      route_config: { name: "ops", virtual_hosts: [{ name: "ops", domains: ["*"], routes }] },
+    },
+  };
+  return { name: "ops", address: address("0.0.0.0", gatewayPorts.ops), filter_chains: [{ filters: [connectionManager] }] };
 }
 
 const http2Upstream = {

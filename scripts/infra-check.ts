@@ -1,5 +1,6 @@
 import postgres from "postgres";
 import { createClient } from "redis";
+import { redactUrl } from "@bazaar/platform/redact-url";
 
 /** The outcome of checking one piece of infrastructure. */
 export interface CheckResult {
@@ -8,12 +9,6 @@ export interface CheckResult {
   ok: boolean;
   /** What went wrong and how to fix it, when not ok. */
   problem?: string;
-}
-
-function redact(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = "***";
-  return u.toString();
 }
 
 const hints = {
@@ -25,9 +20,9 @@ const hints = {
 async function check(name: keyof typeof hints, url: string, probe: () => Promise<void>): Promise<CheckResult> {
   try {
     await probe();
-    return { name, url: redact(url), ok: true };
+    return { name, url: redactUrl(url), ok: true };
   } catch (err) {
-    return { name, url: redact(url), ok: false, problem: `${(err as Error).message}; ${hints[name]}` };
+    return { name, url: redactUrl(url), ok: false, problem: `${(err as Error).message}; ${hints[name]}` };
   }
 }
 

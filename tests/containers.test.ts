@@ -12,6 +12,7 @@ import { eventually } from "@bazaar/testkit/eventually";
 
 const root = new URL("..", import.meta.url).pathname;
 const catalog = serviceCatalog as readonly ServiceEntry[];
+// biome-ignore lint/suspicious/noExplicitAny: compose.yaml parsed as an untyped document whose shape is what these tests check.
 const composeFile = parse(await Bun.file(`${root}compose.yaml`).text(), { merge: true }) as { services: Record<string, any>; volumes: Record<string, unknown> };
 const composeServices = composeFile.services;
 
@@ -20,6 +21,7 @@ describe("compose.yaml", () => {
     for (const entry of catalog) {
       const s = composeServices[entry.name];
       expect(s, `compose.yaml has no service ${entry.name}`).toBeDefined();
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose interpolation, written as it stands in compose.yaml.
       expect(s.image).toBe("${BAZAAR_IMAGE:-bazaar:dev}");
       expect(s.command).toEqual([entry.name]);
       expect(s.environment.HTTP_PORT).toBe(String(entry.httpPort));
@@ -62,6 +64,7 @@ describe("compose.yaml", () => {
   test("publishes only the gateway and the operators' UIs; pins every image and lets a variable replace it", () => {
     const published = Object.entries(composeServices).filter(([, s]) => s.ports).map(([name]) => name).sort();
     expect(published).toEqual(["gateway", "grafana", "jaeger", "prometheus"]);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose interpolation, written as it stands in compose.yaml.
     expect(composeServices.gateway.ports).toEqual(["${GATEWAY_HTTP_PORT:-8080}:8080", "${GATEWAY_HTTPS_PORT:-8443}:8443"]);
     for (const [name, s] of Object.entries(composeServices)) {
       expect(s.image, `${name}'s image`).toMatch(/^\$\{[A-Z_]+_IMAGE:-[\w./-]+:[\w.-]+\}$/);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { amqpEnv, commonEnv, flagVar, hostPort, parseEnv, portVar, redisEnv, serviceAuthEnv } from "@bazaar/platform/env";
+import { amqpEnv, commonEnv, flagVar, hostPort, parseEnv, portVar, redisEnv } from "@bazaar/platform/env";
 import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
 
 /** The BFF's configuration, validated at start. */
@@ -9,11 +9,6 @@ export const env = parseEnv(
     HTTP_PORT: portVar(serviceEntry("bff").httpPort),
     /** The identity service's gRPC address (sign-up, sign-in, token refresh). */
     IDENTITY_ADDR: hostPort.default(defaultGrpcAddress("identity")),
-    /**
-     * Accepted for symmetry with the services. Unused today: the BFF reads orders with the
-     * signed-in user's own token, because OrdersService.GetOrder refuses service tokens.
-     */
-    INTERNAL_AUTH_SECRET: serviceAuthEnv.INTERNAL_AUTH_SECRET,
     /** The catalog service's gRPC address. */
     CATALOG_ADDR: hostPort.default(defaultGrpcAddress("catalog")),
     /** The inventory service's gRPC address. */

@@ -2,17 +2,17 @@ import { startService } from "@bazaar/platform/service";
 import { createApp } from "./app.ts";
 import { env } from "./env.ts";
 import { LiveOrders } from "./live-orders.ts";
-import { consumeOrderEvents } from "./order-events.ts";
+import { followOrderEvents } from "./order-events.ts";
 import { connectUpstreams } from "./upstreams/connect.ts";
 import { buildWeb } from "./web.ts";
 
-const host = startService("bff", env);
+// The BFF checks its own cookie sessions; it verifies no bearer tokens.
+const host = startService("bff", env, { auth: false });
 const upstreams = connectUpstreams(env);
 host.onShutdown("service clients", async () => Object.values(upstreams).forEach((client) => client.close()));
-const redis = await host.connectRedis(env.REDIS_URL, env.REDIS_KEY_PREFIX);
+const redis = await host.connectRedis();
 const live = new LiveOrders(upstreams.orders);
-const orderEvents = await consumeOrderEvents(env.AMQP_URL, live.record);
-host.onShutdown("order events", () => orderEvents.close());
+await followOrderEvents(await host.connectBroker(), live.record);
 host.useHttpApp(
   createApp({
     upstreams,

@@ -144,6 +144,36 @@ describe("GET /api/events", () => {
     expect(await late.text()).toBe("retry: 1000\n\n");
   });
 
+  test("after the RabbitMQ connection drops and comes back, an order's updates still reach its stream", async () => {
+    // The connection that holds the BFF's own (exclusive) order-events queue, per rabbitmqctl.
+    const liveQueueOwner = async () => {
+      const proc = Bun.spawn(["rabbitmqctl", "-q", "list_queues", "-p", env.platform.vhost, "name", "owner_pid"], { stdout: "pipe", stderr: "ignore" });
+      const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      return out.split("\n").map((line) => line.trim().split(/\s+/)).find(([name]) => name === env.bff.liveQueue)?.[1];
+    };
+    const b = await shopperWithCart();
+    const before = await eventually(liveQueueOwner, { what: "the BFF's order-events queue" });
+    // Every connection of the platform's vhost, from the broker's side, as a network cut would.
+    const cut = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", env.platform.vhost, "test: network cut"], { stdout: "ignore", stderr: "ignore" });
+    expect(await cut.exited).toBe(0);
+    // The queue went with the old connection; the BFF declares it again on its new one.
+    await eventually(
+      async () => {
+        const owner = await liveQueueOwner();
+        return owner !== undefined && owner !== before ? owner : undefined;
+      },
+      { what: "the BFF's order-events queue on a new connection", timeoutMs: 30_000 },
+    );
+    const stream = await openEvents(b);
+    try {
+      const { order } = await body<{ order: OrderView }>(await b.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good }));
+      const updates = (await stream.until(isFinal(order.id), 30_000)).filter((m) => m.event === "order");
+      expect(updates.map((m) => orderOf(m).status)).toEqual(["PENDING", "CONFIRMED"]);
+    } finally {
+      await stream.close();
+    }
+  }, 90_000);
+
   test("closing streams unregisters them", async () => {
     await eventually(async () => env.bff.live.openStreams === 0 && second.live.openStreams === 0, { what: "earlier streams to be gone", timeoutMs: 3_000 });
     const b = await shopperWithCart();

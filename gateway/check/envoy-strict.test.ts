@@ -62,6 +62,7 @@ const HCM_PATH = `${LISTENER}.filter_chains[0].filters[0].typed_config(${HCM})`;
 const ROUTE_PATH = `${HCM_PATH}.route_config.virtual_hosts[0].routes[0]`;
 const CLUSTER = "static_resources.clusters[0]";
 
+// biome-ignore lint/suspicious/noExplicitAny: fixtures are untyped YAML documents, changed in place by each case.
 type Json = Record<string, any>;
 
 /** The fixture as Envoy would read it, changed by `mutate`, and the errors the checker finds. */
@@ -316,7 +317,9 @@ function findTypedConfig(value: unknown, typeName: string): Json | undefined {
 function renameDeepestKey(root: Json): string {
   let deepest: { parent: Json; key: string; depth: number } | undefined;
   const visit = (value: unknown, depth: number) => {
-    if (Array.isArray(value)) value.forEach((item) => visit(item, depth + 1));
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item, depth + 1);
+    }
     else if (value && typeof value === "object") {
       for (const [key, item] of Object.entries(value)) {
         // Map keys (provider names) are data, not field names; skip renaming those.

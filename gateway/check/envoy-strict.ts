@@ -114,18 +114,47 @@ export function loadEnvoyProtos(): EnvoyProtos {
 function loadProtos(): LoadedProtos {
   if (cached) return cached;
   const started = performance.now();
+  const tree = protoTree();
+  const wanted = [...listProtos(join(tree.deps, "envoy-api"), "envoy"), ...listProtos(join(tree.deps, "xds"), "xds"), ...listProtos(join(tree.deps, "xds"), "udpa")];
+  const { loadable, skipped } = partitionByImports(tree, wanted);
+
+  const root = new Root();
+  root.resolvePath = (_origin, target) => tree.locate(target) ?? target;
+  try {
+    // keepCase: field names stay as in the .proto (snake_case); json names are derived here.
+    root.loadSync(loadable, { keepCase: true });
+  } catch (error) {
+    throw new Error(`could not load Envoy's API protos from ${tree.deps}: ${(error as Error).message}`);
+  }
+
+  cached = {
+    root,
+    files: root.files.length,
+    skipped,
+    loadMillis: performance.now() - started,
+    frozenFiles: new Set(
+      loadable.filter((file) => /package_version_status\s*=\s*FROZEN/.test(tree.read(file) ?? "")).map((file) => tree.locate(file)!),
+    ),
+    skippedTypes: new Map(skipped.flatMap((entry) => entry.types.map((name) => [name, entry] as const))),
+  };
+  return cached;
+}
+
+/** The vendored proto trees: where a file named by an import lives, and its text (read once). */
+interface ProtoTree {
+  /** `@grpc/grpc-js-xds`'s `deps` folder. */
+  deps: string;
+  locate(file: string): string | undefined;
+  read(file: string): string | undefined;
+}
+
+function protoTree(): ProtoTree {
   const require = createRequire(import.meta.url);
   const deps = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
   // protobufjs bundles the well-known types (any, duration, struct...) in code, and ships
   // descriptor.proto as a file, which validate.proto and the annotations extend.
   const protobufjsDir = dirname(require.resolve("protobufjs/package.json"));
-  const includeDirs = [
-    join(deps, "envoy-api"),
-    join(deps, "xds"),
-    join(deps, "protoc-gen-validate"),
-    join(deps, "googleapis"),
-    protobufjsDir,
-  ];
+  const includeDirs = [join(deps, "envoy-api"), join(deps, "xds"), join(deps, "protoc-gen-validate"), join(deps, "googleapis"), protobufjsDir];
   const locate = (file: string): string | undefined => {
     for (const dir of includeDirs) {
       const candidate = join(dir, file);
@@ -133,15 +162,6 @@ function loadProtos(): LoadedProtos {
     }
     return undefined;
   };
-
-  const wanted = [
-    ...listProtos(join(deps, "envoy-api"), "envoy"),
-    ...listProtos(join(deps, "xds"), "xds"),
-    ...listProtos(join(deps, "xds"), "udpa"),
-  ];
-
-  // Find, for each file, an import no include directory provides (following imports), so
-  // that only complete files reach protobufjs.
   const sources = new Map<string, string | undefined>();
   const read = (file: string): string | undefined => {
     if (!sources.has(file)) {
@@ -150,12 +170,20 @@ function loadProtos(): LoadedProtos {
     }
     return sources.get(file);
   };
+  return { deps, locate, read };
+}
+
+/**
+ * Splits `wanted` into the files whose imports (followed transitively) the tree provides, and
+ * the rest, each with the first import that is missing and the message names it declares.
+ */
+function partitionByImports(tree: ProtoTree, wanted: string[]): { loadable: string[]; skipped: SkippedProto[] } {
   const missing = new Map<string, string | null>();
   const findMissing = (file: string, visiting: Set<string>): string | null => {
     const known = missing.get(file);
     if (known !== undefined) return known;
     if (visiting.has(file) || protobufjsBundles(file)) return null;
-    const source = read(file);
+    const source = tree.read(file);
     if (source === undefined) return file;
     visiting.add(file);
     let result: string | null = null;
@@ -178,33 +206,13 @@ function loadProtos(): LoadedProtos {
     // Parse on its own (no import resolution needed) just to learn the type names it declares.
     let types: string[] = [];
     try {
-      types = messageNames(parse(read(file) ?? "", new Root(), { keepCase: true }).root);
+      types = messageNames(parse(tree.read(file) ?? "", new Root(), { keepCase: true }).root);
     } catch {
       // Names are only used to word an error better; an unparsable file still gets listed.
     }
     skipped.push({ file, missingImport, types });
   }
-
-  const root = new Root();
-  root.resolvePath = (_origin, target) => locate(target) ?? target;
-  try {
-    // keepCase: field names stay as in the .proto (snake_case); json names are derived here.
-    root.loadSync(loadable, { keepCase: true });
-  } catch (error) {
-    throw new Error(`could not load Envoy's API protos from ${deps}: ${(error as Error).message}`);
-  }
-
-  cached = {
-    root,
-    files: root.files.length,
-    skipped,
-    loadMillis: performance.now() - started,
-    frozenFiles: new Set(
-      loadable.filter((file) => /package_version_status\s*=\s*FROZEN/.test(read(file) ?? "")).map((file) => locate(file)!),
-    ),
-    skippedTypes: new Map(skipped.flatMap((entry) => entry.types.map((name) => [name, entry] as const))),
-  };
-  return cached;
+  return { loadable, skipped };
 }
 
 /** What the walk needs beyond the public {@link EnvoyProtos}. */
@@ -282,6 +290,7 @@ function fieldIndex(type: Type): Map<string, Field> {
 }
 
 /** PGV rules of one field or list item, e.g. `{ string: { min_len: 1 } }` or `{ repeated: {...} }`. */
+// biome-ignore lint/suspicious/noExplicitAny: PGV options arrive as protobufjs plain objects whose shape depends on the rule kind.
 type Rules = Record<string, any>;
 
 const fieldRules = new WeakMap<Field, Rules>();
@@ -784,102 +793,114 @@ function defaultScalar(kind: ScalarKind): Checked | undefined {
 /** Well-known regexes as PGV defines them (validate.proto), strict and loose. */
 const HEADER_REGEXES: Record<string, { strict: RegExp; what: string }> = {
   HTTP_HEADER_NAME: { strict: /^:?[0-9a-zA-Z!#$%&'*+\-.^_|~`]+$/, what: "an HTTP header name" },
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the rule is about control characters (RFC 7230 field-value).
   HTTP_HEADER_VALUE: { strict: /^[^\u0000-\u0008\u000A-\u001F\u007F]*$/, what: "an HTTP header value" },
 };
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL, CR and LF are exactly what a loose header value may not hold.
 const LOOSE_HEADER = /^[^\u0000\u000A\u000D]*$/;
 
 /** What a checked value breaks in `rules` (the rule set for its kind); empty when it passes. */
 function violations(rules: Rules, checked: Checked): string[] {
-  const problems: string[] = [];
   switch (checked.kind) {
-    case "string": {
-      const r = rules.string;
-      if (!r || (r.ignore_empty && checked.value === "")) break;
-      const text = checked.value;
-      const chars = [...text].length;
-      const bytes = Buffer.byteLength(text, "utf8");
-      if (r.const !== undefined && text !== r.const) problems.push(`must be ${quote(r.const)}`);
-      if (r.len !== undefined && chars !== Number(r.len)) problems.push(`must be exactly ${r.len} characters long`);
-      if (r.min_len !== undefined && chars < Number(r.min_len)) problems.push(`must be at least ${r.min_len} ${plural(r.min_len, "character", "characters")} long`);
-      if (r.max_len !== undefined && chars > Number(r.max_len)) problems.push(`must be at most ${r.max_len} characters long, got ${chars}`);
-      if (r.min_bytes !== undefined && bytes < Number(r.min_bytes)) problems.push(`must be at least ${r.min_bytes} ${plural(r.min_bytes, "byte", "bytes")} long`);
-      if (r.max_bytes !== undefined && bytes > Number(r.max_bytes)) problems.push(`must be at most ${r.max_bytes} bytes long, got ${bytes}`);
-      if (r.prefix !== undefined && !text.startsWith(r.prefix)) problems.push(`must start with ${quote(r.prefix)}`);
-      if (r.suffix !== undefined && !text.endsWith(r.suffix)) problems.push(`must end with ${quote(r.suffix)}`);
-      if (r.contains !== undefined && !text.includes(r.contains)) problems.push(`must contain ${quote(r.contains)}`);
-      if (r.not_contains !== undefined && text.includes(r.not_contains)) problems.push(`must not contain ${quote(r.not_contains)}`);
-      if (r.in !== undefined && !asList(r.in).includes(text)) problems.push(`must be one of ${asList(r.in).map(quote).join(", ")}`);
-      if (r.not_in !== undefined && asList(r.not_in).includes(text)) problems.push(`must not be ${quote(text)}`);
-      if (typeof r.pattern === "string") {
-        // PGV patterns are RE2; the ones in Envoy's API are also valid JavaScript regexes.
-        const pattern = compilePattern(r.pattern);
-        if (pattern && !pattern.test(text)) problems.push(`must match the pattern ${r.pattern}`);
-      }
-      if (r.well_known_regex !== undefined) {
-        const name = typeof r.well_known_regex === "number" ? ["", "HTTP_HEADER_NAME", "HTTP_HEADER_VALUE"][r.well_known_regex] : r.well_known_regex;
-        const known = name ? HEADER_REGEXES[name] : undefined;
-        const regex = known && (r.strict === false ? LOOSE_HEADER : known.strict);
-        if (known && regex && !regex.test(text)) problems.push(`must be ${known.what}`);
-      }
-      break;
-    }
-    case "bytes": {
-      const r = rules.bytes;
-      if (!r) break;
-      if (r.len !== undefined && checked.length !== Number(r.len)) problems.push(`must be exactly ${r.len} bytes`);
-      if (r.min_len !== undefined && checked.length < Number(r.min_len)) problems.push(`must be at least ${r.min_len} ${plural(r.min_len, "byte", "bytes")}`);
-      if (r.max_len !== undefined && checked.length > Number(r.max_len)) problems.push(`must be at most ${r.max_len} bytes`);
-      break;
-    }
-    case "bool": {
-      const r = rules.bool;
-      if (r?.const !== undefined && checked.value !== r.const) problems.push(`must be ${r.const}`);
-      break;
-    }
-    case "enum": {
-      const r = rules.enum;
-      if (!r) break;
-      const name = (n: number) => checked.type.valuesById[n] ?? String(n);
-      if (r.const !== undefined && checked.value !== Number(r.const)) problems.push(`must be ${name(Number(r.const))}`);
-      if (r.in !== undefined && !asList(r.in).map(Number).includes(checked.value)) problems.push(`must be one of ${asList(r.in).map((n) => name(Number(n))).join(", ")}`);
-      if (r.not_in !== undefined && asList(r.not_in).map(Number).includes(checked.value)) problems.push(`must not be ${name(checked.value)}`);
-      break;
-    }
-    case "duration": {
-      const r = rules.duration;
-      if (!r) break;
-      const toNanos = (d: { seconds?: number | string; nanos?: number } = {}) => BigInt(d.seconds ?? 0) * 1_000_000_000n + BigInt(d.nanos ?? 0);
-      const bounds = Object.fromEntries(["lt", "lte", "gt", "gte"].filter((k) => r[k] !== undefined).map((k) => [k, toNanos(r[k])]));
-      if (r.const !== undefined && checked.nanos !== toNanos(r.const)) problems.push(`must be ${formatNanos(toNanos(r.const))}`);
-      const range = rangeProblem(checked.nanos, bounds, formatNanos);
-      if (range) problems.push(range);
-      break;
-    }
-    case "any": {
-      const r = rules.any;
-      if (!r) break;
-      if (r.in !== undefined && !asList(r.in).includes(checked.url)) problems.push(`type must be one of ${asList(r.in).join(", ")}`);
-      if (r.not_in !== undefined && asList(r.not_in).includes(checked.url)) problems.push(`type ${checked.url} is not allowed here`);
-      break;
-    }
+    case "string":
+      return rules.string && !(rules.string.ignore_empty && checked.value === "") ? stringViolations(rules.string, checked.value) : [];
+    case "bytes":
+      return rules.bytes ? bytesViolations(rules.bytes, checked.length) : [];
+    case "bool":
+      return rules.bool?.const !== undefined && checked.value !== rules.bool.const ? [`must be ${rules.bool.const}`] : [];
+    case "enum":
+      return rules.enum ? enumViolations(rules.enum, checked) : [];
+    case "duration":
+      return rules.duration ? durationViolations(rules.duration, checked.nanos) : [];
+    case "any":
+      return rules.any ? anyViolations(rules.any, checked.url) : [];
     case "message":
-      break;
-    default: {
+      return [];
+    default:
       // Numbers: the rule set is named after the scalar type (uint32, int64, double...).
-      const r = rules[checked.kind];
-      if (!r) break;
-      const integral = typeof checked.value === "bigint";
-      const convert = (x: unknown): number | bigint => (integral ? BigInt(x as number) : Number(x));
-      const show = (x: number | bigint) => String(x);
-      if (r.const !== undefined && checked.value !== convert(r.const)) problems.push(`must be ${r.const}`);
-      if (r.in !== undefined && !asList(r.in).map(convert).includes(checked.value)) problems.push(`must be one of ${asList(r.in).join(", ")}`);
-      if (r.not_in !== undefined && asList(r.not_in).map(convert).includes(checked.value)) problems.push(`must not be ${show(checked.value)}`);
-      const bounds = Object.fromEntries(["lt", "lte", "gt", "gte"].filter((k) => r[k] !== undefined).map((k) => [k, convert(r[k])]));
-      const range = rangeProblem(checked.value, bounds, show);
-      if (range) problems.push(range);
-    }
+      return rules[checked.kind] ? numberViolations(rules[checked.kind], checked.value) : [];
+  }
+}
+
+function stringViolations(r: Rules, text: string): string[] {
+  const problems: string[] = [];
+  const chars = [...text].length;
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (r.const !== undefined && text !== r.const) problems.push(`must be ${quote(r.const)}`);
+  if (r.len !== undefined && chars !== Number(r.len)) problems.push(`must be exactly ${r.len} characters long`);
+  if (r.min_len !== undefined && chars < Number(r.min_len)) problems.push(`must be at least ${r.min_len} ${plural(r.min_len, "character", "characters")} long`);
+  if (r.max_len !== undefined && chars > Number(r.max_len)) problems.push(`must be at most ${r.max_len} characters long, got ${chars}`);
+  if (r.min_bytes !== undefined && bytes < Number(r.min_bytes)) problems.push(`must be at least ${r.min_bytes} ${plural(r.min_bytes, "byte", "bytes")} long`);
+  if (r.max_bytes !== undefined && bytes > Number(r.max_bytes)) problems.push(`must be at most ${r.max_bytes} bytes long, got ${bytes}`);
+  if (r.prefix !== undefined && !text.startsWith(r.prefix)) problems.push(`must start with ${quote(r.prefix)}`);
+  if (r.suffix !== undefined && !text.endsWith(r.suffix)) problems.push(`must end with ${quote(r.suffix)}`);
+  if (r.contains !== undefined && !text.includes(r.contains)) problems.push(`must contain ${quote(r.contains)}`);
+  if (r.not_contains !== undefined && text.includes(r.not_contains)) problems.push(`must not contain ${quote(r.not_contains)}`);
+  if (r.in !== undefined && !asList(r.in).includes(text)) problems.push(`must be one of ${asList(r.in).map(quote).join(", ")}`);
+  if (r.not_in !== undefined && asList(r.not_in).includes(text)) problems.push(`must not be ${quote(text)}`);
+  if (typeof r.pattern === "string") {
+    // PGV patterns are RE2; the ones in Envoy's API are also valid JavaScript regexes.
+    const pattern = compilePattern(r.pattern);
+    if (pattern && !pattern.test(text)) problems.push(`must match the pattern ${r.pattern}`);
+  }
+  if (r.well_known_regex !== undefined) {
+    const name = typeof r.well_known_regex === "number" ? ["", "HTTP_HEADER_NAME", "HTTP_HEADER_VALUE"][r.well_known_regex] : r.well_known_regex;
+    const known = name ? HEADER_REGEXES[name] : undefined;
+    const regex = known && (r.strict === false ? LOOSE_HEADER : known.strict);
+    if (known && regex && !regex.test(text)) problems.push(`must be ${known.what}`);
   }
   return problems;
+}
+
+function bytesViolations(r: Rules, length: number): string[] {
+  const problems: string[] = [];
+  if (r.len !== undefined && length !== Number(r.len)) problems.push(`must be exactly ${r.len} bytes`);
+  if (r.min_len !== undefined && length < Number(r.min_len)) problems.push(`must be at least ${r.min_len} ${plural(r.min_len, "byte", "bytes")}`);
+  if (r.max_len !== undefined && length > Number(r.max_len)) problems.push(`must be at most ${r.max_len} bytes`);
+  return problems;
+}
+
+function enumViolations(r: Rules, checked: Extract<Checked, { kind: "enum" }>): string[] {
+  const problems: string[] = [];
+  const name = (n: number) => checked.type.valuesById[n] ?? String(n);
+  if (r.const !== undefined && checked.value !== Number(r.const)) problems.push(`must be ${name(Number(r.const))}`);
+  if (r.in !== undefined && !asList(r.in).map(Number).includes(checked.value)) problems.push(`must be one of ${asList(r.in).map((n) => name(Number(n))).join(", ")}`);
+  if (r.not_in !== undefined && asList(r.not_in).map(Number).includes(checked.value)) problems.push(`must not be ${name(checked.value)}`);
+  return problems;
+}
+
+function durationViolations(r: Rules, nanos: bigint): string[] {
+  const problems: string[] = [];
+  const toNanos = (d: { seconds?: number | string; nanos?: number } = {}) => BigInt(d.seconds ?? 0) * 1_000_000_000n + BigInt(d.nanos ?? 0);
+  if (r.const !== undefined && nanos !== toNanos(r.const)) problems.push(`must be ${formatNanos(toNanos(r.const))}`);
+  const range = rangeProblem(nanos, boundsOf(r, toNanos), formatNanos);
+  if (range) problems.push(range);
+  return problems;
+}
+
+function anyViolations(r: Rules, url: string): string[] {
+  const problems: string[] = [];
+  if (r.in !== undefined && !asList(r.in).includes(url)) problems.push(`type must be one of ${asList(r.in).join(", ")}`);
+  if (r.not_in !== undefined && asList(r.not_in).includes(url)) problems.push(`type ${url} is not allowed here`);
+  return problems;
+}
+
+function numberViolations(r: Rules, value: number | bigint): string[] {
+  const problems: string[] = [];
+  const integral = typeof value === "bigint";
+  const convert = (x: unknown): number | bigint => (integral ? BigInt(x as number) : Number(x));
+  const show = (x: number | bigint) => String(x);
+  if (r.const !== undefined && value !== convert(r.const)) problems.push(`must be ${r.const}`);
+  if (r.in !== undefined && !asList(r.in).map(convert).includes(value)) problems.push(`must be one of ${asList(r.in).join(", ")}`);
+  if (r.not_in !== undefined && asList(r.not_in).map(convert).includes(value)) problems.push(`must not be ${show(value)}`);
+  const range = rangeProblem(value, boundsOf(r, convert), show);
+  if (range) problems.push(range);
+  return problems;
+}
+
+/** The range bounds (lt, lte, gt, gte) a rule set gives, converted for comparison. */
+function boundsOf<T>(r: Rules, convert: (x: never) => T): Partial<Record<"lt" | "lte" | "gt" | "gte", T>> {
+  return Object.fromEntries(["lt", "lte", "gt", "gte"].filter((k) => r[k] !== undefined).map((k) => [k, convert(r[k] as never)]));
 }
 
 /**
@@ -917,7 +938,7 @@ function compilePattern(source: string): RegExp | null {
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-function isPlainObject(value: unknown): value is Record<string, any> {
+function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 

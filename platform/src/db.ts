@@ -2,6 +2,7 @@ import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
 import { log } from "./log.ts";
+import { redactUrl } from "./redact-url.ts";
 import { recordError, SpanKind, tracer } from "./telemetry.ts";
 
 /** Options of {@link openDatabase}. */
@@ -71,7 +72,7 @@ export async function ensureDatabase(url: string): Promise<string> {
       log.info("created database", { database: name });
     }
   } catch (err) {
-    throw new Error(`cannot reach Postgres at ${redact(url)} to create database ${name}: ${(err as Error).message}`);
+    throw new Error(`cannot reach Postgres at ${redactUrl(url)} to create database ${name}: ${(err as Error).message}`);
   } finally {
     await admin.end({ timeout: 5 });
   }
@@ -93,7 +94,7 @@ export async function dropDatabase(url: string): Promise<void> {
 export function databaseName(url: string): string {
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
-    throw new Error(`database name ${JSON.stringify(name)} in ${redact(url)} must be lowercase letters, digits and underscores`);
+    throw new Error(`database name ${JSON.stringify(name)} in ${redactUrl(url)} must be lowercase letters, digits and underscores`);
   }
   return name;
 }
@@ -102,13 +103,6 @@ export function databaseName(url: string): string {
 export function withDatabase(url: string, database: string): string {
   const u = new URL(url);
   u.pathname = `/${database}`;
-  return u.toString();
-}
-
-/** A URL with its password hidden, for messages. */
-export function redact(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = "***";
   return u.toString();
 }
 

@@ -1,6 +1,13 @@
 import { z } from "zod";
 import { withDatabase } from "./db.ts";
-import { infrastructureDefaults } from "./service-catalog.ts";
+import {
+  type DatabaseServiceName,
+  defaultGrpcAddress,
+  type GrpcServiceName,
+  infrastructureDefaults,
+  jwksUrl,
+  serviceEntry,
+} from "./service-catalog.ts";
 
 /**
  * Parses the environment against a zod schema. On a bad or missing variable it prints one
@@ -54,14 +61,27 @@ export const commonEnv = {
   SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
 };
 
-/** Variables of a gRPC service with its own Postgres database. */
-export const serviceEnv = (ports: { grpc: number; http: number }, database: string) => ({
+const grpcServiceVars = (ports: { grpcPort: number; httpPort: number }) => ({
   ...commonEnv,
-  GRPC_PORT: portVar(ports.grpc),
-  HTTP_PORT: portVar(ports.http),
+  GRPC_PORT: portVar(ports.grpcPort),
+  HTTP_PORT: portVar(ports.httpPort),
+});
+
+const databaseVars = (database: string) => ({
   /** The service's own database; created if missing and migrated at start. */
   DATABASE_URL: z.string().url().default(withDatabase(infrastructureDefaults.postgresUrl, database)),
 });
+
+/**
+ * Variables of a gRPC service, with the service catalog's defaults: `commonEnv`, its ports
+ * and, for a service that owns a database, DATABASE_URL.
+ */
+export function serviceEnv(name: DatabaseServiceName): ReturnType<typeof grpcServiceVars> & ReturnType<typeof databaseVars>;
+export function serviceEnv(name: GrpcServiceName): ReturnType<typeof grpcServiceVars>;
+export function serviceEnv(name: GrpcServiceName) {
+  const entry = serviceEntry(name);
+  return { ...grpcServiceVars(entry), ...(entry.database !== undefined ? databaseVars(entry.database) : {}) };
+}
 
 /** Redis, for caches. KEY_PREFIX isolates tenants (and test runs) sharing one Redis. */
 export const redisEnv = {
@@ -72,7 +92,7 @@ export const redisEnv = {
 /** Token verification: where identity publishes its keys, and the claims every token carries. */
 export const authEnv = {
   /** The identity service's JWKS. */
-  JWKS_URL: z.string().url().default("http://127.0.0.1:9101/.well-known/jwks.json"),
+  JWKS_URL: z.string().url().default(jwksUrl()),
   /** The `iss` of Bazaar's access tokens. */
   JWT_ISSUER: z.string().min(1).default("https://identity.bazaar.local"),
   /** The `aud` of Bazaar's access tokens. */
@@ -86,7 +106,7 @@ export const amqpEnv = {
 
 /** Service-to-service calls: where identity is, and the secret it issues service tokens for. */
 export const serviceAuthEnv = {
-  IDENTITY_ADDR: hostPort.default("127.0.0.1:50051"),
+  IDENTITY_ADDR: hostPort.default(defaultGrpcAddress("identity")),
   /** Shared by identity and the services; set a long random value in any real deployment. */
   INTERNAL_AUTH_SECRET: z.string().min(16, "must be at least 16 characters").default("bazaar-dev-internal-secret-change-me"),
 };

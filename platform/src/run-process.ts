@@ -4,9 +4,8 @@
  * command (`catalog`, `bff`, …) picks which. The entry module runs in this same Bun process
  * (PID 1 in a container), so SIGTERM reaches the chassis's graceful shutdown directly.
  */
-import { serviceCatalog, serviceEntry, type ServiceName } from "./service-catalog.ts";
+import { repositoryRoot, serviceCatalog, serviceEntry, type ServiceName } from "./service-catalog.ts";
 
-const repositoryRoot = new URL("../..", import.meta.url).pathname;
 const names = serviceCatalog.map((s) => s.name) as readonly string[];
 const name = process.argv[2];
 
@@ -14,4 +13,4 @@ if (!name || !names.includes(name)) {
   process.stderr.write(`usage: run-process.ts <name>, one of: ${names.join(", ")}${name ? ` (got ${JSON.stringify(name)})` : ""}\n`);
   process.exit(2);
 }
-await import(`${repositoryRoot}${serviceEntry(name as ServiceName).entry}`);
+await import(`${repositoryRoot}/${serviceEntry(name as ServiceName).entry}`);

@@ -1,7 +1,10 @@
 /**
  * The one list of Bazaar's processes: their names and local default ports. The dev runner,
- * the tests, compose.yaml and the Envoy config all agree with this file: the gateway's config is
- * generated from it (gateway/envoy-config.ts) and tests/containers.test.ts checks compose.yaml.
+ * the tests, compose.yaml and the Envoy config all agree with this file: gateway/envoy-config.ts
+ * generates the gateway's config from it (routes from `grpcServices`, clusters from the names
+ * and ports) and gateway/envoy-config.test.ts checks the committed envoy.yaml is that output;
+ * tests/containers.test.ts checks compose.yaml's services, ports and dependencies, Prometheus's
+ * scrape targets and the Dockerfile's workspace manifests against it.
  * Each process finds its peers as `<NAME>_ADDR` (host:port) and its own ports as `GRPC_PORT` /
  * `HTTP_PORT`; the defaults below are what they fall back to on one machine.
  */
@@ -17,7 +20,7 @@ export interface ServiceEntry {
   /** The Postgres database the service owns, if any. */
   database?: string;
   /** The fully qualified gRPC service names it serves (besides health and reflection). */
-  grpcServices?: string[];
+  grpcServices?: readonly string[];
   /** Whether it connects to RabbitMQ (publishes or consumes events). */
   messaging?: boolean;
   /** Whether it uses Redis (cache, carts, sessions, throttles). */
@@ -115,19 +118,37 @@ export const serviceCatalog = [
 /** A process name from the catalog. */
 export type ServiceName = (typeof serviceCatalog)[number]["name"];
 
-/** The catalog entry for one process. */
-export function serviceEntry(name: ServiceName): ServiceEntry {
-  const entry = serviceCatalog.find((s) => s.name === name);
+/**
+ * The catalog entry of the process named N, with its literal values (a name known only as a
+ * ServiceName still sees every field of {@link ServiceEntry}).
+ */
+export type ServiceEntryOf<N extends ServiceName> = Extract<(typeof serviceCatalog)[number], { name: N }> & ServiceEntry;
+
+/** The processes that serve gRPC. */
+export type GrpcServiceName = Extract<(typeof serviceCatalog)[number], { grpcPort: number }>["name"];
+
+/** The services that own a Postgres database. */
+export type DatabaseServiceName = Extract<(typeof serviceCatalog)[number], { database: string }>["name"];
+
+/** The catalog entry for one process: `serviceEntry("catalog").grpcPort` is 50052, as a literal type. */
+export function serviceEntry<N extends ServiceName>(name: N): ServiceEntryOf<N> {
+  const entry = serviceCatalog.find((s): s is ServiceEntryOf<N> => s.name === name);
   if (!entry) throw new Error(`no process named ${name} in the service catalog`);
   return entry;
 }
 
 /** The local default address (host:port) of a service's gRPC server. */
-export function defaultGrpcAddress(name: ServiceName): string {
-  const { grpcPort } = serviceEntry(name);
-  if (grpcPort === undefined) throw new Error(`${name} serves no gRPC`);
-  return `127.0.0.1:${grpcPort}`;
+export function defaultGrpcAddress(name: GrpcServiceName): string {
+  return `127.0.0.1:${serviceEntry(name).grpcPort}`;
 }
+
+/** Where identity publishes its signing keys (JWKS), given its host and HTTP port. */
+export function jwksUrl(host = "127.0.0.1", identityHttpPort: number = serviceEntry("identity").httpPort): string {
+  return `http://${host}:${identityHttpPort}/.well-known/jwks.json`;
+}
+
+/** The repository's root directory, without a trailing slash: catalog entries and migrations are relative to it. */
+export const repositoryRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 /**
  * The variables that tell a process where its peers are, given where each process listens:
@@ -139,7 +160,7 @@ export function peerEnv(portsOf: (name: string) => { grpc?: number; http: number
     const ports = portsOf(peer.name);
     if (ports.grpc !== undefined) env[`${peer.name.toUpperCase()}_ADDR`] = `${host}:${ports.grpc}`;
   }
-  env.JWKS_URL = `http://${host}:${portsOf("identity").http}/.well-known/jwks.json`;
+  env.JWKS_URL = jwksUrl(host, portsOf("identity").http);
   return env;
 }
 

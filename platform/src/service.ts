@@ -10,9 +10,13 @@ import { GrpcServer, type ServedService, servedService, type ServiceAccess, type
 import { createHttpApp, serveHttp } from "./http.ts";
 import { configureLogging, log, type LogLevel } from "./log.ts";
 import { configureMetrics } from "./metrics.ts";
+import { repositoryRoot } from "./service-catalog.ts";
 import { shutdownTelemetry, startTelemetry } from "./telemetry.ts";
 
-/** The environment every gRPC service has (see `serviceEnv` in env.ts). */
+/**
+ * The environment a service host reads (see `serviceEnv`, `redisEnv`, `amqpEnv` and `authEnv`
+ * in env.ts): what a process's env.ts declares, the host uses as its defaults.
+ */
 export interface ServiceHostEnv {
   LOG_LEVEL: LogLevel;
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
@@ -20,7 +24,25 @@ export interface ServiceHostEnv {
   /** Only processes that serve gRPC have one. */
   GRPC_PORT?: number;
   HTTP_PORT: number;
+  /** The database {@link ServiceHost.openDatabase} opens unless told another. */
+  DATABASE_URL?: string;
+  /** Redis, for {@link ServiceHost.connectRedis}. */
+  REDIS_URL?: string;
+  REDIS_KEY_PREFIX?: string;
+  /** RabbitMQ, for {@link ServiceHost.connectBroker} and {@link ServiceHost.useOutbox}. */
+  AMQP_URL?: string;
 }
+
+/** The token settings of `authEnv`, from which {@link startService} configures verification. */
+export interface AuthHostEnv {
+  JWKS_URL: string;
+  JWT_ISSUER: string;
+  JWT_AUDIENCE: string;
+}
+
+/** What {@link ServiceHost.openDatabase} takes: the URL and migrations default by convention. */
+export type HostDatabaseOptions<TSchema extends Record<string, unknown>> = Omit<DatabaseOptions<TSchema>, "url" | "migrationsFolder"> &
+  Partial<Pick<DatabaseOptions<TSchema>, "url" | "migrationsFolder">>;
 
 /**
  * One call sets a service up (like eShop's ServiceDefaults): {@link startService} configures
@@ -34,6 +56,7 @@ export class ServiceHost {
   private readonly services: ServedService[] = [];
   private verifier: AccessTokenVerifier | undefined;
   private readonly closers: { what: string; close: () => Promise<void> }[] = [];
+  private broker: Promise<Broker> | undefined;
   private grpc: GrpcServer | undefined;
   private httpServer: ReturnType<typeof serveHttp> | undefined;
   private stopping: Promise<void> | undefined;
@@ -55,31 +78,51 @@ export class ServiceHost {
     return this;
   }
 
-  /** Opens (creating and migrating) the service's database; closed on shutdown. */
-  async openDatabase<TSchema extends Record<string, unknown>>(options: DatabaseOptions<TSchema>): Promise<Database<TSchema>> {
-    const database = await openDatabase(options).catch((err: unknown) => fail("cannot open the database", err));
+  /**
+   * Opens (creating and migrating) the service's database; closed on shutdown. By default the
+   * database is DATABASE_URL's and the migrations are the committed ones in `services/<name>/drizzle`.
+   */
+  async openDatabase<TSchema extends Record<string, unknown>>(options: HostDatabaseOptions<TSchema>): Promise<Database<TSchema>> {
+    const url = options.url ?? this.env.DATABASE_URL;
+    if (url === undefined) throw new Error(`${this.name} opens a database but its environment has no DATABASE_URL (serviceEnv declares it)`);
+    const migrationsFolder = options.migrationsFolder ?? `${repositoryRoot}/services/${this.name}/drizzle`;
+    const database = await openDatabase({ ...options, url, migrationsFolder }).catch((err: unknown) => fail("cannot open the database", err));
     this.closers.push({ what: "database", close: database.close });
     log.info("database ready", { database: database.name });
     return database;
   }
 
-  /** Connects to Redis; closed on shutdown. */
-  async connectRedis(url: string, keyPrefix: string): Promise<RedisConnection> {
-    const redis = await connectRedis(url, keyPrefix).catch((err: unknown) => fail("cannot connect to Redis", err));
+  /** Connects to Redis at REDIS_URL, keys under REDIS_KEY_PREFIX; closed on shutdown. */
+  async connectRedis(): Promise<RedisConnection> {
+    const { REDIS_URL, REDIS_KEY_PREFIX } = this.env;
+    if (REDIS_URL === undefined || REDIS_KEY_PREFIX === undefined) throw new Error(`${this.name} uses Redis but its environment has no REDIS_URL (redisEnv declares it)`);
+    const redis = await connectRedis(REDIS_URL, REDIS_KEY_PREFIX).catch((err: unknown) => fail("cannot connect to Redis", err));
     this.closers.push({ what: "redis", close: redis.close });
     return redis;
   }
 
-  /** Connects to RabbitMQ (recovering from lost connections by itself); closed on shutdown. */
-  async connectBroker(url: string): Promise<Broker> {
-    const broker = await Broker.connect(url, { service: this.name }).catch((err: unknown) => fail("cannot connect to RabbitMQ", err));
-    this.closers.push({ what: "rabbitmq", close: () => broker.close() });
-    return broker;
+  /**
+   * The process's one RabbitMQ connection, to AMQP_URL (recovering from lost connections by
+   * itself): connected on the first call, the same broker after; closed on shutdown.
+   */
+  connectBroker(): Promise<Broker> {
+    this.broker ??= (async () => {
+      const url = this.env.AMQP_URL;
+      if (url === undefined) throw new Error(`${this.name} uses RabbitMQ but its environment has no AMQP_URL (amqpEnv declares it)`);
+      const broker = await Broker.connect(url, { service: this.name }).catch((err: unknown) => fail("cannot connect to RabbitMQ", err));
+      this.closers.push({ what: "rabbitmq", close: () => broker.close() });
+      return broker;
+    })();
+    return this.broker;
   }
 
-  /** Publishes the service's outbox from now on; stopped on shutdown before the broker closes. */
-  startOutboxRelay(db: ConstructorParameters<typeof OutboxRelay>[0], broker: Broker): OutboxRelay {
-    const relay = new OutboxRelay(db, broker).start();
+  /**
+   * Publishes the service's outbox (in `database`) from now on, over the process's broker
+   * connection; the relay stops on shutdown before the broker closes. Stores take the relay
+   * as their `OutboxSignal`, waking it after each commit that enqueued events.
+   */
+  async useOutbox(database: Pick<Database<Record<string, unknown>>, "db">): Promise<OutboxRelay> {
+    const relay = new OutboxRelay(database.db, await this.connectBroker()).start();
     this.closers.push({ what: "outbox relay", close: () => relay.stop() });
     return relay;
   }
@@ -89,7 +132,10 @@ export class ServiceHost {
     return new CacheAside(redis, options);
   }
 
-  /** Verifies bearer tokens against the identity service's JWKS (see `authEnv`). */
+  /**
+   * Verifies bearer tokens on the gRPC server with these settings. {@link startService} calls it
+   * with `authEnv`'s unless told `auth: false`; identity calls it with its own key set.
+   */
   useAuth(options: VerifierOptions): this {
     this.verifier = new AccessTokenVerifier(options);
     return this;
@@ -176,11 +222,32 @@ function fail(what: string, err: unknown): never {
   process.exit(1);
 }
 
-/** Configures logging, metrics and tracing for a service and returns its host. */
-export function startService(name: string, env: ServiceHostEnv): ServiceHost {
+/** Options of {@link startService}. */
+export interface StartServiceOptions {
+  /**
+   * False: do not verify bearer tokens with `authEnv`'s settings. For processes that verify
+   * them otherwise (identity, against its own keys, with useAuth) or take none (the BFF).
+   */
+  auth?: boolean;
+}
+
+/**
+ * Configures logging, metrics and tracing for a service and returns its host, which verifies
+ * bearer tokens against JWKS_URL, JWT_ISSUER and JWT_AUDIENCE unless `options.auth` is false.
+ */
+export function startService(name: string, env: ServiceHostEnv & AuthHostEnv, options?: StartServiceOptions & { auth?: true }): ServiceHost;
+export function startService(name: string, env: ServiceHostEnv, options: StartServiceOptions & { auth: false }): ServiceHost;
+export function startService(name: string, env: ServiceHostEnv & Partial<AuthHostEnv>, options: StartServiceOptions = {}): ServiceHost {
+  const { JWKS_URL, JWT_ISSUER, JWT_AUDIENCE } = env;
+  const auth = options.auth !== false;
+  if (auth && (!JWKS_URL || !JWT_ISSUER || !JWT_AUDIENCE)) {
+    throw new Error(`${name} verifies tokens but its environment lacks JWKS_URL, JWT_ISSUER or JWT_AUDIENCE (authEnv declares them)`);
+  }
   configureLogging(name, env.LOG_LEVEL);
   configureMetrics(name);
   startTelemetry({ serviceName: name, otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT });
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { err }));
-  return new ServiceHost(name, env);
+  const host = new ServiceHost(name, env);
+  if (auth && JWKS_URL && JWT_ISSUER && JWT_AUDIENCE) host.useAuth({ jwksUrl: JWKS_URL, issuer: JWT_ISSUER, audience: JWT_AUDIENCE });
+  return host;
 }

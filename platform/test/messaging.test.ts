@@ -274,3 +274,100 @@ describe("consumers", () => {
     }
   });
 });
+
+describe("fan-out consumers", () => {
+  const publishStock = (broker: Broker, productIds: string[]) =>
+    broker.publish(
+      productIds.map((productId) => ({
+        id: crypto.randomUUID(),
+        routingKey: events.stockChanged.routingKey,
+        payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged(productId))),
+        headers: {},
+      })),
+    );
+
+  async function queueExists(queue: string): Promise<boolean> {
+    const conn = await amqp.connect(vhost.url);
+    try {
+      const ch = await conn.createChannel();
+      // The check fails (closing the channel) with 404 NOT_FOUND for a missing queue, and with
+      // 405 RESOURCE_LOCKED for one that exists but is exclusive to another connection.
+      ch.on("error", () => {});
+      return await ch.checkQueue(queue).then(
+        () => true,
+        (err: Error) => {
+          if (/NOT_FOUND/.test(err.message)) return false;
+          if (/RESOURCE_LOCKED/.test(err.message)) return true;
+          throw err;
+        },
+      );
+    } finally {
+      await conn.close().catch(() => {});
+    }
+  }
+
+  test("every process's fan-out consumer receives every event, each on a queue of its own", async () => {
+    const [a, b] = [await connect(), await connect()];
+    const got = { a: [] as string[], b: [] as string[] };
+    const queueA = await a.fanOut({ name: "test.fan-out", handlers: [on(events.stockChanged, async (e) => void got.a.push(e.productId))] });
+    const queueB = await b.fanOut({ name: "test.fan-out", handlers: [on(events.stockChanged, async (e) => void got.b.push(e.productId))] });
+    expect(queueA).not.toBe(queueB);
+    expect(queueA.startsWith("test.fan-out.")).toBe(true);
+    const ids = Array.from({ length: 20 }, (_, i) => `fan-${i}`);
+    const { acked } = await publishStock(a, ids);
+    expect(acked).toHaveLength(20);
+    await eventually(() => got.a.length >= 20 && got.b.length >= 20, { what: "both consumers to get all 20", timeoutMs: 10_000 });
+    expect(got.a.sort()).toEqual([...ids].sort());
+    expect(got.b.sort()).toEqual([...ids].sort());
+  });
+
+  test("its queue disappears when the connection closes", async () => {
+    const broker = await Broker.connect(vhost.url, { service: "messaging-test" });
+    const queue = await broker.fanOut({ name: "test.fan-out-gone", handlers: [on(events.stockChanged, async () => {})] });
+    expect(await queueExists(queue)).toBe(true);
+    await broker.close();
+    await eventually(async () => !(await queueExists(queue)), { what: "the queue to be deleted", timeoutMs: 5_000 });
+  });
+
+  test("a message its handler cannot take is dropped, not redelivered, and the next one is handled", async () => {
+    const broker = await connect();
+    const got: string[] = [];
+    let failures = 0;
+    await broker.fanOut({
+      name: "test.fan-out-drop",
+      handlers: [
+        on(events.stockChanged, async (e) => {
+          if (e.productId === "unreadable") {
+            failures++;
+            throw new Error("cannot use this one");
+          }
+          got.push(e.productId);
+        }),
+      ],
+    });
+    const droppedBefore = await metric("bazaar_messages_consumed_total", { queue: "test.fan-out-drop", outcome: "dropped" });
+    await publishStock(broker, ["unreadable", "after-unreadable"]);
+    await eventually(() => got.includes("after-unreadable"), { what: "the good message", timeoutMs: 10_000 });
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.fan-out-drop", outcome: "dropped" })) === droppedBefore + 1, { what: "the drop to be counted", timeoutMs: 5_000 });
+    expect(failures).toBe(1);
+  });
+
+  test("after the connection drops, the consumer is declared again and receives new events", async () => {
+    const broker = await connect();
+    const got: string[] = [];
+    const queue = await broker.fanOut({ name: "test.fan-out-recovery", handlers: [on(events.stockChanged, async (e) => void got.push(e.productId))] });
+    const proc = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", vhost.name, "test: network cut"], { stdout: "ignore", stderr: "pipe" });
+    expect(await proc.exited).toBe(0);
+    await eventually(() => !broker.connected, { what: "the broker to notice the cut", timeoutMs: 5_000 });
+    await eventually(() => broker.connected, { what: "the broker to reconnect", timeoutMs: 20_000 });
+    // Declared again under the same name on the new connection.
+    await eventually(() => queueExists(queue), { what: "the queue to be declared again", timeoutMs: 10_000 });
+    await publishStock(broker, ["after-cut"]);
+    await eventually(() => got.includes("after-cut"), { what: "the event published after the cut", timeoutMs: 10_000 });
+  }, 40_000);
+
+  test("a fan-out consumer's name must be usable in a queue name", async () => {
+    const broker = await connect();
+    await expect(broker.fanOut({ name: "no spaces allowed", handlers: [] })).rejects.toThrow("must be 1-100 letters");
+  });
+});

@@ -33,7 +33,7 @@ const host = startService("bench-chassis", {
   SHUTDOWN_DRAIN_MS: 0,
   GRPC_PORT: Number(args["grpc-port"]),
   HTTP_PORT: Number(args["http-port"]),
-});
+}, { auth: false });
 const unimplemented = () => {
   throw new RpcError(status.UNIMPLEMENTED, "not part of the benchmark");
 };

@@ -75,6 +75,32 @@ export function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
+/** What one load run records: the latency of each measured success, and the measured failures. */
+class LoadTally {
+  readonly latencies = new Latencies();
+  private errors = 0;
+  private firstError: string | undefined;
+
+  fail(err: unknown): void {
+    this.errors++;
+    this.firstError ??= (err as Error).message ?? String(err);
+  }
+
+  result(tool: string, durationS: number, concurrency: number): LoadResult {
+    const calls = this.latencies.count;
+    return {
+      tool,
+      calls,
+      errors: this.errors,
+      ...(this.firstError !== undefined ? { firstError: this.firstError } : {}),
+      durationS,
+      rps: Math.round((calls / durationS) * 10) / 10,
+      ...this.latencies.summary(),
+      concurrency,
+    };
+  }
+}
+
 /** Reads `--name value` flags; every flag named in `defaults` may be given, others are an error. */
 export function flags<T extends Record<string, string>>(defaults: T, argv = process.argv.slice(2)): T {
   const out: Record<string, string> = { ...defaults };
@@ -113,9 +139,7 @@ export async function closedLoop(options: {
   call: () => Promise<void>;
 }): Promise<LoadResult> {
   const { concurrency, warmupS, durationS, call } = options;
-  const latencies = new Latencies();
-  let errors = 0;
-  let firstError: string | undefined;
+  const tally = new LoadTally();
   const t0 = performance.now();
   const measureFrom = t0 + warmupS * 1000;
   const measureUntil = measureFrom + durationS * 1000;
@@ -138,31 +162,19 @@ export async function closedLoop(options: {
         await call();
       } catch (err) {
         failed = true;
-        if (started >= measureFrom) {
-          errors++;
-          firstError ??= (err as Error).message ?? String(err);
-        }
+        if (started >= measureFrom) tally.fail(err);
         // Do not spin on a dead server.
         await Bun.sleep(5);
       }
       const ended = performance.now();
-      if (!failed && started >= measureFrom && ended <= measureUntil) latencies.add(ended - started);
+      if (!failed && started >= measureFrom && ended <= measureUntil) tally.latencies.add(ended - started);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   for (const m of markers) clearTimeout(m);
   say(phaseLines.measure);
   say(phaseLines.done);
-  return {
-    tool: options.tool,
-    calls: latencies.count,
-    errors,
-    ...(firstError !== undefined ? { firstError } : {}),
-    durationS,
-    rps: Math.round((latencies.count / durationS) * 10) / 10,
-    ...latencies.summary(),
-    concurrency,
-  };
+  return tally.result(options.tool, durationS, concurrency);
 }
 
 /**
@@ -178,9 +190,7 @@ export async function openLoop(options: {
   call: () => Promise<void>;
 }): Promise<LoadResult> {
   const { ratePerS, warmupS, durationS, call } = options;
-  const latencies = new Latencies();
-  let errors = 0;
-  let firstError: string | undefined;
+  const tally = new LoadTally();
   const t0 = performance.now();
   const measureFrom = t0 + warmupS * 1000;
   const total = Math.floor((warmupS + durationS) * ratePerS);
@@ -188,8 +198,9 @@ export async function openLoop(options: {
   let measuredSaid = false;
   for (let i = 0; i < total; i++) {
     const scheduled = t0 + (i * 1000) / ratePerS;
-    const wait = scheduled - performance.now();
-    if (wait > 0) await Bun.sleep(wait);
+    // Bun.sleep can wake a fraction of a millisecond early; a call must not start before its
+    // scheduled time, or its latency from that time would come out negative.
+    for (let wait = scheduled - performance.now(); wait > 0; wait = scheduled - performance.now()) await Bun.sleep(wait);
     if (!measuredSaid && scheduled >= measureFrom) {
       measuredSaid = true;
       process.stdout.write(`${phaseLines.measure}\n`);
@@ -198,26 +209,15 @@ export async function openLoop(options: {
     inFlight.push(
       call().then(
         () => {
-          if (measured) latencies.add(performance.now() - scheduled);
+          if (measured) tally.latencies.add(performance.now() - scheduled);
         },
         (err: unknown) => {
-          if (!measured) return;
-          errors++;
-          firstError ??= (err as Error).message ?? String(err);
+          if (measured) tally.fail(err);
         },
       ),
     );
   }
   await Promise.all(inFlight);
   process.stdout.write(`${phaseLines.done}\n`);
-  return {
-    tool: options.tool,
-    calls: latencies.count,
-    errors,
-    ...(firstError !== undefined ? { firstError } : {}),
-    durationS,
-    rps: Math.round((latencies.count / durationS) * 10) / 10,
-    ...latencies.summary(),
-    concurrency: 0,
-  };
+  return tally.result(options.tool, durationS, 0);
 }

@@ -9,7 +9,7 @@ import { GrpcServer, type ServiceAccess, type ServiceImpl, servedService } from 
 import { deleteVhost, ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { parseEnv } from "@bazaar/platform/env";
 import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
-import { infrastructureDefaults, type ServiceName, serviceEntry } from "@bazaar/platform/service-catalog";
+import { infrastructureDefaults, repositoryRoot, type ServiceName, serviceEntry } from "@bazaar/platform/service-catalog";
 import { field, pageSize, text, validate } from "@bazaar/platform/validation";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
@@ -77,8 +77,8 @@ export function freePort(): number {
   return port;
 }
 
-/** The repository's root folder. */
-export const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+/** The repository's root folder (the catalog knows where it is). */
+export const repoRoot = repositoryRoot;
 
 /** What a process of the service catalog started by a test is given (see {@link startTestProcess}). */
 export interface TestProcessSettings {

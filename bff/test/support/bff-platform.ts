@@ -1,11 +1,12 @@
 import type { Hono } from "hono";
 import { type RedisConnection, connectRedis } from "@bazaar/platform/cache";
+import { Broker } from "@bazaar/platform/messaging/broker";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { testEnv, testRedisPrefix } from "@bazaar/testkit/fixtures";
 import type { ServiceName } from "@bazaar/platform/service-catalog";
 import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
 import { LiveOrders } from "../../src/live-orders.ts";
-import { consumeOrderEvents, type OrderEventsConsumer } from "../../src/order-events.ts";
+import { followOrderEvents } from "../../src/order-events.ts";
 import { connectUpstreams } from "../../src/upstreams/connect.ts";
 import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 
@@ -14,7 +15,10 @@ export interface BffReplica {
   app: Hono;
   upstreams: Upstreams;
   live: LiveOrders;
-  consumer: OrderEventsConsumer;
+  /** Its RabbitMQ connection, on which it follows order events. */
+  broker: Broker;
+  /** The name of its own order-events queue on the broker. */
+  liveQueue: string;
 }
 
 /**
@@ -58,7 +62,7 @@ export async function startBffTestPlatform(
   };
   const cleanup = async () => {
     for (const r of replicas) {
-      await r.consumer.close();
+      await r.broker.close();
       for (const client of Object.values(r.upstreams)) client.close();
     }
     await prefix.clear().catch(() => {});
@@ -71,9 +75,10 @@ export async function startBffTestPlatform(
     const replica = async (options: Partial<AppOptions> & { upstreams?: Partial<Upstreams> } = {}): Promise<BffReplica> => {
       const upstreams = { ...upstreamsAt(), ...options.upstreams };
       const live = new LiveOrders(upstreams.orders);
-      const consumer = await consumeOrderEvents(amqpUrl, live.record);
+      const broker = await Broker.connect(amqpUrl, { service: "bff" });
+      const liveQueue = await followOrderEvents(broker, live.record);
       const app = createApp({ redis, live, ...appOptions, ...options, upstreams });
-      const r = { app, upstreams, live, consumer };
+      const r = { app, upstreams, live, broker, liveQueue };
       replicas.push(r);
       return r;
     };

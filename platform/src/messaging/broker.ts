@@ -1,8 +1,10 @@
 import { type DescMessage, fromBinary, type Message, type MessageShape } from "@bufbuild/protobuf";
 import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
+import { hostname } from "node:os";
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from "amqplib";
 import { log } from "../log.ts";
 import { messagesConsumed, messagesPublished } from "../metrics.ts";
+import { redactUrl } from "../redact-url.ts";
 import { extractContext, recordError, tracer } from "../telemetry.ts";
 import { deadLetterExchange, type EventType, eventsExchange } from "./events.ts";
 
@@ -56,6 +58,40 @@ export interface ConsumerSpec {
   deliveryLimit?: number;
 }
 
+/**
+ * A per-process consumer: every process that declares one gets every event it binds to, on a
+ * queue of its own that is exclusive, auto-deleted and non-durable, so it is gone when the
+ * process (or its connection) is. For views every replica must keep current (the BFF's live
+ * order status); work that must happen once per event belongs on a {@link ConsumerSpec}.
+ * Nothing is redelivered: a message that cannot be handled is logged and dropped, and
+ * messages sent while the connection is down are missed.
+ */
+export interface FanOutSpec {
+  /** `<service>.<purpose>`, e.g. "bff.live-orders": the queue's label in metrics and spans, and its name's prefix. */
+  name: string;
+  /** One handler per event type it binds to. */
+  handlers: readonly EventHandler[];
+  /** Unacknowledged messages in flight at once. */
+  prefetch?: number;
+  /** Milliseconds a message waits in the queue before it is dropped, should the process fall behind. */
+  messageTtlMs?: number;
+  /** Messages the queue holds at most; the oldest are dropped beyond it. */
+  maxLength?: number;
+}
+
+/** A consumer as the broker runs it: the queue, how it is declared, and what a failure does. */
+interface Subscription {
+  /** The queue's name on the broker. */
+  queue: string;
+  /** The queue's name in metrics, spans and logs. */
+  label: string;
+  handlers: readonly EventHandler[];
+  prefetch: number;
+  declare: (channel: Channel) => Promise<void>;
+  /** Durable consumers retry and dead-letter; fan-out consumers drop what they cannot handle. */
+  durable: boolean;
+}
+
 /** Options of {@link Broker.connect}. */
 export interface BrokerOptions {
   /** The connecting service's name (AMQP app id and connection name). */
@@ -72,7 +108,7 @@ export interface BrokerOptions {
  */
 export class Broker {
   private publisher: ConfirmChannel | undefined;
-  private readonly consumers: ConsumerSpec[] = [];
+  private readonly consumers: Subscription[] = [];
   private readonly consumerChannels = new Map<string, Channel>();
   private model: ChannelModel | undefined;
   private closing = false;
@@ -209,33 +245,85 @@ export class Broker {
     return { acked, failed };
   }
 
-  /** Starts a consumer now (if connected) and after every reconnection. */
+  /** Starts a durable consumer now (if connected) and after every reconnection. */
   async consume(spec: ConsumerSpec): Promise<void> {
-    this.consumers.push(spec);
-    if (this.model && this.publisher) await this.startConsumer(this.model, spec);
-  }
-
-  private async startConsumer(model: ChannelModel, spec: ConsumerSpec): Promise<void> {
-    const channel = await model.createChannel();
-    channel.on("error", (err: Error) => log.warn("rabbitmq consumer channel error", { queue: spec.queue, err: err.message }));
-    await assertConsumerQueues(channel, spec);
-    await channel.prefetch(spec.prefetch ?? 16);
-    const byKey = new Map(spec.handlers.map((h) => [h.event.routingKey, h]));
-    await channel.consume(spec.queue, (msg) => {
-      if (msg) void this.deliver(channel, spec, byKey, msg);
+    await this.subscribe({
+      queue: spec.queue,
+      label: spec.queue,
+      handlers: spec.handlers,
+      prefetch: spec.prefetch ?? 16,
+      declare: (channel) => assertConsumerQueues(channel, spec),
+      durable: true,
     });
-    this.consumerChannels.set(spec.queue, channel);
   }
 
-  private async deliver(channel: Channel, spec: ConsumerSpec, byKey: Map<string, EventHandler>, msg: ConsumeMessage): Promise<void> {
+  /**
+   * Starts a fan-out consumer now (if connected) and after every reconnection, declaring its
+   * queue again each time (the old one went with the old connection). Returns the queue's name.
+   */
+  async fanOut(spec: FanOutSpec): Promise<string> {
+    if (!/^[\w.-]{1,100}$/.test(spec.name)) throw new Error(`fan-out consumer name ${JSON.stringify(spec.name)} must be 1-100 letters, digits, dots, dashes or underscores`);
+    const queue = `${spec.name}.${hostname()}.${process.pid}.${crypto.randomUUID().slice(0, 8)}`;
+    const args: Record<string, number> = {};
+    if (spec.messageTtlMs !== undefined) args["x-message-ttl"] = spec.messageTtlMs;
+    if (spec.maxLength !== undefined) args["x-max-length"] = spec.maxLength;
+    await this.subscribe({
+      queue,
+      label: spec.name,
+      handlers: spec.handlers,
+      prefetch: spec.prefetch ?? 100,
+      declare: async (channel) => {
+        await channel.assertExchange(eventsExchange, "topic", { durable: true });
+        await channel.assertQueue(queue, { exclusive: true, autoDelete: true, durable: false, arguments: args });
+        for (const h of spec.handlers) await channel.bindQueue(queue, eventsExchange, h.event.routingKey);
+      },
+      durable: false,
+    });
+    return queue;
+  }
+
+  private async subscribe(subscription: Subscription): Promise<void> {
+    this.consumers.push(subscription);
+    if (this.model && this.publisher) await this.startConsumer(this.model, subscription);
+  }
+
+  private async startConsumer(model: ChannelModel, sub: Subscription): Promise<void> {
+    const channel = await model.createChannel();
+    channel.on("error", (err: Error) => log.warn("rabbitmq consumer channel error", { queue: sub.label, err: err.message }));
+    await sub.declare(channel);
+    await channel.prefetch(sub.prefetch);
+    const byKey = new Map(sub.handlers.map((h) => [h.event.routingKey, h]));
+    await channel.consume(sub.queue, (msg) => {
+      if (msg) void this.deliver(channel, sub, byKey, msg);
+    });
+    this.consumerChannels.set(sub.queue, channel);
+  }
+
+  private async deliver(channel: Channel, sub: Subscription, byKey: Map<string, EventHandler>, msg: ConsumeMessage): Promise<void> {
     const routingKey = msg.fields.routingKey;
     const messageId = msg.properties.messageId as string | undefined;
     const deliveryCount = Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
-    const outcome = (result: string) => messagesConsumed.inc({ queue: spec.queue, routing_key: routingKey, outcome: result });
+    const outcome = (result: string) => messagesConsumed.inc({ queue: sub.label, routing_key: routingKey, outcome: result });
+    // The channel can close under a running handler (a lost connection, or close()): the broker
+    // then hands the unacknowledged message out again, so settling it here is moot, not an error.
+    const settle = (op: () => void) => {
+      try {
+        op();
+      } catch (err) {
+        log.warn("the channel closed before the message was settled; it will be delivered again", { queue: sub.label, routingKey, messageId, err: (err as Error).message });
+      }
+    };
+    // Rejected without requeue: a durable queue dead-letters the message, a fan-out queue (no
+    // dead-letter exchange) drops it.
     const reject = (why: string, err?: unknown) => {
-      log.error("rejected a message to the dead-letter queue", { queue: spec.queue, routingKey, messageId, why, err });
-      channel.reject(msg, false);
-      outcome("dead_lettered");
+      if (sub.durable) {
+        log.error("rejected a message to the dead-letter queue", { queue: sub.label, routingKey, messageId, why, err });
+        outcome("dead_lettered");
+      } else {
+        log.warn("dropped a message", { queue: sub.label, routingKey, messageId, why, err });
+        outcome("dropped");
+      }
+      settle(() => channel.reject(msg, false));
     };
     const handler = byKey.get(routingKey);
     if (!handler) return reject(`no handler for routing key ${routingKey}`);
@@ -256,7 +344,7 @@ export class Broker {
         attributes: {
           "messaging.system": "rabbitmq",
           "messaging.operation.type": "process",
-          "messaging.destination.name": spec.queue,
+          "messaging.destination.name": sub.label,
           "messaging.rabbitmq.destination.routing_key": routingKey,
           "messaging.message.id": messageId,
           "messaging.rabbitmq.delivery_count": deliveryCount,
@@ -268,16 +356,17 @@ export class Broker {
       const result = await context.with(trace.setSpan(context.active(), span), () =>
         handler.handle(message, { messageId, routingKey, deliveryCount }),
       );
-      channel.ack(msg);
+      settle(() => channel.ack(msg));
       outcome(result === "duplicate" ? "duplicate" : "processed");
     } catch (err) {
       recordError(span, err);
-      if (err instanceof PoisonMessageError) reject(err.message, err);
+      // A fan-out consumer has nothing to retry with: what cannot be handled now never can.
+      if (err instanceof PoisonMessageError || !sub.durable) reject((err as Error).message, err);
       else {
-        log.warn("message handler failed; the message will be redelivered", { queue: spec.queue, routingKey, messageId, deliveryCount, err });
+        log.warn("message handler failed; the message will be redelivered", { queue: sub.label, routingKey, messageId, deliveryCount, err });
         // Back off a little before handing it back, so a failing dependency is not hammered.
         await Bun.sleep(Math.min(2_000, 100 * 2 ** deliveryCount));
-        channel.nack(msg, false, true);
+        settle(() => channel.nack(msg, false, true));
         outcome("retried");
       }
     } finally {
@@ -319,11 +408,5 @@ export async function assertConsumerQueues(channel: Channel, spec: Pick<Consumer
 function withHeartbeat(url: string): string {
   const u = new URL(url);
   if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", "10");
-  return u.toString();
-}
-
-function redactUrl(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = "***";
   return u.toString();
 }

@@ -38,11 +38,6 @@ export const events = {
   paymentRefunded: event("payment.refunded.v1", PaymentRefundedSchema),
 } as const;
 
-/** The event type with a routing key, if any. */
-export function eventByRoutingKey(routingKey: string): EventType | undefined {
-  return Object.values(events).find((e) => e.routingKey === routingKey);
-}
-
 /** The exchange every event is published to. */
 export const eventsExchange = "bazaar.events";
 /** Where rejected (poison) messages go, routed by the name of the queue they came from. */

@@ -27,6 +27,14 @@ export async function enqueueEvent<S extends DescMessage>(tx: Db, event: EventTy
   return row.id;
 }
 
+/**
+ * Tells whoever publishes the outbox that there is something to publish: what a store takes
+ * to wake the relay after a commit that enqueued events (the relay's sweep finds them anyway).
+ */
+export interface OutboxSignal {
+  wake(): void;
+}
+
 /** Options of {@link OutboxRelay}. */
 export interface OutboxRelayOptions {
   /** How often the sweeper looks for rows left unpublished, in milliseconds. */
@@ -42,7 +50,7 @@ export interface OutboxRelayOptions {
  * the periodic sweep re-sends whatever was left behind (a crash between commit and publish,
  * a lost connection, a nack).
  */
-export class OutboxRelay {
+export class OutboxRelay implements OutboxSignal {
   private timer: ReturnType<typeof setInterval> | undefined;
   private running: Promise<void> | undefined;
   private again = false;

@@ -1,16 +1,12 @@
 import { z } from "zod";
-import { amqpEnv, authEnv, commonEnv, hostPort, parseEnv, portVar, redisEnv } from "@bazaar/platform/env";
-import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
+import { amqpEnv, authEnv, hostPort, parseEnv, redisEnv, serviceEnv } from "@bazaar/platform/env";
+import { defaultGrpcAddress } from "@bazaar/platform/service-catalog";
 import { currencyCodePattern } from "@bazaar/platform/validation";
-
-const self = serviceEntry("cart");
 
 /** The cart service's configuration, validated at start. It has no database: carts live in Redis. */
 export const env = parseEnv(
   z.object({
-    ...commonEnv,
-    GRPC_PORT: portVar(self.grpcPort ?? 50054),
-    HTTP_PORT: portVar(self.httpPort),
+    ...serviceEnv("cart"),
     ...redisEnv,
     ...amqpEnv,
     ...authEnv,

@@ -8,9 +8,9 @@ import { env } from "./env.ts";
 import { clearCartOnOrderConfirmed, orderConfirmedQueue } from "./order-confirmed.ts";
 import { cartAccess, cartHandlers } from "./rpc.ts";
 
-const service = startService("cart", env).useAuth({ jwksUrl: env.JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
-const redis = await service.connectRedis(env.REDIS_URL, env.REDIS_KEY_PREFIX);
-const broker = await service.connectBroker(env.AMQP_URL);
+const service = startService("cart", env);
+const redis = await service.connectRedis();
+const broker = await service.connectBroker();
 // Public catalog reads: no token. A short deadline, so a hung catalog fails a cart call fast.
 const catalog = createClient(CatalogService, env.CATALOG_ADDR, { defaultTimeoutMs: 2_000 });
 service.onShutdown("catalog client", async () => catalog.close());

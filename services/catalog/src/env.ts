@@ -1,13 +1,10 @@
 import { z } from "zod";
 import { amqpEnv, authEnv, flagVar, parseEnv, redisEnv, serviceEnv } from "@bazaar/platform/env";
-import { serviceEntry } from "@bazaar/platform/service-catalog";
-
-const self = serviceEntry("catalog");
 
 /** The catalog service's configuration, validated at start. */
 export const env = parseEnv(
   z.object({
-    ...serviceEnv({ grpc: self.grpcPort ?? 50052, http: self.httpPort }, self.database ?? "bazaar_catalog"),
+    ...serviceEnv("catalog"),
     ...redisEnv,
     ...amqpEnv,
     ...authEnv,

@@ -4,7 +4,7 @@ import { type Database, postgresError } from "@bazaar/platform/db";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
-import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import { categories, type CategoryRow, products } from "./db/schema.ts";
 import * as schema from "./db/schema.ts";
 
@@ -57,11 +57,6 @@ export type ProductChange = Partial<Pick<ProductRow, "name" | "description" | "c
 
 /** A new product. */
 export type NewProduct = Pick<ProductRow, "sku" | "slug" | "name" | "description" | "categoryId" | "priceMinor" | "currency" | "imageUrl">;
-
-/** Tells whoever publishes the outbox that there is something to publish. */
-export interface OutboxSignal {
-  wake(): void;
-}
 
 /** Turns a constraint violation into an error the caller can act on; rethrows anything else. */
 function constraintError(err: unknown): never {

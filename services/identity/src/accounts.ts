@@ -5,7 +5,7 @@ import { postgresError } from "@bazaar/platform/db";
 import { AlreadyExistsError, NotFoundError, UnauthenticatedError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
 import { events } from "@bazaar/platform/messaging/events";
-import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import type { AccessTokenIssuer, AccessToken } from "./access-tokens.ts";
 import { refreshTokens, type UserRow, users } from "./db/schema.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
@@ -33,11 +33,6 @@ export interface AccountsOptions {
   serviceTokenTtlSeconds: number;
   /** The deployment's internal secret, which services trade for a service token. */
   internalSecret: string;
-}
-
-/** Tells whoever publishes the outbox that there is something to publish. */
-export interface OutboxSignal {
-  wake(): void;
 }
 
 /** A new account, already validated. */

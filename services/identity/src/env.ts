@@ -1,14 +1,12 @@
 import { z } from "zod";
 import { amqpEnv, authEnv, flagVar, parseEnv, redisEnv, serviceAuthEnv, serviceEnv } from "@bazaar/platform/env";
-import { serviceEntry } from "@bazaar/platform/service-catalog";
 
-const self = serviceEntry("identity");
 const seconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 /** The identity service's configuration, validated at start. */
 export const env = parseEnv(
   z.object({
-    ...serviceEnv({ grpc: self.grpcPort ?? 50051, http: self.httpPort }, self.database ?? "bazaar_identity"),
+    ...serviceEnv("identity"),
     // Login throttling counts failures in Redis, under REDIS_KEY_PREFIX.
     ...redisEnv,
     ...amqpEnv,
@@ -41,6 +39,3 @@ export const env = parseEnv(
     ADMIN_PASSWORD: z.string().min(10).max(128).default("bazaar-admin"),
   }),
 );
-
-/** The validated configuration's type. */
-export type IdentityEnv = typeof env;

@@ -10,15 +10,14 @@ import { seedAdmin } from "./seed.ts";
 import { inlineJwksUrl, loadKeyRing } from "./signing-keys.ts";
 import { addWellKnownRoutes } from "./well-known.ts";
 
-const service = startService("identity", env);
-const database = await service.openDatabase({ url: env.DATABASE_URL, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
+const service = startService("identity", env, { auth: false });
+const database = await service.openDatabase({ schema });
 const keys = await loadKeyRing(database);
 // Identity checks bearer tokens against its own keys, in process (see inlineJwksUrl).
 service.useAuth({ jwksUrl: inlineJwksUrl(keys.jwks), issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
 addWellKnownRoutes(service.http, { issuer: env.JWT_ISSUER, jwks: keys.jwks, publicUrl: env.PUBLIC_URL });
-const redis = await service.connectRedis(env.REDIS_URL, env.REDIS_KEY_PREFIX);
-const broker = await service.connectBroker(env.AMQP_URL);
-const relay = service.startOutboxRelay(database.db, broker);
+const redis = await service.connectRedis();
+const relay = await service.useOutbox(database);
 const tokens = new AccessTokenIssuer(keys.signing, { issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
 const accounts = new Accounts(database, tokens, new LoginThrottle(redis), {
   accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,

@@ -1,7 +1,8 @@
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { log } from "@bazaar/platform/log";
 import type { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
-import type { InventoryDatabase, InventoryStore, OutboxSignal } from "./inventory-store.ts";
+import type { OutboxSignal } from "@bazaar/platform/messaging/outbox";
+import type { InventoryDatabase, InventoryStore } from "./inventory-store.ts";
 
 /**
  * Stock rows for products the catalog announced while this service's queue did not exist yet.

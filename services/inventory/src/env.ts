@@ -1,13 +1,11 @@
 import { z } from "zod";
 import { amqpEnv, authEnv, flagVar, hostPort, parseEnv, serviceEnv } from "@bazaar/platform/env";
-import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
-
-const self = serviceEntry("inventory");
+import { defaultGrpcAddress } from "@bazaar/platform/service-catalog";
 
 /** The inventory service's configuration, validated at start. */
 export const env = parseEnv(
   z.object({
-    ...serviceEnv({ grpc: self.grpcPort ?? 50053, http: self.httpPort }, self.database ?? "bazaar_inventory"),
+    ...serviceEnv("inventory"),
     ...amqpEnv,
     ...authEnv,
     /** Seconds a reservation holds stock before the sweeper gives it back (the saga commits well within it). */

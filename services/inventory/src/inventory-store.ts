@@ -3,7 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Database, postgresError } from "@bazaar/platform/db";
 import { AbortedError, FailedPreconditionError, NotFoundError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
-import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import * as schema from "./db/schema.ts";
 import { type ReservationStatus, reservationItems, reservations, stock, stockAdjustments, type StockRow } from "./db/schema.ts";
 import { demoQuantity } from "./demo-stock.ts";
@@ -36,11 +36,6 @@ export interface Reservation {
   items: Line[];
   status: ReservationStatus;
   expiresAt: Date;
-}
-
-/** Tells whoever publishes the outbox that there is something to publish. */
-export interface OutboxSignal {
-  wake(): void;
 }
 
 /** Options of {@link InventoryStore}. */

@@ -10,10 +10,10 @@ import { consumeProductAnnouncements } from "./product-events.ts";
 import { ReservationSweeper } from "./reservation-sweeper.ts";
 import { inventoryAccess, inventoryHandlers } from "./rpc.ts";
 
-const service = startService("inventory", env).useAuth({ jwksUrl: env.JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
-const database = await service.openDatabase({ url: env.DATABASE_URL, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-const broker = await service.connectBroker(env.AMQP_URL);
-const relay = service.startOutboxRelay(database.db, broker);
+const service = startService("inventory", env);
+const database = await service.openDatabase({ schema });
+const broker = await service.connectBroker();
+const relay = await service.useOutbox(database);
 const store = new InventoryStore(database, { reservationTtlSeconds: env.RESERVATION_TTL_SECONDS, demoStock: env.SEED_DEMO_DATA }, relay);
 const sweeper = new ReservationSweeper(store, env.RESERVATION_SWEEP_MS).start();
 service.onShutdown("reservation sweeper", () => sweeper.stop());

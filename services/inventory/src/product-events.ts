@@ -1,7 +1,8 @@
 import { type Broker, on, PoisonMessageError } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { handleOnce } from "@bazaar/platform/messaging/inbox";
-import type { InventoryDatabase, InventoryStore, OutboxSignal } from "./inventory-store.ts";
+import type { OutboxSignal } from "@bazaar/platform/messaging/outbox";
+import type { InventoryDatabase, InventoryStore } from "./inventory-store.ts";
 import { uuidPattern } from "@bazaar/platform/ids";
 
 /** The queue inventory learns of new products on. */

@@ -1,15 +1,14 @@
 import { z } from "zod";
 import { amqpEnv, authEnv, hostPort, parseEnv, serviceAuthEnv, serviceEnv } from "@bazaar/platform/env";
-import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
+import { defaultGrpcAddress } from "@bazaar/platform/service-catalog";
 
-const self = serviceEntry("orders");
 const ms = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 /** The orders service's configuration, validated at start. */
 export const env = parseEnv(
   z
     .object({
-      ...serviceEnv({ grpc: self.grpcPort ?? 50055, http: self.httpPort }, self.database ?? "bazaar_orders"),
+      ...serviceEnv("orders"),
       ...amqpEnv,
       ...authEnv,
       ...serviceAuthEnv,

@@ -9,10 +9,9 @@ import { OrderStore } from "./orders.ts";
 import { ordersAccess, ordersHandlers } from "./rpc.ts";
 import { SagaExecutor } from "./saga.ts";
 
-const service = startService("orders", env).useAuth({ jwksUrl: env.JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
-const database = await service.openDatabase({ url: env.DATABASE_URL, schema, migrationsFolder: `${import.meta.dir}/../drizzle` });
-const broker = await service.connectBroker(env.AMQP_URL);
-const relay = service.startOutboxRelay(database.db, broker);
+const service = startService("orders", env);
+const database = await service.openDatabase({ schema });
+const relay = await service.useOutbox(database);
 // The saga calls inventory and payments as the orders service itself (role "service").
 const tokens = new ServiceTokenSource(env.IDENTITY_ADDR, "orders", env.INTERNAL_AUTH_SECRET);
 const ports = grpcSagaPorts({ catalogAddress: env.CATALOG_ADDR, inventoryAddress: env.INVENTORY_ADDR, paymentsAddress: env.PAYMENTS_ADDR, tokens, callTimeoutMs: env.SAGA_CALL_TIMEOUT_MS });

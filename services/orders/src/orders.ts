@@ -5,10 +5,10 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { postgresError } from "@bazaar/platform/db";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, RpcError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
-import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import { requireUnexpired } from "@bazaar/platform/payment-card";
 import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
-import type { OrdersDatabase, OutboxSignal, SagaExecutor } from "./saga.ts";
+import type { OrdersDatabase, SagaExecutor } from "./saga.ts";
 import { type Card, isTransient, type SagaPorts } from "./saga-ports.ts";
 
 /** An order with its lines, in the order they were placed. */

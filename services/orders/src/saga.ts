@@ -3,7 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
 import { events } from "@bazaar/platform/messaging/events";
-import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import * as schema from "./db/schema.ts";
 import { type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
 import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
@@ -11,11 +11,6 @@ import { type Card, chargeKey, describeError, isTransient, refundKey, type SagaP
 
 /** The orders service's database. */
 export type OrdersDatabase = Database<typeof schema>;
-
-/** Tells whoever publishes the outbox that there is something to publish. */
-export interface OutboxSignal {
-  wake(): void;
-}
 
 /** Options of {@link SagaExecutor}. */
 export interface SagaExecutorOptions {

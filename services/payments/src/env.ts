@@ -1,13 +1,10 @@
 import { z } from "zod";
 import { amqpEnv, authEnv, parseEnv, serviceEnv } from "@bazaar/platform/env";
-import { serviceEntry } from "@bazaar/platform/service-catalog";
-
-const self = serviceEntry("payments");
 
 /** The payments service's configuration, validated at start. */
 export const env = parseEnv(
   z.object({
-    ...serviceEnv({ grpc: self.grpcPort ?? 50056, http: self.httpPort }, self.database ?? "bazaar_payments"),
+    ...serviceEnv("payments"),
     ...amqpEnv,
     ...authEnv,
     /**

@@ -5,7 +5,7 @@ import { type Database, postgresError } from "@bazaar/platform/db";
 import { AbortedError, FailedPreconditionError, NotFoundError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
 import { events } from "@bazaar/platform/messaging/events";
-import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
+import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import { ledgerEntries, type PaymentRow, payments, refunds } from "./db/schema.ts";
 import type * as schema from "./db/schema.ts";
 import type { FaultSettingsStore } from "./fault-settings.ts";
@@ -35,11 +35,6 @@ export interface RefundCommand {
 export interface CallBudget {
   deadline: Date;
   signal: AbortSignal;
-}
-
-/** Tells whoever publishes the outbox that there is something to publish. */
-export interface OutboxSignal {
-  wake(): void;
 }
 
 /** Options of {@link PaymentStore}. */
