@@ -150,7 +150,10 @@ describe("pager", () => {
       const busy: boolean[] = [];
       const list = root.appendChild(document.createElement("ul"));
       const more = root.appendChild(document.createElement("div"));
-      const state = () => ({ items: [...list.children].map((li) => li.textContent), more: more.querySelector("[data-testid]")?.getAttribute("data-testid") ?? null });
+      const state = () => ({
+        items: [...list.children].map((li) => li.textContent),
+        more: more.querySelector("[data-testid]")?.getAttribute("data-testid") ?? null,
+      });
       const paged = m.pager({
         more,
         busy: (b) => busy.push(b),
@@ -180,30 +183,34 @@ describe("pager", () => {
     expect(seen.busy).toEqual([true, false, true, false, true, false]);
   });
 
-  test("a failure goes where `failed` says; a list that ends in its empty state gets no Show more", async () => {
+  test("a failure goes where `failurePlace` says, after `failed`; a list that has ended gets no Show more", async () => {
     const seen = await inBrowser(async (m, root) => {
       const body = root.appendChild(document.createElement("section"));
       const more = root.appendChild(document.createElement("div"));
       let fail = true;
+      const failedFor: string[] = [];
       const paged = m.pager({
         more,
         fetch: async () => {
           if (fail) throw new Error("down");
           return { nextPageToken: "p2" };
         },
-        failed: (token) => (token ? undefined : m.inside(body)),
+        failed: (token) => {
+          failedFor.push(token ?? "the first page");
+        },
+        failurePlace: (token) => m.inside(token ? more : body),
+        ended: () => body.textContent === "Nothing here",
         render: () => {
           body.textContent = "Nothing here";
-          return false;
         },
       });
       await paged.load();
-      const failed = { body: body.querySelector("[data-testid=error]") !== null, more: more.innerHTML };
+      const failed = { body: body.querySelector("[data-testid=error]") !== null, more: more.innerHTML, failedFor };
       fail = false;
       await paged.load();
       return { failed, body: body.innerHTML, more: more.innerHTML };
     });
-    expect(seen.failed).toEqual({ body: true, more: "" });
+    expect(seen.failed).toEqual({ body: true, more: "", failedFor: ["the first page"] });
     expect(seen.body).toBe("Nothing here");
     expect(seen.more).toBe("");
   });

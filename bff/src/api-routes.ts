@@ -65,7 +65,4 @@ export function apiRoutes({ upstreams, redis, live, isHealthy, secureCookies, ch
  * answer an error status with an {@link ApiError} body (the middleware's 401/403/413, a
  * validator's 400, errorResponse's mapping of gRPC statuses, Hono's own 4xx).
  */
-export type ApiRoutes = ApplyGlobalResponse<
-  ReturnType<typeof apiRoutes>,
-  { [S in ClientErrorStatusCode | ServerErrorStatusCode]: { json: ApiError } }
->;
+export type ApiRoutes = ApplyGlobalResponse<ReturnType<typeof apiRoutes>, { [S in ClientErrorStatusCode | ServerErrorStatusCode]: { json: ApiError } }>;

@@ -58,10 +58,14 @@ export interface Pager<P> {
   more: HTMLElement;
   /** Reads one page (the first when `pageToken` is undefined). */
   fetch: (pageToken: string | undefined) => Promise<P>;
-  /** Draws a page into the list (`more` is empty by then); false when the list ends there (e.g. its empty state). */
-  render: (page: P, pageToken: string | undefined) => boolean | void;
-  /** Called before a failure is drawn; answers where it goes if not in `more`. */
-  failed?: (pageToken: string | undefined) => Place | void;
+  /** Draws a page into the list (`more` is empty by then). */
+  render: (page: P, pageToken: string | undefined) => void;
+  /** Whether the list ended with the page just drawn, whatever its token (e.g. it shows its empty state). */
+  ended?: () => boolean;
+  /** Called before a failure is drawn. */
+  failed?: (pageToken: string | undefined) => void;
+  /** Where a failure goes (default: `more`). */
+  failurePlace?: (pageToken: string | undefined) => Place;
   /** Told when a page starts and stops loading (e.g. for aria-busy). */
   busy?: (busy: boolean) => void;
   /** Whether `more` shows a spinner while a further page loads (default true). */
@@ -84,7 +88,8 @@ export function pager<P extends { nextPageToken?: string | null }>(options: Page
   const { more, busy, spinner = true } = options;
   const show = (page: P, pageToken?: string) => {
     more.replaceChildren();
-    if (options.render(page, pageToken) === false) return;
+    options.render(page, pageToken);
+    if (options.ended?.()) return;
     const next = page.nextPageToken;
     if (next) more.append(showMore(() => void loadPage(next)));
   };
@@ -95,7 +100,10 @@ export function pager<P extends { nextPageToken?: string | null }>(options: Page
     try {
       await load({
         fetch: () => options.fetch(pageToken),
-        place: (...nodes) => (options.failed?.(pageToken) ?? inside(more))(...nodes),
+        place: (...nodes) => {
+          options.failed?.(pageToken);
+          (options.failurePlace?.(pageToken) ?? inside(more))(...nodes);
+        },
         retry: () => void loadPage(pageToken),
         render: (page) => show(page, pageToken),
       });

@@ -251,7 +251,7 @@ async function ordersSection(root: HTMLElement, signal: AbortSignal): Promise<vo
     busy: (busy) => (refresh.disabled = busy),
     fetch: (pageToken) => read(api.admin.orders.$get({ query: { pageToken } }, withSignal(signal))),
     // A failed first page shows in place of the list; a failed further page below it.
-    failed: (pageToken) => (pageToken ? undefined : inside(body)),
+    failurePlace: (pageToken) => inside(pageToken ? more : body),
     render: ({ orders }, pageToken) => {
       if (pageToken) list.append(...orders.map(row));
       else list.replaceChildren(...orders.map(row));

@@ -50,6 +50,7 @@ export async function ordersPage({ root, signal }: PageContext): Promise<void> {
     more,
     fetch: (pageToken) => read(api.orders.$get({ query: { pageToken } }, withSignal(signal))),
     failed: () => status.remove(),
+    ended: () => shown.size === 0,
     render: (page, pageToken) => {
       status.remove();
       for (const o of page.orders) {
@@ -60,7 +61,7 @@ export async function ordersPage({ root, signal }: PageContext): Promise<void> {
       }
       if (shown.size === 0) {
         list.replaceWith(emptyState("orders-empty", "No orders yet", "When you place an order it shows up here, with its status.", { href: "/", label: "Start shopping" }));
-        return false;
+        return;
       }
       if (pageToken) (list.children[list.children.length - page.orders.length]?.querySelector("a") as HTMLElement | null)?.focus();
     },

@@ -4,7 +4,7 @@ import { h } from "../dom.ts";
 import { inside, load } from "../page-load.ts";
 import { here, navigate, type PageContext, setTitle } from "../router.ts";
 import { cartChanged, setState, state } from "../state.ts";
-import { errorBox, errorMessage, loading, quantityControl } from "../ui.ts";
+import { errorMessage, loading, quantityControl } from "../ui.ts";
 import { categoryName, getCategories } from "./catalog.ts";
 
 /** How many of one product a single "Add to cart" may ask for. */
