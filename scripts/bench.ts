@@ -652,7 +652,7 @@ try {
     ...(() => {
       const bffRow = scenarios.find((x) => x.key === "http_bff");
       const fan = scenarios.find((x) => x.key === "http_fanout");
-      return bffRow && fan && fan.result.rps
+      return bffRow && fan?.result.rps
         ? [`   product page vs the bare fan-out: ${(bffRow.result.rps / fan.result.rps).toFixed(2)}× the requests/s, p99 ${bffRow.result.p99Ms.toFixed(1)} ms vs ${fan.result.p99Ms.toFixed(1)} ms`]
         : [];
     })(),

@@ -131,7 +131,7 @@ async function waitForStatus(page: Page, status: string): Promise<void> {
     const shown = await page.evaluate(() => ({
       url: location.href,
       status: document.querySelector("[data-testid=order-status]")?.getAttribute("data-status"),
-      main: document.getElementById("main")?.innerText.slice(0, 400),
+      main: document.getElementById("main")?.textContent?.slice(0, 400),
     }));
     throw new Error(`order did not become ${status}: ${JSON.stringify(shown)}\n${(err as Error).message}`);
   }

@@ -78,7 +78,7 @@ async function catalogSettled(page: Page, expected: { cards: number; status: str
       url: location.href,
       status: document.getElementById("results-status")?.textContent,
       cards: document.querySelectorAll("[data-testid=product-card]").length,
-      main: document.getElementById("main")?.innerText.slice(0, 500),
+      main: document.getElementById("main")?.textContent?.slice(0, 500),
     }));
     throw new Error(`catalog did not show ${expected.cards} cards with status ${String(expected.status)}: ${JSON.stringify(state)}\n${(err as Error).message}`);
   }

@@ -32,8 +32,7 @@ async function pump(stream: ReadableStream<Uint8Array>, onLine: (line: string) =
     const { done, value } = await reader.read();
     if (done) break;
     buffered += decoder.decode(value, { stream: true });
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
+    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
       onLine(buffered.slice(0, nl));
       buffered = buffered.slice(nl + 1);
     }

@@ -1,5 +1,5 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
-import { Metadata, status } from "@grpc/grpc-js";
+import { type Metadata, status } from "@grpc/grpc-js";
 import { domainErrorCode, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
 import type { Logger } from "../log.ts";

@@ -33,6 +33,7 @@ export interface Delivery {
  */
 export interface EventHandler<S extends DescMessage = DescMessage> {
   event: EventType<S>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a handler with nothing to report returns nothing; "duplicate" says the inbox had seen it.
   handle: (message: MessageShape<S>, delivery: Delivery) => Promise<void | "duplicate">;
 }
 

@@ -13,6 +13,7 @@ export async function handleOnce<T extends Db>(
   consumer: string,
   messageId: string,
   effect: (tx: Parameters<Parameters<T["transaction"]>[0]>[0]) => Promise<void>,
+  // biome-ignore lint/suspicious/noConfusingVoidType: the effect ran (nothing to report) or the message was a duplicate.
 ): Promise<void | "duplicate"> {
   return db.transaction(async (tx) => {
     const inserted = await tx.insert(inbox).values({ consumer, messageId }).onConflictDoNothing().returning({ id: inbox.messageId });

@@ -3,12 +3,13 @@
  * instance). Made with `rabbitmqctl` on this machine, which needs no management plugin.
  */
 async function rabbitmqctl(...args: string[]): Promise<void> {
-  let proc;
-  try {
-    proc = Bun.spawn(["rabbitmqctl", "-q", ...args], { stdout: "pipe", stderr: "pipe" });
-  } catch {
-    throw new Error("rabbitmqctl is not installed here: isolated vhosts need it (it comes with rabbitmq-server)");
-  }
+  const proc = (() => {
+    try {
+      return Bun.spawn(["rabbitmqctl", "-q", ...args], { stdout: "pipe", stderr: "pipe" });
+    } catch {
+      throw new Error("rabbitmqctl is not installed here: isolated vhosts need it (it comes with rabbitmq-server)");
+    }
+  })();
   const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
   if (code !== 0) throw new Error(`rabbitmqctl ${args.join(" ")} failed (${code}): ${stderr.trim()}`);
 }

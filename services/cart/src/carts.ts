@@ -90,17 +90,14 @@ export class Carts {
     const unique = [...new Set(ids)];
     const view: CatalogView = { found: new Map(), missing: new Set() };
     if (unique.length === 0) return view;
-    let response;
-    try {
-      response = await this.catalog.batchGetProducts({ ids: unique });
-    } catch (err) {
+    const response = await this.catalog.batchGetProducts({ ids: unique }).catch((err: unknown) => {
       if (err instanceof RpcError && transientCodes.has(err.code)) {
         log.warn("the catalog did not answer", { code: err.codeName, err: err.message });
         throw new RpcError(status.UNAVAILABLE, "the catalog cannot be reached to check products and prices; try again shortly");
       }
       // Any other answer is a bug on one side or the other, not the caller's to act on: INTERNAL.
       throw new Error(`the catalog refused BatchGetProducts: ${(err as Error).message}`, { cause: err });
-    }
+    });
     for (const p of response.products) view.found.set(p.id, p);
     // Whatever the catalog did not return counts as gone (missing_ids lists them anyway).
     for (const id of unique) if (!view.found.has(id)) view.missing.add(id);

@@ -6,7 +6,7 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "@bazaar
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import { categories, type CategoryRow, products } from "./db/schema.ts";
-import * as schema from "./db/schema.ts";
+import type * as schema from "./db/schema.ts";
 
 /** The catalog's database. */
 export type CatalogDatabase = Database<typeof schema>;

@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
-import { CatalogService, type Product, type ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import type { CatalogService, Product, ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import type { NewProduct, ProductChange, ProductCursor, ProductRow, ProductStore } from "./products.ts";
 import { type FieldCheck, field, list, money, pageSize, type Rule, required, text, uuid, validate, violation } from "@bazaar/platform/validation";
 

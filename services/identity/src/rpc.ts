@@ -3,7 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { isAdmin, requireUserId } from "@bazaar/platform/auth";
 import { NotFoundError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
-import { IdentityService, type TokensSchema, type UserSchema } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
+import type { IdentityService, TokensSchema, UserSchema } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import type { Accounts, Session, User } from "./accounts.ts";
 import { field, nonEmpty, text, uuid, validate, violation } from "@bazaar/platform/validation";
 

@@ -3,7 +3,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JSO
 import { jwtSettings } from "@bazaar/platform/auth";
 import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
-import * as schema from "./db/schema.ts";
+import type * as schema from "./db/schema.ts";
 import { signingKeys } from "./db/schema.ts";
 
 /** The identity service's database. */

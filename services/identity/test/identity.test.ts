@@ -14,7 +14,7 @@ import { startTestIssuer } from "@bazaar/testkit/test-issuer";
 import { bearer, rpcError, startTestGrpcServer, type TestGrpcServer, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
-import { IdentityService, type Tokens } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
+import { IdentityService, } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "../src/access-tokens.ts";
 import { Accounts, secretMatches } from "../src/accounts.ts";
 import * as schema from "../src/db/schema.ts";

@@ -4,7 +4,7 @@ import { type Database, postgresError } from "@bazaar/platform/db";
 import { AbortedError, FailedPreconditionError, NotFoundError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
-import * as schema from "./db/schema.ts";
+import type * as schema from "./db/schema.ts";
 import { type ReservationStatus, reservationItems, reservations, stock, stockAdjustments, type StockRow } from "./db/schema.ts";
 import { demoQuantity } from "./demo-stock.ts";
 import { reservationOutcomes } from "./metrics.ts";

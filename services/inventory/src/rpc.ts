@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UnauthenticatedError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import {
-  InventoryService,
+  type InventoryService,
   type ReservationSchema,
   ReservationStatus,
 } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";

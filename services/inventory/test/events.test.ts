@@ -11,7 +11,7 @@ import { eventually } from "@bazaar/testkit/eventually";
 import { freePort, startTestGrpcServer } from "@bazaar/testkit/fixtures";
 import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
-import { type ProductUpdatedSchema, type StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
+import type { ProductUpdatedSchema, StockChanged } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { CatalogBackfill } from "../src/catalog-backfill.ts";
 import * as schema from "../src/db/schema.ts";
 import { demoQuantity } from "../src/demo-stock.ts";

@@ -4,7 +4,7 @@ import { requireUserId } from "@bazaar/platform/auth";
 import { InvalidArgumentError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
-import { NotificationsService, type NotificationSchema } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
+import type { NotificationsService, NotificationSchema } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import type { NotificationRow } from "./db/schema.ts";
 import type { NotificationCursor, NotificationStore } from "./notifications.ts";
 import { uuidPattern } from "@bazaar/platform/ids";

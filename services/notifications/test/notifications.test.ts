@@ -102,7 +102,10 @@ const auths = new Map<string, BearerAuth>();
 /** Call options carrying a customer token of this user. */
 async function as(userId: string): Promise<BearerAuth> {
   let auth = auths.get(userId);
-  if (!auth) auths.set(userId, (auth = await grpc.auth({ sub: userId, roles: ["customer"] })));
+  if (!auth) {
+    auth = await grpc.auth({ sub: userId, roles: ["customer"] });
+    auths.set(userId, auth);
+  }
   return auth;
 }
 

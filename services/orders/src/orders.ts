@@ -148,13 +148,10 @@ export class OrderStore {
 
   /** Names and prices from the catalog, one per line, in one call. */
   private async price(lines: PlaceOrderInput["lines"]) {
-    let answer;
-    try {
-      answer = await this.ports.priceLines(lines.map((l) => l.productId));
-    } catch (err) {
+    const answer = await this.ports.priceLines(lines.map((l) => l.productId)).catch((err: unknown) => {
       if (isTransient(err)) throw new RpcError(status.UNAVAILABLE, "the catalog could not be reached to price the order; try again");
       throw err;
-    }
+    });
     const priced = lines.map((l, i) => {
       const product = answer.found.get(l.productId);
       if (!product) throw new InvalidArgumentError(`no product has id ${l.productId}`, `lines[${i}].product_id`);

@@ -5,7 +5,7 @@ import type { CallContext } from "@bazaar/platform/grpc/interceptors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import { validatePaymentCard } from "@bazaar/platform/payment-card";
-import { type OrderSchema, OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
+import { type OrderSchema, type OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import type { Caller, OrderCursor, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
 import { uuidPattern } from "@bazaar/platform/ids";
 import { field, idempotencyKey, pageSize, productLines, uuid, validate } from "@bazaar/platform/validation";

@@ -4,7 +4,7 @@ import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
-import * as schema from "./db/schema.ts";
+import type * as schema from "./db/schema.ts";
 import { type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
 import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
 import { type Card, chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
@@ -244,7 +244,7 @@ export class SagaExecutor {
     for (;;) {
       const [row] = await this.database.db.select({ status: orders.status }).from(orders).where(eq(orders.id, orderId));
       const left = deadline - Date.now();
-      if (!row || row.status !== "PENDING" || left <= 0) return;
+      if (row?.status !== "PENDING" || left <= 0) return;
       await new Promise<void>((resolve) => {
         const set = this.waiters.get(orderId) ?? new Set();
         this.waiters.set(orderId, set);

@@ -14,7 +14,7 @@ import * as schema from "../src/db/schema.ts";
 import { OrderStore } from "../src/orders.ts";
 import { ordersAccess, ordersHandlers } from "../src/rpc.ts";
 import { type OrdersDatabase, SagaExecutor, type SagaExecutorOptions } from "../src/saga.ts";
-import { declinedCardNumber, FakePorts, gate } from "./fakes.ts";
+import { FakePorts, gate } from "./fakes.ts";
 
 // The orders service in-process: its handlers behind a real gRPC server, on a fresh
 // database of this run's own, with its saga's peers (catalog, inventory, payments) played by

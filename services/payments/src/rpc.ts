@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { isAdmin } from "@bazaar/platform/auth";
 import { NotFoundError, UnauthenticatedError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
-import { type PaymentSchema, PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+import { type PaymentSchema, type PaymentsService, PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import type { PaymentRow, PaymentStatusName } from "./db/schema.ts";
 import { type FaultSettingsStore, validateFaultSettings } from "./fault-settings.ts";
 import type { PaymentStore } from "./payments.ts";
