@@ -64,4 +64,24 @@ describe("the web UI's typed client", () => {
     const headers = { cookie: `bazaar_csrf=${csrfToken}`, "x-csrf-token": csrfToken };
     expect(await read(client.auth.signout.$post(undefined, { headers }))).toBeUndefined();
   });
+
+  test("an answer whose body is cut off by navigating away rejects as aborted, not as an empty answer", async () => {
+    // A server that sends the headers and the start of the JSON, then nothing more.
+    const server = Bun.serve({
+      port: 0,
+      fetch: () =>
+        new Response(new ReadableStream({ start: (body) => body.enqueue(new TextEncoder().encode('{"products":')) }), {
+          headers: { "content-type": "application/json" },
+        }),
+    });
+    try {
+      const navigation = new AbortController();
+      const answer = await fetch(server.url, { signal: navigation.signal });
+      const reading = read(Promise.resolve(answer));
+      navigation.abort();
+      expect(((await reading.catch((err: unknown) => err)) as Error).name).toBe("AbortError");
+    } finally {
+      await server.stop(true);
+    }
+  });
 });

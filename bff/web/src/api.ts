@@ -103,7 +103,11 @@ export const withSignal = (signal: AbortSignal | undefined) => ({ init: { signal
 export async function read<R extends AnyResponse>(call: Promise<R>): Promise<Success<R>> {
   const res = await call;
   if (res.status === 204) return undefined as Success<R>;
-  const json: unknown = await res.json().catch(() => null);
+  const json: unknown = await res.json().catch((err: unknown) => {
+    // Navigating away while the body arrives aborts its read: that is no answer at all.
+    if ((err as Error).name === "AbortError") throw err;
+    return null;
+  });
   if (!res.ok) {
     // Every error status of the API carries an ApiError body (see ApiRoutes).
     const error = (json as ApiErrorBody | null)?.error;
