@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Hono } from "hono";
 import { hc } from "hono/client";
 import { launchProcess, type LaunchedProcess } from "@bazaar/testkit/fixtures";
-import { ApiError, read } from "../web/src/api.ts";
+import { ApiError, read, withSignal } from "../web/src/api.ts";
 import type { ApiRoutes } from "../src/api-routes.ts";
 import { createApp } from "../src/app.ts";
 import { type CatalogClient, createCatalogClient } from "../src/upstreams/catalog.ts";
@@ -76,8 +76,10 @@ describe("the web UI's typed client", () => {
     });
     try {
       const navigation = new AbortController();
-      const answer = await fetch(server.url, { signal: navigation.signal });
-      const reading = read(Promise.resolve(answer));
+      const cutOff = hc<ApiRoutes>(new URL("/api", server.url).href);
+      const answer = cutOff.products.$get({ query: {} }, withSignal(navigation.signal));
+      await answer;
+      const reading = read(answer);
       navigation.abort();
       expect(((await reading.catch((err: unknown) => err)) as Error).name).toBe("AbortError");
     } finally {
