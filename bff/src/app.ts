@@ -80,7 +80,15 @@ export function createApp(options: AppOptions): Hono {
   );
   app.route(
     "/api",
-    apiRoutes({ upstreams, redis: options.redis, live, isHealthy, secureCookies, checkoutTimeoutMs: options.checkoutTimeoutMs ?? 8_000, events: options.events }),
+    apiRoutes({
+      upstreams,
+      redis: options.redis,
+      live,
+      isHealthy,
+      secureCookies,
+      checkoutTimeoutMs: options.checkoutTimeoutMs ?? 8_000,
+      events: options.events,
+    }),
   );
   app.all("/api/*", (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${c.req.path}` } }, 404));
   if (web) app.route("/", webRoutes(web));

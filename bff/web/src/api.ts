@@ -82,7 +82,10 @@ async function send(input: RequestInfo | URL, init: RequestInit = {}, retried = 
     throw new ApiError(0, "network", "Cannot reach the shop. Check your connection and try again.");
   }
   if (res.status === 403 && !retried) {
-    const body = (await res.clone().json().catch(() => null)) as ApiErrorBody | null;
+    const body = (await res
+      .clone()
+      .json()
+      .catch(() => null)) as ApiErrorBody | null;
     // A stale or missing CSRF token: fetch a fresh one and try once more.
     if (body?.error?.code === "csrf") {
       await loadSession(init.signal ?? undefined).catch(() => undefined);
@@ -111,8 +114,7 @@ export async function read<R extends AnyResponse>(call: Promise<R>): Promise<Suc
   if (!res.ok) {
     // Every error status of the API carries an ApiError body (see ApiRoutes).
     const error = (json as ApiErrorBody | null)?.error;
-    const fallback =
-      res.status >= 500 ? "The shop is not answering right now. Please try again in a moment." : `The shop could not do that (${res.status}).`;
+    const fallback = res.status >= 500 ? "The shop is not answering right now. Please try again in a moment." : `The shop could not do that (${res.status}).`;
     throw new ApiError(res.status, error?.code ?? "error", error?.message ?? fallback, error?.fields);
   }
   return json as Success<R>;

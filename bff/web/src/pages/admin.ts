@@ -26,13 +26,20 @@ const priceText = (minor: number) => (minor / 100).toFixed(2);
 function tabs(current: "products" | "orders"): HTMLElement {
   const tab = (href: string, id: typeof current, label: string) =>
     h("a", { href, class: id === current ? "tab current" : "tab", "aria-current": id === current ? "page" : undefined }, label);
-  return h("nav", { class: "tabs", "aria-label": "Admin sections" }, tab("/admin", "products", "Products & stock"), tab("/admin/orders", "orders", "Recent orders"));
+  return h(
+    "nav",
+    { class: "tabs", "aria-label": "Admin sections" },
+    tab("/admin", "products", "Products & stock"),
+    tab("/admin/orders", "orders", "Recent orders"),
+  );
 }
 
 function forbidden(root: HTMLElement): boolean {
   if (isAdmin()) return false;
   root.append(
-    h("div", { class: "notice empty", "data-testid": "forbidden" },
+    h(
+      "div",
+      { class: "notice empty", "data-testid": "forbidden" },
       h("h1", {}, "Admins only"),
       h("p", {}, "This page is for the shop's administrators."),
       h("a", { href: "/", class: "button" }, "Back to the shop"),
@@ -80,7 +87,14 @@ function editForm(p: Product, title: HTMLElement, say: Say): HTMLFormElement {
   let saved = { name: p.name, priceMinor: p.price.amountMinor };
   const uid = p.id.slice(0, 8);
   const nameInput = h("input", { type: "text", id: `name-${uid}`, value: p.name, maxlength: 200, required: true, "data-testid": "admin-name-input" });
-  const priceInput = h("input", { type: "text", id: `price-${uid}`, inputmode: "decimal", value: priceText(p.price.amountMinor), "data-testid": "admin-price-input", class: "price-input" });
+  const priceInput = h("input", {
+    type: "text",
+    id: `price-${uid}`,
+    inputmode: "decimal",
+    value: priceText(p.price.amountMinor),
+    "data-testid": "admin-price-input",
+    class: "price-input",
+  });
   const save = h("button", { type: "submit", class: "button small", "data-testid": "admin-save", disabled: true }, "Save");
   const dirty = () => nameInput.value.trim() !== saved.name || parsePrice(priceInput.value) !== saved.priceMinor;
   const onEdit = () => {
@@ -90,7 +104,9 @@ function editForm(p: Product, title: HTMLElement, say: Say): HTMLFormElement {
   };
   nameInput.addEventListener("input", onEdit);
   priceInput.addEventListener("input", onEdit);
-  const edit = h("form", { class: "admin-edit", novalidate: true, "aria-label": `Edit ${p.name}` },
+  const edit = h(
+    "form",
+    { class: "admin-edit", novalidate: true, "aria-label": `Edit ${p.name}` },
     h("div", { class: "field grow" }, h("label", { for: nameInput.id }, "Name"), nameInput),
     h("div", { class: "field" }, h("label", { for: priceInput.id }, `Price (${p.price.currency})`), priceInput),
     save,
@@ -119,7 +135,14 @@ function editForm(p: Product, title: HTMLElement, say: Say): HTMLFormElement {
       const fields = err instanceof ApiError ? err.fields : {};
       if (fields.name) nameInput.setAttribute("aria-invalid", "true");
       if (fields.priceMinor || fields.price) priceInput.setAttribute("aria-invalid", "true");
-      say(Object.keys(fields).length ? Object.entries(fields).map(([k, m]) => `${k}: ${m}`).join(" ") : errorMessage(err), "bad");
+      say(
+        Object.keys(fields).length
+          ? Object.entries(fields)
+              .map(([k, m]) => `${k}: ${m}`)
+              .join(" ")
+          : errorMessage(err),
+        "bad",
+      );
     } finally {
       save.textContent = "Save";
       save.disabled = !dirty();
@@ -135,7 +158,9 @@ function stockForm(p: Product, say: Say): { form: HTMLFormElement; read: () => P
   const deltaInput = h("input", { type: "number", id: `delta-${uid}`, step: 1, placeholder: "10", "data-testid": "admin-stock-delta", class: "delta-input" });
   const reasonInput = h("input", { type: "text", id: `reason-${uid}`, maxlength: 200, placeholder: "Restock, damaged…", "data-testid": "admin-stock-reason" });
   const apply = h("button", { type: "submit", class: "button small secondary", "data-testid": "admin-stock-apply" }, "Adjust");
-  const form = h("form", { class: "admin-stock", novalidate: true, "aria-label": `Stock of ${p.name}` },
+  const form = h(
+    "form",
+    { class: "admin-stock", novalidate: true, "aria-label": `Stock of ${p.name}` },
     h("p", { class: "stock-line" }, "Available ", available),
     h("div", { class: "field" }, h("label", { for: deltaInput.id }, "Change by"), deltaInput),
     h("div", { class: "field grow" }, h("label", { for: reasonInput.id }, "Reason"), reasonInput),
@@ -203,8 +228,11 @@ function taskPool(limit: number, signal: AbortSignal): (task: () => Promise<void
 
 function productFilter(q: string): HTMLFormElement {
   const search = h("input", { type: "search", id: "admin-q", name: "q", value: q, placeholder: "Filter by name", maxlength: 200 });
-  const filter = h("form", { class: "admin-filter", role: "search", action: "/admin" },
-    h("label", { for: "admin-q", class: "visually-hidden" }, "Filter products"), search,
+  const filter = h(
+    "form",
+    { class: "admin-filter", role: "search", action: "/admin" },
+    h("label", { for: "admin-q", class: "visually-hidden" }, "Filter products"),
+    search,
     h("button", { type: "submit", class: "button secondary small" }, "Filter"),
   );
   filter.addEventListener("submit", (e) => {
@@ -229,7 +257,9 @@ async function productsSection(root: HTMLElement, q: string, signal: AbortSignal
     },
     render: (page) => {
       list.append(...page.products.map((p) => productRow(p, stockQueue)));
-      status.textContent = page.total ? `${page.total} product${page.total === 1 ? "" : "s"}${list.children.length < page.total ? `, showing ${list.children.length}` : ""}` : "";
+      status.textContent = page.total
+        ? `${page.total} product${page.total === 1 ? "" : "s"}${list.children.length < page.total ? `, showing ${list.children.length}` : ""}`
+        : "";
       if (page.total === 0) list.replaceWith(emptyState("empty", "No products found", q ? `Nothing matches “${q}”.` : "The catalog is empty."));
     },
   }).load();

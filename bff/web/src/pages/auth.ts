@@ -17,7 +17,11 @@ function authFields(mode: Mode): Record<string, Field> {
   if (mode === "signup") {
     fields.displayName = field("displayName", "Your name", h("input", { type: "text", autocomplete: "name", required: true, maxlength: 80 }));
   }
-  fields.email = field("email", "Email", h("input", { type: "email", autocomplete: "email", required: true, maxlength: 254, spellcheck: "false", autocapitalize: "off" }));
+  fields.email = field(
+    "email",
+    "Email",
+    h("input", { type: "email", autocomplete: "email", required: true, maxlength: 254, spellcheck: "false", autocapitalize: "off" }),
+  );
   fields.password = field(
     "password",
     "Password",
@@ -39,7 +43,12 @@ async function submitAuth(mode: Mode, values: Record<string, string>): Promise<U
 }
 
 /** Sends the form when every field is filled in; signed in, finishes a pending add-to-cart and goes on to `next`. */
-function onSubmit(mode: Mode, form: HTMLFormElement, parts: { fields: Record<string, Field>; general: FormError; submit: HTMLButtonElement }, next: string): void {
+function onSubmit(
+  mode: Mode,
+  form: HTMLFormElement,
+  parts: { fields: Record<string, Field>; general: FormError; submit: HTMLButtonElement },
+  next: string,
+): void {
   const { fields, general, submit } = parts;
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -75,7 +84,9 @@ function authPage(mode: Mode) {
     setTitle(mode === "signup" ? "Sign up" : "Sign in");
     if (state.user) {
       root.append(
-        h("div", { class: "notice" },
+        h(
+          "div",
+          { class: "notice" },
           h("p", {}, `You are signed in as ${state.user.displayName || state.user.email}.`),
           h("a", { href: next, class: "button" }, "Continue"),
         ),
@@ -98,8 +109,18 @@ function authPage(mode: Mode) {
       Object.values(fields).map((f) => f.wrap),
       submit,
       mode === "signup"
-        ? h("p", { class: "form-alt" }, "Already have an account? ", h("a", { href: `/signin${other.size ? `?${other}` : ""}`, "data-testid": "to-signin" }, "Sign in"))
-        : h("p", { class: "form-alt" }, "New to Bazaar? ", h("a", { href: `/signup${other.size ? `?${other}` : ""}`, "data-testid": "to-signup" }, "Create an account")),
+        ? h(
+            "p",
+            { class: "form-alt" },
+            "Already have an account? ",
+            h("a", { href: `/signin${other.size ? `?${other}` : ""}`, "data-testid": "to-signin" }, "Sign in"),
+          )
+        : h(
+            "p",
+            { class: "form-alt" },
+            "New to Bazaar? ",
+            h("a", { href: `/signup${other.size ? `?${other}` : ""}`, "data-testid": "to-signup" }, "Create an account"),
+          ),
     );
     onSubmit(mode, form, { fields, general, submit }, next);
     root.append(h("div", { class: "narrow" }, form));

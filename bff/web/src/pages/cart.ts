@@ -33,7 +33,11 @@ function showCart(cart: Cart, place: Place): void {
       body.replaceChildren(emptyState("cart-empty", "Your cart is empty", "Find something you like in the shop.", { href: "/", label: "Browse products" }));
       return;
     }
-    const lines = h("ul", { class: "cart-lines", "aria-label": "Items in your cart" }, next.lines.map((line) => cartLine(line, { body, status, draw })));
+    const lines = h(
+      "ul",
+      { class: "cart-lines", "aria-label": "Items in your cart" },
+      next.lines.map((line) => cartLine(line, { body, status, draw })),
+    );
     body.replaceChildren(lines, summary(next));
     if (focusProduct) (body.querySelector(`[data-product="${CSS.escape(focusProduct)}"] input`) as HTMLElement | null)?.focus();
   };
@@ -47,7 +51,9 @@ function summary(cart: Cart): HTMLElement {
     "aside",
     { class: "summary", "aria-label": "Order summary" },
     h("h2", {}, "Summary"),
-    h("dl", {},
+    h(
+      "dl",
+      {},
       h("div", {}, h("dt", {}, "Items"), h("dd", { "data-testid": "cart-item-count" }, String(cart.itemCount))),
       h("div", {}, h("dt", {}, "Shipping"), h("dd", {}, "Free")),
       h("div", { class: "total" }, h("dt", {}, "Total"), h("dd", { "data-testid": "cart-total" }, cart.total.display)),
@@ -68,7 +74,9 @@ function cartLine(line: CartLine, cart: { body: HTMLElement; status: HTMLElement
     error.textContent = "";
     try {
       const param = { productId: line.productId };
-      const next = await read(quantity === 0 ? api.cart.items[":productId"].$delete({ param }) : api.cart.items[":productId"].$patch({ param, json: { quantity } }));
+      const next = await read(
+        quantity === 0 ? api.cart.items[":productId"].$delete({ param }) : api.cart.items[":productId"].$patch({ param, json: { quantity } }),
+      );
       cart.status.textContent = quantity === 0 ? `Removed ${line.name}.` : `${line.name}: quantity ${quantity}.`;
       cart.draw(next.cart, refocus ? line.productId : undefined);
       if (quantity === 0) (cart.body.querySelector("input, a.button") as HTMLElement | null)?.focus();
@@ -92,8 +100,14 @@ function cartLine(line: CartLine, cart: { body: HTMLElement; status: HTMLElement
   const li = h(
     "li",
     { class: "cart-line", "data-testid": "cart-line", "data-product": line.productId },
-    h("a", { href: `/products/${line.productId}`, class: "line-image", tabindex: -1, "aria-hidden": "true" }, h("img", { src: line.imageUrl, alt: "", width: 96, height: 96 })),
-    h("div", { class: "line-main" },
+    h(
+      "a",
+      { href: `/products/${line.productId}`, class: "line-image", tabindex: -1, "aria-hidden": "true" },
+      h("img", { src: line.imageUrl, alt: "", width: 96, height: 96 }),
+    ),
+    h(
+      "div",
+      { class: "line-main" },
       h("a", { href: `/products/${line.productId}`, class: "line-name" }, line.name),
       h("p", { class: "line-unit" }, `${line.unitPrice.display} each`),
       h("div", { class: "line-controls" }, qty.el, remove),

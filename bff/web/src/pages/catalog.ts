@@ -8,7 +8,11 @@ let categories: Category[] = [];
 
 /** The categories, read once (an outage leaves the list empty and is retried next time). */
 export async function getCategories(signal?: AbortSignal): Promise<Category[]> {
-  if (categories.length === 0) categories = await read(api.categories.$get(undefined, withSignal(signal))).then((r) => r.categories, () => []);
+  if (categories.length === 0)
+    categories = await read(api.categories.$get(undefined, withSignal(signal))).then(
+      (r) => r.categories,
+      () => [],
+    );
   return categories;
 }
 
@@ -26,7 +30,9 @@ function productCard(p: Product): HTMLElement {
       "a",
       { href: `/products/${p.id}`, class: "card-link", "data-testid": "product-card" },
       h("img", { src: p.imageUrl, alt: "", width: 400, height: 400, loading: "lazy" }),
-      h("span", { class: "card-body" },
+      h(
+        "span",
+        { class: "card-body" },
         h("span", { class: "card-category" }, categoryName(p.categoryId)),
         h("span", { class: "card-name" }, p.name),
         h("span", { class: "card-price" }, p.price.display),
@@ -47,7 +53,11 @@ function categoryChips(all: Category[], q: string, category: string): HTMLElemen
       if (q) qs.set("q", q);
       if (c.id) qs.set("category", c.id);
       const isCurrent = c.id === category;
-      return h("a", { href: `/?${qs}`, class: isCurrent ? "chip current" : "chip", "data-testid": "category-chip", "aria-current": isCurrent ? "page" : undefined }, c.name);
+      return h(
+        "a",
+        { href: `/?${qs}`, class: isCurrent ? "chip current" : "chip", "data-testid": "category-chip", "aria-current": isCurrent ? "page" : undefined },
+        c.name,
+      );
     }),
   );
 }
@@ -61,10 +71,14 @@ function showResults(page: ProductPage, first: boolean, parts: { grid: HTMLEleme
   if (!first) cards[0]?.querySelector("a")?.focus();
   const shown = grid.children.length;
   status.textContent =
-    page.total === 0 ? "" : `${page.total} product${page.total === 1 ? "" : "s"}${q ? ` matching “${q}”` : ""}${shown < page.total ? `, showing ${shown}` : ""}`;
+    page.total === 0
+      ? ""
+      : `${page.total} product${page.total === 1 ? "" : "s"}${q ? ` matching “${q}”` : ""}${shown < page.total ? `, showing ${shown}` : ""}`;
   if (page.total === 0) {
     grid.replaceWith(
-      h("div", { class: "notice empty", "data-testid": "empty" },
+      h(
+        "div",
+        { class: "notice empty", "data-testid": "empty" },
         h("p", {}, q ? `No products match “${q}”${category ? " in this category" : ""}.` : "No products here yet."),
         h("a", { href: "/", class: "button" }, "See all products"),
       ),

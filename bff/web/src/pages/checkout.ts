@@ -34,15 +34,16 @@ function summary(cart: Cart): HTMLElement {
     "aside",
     { class: "summary", "aria-label": "Order summary" },
     h("h2", {}, "Your order"),
-    h("ul", { class: "summary-lines" },
+    h(
+      "ul",
+      { class: "summary-lines" },
       cart.lines.map((l) =>
-        h("li", {},
-          h("span", { class: "summary-name" }, l.name, h("span", { class: "muted" }, ` × ${l.quantity}`)),
-          h("span", {}, l.lineTotal.display),
-        ),
+        h("li", {}, h("span", { class: "summary-name" }, l.name, h("span", { class: "muted" }, ` × ${l.quantity}`)), h("span", {}, l.lineTotal.display)),
       ),
     ),
-    h("dl", {},
+    h(
+      "dl",
+      {},
       h("div", {}, h("dt", {}, "Shipping"), h("dd", {}, "Free")),
       h("div", { class: "total" }, h("dt", {}, "Total"), h("dd", { "data-testid": "checkout-total" }, cart.total.display)),
     ),
@@ -66,7 +67,12 @@ export async function checkoutPage({ root, signal }: PageContext): Promise<void>
       }
       place(
         h("p", { class: "page-lead" }, `${plural(cart.itemCount, "item")}, ${cart.total.display}.`),
-        h("div", { class: "checkout", "data-testid": "checkout-page", "data-idempotency-key": idempotencyKey }, paymentForm(cart, idempotencyKey), summary(cart)),
+        h(
+          "div",
+          { class: "checkout", "data-testid": "checkout-page", "data-idempotency-key": idempotencyKey },
+          paymentForm(cart, idempotencyKey),
+          summary(cart),
+        ),
       );
     },
   });
@@ -79,23 +85,39 @@ function cardFields(): Record<string, Field> {
     number: field(
       "number",
       "Card number",
-      h("input", { type: "text", inputmode: "numeric", autocomplete: "cc-number", placeholder: "4242 4242 4242 4242", maxlength: 23, required: true, "data-testid": "card-number" }),
+      h("input", {
+        type: "text",
+        inputmode: "numeric",
+        autocomplete: "cc-number",
+        placeholder: "4242 4242 4242 4242",
+        maxlength: 23,
+        required: true,
+        "data-testid": "card-number",
+      }),
     ),
     expiryMonth: field(
       "expiryMonth",
       "Month",
-      h("select", { autocomplete: "cc-exp-month", "data-testid": "card-exp-month" },
+      h(
+        "select",
+        { autocomplete: "cc-exp-month", "data-testid": "card-exp-month" },
         Array.from({ length: 12 }, (_, i) => h("option", { value: i + 1, selected: i === 11 }, String(i + 1).padStart(2, "0"))),
       ),
     ),
     expiryYear: field(
       "expiryYear",
       "Year",
-      h("select", { autocomplete: "cc-exp-year", "data-testid": "card-exp-year" },
+      h(
+        "select",
+        { autocomplete: "cc-exp-year", "data-testid": "card-exp-year" },
         Array.from({ length: 12 }, (_, i) => h("option", { value: thisYear + i, selected: i === 2 }, String(thisYear + i))),
       ),
     ),
-    cvc: field("cvc", "CVC", h("input", { type: "text", inputmode: "numeric", autocomplete: "cc-csc", placeholder: "123", maxlength: 4, required: true, "data-testid": "card-cvc" })),
+    cvc: field(
+      "cvc",
+      "CVC",
+      h("input", { type: "text", inputmode: "numeric", autocomplete: "cc-csc", placeholder: "123", maxlength: 4, required: true, "data-testid": "card-cvc" }),
+    ),
   };
   const number = fields.number!.input as HTMLInputElement;
   number.addEventListener("input", () => {
@@ -110,21 +132,27 @@ function cardFields(): Record<string, Field> {
 function testCardHint(fields: Record<string, Field>): HTMLElement {
   const number = fields.number!.input as HTMLInputElement;
   const cvc = fields.cvc!.input as HTMLInputElement;
-  return h("p", { class: "test-cards", id: "test-cards", "data-testid": "test-card-hint" },
+  return h(
+    "p",
+    { class: "test-cards", id: "test-cards", "data-testid": "test-card-hint" },
     "Test cards: ",
     TEST_CARDS.flatMap((c, i) => [
       i > 0 ? ", " : "",
-      h("button", {
-        type: "button",
-        class: "link-button mono",
-        title: `Use ${c.number}`,
-        onclick: () => {
-          number.value = c.number;
-          if (!cvc.value) cvc.value = "123";
-          fields.number!.setError(undefined);
-          number.focus();
+      h(
+        "button",
+        {
+          type: "button",
+          class: "link-button mono",
+          title: `Use ${c.number}`,
+          onclick: () => {
+            number.value = c.number;
+            if (!cvc.value) cvc.value = "123";
+            fields.number!.setError(undefined);
+            number.focus();
+          },
         },
-      }, c.number),
+        c.number,
+      ),
       ` ${c.label}`,
     ]),
     ". Any future expiry date and any CVC work.",
@@ -154,8 +182,14 @@ function paymentForm(cart: Cart, idempotencyKey: string): HTMLFormElement {
     fields.number!.wrap,
     h("div", { class: "field-row" }, fields.expiryMonth!.wrap, fields.expiryYear!.wrap, fields.cvc!.wrap),
   );
-  const form = h("form", { class: "form checkout-form", novalidate: true, "data-testid": "checkout-form", "aria-label": "Payment" }, general.el, fieldset, placeOrder,
-    h("p", { class: "form-note" }, "Your card is charged once your items are reserved. You can follow the order's status on the next page."));
+  const form = h(
+    "form",
+    { class: "form checkout-form", novalidate: true, "data-testid": "checkout-form", "aria-label": "Payment" },
+    general.el,
+    fieldset,
+    placeOrder,
+    h("p", { class: "form-note" }, "Your card is charged once your items are reserved. You can follow the order's status on the next page."),
+  );
 
   let submitting = false;
   const setSubmitting = (on: boolean) => {

@@ -10,8 +10,7 @@ import { emptyState, errorMessage, formatDate, loading, plural } from "../ui.ts"
 type NotificationPage = Answer<typeof api.notifications.$get>;
 type Shown = Map<string, { n: Notification; el: HTMLElement }>;
 
-const listNotifications = (pageToken: string | undefined, signal: AbortSignal) =>
-  read(api.notifications.$get({ query: { pageToken } }, withSignal(signal)));
+const listNotifications = (pageToken: string | undefined, signal: AbortSignal) => read(api.notifications.$get({ query: { pageToken } }, withSignal(signal)));
 
 /** Marks a notification read on the page (the BFF is told separately). */
 function markShownRead(n: Notification, el: HTMLElement): void {
@@ -27,10 +26,14 @@ function notificationItem(n: Notification, onOpen: (el: HTMLElement) => void): H
     "li",
     { class: n.read ? "notification" : "notification unread", "data-testid": "notification", "data-read": String(n.read) },
     !n.read && h("span", { class: "unread-dot", "aria-label": "Unread" }),
-    h("div", { class: "notification-body" },
+    h(
+      "div",
+      { class: "notification-body" },
       h("p", { class: "notification-title" }, n.title),
       n.body && h("p", { class: "notification-text" }, n.body),
-      h("p", { class: "muted small" },
+      h(
+        "p",
+        { class: "muted small" },
         formatDate(n.createdAt),
         n.orderId && [formatDate(n.createdAt) ? " · " : "", h("a", { href: `/orders/${n.orderId}`, onclick: () => onOpen(el) }, "View order")],
       ),
@@ -57,7 +60,13 @@ function drawNotifications(
     list.append(el);
   }
   if (!list.isConnected && items.size) root.querySelector("[data-testid=notifications-empty]")?.replaceWith(list);
-  if (items.size === 0 && list.isConnected) list.replaceWith(emptyState("notifications-empty", "No notifications yet", "We let you know here when your orders are confirmed or cancelled.", { href: "/", label: "Browse products" }));
+  if (items.size === 0 && list.isConnected)
+    list.replaceWith(
+      emptyState("notifications-empty", "No notifications yet", "We let you know here when your orders are confirmed or cancelled.", {
+        href: "/",
+        label: "Browse products",
+      }),
+    );
 }
 
 /** "Mark all as read": tells the BFF, then marks every shown notification. */
@@ -126,7 +135,11 @@ export async function notificationsPage({ root, signal }: PageContext): Promise<
   onOrderUpdate((o) => {
     if (o.status === "PENDING" || paged) return;
     setTimeout(() => {
-      if (!signal.aborted) void listNotifications(undefined, signal).then((p) => pages.show(p), () => undefined);
+      if (!signal.aborted)
+        void listNotifications(undefined, signal).then(
+          (p) => pages.show(p),
+          () => undefined,
+        );
     }, 800);
   }, signal);
 

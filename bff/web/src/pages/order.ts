@@ -52,7 +52,9 @@ export async function orderPage({ root, params, signal }: PageContext): Promise<
     place: inside(root),
     explain: (err) =>
       err instanceof ApiError && (err.status === 404 || err.status === 400)
-        ? h("div", { class: "notice empty", "data-testid": "not-found" },
+        ? h(
+            "div",
+            { class: "notice empty", "data-testid": "not-found" },
             h("h1", {}, "Order not found"),
             h("p", {}, "There is no order of yours at this address."),
             h("a", { href: "/orders", class: "button" }, "Your orders"),
@@ -118,15 +120,29 @@ function showOrder(id: string, order: Order, place: Place, signal: AbortSignal):
 function orderView(o: Order, statusPanel: HTMLElement, actions: HTMLElement, actionError: HTMLElement): Node[] {
   return [
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/orders" }, "Your orders"), " / ", shortId(o.id)),
-    h("article", { class: "order", "data-testid": "order-page", "data-order-id": o.id },
-      h("header", { class: "order-head" },
+    h(
+      "article",
+      { class: "order", "data-testid": "order-page", "data-order-id": o.id },
+      h(
+        "header",
+        { class: "order-head" },
         h("h1", {}, `Order ${shortId(o.id)}`),
-        h("p", { class: "muted" }, [formatDate(o.createdAt) && `Placed ${formatDate(o.createdAt)} · `, plural(o.items.reduce((n, i) => n + i.quantity, 0), "item")]),
+        h("p", { class: "muted" }, [
+          formatDate(o.createdAt) && `Placed ${formatDate(o.createdAt)} · `,
+          plural(
+            o.items.reduce((n, i) => n + i.quantity, 0),
+            "item",
+          ),
+        ]),
       ),
       statusPanel,
-      h("ul", { class: "order-lines", "aria-label": "Items" },
+      h(
+        "ul",
+        { class: "order-lines", "aria-label": "Items" },
         o.items.map((item) =>
-          h("li", { class: "order-line", "data-testid": "order-line" },
+          h(
+            "li",
+            { class: "order-line", "data-testid": "order-line" },
             h("a", { href: `/products/${item.productId}`, class: "line-name" }, item.name),
             h("span", { class: "muted" }, `${item.quantity} × ${item.unitPrice.display}`),
             h("span", { class: "line-total" }, item.lineTotal.display),

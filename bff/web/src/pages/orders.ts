@@ -14,7 +14,9 @@ export function orderRow(o: Order, testid = "order-row", href: string | undefine
   return h(
     "li",
     { class: "order-row", "data-testid": testid, "data-order-id": o.id },
-    h("div", { class: "order-row-main" },
+    h(
+      "div",
+      { class: "order-row-main" },
       href ? h("a", { href, class: "order-number" }, `Order ${shortId(o.id)}`) : h("span", { class: "order-number" }, `Order ${shortId(o.id)}`),
       h("span", { class: "muted" }, [formatDate(o.createdAt), plural(items, "item")].filter(Boolean).join(" · ")),
       h("span", { class: "order-names" }, names),
@@ -60,7 +62,9 @@ export async function ordersPage({ root, signal }: PageContext): Promise<void> {
         list.append(el);
       }
       if (shown.size === 0) {
-        list.replaceWith(emptyState("orders-empty", "No orders yet", "When you place an order it shows up here, with its status.", { href: "/", label: "Start shopping" }));
+        list.replaceWith(
+          emptyState("orders-empty", "No orders yet", "When you place an order it shows up here, with its status.", { href: "/", label: "Start shopping" }),
+        );
         return;
       }
       if (pageToken) (list.children[list.children.length - page.orders.length]?.querySelector("a") as HTMLElement | null)?.focus();

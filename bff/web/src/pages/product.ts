@@ -60,7 +60,9 @@ export async function productPage({ root, params, signal }: PageContext): Promis
     explain: (err) => {
       if (err instanceof ApiError && (err.status === 404 || (err.status === 400 && err.fields.id))) {
         setTitle("Product not found");
-        return h("div", { class: "notice empty", "data-testid": "not-found" },
+        return h(
+          "div",
+          { class: "notice empty", "data-testid": "not-found" },
           h("h1", {}, "Product not found"),
           h("p", {}, "It may have been removed."),
           h("a", { href: "/", class: "button" }, "Back to the shop"),
@@ -83,17 +85,28 @@ function productView(detail: ProductDetail): Node[] {
   const available = stock ? Math.max(0, Number(stock.available)) : undefined;
   const soldOut = available === 0;
   return [
-    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
-      h("a", { href: "/" }, "All products"), " / ",
+    h(
+      "nav",
+      { class: "crumbs", "aria-label": "Breadcrumb" },
+      h("a", { href: "/" }, "All products"),
+      " / ",
       h("a", { href: `/?category=${encodeURIComponent(p.categoryId)}` }, categoryName(p.categoryId)),
     ),
-    h("article", { class: "product", "data-testid": "product-page" },
+    h(
+      "article",
+      { class: "product", "data-testid": "product-page" },
       h("img", { src: p.imageUrl, alt: p.name, width: 400, height: 400 }),
-      h("div", { class: "product-info" },
+      h(
+        "div",
+        { class: "product-info" },
         h("h1", {}, p.name),
         h("p", { class: "product-price", "data-testid": "price" }, p.price.display),
         available !== undefined &&
-          h("p", { class: `stock ${soldOut ? "out" : available <= 5 ? "low" : "in"}`, "data-testid": "stock", "data-available": available }, stockText(available)),
+          h(
+            "p",
+            { class: `stock ${soldOut ? "out" : available <= 5 ? "low" : "in"}`, "data-testid": "stock", "data-available": available },
+            stockText(available),
+          ),
         h("p", { class: "product-description" }, p.description),
         ...buyControls(p, available),
         h("p", { class: "product-sku" }, `SKU ${p.sku}`),
