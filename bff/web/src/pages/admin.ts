@@ -82,6 +82,21 @@ function productPatch(name: string, priceMinor: number | undefined, saved: { nam
   return { patch } as const;
 }
 
+/** A refused edit: the fields the BFF names are marked, and its words (or the error) go to the status line. */
+function saveFailed(err: unknown, inputs: { nameInput: HTMLInputElement; priceInput: HTMLInputElement }, say: Say): void {
+  const fields = err instanceof ApiError ? err.fields : {};
+  if (fields.name) inputs.nameInput.setAttribute("aria-invalid", "true");
+  if (fields.priceMinor || fields.price) inputs.priceInput.setAttribute("aria-invalid", "true");
+  say(
+    Object.keys(fields).length
+      ? Object.entries(fields)
+          .map(([k, m]) => `${k}: ${m}`)
+          .join(" ")
+      : errorMessage(err),
+    "bad",
+  );
+}
+
 /** Name and price, saved when changed. */
 function editForm(p: Product, title: HTMLElement, say: Say): HTMLFormElement {
   let saved = { name: p.name, priceMinor: p.price.amountMinor };
@@ -132,17 +147,7 @@ function editForm(p: Product, title: HTMLElement, say: Say): HTMLFormElement {
       title.textContent = product.name;
       say(`Saved: ${product.name} at ${product.price.display}.`, "ok");
     } catch (err) {
-      const fields = err instanceof ApiError ? err.fields : {};
-      if (fields.name) nameInput.setAttribute("aria-invalid", "true");
-      if (fields.priceMinor || fields.price) priceInput.setAttribute("aria-invalid", "true");
-      say(
-        Object.keys(fields).length
-          ? Object.entries(fields)
-              .map(([k, m]) => `${k}: ${m}`)
-              .join(" ")
-          : errorMessage(err),
-        "bad",
-      );
+      saveFailed(err, { nameInput, priceInput }, say);
     } finally {
       save.textContent = "Save";
       save.disabled = !dirty();

@@ -8,7 +8,7 @@ import { h } from "../dom.ts";
 import { instead, load } from "../page-load.ts";
 import { navigate, type PageContext, setTitle } from "../router.ts";
 import { cartChanged } from "../state.ts";
-import { emptyState, type Field, field, formError, loading, plural, showFormError } from "../ui.ts";
+import { emptyState, type Field, type FormError, field, formError, loading, plural, showFormError } from "../ui.ts";
 import { rememberOrder } from "./order.ts";
 
 /** A random UUID; crypto.randomUUID needs a secure context, so plain http gets the same from getRandomValues. */
@@ -159,6 +159,26 @@ function testCardHint(fields: Record<string, Field>): HTMLElement {
   );
 }
 
+/** The card as entered, or undefined when a field is wrong (each marked, the first focused). */
+function checkedCard(fields: Record<string, Field>, general: FormError) {
+  const card = {
+    digits: fields.number!.input.value.replace(/\D/g, ""),
+    cvc: fields.cvc!.input.value.trim(),
+    month: Number(fields.expiryMonth!.input.value),
+    year: Number(fields.expiryYear!.input.value),
+  };
+  const problems = cardProblems(card);
+  for (const [k, f] of Object.entries(fields)) f.setError(problems[k]);
+  const firstProblem = Object.keys(problems).find((k) => problems[k]);
+  if (firstProblem) {
+    general.set("Please check the highlighted fields.");
+    fields[firstProblem]!.input.focus();
+    return undefined;
+  }
+  general.set(undefined);
+  return card;
+}
+
 /** What is wrong with the card as entered, per field (the BFF checks it again). */
 function cardProblems(card: { digits: string; cvc: string; month: number; year: number }): Record<string, string | undefined> {
   const now = new Date();
@@ -203,21 +223,8 @@ function paymentForm(cart: Cart, idempotencyKey: string): HTMLFormElement {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (submitting) return;
-    const card = {
-      digits: fields.number!.input.value.replace(/\D/g, ""),
-      cvc: fields.cvc!.input.value.trim(),
-      month: Number(fields.expiryMonth!.input.value),
-      year: Number(fields.expiryYear!.input.value),
-    };
-    const problems = cardProblems(card);
-    for (const [k, f] of Object.entries(fields)) f.setError(problems[k]);
-    const firstProblem = Object.keys(problems).find((k) => problems[k]);
-    if (firstProblem) {
-      general.set("Please check the highlighted fields.");
-      fields[firstProblem]!.input.focus();
-      return;
-    }
-    general.set(undefined);
+    const card = checkedCard(fields, general);
+    if (!card) return;
     setSubmitting(true);
     try {
       const { order } = await read(
