@@ -21,7 +21,10 @@ function fakeOrders(): { client: OrdersClient; calls: () => number } {
     createTime: timestampFromDate(new Date(now)),
     updateTime: timestampFromDate(new Date(now)),
   });
-  const client = { getOrder: async () => (calls++, { order }) } as unknown as OrdersClient;
+  const client = { getOrder: async () => {
+      calls++;
+      return { order };
+    } } as unknown as OrdersClient;
   return { client, calls: () => calls };
 }
 

@@ -109,7 +109,10 @@ export class LiveOrders {
    */
   subscribe(userId: string, subscriber: LiveSubscriber, lastEventId?: string): { missed: LiveUpdate[]; unsubscribe: () => void } {
     let set = this.subscribers.get(userId);
-    if (!set) this.subscribers.set(userId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.subscribers.set(userId, set);
+    }
     set.add(subscriber);
     const last = lastEventId ? parseId(lastEventId) : undefined;
     const buffer = this.buffers.get(userId) ?? [];

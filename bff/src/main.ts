@@ -9,7 +9,9 @@ import { buildWeb } from "./web.ts";
 // The BFF checks its own cookie sessions; it verifies no bearer tokens.
 const host = startService("bff", env, { auth: false });
 const upstreams = connectUpstreams(env);
-host.onShutdown("service clients", async () => Object.values(upstreams).forEach((client) => client.close()));
+host.onShutdown("service clients", async () => {
+  for (const client of Object.values(upstreams)) client.close();
+});
 const redis = await host.connectRedis();
 const live = new LiveOrders(upstreams.orders);
 await followOrderEvents(await host.connectBroker(), live.record);

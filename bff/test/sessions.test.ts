@@ -41,7 +41,10 @@ async function alterSession(b: TestBrowser, change: Partial<SessionRecord>): Pro
 function countingRefreshes(identity: IdentityClient): { client: IdentityClient; count: () => number } {
   let n = 0;
   return {
-    client: { ...identity, refresh: (req, options) => (n++, identity.refresh(req, options)) },
+    client: { ...identity, refresh: (req, options) => {
+      n++;
+      return identity.refresh(req, options);
+    } },
     count: () => n,
   };
 }

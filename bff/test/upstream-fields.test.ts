@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { RpcError } from "@bazaar/platform/errors";
 import { configureLogging } from "@bazaar/platform/log";
 import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/testkit/fixtures";
-import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
+import type { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { type ApiError, errorResponse } from "../src/errors.ts";
 
 // How the BFF turns a service's field violations into its `fields`: from the BadRequest detail

@@ -51,7 +51,7 @@ export function navigate(url: string, { replace = false, focus = true }: Navigat
 
 /** Where to go back to after signing in: a local path only. */
 export function safeNext(next: string | null): string {
-  return next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  return next?.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
 }
 
 export const here = (): string => location.pathname + location.search;
@@ -119,7 +119,7 @@ const notFoundRoute: Route = {
 function onClick(e: MouseEvent): void {
   if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   const a = (e.target as Element | null)?.closest?.("a");
-  if (!a || !a.href || a.target || a.hasAttribute("download") || a.dataset.native !== undefined) return;
+  if (!a?.href || a.target || a.hasAttribute("download") || a.dataset.native !== undefined) return;
   const url = new URL(a.href);
   if (url.origin !== location.origin || /^\/(api|assets|images)\//.test(url.pathname)) return;
   e.preventDefault();
