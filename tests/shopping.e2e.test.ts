@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { eventually } from "@bazaar/testkit/eventually";
-import { repoRoot } from "@bazaar/testkit/fixtures";
+import { getJson, repoRoot } from "@bazaar/testkit/fixtures";
 import { type DevInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -31,11 +31,8 @@ interface ApiOrder {
 let platform: DevInstance | undefined;
 let browser: Browser | undefined;
 
-async function api<T>(path: string): Promise<T> {
-  const res = await fetch(`${platform!.bffUrl}${path}`, { headers: { accept: "application/json" } });
-  if (!res.ok) throw new Error(`GET ${path} answered ${res.status}: ${await res.text()}`);
-  return (await res.json()) as T;
-}
+/** The BFF's JSON API, as the page sees it. */
+const api = <T>(path: string) => getJson<T>(`${platform!.bffUrl}${path}`);
 
 const stockOf = async (id: string) => (await api<{ stock: { available: number } }>(`/api/products/${id}`)).stock.available;
 

@@ -7,7 +7,7 @@ import { serviceCatalog } from "@bazaar/platform/service-catalog";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { repoRoot } from "@bazaar/testkit/fixtures";
+import { getJson, repoRoot } from "@bazaar/testkit/fixtures";
 import { type DevInstance, isListening, processesOfInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
 interface ApiProduct {
@@ -35,11 +35,8 @@ const SCREENSHOT = `${repoRoot}/test-artifacts/storefront-search.png`;
 let platform: DevInstance | undefined;
 let browser: Browser | undefined;
 
-async function api<T>(path: string): Promise<T> {
-  const res = await fetch(`${platform!.bffUrl}${path}`, { headers: { accept: "application/json" } });
-  if (!res.ok) throw new Error(`GET ${path} answered ${res.status}: ${await res.text()}`);
-  return (await res.json()) as T;
-}
+/** The BFF's JSON API, as the page sees it. */
+const api = <T>(path: string) => getJson<T>(`${platform!.bffUrl}${path}`);
 
 /** Every product matching a listing (all pages). */
 async function allProducts(params: Record<string, string>): Promise<ApiPage> {

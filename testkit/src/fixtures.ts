@@ -77,6 +77,13 @@ export function freePort(): number {
   return port;
 }
 
+/** GETs `url` expecting JSON; any other answer than a 2xx is an error showing the status and body. */
+export async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { headers: { accept: "application/json" } });
+  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
 /** The repository's root folder (the catalog knows where it is). */
 export const repoRoot = repositoryRoot;
 
