@@ -54,7 +54,9 @@ describe("gateway/envoy.yaml", () => {
       expect(c.circuit_breakers.thresholds[0].retry_budget).toBeDefined();
       if (entry.grpcPort !== undefined) {
         expect(c.health_checks[0].grpc_health_check).toBeDefined();
-        expect(c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options).toBeDefined();
+        expect(
+          c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options,
+        ).toBeDefined();
       }
     }
     const jwks = clusters.find((x) => x.name === "identity_jwks").load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
@@ -77,7 +79,9 @@ describe("gateway/envoy.yaml", () => {
 
   test("routes health and reflection to the service named in bazaar-service, or the catalog without it", () => {
     for (const s of services) {
-      expect(routeFor({ path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", grpc: true, headers: { "bazaar-service": s.name } }).route.cluster).toBe(s.name);
+      expect(
+        routeFor({ path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", grpc: true, headers: { "bazaar-service": s.name } }).route.cluster,
+      ).toBe(s.name);
       expect(routeFor({ path: "/grpc.health.v1.Health/Check", grpc: true, headers: { "bazaar-service": s.name } }).route.cluster).toBe(s.name);
     }
     expect(routeFor({ path: "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc: true }).route.cluster).toBe("catalog");
@@ -143,7 +147,9 @@ describe("gateway/envoy.yaml", () => {
     expect(tlsRoutes.response_headers_to_add[0].header.key).toBe("strict-transport-security");
     expect(hcm.route_config.request_headers_to_remove).toContain("x-jwt-payload");
     expect(config.admin.address.socket_address.address).toBe("127.0.0.1");
-    const ops = hcmOf(listener("ops")).route_config.virtual_hosts[0].routes.map((r: any) => r.match.path).filter(Boolean);
+    const ops = hcmOf(listener("ops"))
+      .route_config.virtual_hosts[0].routes.map((r: any) => r.match.path)
+      .filter(Boolean);
     expect(ops.sort()).toEqual(["/ready", "/stats/prometheus"]);
   });
 

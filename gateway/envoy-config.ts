@@ -128,7 +128,12 @@ function readRetries(perTry: string) {
     num_retries: 2,
     per_try_timeout: perTry,
     retry_back_off: { base_interval: "0.025s", max_interval: "0.25s" },
-    retry_host_predicate: [{ name: "envoy.retry_host_predicates.previous_hosts", typed_config: { "@type": type("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate") } }],
+    retry_host_predicate: [
+      {
+        name: "envoy.retry_host_predicates.previous_hosts",
+        typed_config: { "@type": type("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate") },
+      },
+    ],
     host_selection_retry_max_attempts: 3,
   };
 }
@@ -159,7 +164,9 @@ function grpcRoutes(services: EdgeService[]) {
   const shared = ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
   for (const prefix of shared) {
     const kind = prefix.includes("Health") ? "health" : "reflection";
-    const streaming = { typed_per_filter_config: { "envoy.filters.http.buffer": { "@type": type("envoy.extensions.filters.http.buffer.v3.BufferPerRoute"), disabled: true } } };
+    const streaming = {
+      typed_per_filter_config: { "envoy.filters.http.buffer": { "@type": type("envoy.extensions.filters.http.buffer.v3.BufferPerRoute"), disabled: true } },
+    };
     for (const s of services) {
       routes.push({
         name: `${kind}.${s.name}${prefix.includes("v1alpha") ? ".v1alpha" : ""}`,
@@ -177,7 +184,11 @@ function grpcRoutes(services: EdgeService[]) {
     });
   }
   // Any other gRPC path names no service here: UNIMPLEMENTED, not the BFF's web page.
-  routes.push({ name: "grpc.unknown", match: { prefix: "/", grpc: {} }, direct_response: { status: 404, body: { inline_string: "no such gRPC service behind this gateway" } } });
+  routes.push({
+    name: "grpc.unknown",
+    match: { prefix: "/", grpc: {} },
+    direct_response: { status: 404, body: { inline_string: "no such gRPC service behind this gateway" } },
+  });
   return routes;
 }
 
@@ -209,7 +220,11 @@ function bffRoutes() {
       route: { cluster: bff, timeout: "15s" },
       typed_per_filter_config: sensitiveLimit("http_checkout", 200, 1),
     },
-    { name: "bff.api.read", match: { prefix: "/api/", headers: [{ name: ":method", string_match: { exact: "GET" } }] }, route: { cluster: bff, timeout: "10s", retry_policy: readRetries("3s") } },
+    {
+      name: "bff.api.read",
+      match: { prefix: "/api/", headers: [{ name: ":method", string_match: { exact: "GET" } }] },
+      route: { cluster: bff, timeout: "10s", retry_policy: readRetries("3s") },
+    },
     { name: "bff.api", match: { prefix: "/api/" }, route: { cluster: bff, timeout: "10s" } },
     { name: "bff.web", match: { prefix: "/" }, route: { cluster: bff, timeout: "10s", retry_policy: readRetries("3s") } },
   ];
@@ -351,7 +366,11 @@ function connectionManager(shared: SharedHttp, tls: boolean) {
         name: tls ? "bazaar_https" : "bazaar_http",
         request_headers_to_remove: identityHeaders,
         ...(tls
-          ? { response_headers_to_add: [{ append_action: "OVERWRITE_IF_EXISTS_OR_ADD", header: { key: "strict-transport-security", value: "max-age=31536000; includeSubDomains" } }] }
+          ? {
+              response_headers_to_add: [
+                { append_action: "OVERWRITE_IF_EXISTS_OR_ADD", header: { key: "strict-transport-security", value: "max-age=31536000; includeSubDomains" } },
+              ],
+            }
           : {}),
         virtual_hosts: [{ name: "bazaar", domains: ["*"], routes: shared.routes }],
       },
@@ -361,30 +380,30 @@ function connectionManager(shared: SharedHttp, tls: boolean) {
 
 function httpFilters(services: EdgeService[]) {
   return [
-        {
-          // The whole gateway's bucket.
-          name: "envoy.filters.http.local_ratelimit",
-          typed_config: {
-            "@type": type("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"),
-            stat_prefix: "gateway",
-            token_bucket: bucket(5000, 1),
-            ...enforced(),
-            rate_limited_as_resource_exhausted: true,
-          },
-        },
-        {
-          // Per-route buckets (sign-in, sign-up, checkout): routes configure it; elsewhere it
-          // has no bucket and lets everything through.
-          name: sensitiveLimiter,
-          typed_config: { "@type": type("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"), stat_prefix: "sensitive" },
-        },
-        jwtAuthn(services),
-        {
-          // Request bodies over 1 MiB are refused with 413 (streams opt out per route).
-          name: "envoy.filters.http.buffer",
-          typed_config: { "@type": type("envoy.extensions.filters.http.buffer.v3.Buffer"), max_request_bytes: 1048576 },
-        },
-        { name: "envoy.filters.http.router", typed_config: { "@type": type("envoy.extensions.filters.http.router.v3.Router") } },
+    {
+      // The whole gateway's bucket.
+      name: "envoy.filters.http.local_ratelimit",
+      typed_config: {
+        "@type": type("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"),
+        stat_prefix: "gateway",
+        token_bucket: bucket(5000, 1),
+        ...enforced(),
+        rate_limited_as_resource_exhausted: true,
+      },
+    },
+    {
+      // Per-route buckets (sign-in, sign-up, checkout): routes configure it; elsewhere it
+      // has no bucket and lets everything through.
+      name: sensitiveLimiter,
+      typed_config: { "@type": type("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"), stat_prefix: "sensitive" },
+    },
+    jwtAuthn(services),
+    {
+      // Request bodies over 1 MiB are refused with 413 (streams opt out per route).
+      name: "envoy.filters.http.buffer",
+      typed_config: { "@type": type("envoy.extensions.filters.http.buffer.v3.Buffer"), max_request_bytes: 1048576 },
+    },
+    { name: "envoy.filters.http.router", typed_config: { "@type": type("envoy.extensions.filters.http.router.v3.Router") } },
   ];
 }
 
@@ -424,7 +443,9 @@ function httpsListener(shared: SharedHttp) {
             "@type": type("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"),
             common_tls_context: {
               // The development certificate made by gateway/make-dev-cert.sh.
-              tls_certificates: [{ certificate_chain: { filename: "/etc/envoy/certs/gateway.crt" }, private_key: { filename: "/etc/envoy/certs/gateway.key" } }],
+              tls_certificates: [
+                { certificate_chain: { filename: "/etc/envoy/certs/gateway.crt" }, private_key: { filename: "/etc/envoy/certs/gateway.key" } },
+              ],
               alpn_protocols: ["h2", "http/1.1"],
               tls_params: { tls_minimum_protocol_version: "TLSv1_2" },
             },
@@ -444,7 +465,11 @@ function opsListener() {
   const routes = [
     { name: "ops.ready", match: { path: "/ready" }, route: { cluster: "envoy_admin", timeout: "2s" } },
     { name: "ops.metrics", match: { path: "/stats/prometheus" }, route: { cluster: "envoy_admin", timeout: "5s" } },
-    { name: "ops.other", match: { prefix: "/" }, direct_response: { status: 404, body: { inline_string: "only /ready and /stats/prometheus are served here" } } },
+    {
+      name: "ops.other",
+      match: { prefix: "/" },
+      direct_response: { status: 404, body: { inline_string: "only /ready and /stats/prometheus are served here" } },
+    },
   ];
   const connectionManager = {
     name: "envoy.filters.network.http_connection_manager",
@@ -536,7 +561,7 @@ export async function envoyBootstrap(): Promise<Record<string, unknown>> {
 export async function envoyYaml(): Promise<string> {
   const { stringify } = await import("yaml");
   const header = [
-    "# The Envoy gateway: the one entry point of Bazaar (DESIGN.md, \"The request paths\").",
+    '# The Envoy gateway: the one entry point of Bazaar (DESIGN.md, "The request paths").',
     "# GENERATED by `bun run generate:gateway` from platform/src/service-catalog.ts and each",
     "# service's access declarations (services/<name>/src/rpc.ts). Do not edit: change those",
     "# and regenerate; a test fails while this file is stale, and another parses it strictly",

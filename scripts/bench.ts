@@ -214,7 +214,10 @@ interface Scenario {
 async function waitReady(child: ChildProcess, timeoutMs = 20_000): Promise<number[]> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const line = child.output().split("\n").find((l) => l.startsWith("ready "));
+    const line = child
+      .output()
+      .split("\n")
+      .find((l) => l.startsWith("ready "));
     if (line) return line.slice("ready ".length).split(" ").map(Number);
     if (child.proc.exitCode !== null || child.proc.signalCode !== null) break;
     await Bun.sleep(20);
@@ -237,8 +240,7 @@ async function runLoader(
     if (line === phaseLines.measure) {
       before = sampleCpu([...watched(), loader.proc.pid]);
       onMeasure?.();
-    }
-    else if (line === phaseLines.done) after = sampleCpu([...watched(), loader.proc.pid]);
+    } else if (line === phaseLines.done) after = sampleCpu([...watched(), loader.proc.pid]);
     else result ??= parseResultLine(line);
   });
   const limit = (config.warmupS + config.durationS + 30) * 1000;
@@ -306,7 +308,7 @@ async function runWrk(name: string, url: string, cpuGroups: Record<string, numbe
     errors: non2xx + socketErrors,
     ...(non2xx + socketErrors ? { firstError: `${non2xx} non-2xx answers, ${socketErrors} socket errors` } : {}),
     durationS: round3(durationS),
-    rps: Math.round((Number(rps) * (calls / Math.max(1, Number(total[1])))) * 10) / 10,
+    rps: Math.round(Number(rps) * (calls / Math.max(1, Number(total[1]))) * 10) / 10,
     p50Ms: wrkMs(p50),
     p99Ms: wrkMs(p99),
     ...(mean ? { meanMs: wrkMs(mean[1]!), maxMs: wrkMs(mean[2]!) } : {}),
@@ -408,7 +410,12 @@ try {
     cart: "gRPC service, Redis, RabbitMQ",
   };
   const rss: { process: string; pid: number; idleMiB?: number; afterLoadMiB?: number; note: string }[] = [
-    ...Object.entries(platform.pids).map(([name, pid]) => ({ process: name, pid, idleMiB: rssMiB(pid), note: notes[name] ?? "gRPC service, Postgres pool, RabbitMQ" })),
+    ...Object.entries(platform.pids).map(([name, pid]) => ({
+      process: name,
+      pid,
+      idleMiB: rssMiB(pid),
+      note: notes[name] ?? "gRPC service, Postgres pool, RabbitMQ",
+    })),
     { process: "dev runner", pid: platform.runner.proc.pid, idleMiB: rssMiB(platform.runner.proc.pid), note: "bun scripts/dev.ts (supervisor)" },
   ];
 
@@ -434,14 +441,14 @@ try {
   // Baseline and diagnostic servers, each in its own process.
   const echo = spawn("grpc-echo", ["bun", "scripts/bench/grpc-echo.ts", "--port", "0", "--response", responseB64]);
   const bare = spawn("hono-bare", ["bun", "scripts/bench/hono-bare.ts", "--port", "0"], { BENCH_BODY: bffBody });
-  const chassis = spawn(
-    "chassis-fixed",
-    ["bun", "scripts/bench/chassis-fixed.ts", "--grpc-port", "0", "--http-port", "0", "--response", responseB64],
-    { BENCH_BODY: bffBody },
-  );
+  const chassis = spawn("chassis-fixed", ["bun", "scripts/bench/chassis-fixed.ts", "--grpc-port", "0", "--http-port", "0", "--response", responseB64], {
+    BENCH_BODY: bffBody,
+  });
   const [echoPort] = await waitReady(echo);
   // The bare fan-out baseline for the product page: Hono making the BFF's 2 upstream calls (catalog and inventory) to the echo server.
-  const fanout = spawn("hono-fanout", ["bun", "scripts/bench/hono-bare.ts", "--port", "0", "--fanout", `127.0.0.1:${echoPort}`, "--calls", "2"], { BENCH_BODY: bffBody });
+  const fanout = spawn("hono-fanout", ["bun", "scripts/bench/hono-bare.ts", "--port", "0", "--fanout", `127.0.0.1:${echoPort}`, "--calls", "2"], {
+    BENCH_BODY: bffBody,
+  });
   const [barePort] = await waitReady(bare);
   const [fanoutPort] = await waitReady(fanout);
   const fanoutUrl = `http://127.0.0.1:${fanoutPort}`;
@@ -482,7 +489,13 @@ try {
   // 3. Load.
   const redis = redisPids();
   const scenarios: Scenario[] = [];
-  const plan: { key: string; label: string; kind: "grpc" | "http"; role: Scenario["role"]; run: () => Promise<{ result: LoadResult; cpu: Record<string, number> }> }[] = [
+  const plan: {
+    key: string;
+    label: string;
+    kind: "grpc" | "http";
+    role: Scenario["role"];
+    run: () => Promise<{ result: LoadResult; cpu: Record<string, number> }>;
+  }[] = [
     {
       key: "grpc_bare",
       label: "gRPC  bare grpc-js, fixed GetProductResponse",
@@ -544,7 +557,9 @@ try {
     say(`${s.label.replace(/\s+/g, " ")}: ${config.warmupS} s warm-up + ${config.durationS} s, ${config.concurrency} in flight…`);
     const { result, cpu } = await s.run();
     scenarios.push({ key: s.key, label: s.label, kind: s.kind, role: s.role, result, cpu });
-    say(`  ${fmtNum(result.rps)} calls/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms${result.errors ? `, ${result.errors} errors (${result.firstError})` : ""}`);
+    say(
+      `  ${fmtNum(result.rps)} calls/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms${result.errors ? `, ${result.errors} errors (${result.firstError})` : ""}`,
+    );
   }
   for (const r of rss) r.afterLoadMiB = rssMiB(r.pid);
 
@@ -566,11 +581,25 @@ try {
     inventory.close();
     const servicePids = Object.entries(platform.pids).filter(([name]) => name !== "bff");
     const ordersCmd = (mode: string[]) => [
-      "bun", "scripts/bench/orders-load.ts", "--identity", grpcAddr("identity"), "--orders", grpcAddr("orders"),
-      "--products", orderProducts.join(","), "--warmup", String(config.warmupS), "--duration", String(config.durationS), ...mode,
+      "bun",
+      "scripts/bench/orders-load.ts",
+      "--identity",
+      grpcAddr("identity"),
+      "--orders",
+      grpcAddr("orders"),
+      "--products",
+      orderProducts.join(","),
+      "--warmup",
+      String(config.warmupS),
+      "--duration",
+      String(config.durationS),
+      ...mode,
     ];
     say(`orders: as many as ${config.ordersConcurrency} buyers can place, ${config.warmupS} s warm-up + ${config.durationS} s…`);
-    const max = await runLoader("orders-load max", ordersCmd(["--mode", "closed", "--concurrency", String(config.ordersConcurrency)]), { server: servicePids.map(([, pid]) => pid), redis });
+    const max = await runLoader("orders-load max", ordersCmd(["--mode", "closed", "--concurrency", String(config.ordersConcurrency)]), {
+      server: servicePids.map(([, pid]) => pid),
+      redis,
+    });
     orderRuns.push({ label: `max: ${config.ordersConcurrency} buyers in a closed loop`, ...max });
     say(`  ${fmtNum(max.result.rps, 1)} orders confirmed/s, p50 ${max.result.p50Ms} ms, p99 ${max.result.p99Ms} ms`);
     fixedRate = Math.max(1, Math.floor(max.result.rps * config.ordersFixedShare));
@@ -598,7 +627,11 @@ try {
   const ratio = (s: Scenario) => {
     const base = baselineOf(s.kind);
     if (!base || s === base || !base.result.rps) return undefined;
-    return { throughput: round3(s.result.rps / base.result.rps), p50: round3(s.result.p50Ms / base.result.p50Ms), p99: round3(s.result.p99Ms / base.result.p99Ms) };
+    return {
+      throughput: round3(s.result.rps / base.result.rps),
+      p50: round3(s.result.p50Ms / base.result.p50Ms),
+      p99: round3(s.result.p99Ms / base.result.p99Ms),
+    };
   };
 
   const noisiest = Math.max(0, ...scenarios.map((s) => s.cpu.other ?? 0));
@@ -628,7 +661,21 @@ try {
     `   gRPC load: grpc-js through the platform's createClient (one channel); HTTP load: ${httpTool}${wrkPath ? ` (-t1 -c${config.concurrency})` : ""}`,
     `   one product id (${id}), GetProductResponse ${sizes.grpcResponseBytes} B, JSON body ${sizes.bffJsonBytes} B; every server answers the same bytes`,
     table(
-      ["scenario", "calls/s", "p50 ms", "p99 ms", "×thr vs base", "×p50 vs base", "errors", "server cores", "server CPU µs/call", "loader cores", "redis cores", "other cores", "machine busy"],
+      [
+        "scenario",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "×thr vs base",
+        "×p50 vs base",
+        "errors",
+        "server cores",
+        "server CPU µs/call",
+        "loader cores",
+        "redis cores",
+        "other cores",
+        "machine busy",
+      ],
       scenarios.map((s) => {
         const r = ratio(s);
         return [
@@ -653,14 +700,19 @@ try {
       const bffRow = scenarios.find((x) => x.key === "http_bff");
       const fan = scenarios.find((x) => x.key === "http_fanout");
       return bffRow && fan?.result.rps
-        ? [`   product page vs the bare fan-out: ${(bffRow.result.rps / fan.result.rps).toFixed(2)}× the requests/s, p99 ${bffRow.result.p99Ms.toFixed(1)} ms vs ${fan.result.p99Ms.toFixed(1)} ms`]
+        ? [
+            `   product page vs the bare fan-out: ${(bffRow.result.rps / fan.result.rps).toFixed(2)}× the requests/s, p99 ${bffRow.result.p99Ms.toFixed(1)} ms vs ${fan.result.p99Ms.toFixed(1)} ms`,
+          ]
         : [];
     })(),
     "   server cores: CPU seconds per second of the server process(es) over the window (BFF row: bff + catalog + inventory);",
     "   server CPU µs/call: server cores ÷ calls/s — the cost per call even when the load generator, not the server, is the limit;",
     ...scenarios
       .filter((s) => s.cpu.bff !== undefined && s.cpu.catalog !== undefined)
-      .map((s) => `   ${s.label.replace(/\s+/g, " ")}: bff ${s.cpu.bff!.toFixed(2)} cores (${perCall(s.cpu.bff!, s.result.rps)} µs/call), catalog ${s.cpu.catalog!.toFixed(2)} cores (${perCall(s.cpu.catalog!, s.result.rps)} µs/call);`),
+      .map(
+        (s) =>
+          `   ${s.label.replace(/\s+/g, " ")}: bff ${s.cpu.bff!.toFixed(2)} cores (${perCall(s.cpu.bff!, s.result.rps)} µs/call), catalog ${s.cpu.catalog!.toFixed(2)} cores (${perCall(s.cpu.catalog!, s.result.rps)} µs/call);`,
+      ),
     `   machine busy: share of all ${cpus().length} cores; other cores: busy cores not used by server, load generator or Redis (other processes, kernel).`,
     ...(noisiest > 0.25
       ? [`   ⚠ up to ${noisiest.toFixed(2)} cores went to other processes during a measured window: the numbers are noisy; rerun on a quiet machine.`]
@@ -669,7 +721,14 @@ try {
     "4. Orders end to end: PlaceOrder → saga (reserve stock, charge, commit) → CONFIRMED; one line of one unit, test card that pays",
     table(
       ["run", "orders confirmed/s", "p50 ms", "p99 ms", "not confirmed", "services' cores"],
-      orderRuns.map((r) => [r.label, fmtNum(r.result.rps, 1), r.result.p50Ms.toFixed(1), r.result.p99Ms.toFixed(1), String(r.result.errors), r.cpu.server?.toFixed(2) ?? "—"]),
+      orderRuns.map((r) => [
+        r.label,
+        fmtNum(r.result.rps, 1),
+        r.result.p50Ms.toFixed(1),
+        r.result.p99Ms.toFixed(1),
+        String(r.result.errors),
+        r.cpu.server?.toFixed(2) ?? "—",
+      ]),
       ["l", "r", "r", "r", "r", "r"],
     ),
     "   fixed-rate latency is measured from each call's scheduled start, so queueing counts; services' cores: every gRPC service process together.",

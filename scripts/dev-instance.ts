@@ -26,9 +26,7 @@ export type InstancePorts = Record<string, { grpc?: number; http: number }>;
 
 /** Every port of the service catalog shifted by a DEV_PORT_OFFSET, by process name. */
 export function portsAt(offset: number): InstancePorts {
-  return Object.fromEntries(
-    entries.map((e) => [e.name, { ...(e.grpcPort !== undefined ? { grpc: e.grpcPort + offset } : {}), http: e.httpPort + offset }]),
-  );
+  return Object.fromEntries(entries.map((e) => [e.name, { ...(e.grpcPort !== undefined ? { grpc: e.grpcPort + offset } : {}), http: e.httpPort + offset }]));
 }
 
 function portList(offset: number): number[] {

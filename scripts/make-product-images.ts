@@ -32,17 +32,15 @@ function hsl(h: number, s: number, l: number): string {
   const k = (n: number) => (n + hh / 30) % 12;
   const a = ss * Math.min(ll, 1 - ll);
   const f = (n: number) => ll - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
-  const hex = (x: number) => Math.round(x * 255).toString(16).padStart(2, "0");
+  const hex = (x: number) =>
+    Math.round(x * 255)
+      .toString(16)
+      .padStart(2, "0");
   return `#${hex(f(0))}${hex(f(8))}${hex(f(4))}`;
 }
 
 function escapeXml(text: string): string {
-  return text
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&apos;");
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&apos;");
 }
 
 /** Base background hue per category; each product varies around it. */
@@ -65,7 +63,7 @@ interface Palette {
 
 function palette(p: SeedProduct): Palette {
   const h = hash(p.slug);
-  const base = categoryHue[p.categorySlug] ?? (hash(p.categorySlug) % 360);
+  const base = categoryHue[p.categorySlug] ?? hash(p.categorySlug) % 360;
   const bgHue = base + ((h & 0xff) % 40) - 20;
   const mainHue = (h >>> 8) % 360;
   const accentHue = mainHue + 150 + ((h >>> 17) % 60);

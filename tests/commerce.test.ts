@@ -36,18 +36,24 @@ async function adminAuth(): Promise<BearerAuth> {
 async function stocked(count: number, min: number): Promise<{ id: string; available: number }[]> {
   const { catalog, inventory } = platform.clients;
   const { products } = await catalog.listProducts({ pageSize: 100 });
-  return eventually(async () => {
-    const { levels } = await inventory.getStock({ productIds: products.map((p) => p.id) });
-    const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
-    return ok.length >= count ? ok.slice(0, count) : undefined;
-  }, { what: `${count} products with ${min}+ units in stock` });
+  return eventually(
+    async () => {
+      const { levels } = await inventory.getStock({ productIds: products.map((p) => p.id) });
+      const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
+      return ok.length >= count ? ok.slice(0, count) : undefined;
+    },
+    { what: `${count} products with ${min}+ units in stock` },
+  );
 }
 
 async function finalOrder(id: string, auth: BearerAuth, timeoutMs = 20_000): Promise<Order> {
-  return eventually(async () => {
-    const { order } = await platform.clients.orders.getOrder({ id }, auth);
-    return order && order.status !== OrderStatus.PENDING ? order : undefined;
-  }, { what: `order ${id} to be final`, timeoutMs });
+  return eventually(
+    async () => {
+      const { order } = await platform.clients.orders.getOrder({ id }, auth);
+      return order && order.status !== OrderStatus.PENDING ? order : undefined;
+    },
+    { what: `order ${id} to be final`, timeoutMs },
+  );
 }
 
 async function available(productId: string): Promise<number> {
@@ -80,10 +86,13 @@ describe("a purchase", () => {
     expect(Number(charges[0]?.n)).toBe(1);
 
     await eventually(async () => (await cart.getCart({}, buyer.auth)).cart?.itemCount === 0, { what: "the cart to be emptied by OrderConfirmed" });
-    await eventually(async () => {
-      const { notifications: list } = await notifications.listNotifications({}, buyer.auth);
-      return list.some((n) => n.kind.includes("confirmed") && n.orderId === order.id) ? true : undefined;
-    }, { what: "an order-confirmed notification" });
+    await eventually(
+      async () => {
+        const { notifications: list } = await notifications.listNotifications({}, buyer.auth);
+        return list.some((n) => n.kind.includes("confirmed") && n.orderId === order.id) ? true : undefined;
+      },
+      { what: "an order-confirmed notification" },
+    );
   });
 
   test("a declined card ends CANCELLED with a readable reason, stock restored, no charge standing", async () => {
@@ -91,7 +100,10 @@ describe("a purchase", () => {
     const buyer = await newUser();
     const [p] = await stocked(1, 2);
     const before = await available(p!.id);
-    const placed = await orders.placeOrder({ idempotencyKey: uniqueName("declined"), lines: [{ productId: p!.id, quantity: 1 }], card: declinedCard }, buyer.auth);
+    const placed = await orders.placeOrder(
+      { idempotencyKey: uniqueName("declined"), lines: [{ productId: p!.id, quantity: 1 }], card: declinedCard },
+      buyer.auth,
+    );
     const order = await finalOrder(placed.order!.id, buyer.auth);
     expect(order.status).toBe(OrderStatus.CANCELLED);
     expect(order.cancelReason.toLowerCase()).toContain("declined");
@@ -176,14 +188,20 @@ describe("failures", () => {
         .catch((err: unknown) => err);
       const order = await eventually(async () => (await orders.listOrders({}, buyer.auth)).orders[0], { what: "the order to exist" });
       // The reserve step recorded, the charge claimed: the slow processor holds the saga there.
-      await eventually(async () => (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [order.id]))[0]?.step === "charge", { what: "the saga to reach the charge step" });
+      await eventually(
+        async () =>
+          (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [order.id]))[0]?.step === "charge",
+        { what: "the saga to reach the charge step" },
+      );
       await platform.stop("orders", "SIGKILL");
       await placing;
       await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
       await platform.start("orders");
       const final = await finalOrder(order.id, buyer.auth, 30_000);
       expect([OrderStatus.CONFIRMED, OrderStatus.CANCELLED]).toContain(final.status);
-      const captured = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1 and status = 'CAPTURED'", [order.id]);
+      const captured = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1 and status = 'CAPTURED'", [
+        order.id,
+      ]);
       expect(Number(captured[0]?.n)).toBe(final.status === OrderStatus.CONFIRMED ? 1 : 0);
     } finally {
       await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
@@ -198,24 +216,32 @@ describe("failures", () => {
       orders.placeOrder({ idempotencyKey: uniqueName(`stream${i}`), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], card: goodCard }, buyer.auth),
     );
     // Cut while the stream is under way: once the first of its sagas is recorded.
-    await eventually(async () => Number((await platform.query<{ n: string }>("orders", "select count(*) as n from sagas"))[0]?.n) > 0, { what: "the first order's saga to be recorded" });
+    await eventually(async () => Number((await platform.query<{ n: string }>("orders", "select count(*) as n from sagas"))[0]?.n) > 0, {
+      what: "the first order's saga to be recorded",
+    });
     const cut = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", platform.vhost, "test: network cut"], { stdout: "ignore", stderr: "ignore" });
     expect(await cut.exited).toBe(0);
     const placed = await Promise.all(placing);
     const finals = await Promise.all(placed.map((r) => finalOrder(r.order!.id, buyer.auth, 30_000)));
     expect(finals.every((o) => o.status === OrderStatus.CONFIRMED)).toBe(true);
     // Every OrderConfirmed reached notifications, and every outbox drained.
-    await eventually(async () => {
-      const { notifications: list } = await notifications.listNotifications({ pageSize: 100 }, buyer.auth);
-      const confirmed = new Set(list.filter((n) => n.kind.includes("confirmed")).map((n) => n.orderId));
-      return finals.every((o) => confirmed.has(o.id)) ? true : undefined;
-    }, { what: "a notification for every confirmed order", timeoutMs: 30_000 });
+    await eventually(
+      async () => {
+        const { notifications: list } = await notifications.listNotifications({ pageSize: 100 }, buyer.auth);
+        const confirmed = new Set(list.filter((n) => n.kind.includes("confirmed")).map((n) => n.orderId));
+        return finals.every((o) => confirmed.has(o.id)) ? true : undefined;
+      },
+      { what: "a notification for every confirmed order", timeoutMs: 30_000 },
+    );
     // The relays catch up by themselves once the connections are back (the sweeper runs every second).
     for (const service of ["orders", "payments", "inventory"] as const) {
-      await eventually(async () => {
-        const left = await platform.query<{ n: string }>(service, "select count(*) as n from outbox where published_at is null");
-        return Number(left[0]?.n) === 0 ? true : undefined;
-      }, { what: `${service}'s outbox to drain`, timeoutMs: 20_000 });
+      await eventually(
+        async () => {
+          const left = await platform.query<{ n: string }>(service, "select count(*) as n from outbox where published_at is null");
+          return Number(left[0]?.n) === 0 ? true : undefined;
+        },
+        { what: `${service}'s outbox to drain`, timeoutMs: 20_000 },
+      );
     }
   }, 90_000);
 });

@@ -41,7 +41,12 @@ describe("compose.yaml", () => {
 
   test("starts each process only once everything it needs is healthy", () => {
     for (const entry of catalog) {
-      const needs = new Set<string>([...(entry.calls ?? []), ...(entry.database ? ["postgres"] : []), ...(entry.redis ? ["redis"] : []), ...(entry.messaging ? ["rabbitmq"] : [])]);
+      const needs = new Set<string>([
+        ...(entry.calls ?? []),
+        ...(entry.database ? ["postgres"] : []),
+        ...(entry.redis ? ["redis"] : []),
+        ...(entry.messaging ? ["rabbitmq"] : []),
+      ]);
       const dependsOn = composeServices[entry.name].depends_on ?? {};
       expect(Object.keys(dependsOn).sort(), `${entry.name}'s depends_on`).toEqual([...needs].sort());
       for (const [dep, how] of Object.entries(dependsOn)) expect((how as { condition: string }).condition, `${entry.name} → ${dep}`).toBe("service_healthy");
@@ -62,7 +67,10 @@ describe("compose.yaml", () => {
   });
 
   test("publishes only the gateway and the operators' UIs; pins every image and lets a variable replace it", () => {
-    const published = Object.entries(composeServices).filter(([, s]) => s.ports).map(([name]) => name).sort();
+    const published = Object.entries(composeServices)
+      .filter(([, s]) => s.ports)
+      .map(([name]) => name)
+      .sort();
     expect(published).toEqual(["gateway", "grafana", "jaeger", "prometheus"]);
     // biome-ignore lint/suspicious/noTemplateCurlyInString: Compose interpolation, written as it stands in compose.yaml.
     expect(composeServices.gateway.ports).toEqual(["${GATEWAY_HTTP_PORT:-8080}:8080", "${GATEWAY_HTTPS_PORT:-8443}:8443"]);
@@ -73,7 +81,9 @@ describe("compose.yaml", () => {
   });
 
   test("Prometheus scrapes every catalog process at its name and HTTP port", async () => {
-    const prom = parse(await Bun.file(`${root}deploy/prometheus/prometheus.compose.yml`).text()) as { scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: { service: string } }[] }[] };
+    const prom = parse(await Bun.file(`${root}deploy/prometheus/prometheus.compose.yml`).text()) as {
+      scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: { service: string } }[] }[];
+    };
     const targets = prom.scrape_configs.find((j) => j.job_name === "bazaar")!.static_configs.map((c) => ({ target: c.targets[0], service: c.labels.service }));
     expect(targets).toEqual(catalog.map((s) => ({ target: `${s.name}:${s.httpPort}`, service: s.name })));
     if (Bun.which("promtool")) await run(["promtool", "check", "config", "--syntax-only", `${root}deploy/prometheus/prometheus.compose.yml`]);
@@ -82,7 +92,12 @@ describe("compose.yaml", () => {
   test("the Dockerfile installs the packages of every workspace before copying the sources", async () => {
     const dockerfile = await Bun.file(`${root}Dockerfile`).text();
     const manifests = [...dockerfile.matchAll(/^COPY (\S+\/package\.json) /gm)].map((m) => m[1]).sort();
-    const workspaces = ["proto/package.json", "platform/package.json", "testkit/package.json", ...catalog.map((s) => `${s.entry.split("/src/")[0]}/package.json`)].sort();
+    const workspaces = [
+      "proto/package.json",
+      "platform/package.json",
+      "testkit/package.json",
+      ...catalog.map((s) => `${s.entry.split("/src/")[0]}/package.json`),
+    ].sort();
     expect(manifests).toEqual(workspaces);
     expect(dockerfile).toContain("bun install --frozen-lockfile --production");
     expect(dockerfile).toMatch(/^USER bun$/m);
@@ -154,16 +169,19 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
 
   /** Products with at least `min` units in stock, once inventory has made stock rows for them. */
   async function stockedProducts(min: number, count: number): Promise<string[]> {
-    return eventually(async () => {
-      const page = await body<{ products: { id: string }[] }>(await shopper.get("/api/products?pageSize=100"));
-      const stocked: string[] = [];
-      for (const p of page.products) {
-        const res = await shopper.get(`/api/products/${p.id}`);
-        if (res.status === 200 && (await body<{ stock: { available: number } }>(res)).stock.available >= min) stocked.push(p.id);
-        if (stocked.length === count) return stocked;
-      }
-      return undefined;
-    }, { what: `${count} products with ${min}+ units in stock`, timeoutMs: 60_000 });
+    return eventually(
+      async () => {
+        const page = await body<{ products: { id: string }[] }>(await shopper.get("/api/products?pageSize=100"));
+        const stocked: string[] = [];
+        for (const p of page.products) {
+          const res = await shopper.get(`/api/products/${p.id}`);
+          if (res.status === 200 && (await body<{ stock: { available: number } }>(res)).stock.available >= min) stocked.push(p.id);
+          if (stocked.length === count) return stocked;
+        }
+        return undefined;
+      },
+      { what: `${count} products with ${min}+ units in stock`, timeoutMs: 60_000 },
+    );
   }
 
   async function order(b: TestBrowser, id: string): Promise<{ status: string; cancelReason: string | null }> {
@@ -180,24 +198,32 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
     const paid = await shopper.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good });
     expect(paid.status, await paid.clone().text()).toBeLessThan(300);
     const { order: placed } = await body<{ order: { id: string } }>(paid);
-    const confirmed = await eventually(async () => {
-      const o = await order(shopper, placed.id);
-      return o.status === "CONFIRMED" ? o : undefined;
-    }, { what: "the order CONFIRMED", timeoutMs: 30_000 });
+    const confirmed = await eventually(
+      async () => {
+        const o = await order(shopper, placed.id);
+        return o.status === "CONFIRMED" ? o : undefined;
+      },
+      { what: "the order CONFIRMED", timeoutMs: 30_000 },
+    );
     expect(confirmed.cancelReason).toBeNull();
-    const notices = await eventually(async () => {
-      const page = await body<{ notifications: { title?: string; body?: string }[] }>(await shopper.get("/api/notifications"));
-      return page.notifications.length ? page.notifications : undefined;
-    }, { what: "a notification of the order", timeoutMs: 30_000 });
+    const notices = await eventually(
+      async () => {
+        const page = await body<{ notifications: { title?: string; body?: string }[] }>(await shopper.get("/api/notifications"));
+        return page.notifications.length ? page.notifications : undefined;
+      },
+      { what: "a notification of the order", timeoutMs: 30_000 },
+    );
     expect(notices.length).toBeGreaterThan(0);
   }, 120_000);
 
   test("orders stopped and started during a stream of orders: every accepted order reaches a final state", async () => {
-    const buyers = await Promise.all([1, 2, 3].map(async (i) => {
-      const b = new TestBrowser(overHttp(`http://127.0.0.1:${bffPort}`));
-      await b.signUp(`Compose Buyer ${i}`);
-      return b;
-    }));
+    const buyers = await Promise.all(
+      [1, 2, 3].map(async (i) => {
+        const b = new TestBrowser(overHttp(`http://127.0.0.1:${bffPort}`));
+        await b.signUp(`Compose Buyer ${i}`);
+        return b;
+      }),
+    );
     const products = await stockedProducts(20, 6);
     const accepted: { buyer: TestBrowser; id: string }[] = [];
     const refused: number[] = [];
@@ -233,10 +259,13 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
 
     const finals = await Promise.all(
       accepted.map(({ buyer, id }) =>
-        eventually(async () => {
-          const o = await order(buyer, id);
-          return o.status === "PENDING" ? undefined : o;
-        }, { what: `order ${id} final`, timeoutMs: 90_000 }),
+        eventually(
+          async () => {
+            const o = await order(buyer, id);
+            return o.status === "PENDING" ? undefined : o;
+          },
+          { what: `order ${id} final`, timeoutMs: 90_000 },
+        ),
       ),
     );
     report.containerStop = {

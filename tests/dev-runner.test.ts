@@ -63,7 +63,14 @@ describe("bun run dev on a broken setup", () => {
   // One dependency down at a time: the run names it, its URL (without a password) and how to
   // start it, and says the other two were fine.
   const unreachable = [
-    { name: "Redis", variable: "REDIS_URL", url: (port: number) => `redis://127.0.0.1:${port}`, shown: /FAIL\s+Redis\s+redis:\/\/127\.0\.0\.1:\d+/, fix: "redis-server", others: ["Postgres", "RabbitMQ"] },
+    {
+      name: "Redis",
+      variable: "REDIS_URL",
+      url: (port: number) => `redis://127.0.0.1:${port}`,
+      shown: /FAIL\s+Redis\s+redis:\/\/127\.0\.0\.1:\d+/,
+      fix: "redis-server",
+      others: ["Postgres", "RabbitMQ"],
+    },
     {
       name: "RabbitMQ",
       variable: "AMQP_URL",

@@ -158,21 +158,28 @@ describe("shopping, end to end in Chromium", () => {
       // Search with the header box.
       await page.fill("#search", "wool");
       await page.press("#search", "Enter");
-      await page.waitForFunction(() => document.querySelectorAll("[data-testid=product-card]").length >= 2 && document.querySelector("ul.grid")?.getAttribute("aria-busy") !== "true", undefined, { timeout: 10_000 });
+      await page.waitForFunction(
+        () => document.querySelectorAll("[data-testid=product-card]").length >= 2 && document.querySelector("ul.grid")?.getAttribute("aria-busy") !== "true",
+        undefined,
+        { timeout: 10_000 },
+      );
       // The first two results with stock for what is bought (demo stock is random per product;
       // about one product in twelve has only one or two units).
       // On a platform this fresh, inventory may still be creating stock rows from the catalog's events: wait for them.
       const found = await page.$$eval("[data-testid=product-card]", (els) => els.map((a) => a.getAttribute("href") ?? ""));
-      const stocked = await eventually(async () => {
-        const picked: { href: string; id: string; available: number }[] = [];
-        for (const href of found) {
-          const id = /^\/products\/([\w-]+)$/.exec(href)![1]!;
-          const available = (await stockOf(id)) ?? 0;
-          if (available >= (picked.length === 0 ? 3 : 2)) picked.push({ href, id, available });
-          if (picked.length === 2) return picked;
-        }
-        return undefined;
-      }, { what: "two products in stock on the catalog page", timeoutMs: 20_000 });
+      const stocked = await eventually(
+        async () => {
+          const picked: { href: string; id: string; available: number }[] = [];
+          for (const href of found) {
+            const id = /^\/products\/([\w-]+)$/.exec(href)![1]!;
+            const available = (await stockOf(id)) ?? 0;
+            if (available >= (picked.length === 0 ? 3 : 2)) picked.push({ href, id, available });
+            if (picked.length === 2) return picked;
+          }
+          return undefined;
+        },
+        { what: "two products in stock on the catalog page", timeoutMs: 20_000 },
+      );
       expect(stocked).toHaveLength(2);
       const hrefs = stocked.map((p) => p.href);
       const ids = stocked.map((p) => p.id);

@@ -34,7 +34,9 @@ function traceIdOf(res: Response): string {
 function child(spans: ReceivedSpan[], parent: ReceivedSpan, where: (s: ReceivedSpan) => boolean): ReceivedSpan {
   const found = spans.find((s) => s.parentSpanId === parent.spanId && where(s));
   if (!found) {
-    throw new Error(`no matching child of ${parent.service}:${parent.name}; trace has ${spans.map((s) => `${s.service}:${s.name}(parent ${s.parentSpanId})`).join(", ")}`);
+    throw new Error(
+      `no matching child of ${parent.service}:${parent.name}; trace has ${spans.map((s) => `${s.service}:${s.name}(parent ${s.parentSpanId})`).join(", ")}`,
+    );
   }
   return found;
 }
@@ -45,7 +47,10 @@ describe("distributed tracing", () => {
     expect(res.status).toBe(200);
     const traceId = traceIdOf(res);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
-    await eventually(() => inTrace().filter((s) => s.service === "catalog" && s.attributes["db.system.name"] === "postgresql").length >= 2, { what: "two Postgres spans of catalog in the trace", timeoutMs: 10_000 });
+    await eventually(() => inTrace().filter((s) => s.service === "catalog" && s.attributes["db.system.name"] === "postgresql").length >= 2, {
+      what: "two Postgres spans of catalog in the trace",
+      timeoutMs: 10_000,
+    });
     await eventually(() => inTrace().some((s) => s.service === "bff" && s.kind === SERVER), { what: "the BFF's server span in the trace", timeoutMs: 10_000 });
     const spans = inTrace();
 
@@ -84,12 +89,17 @@ describe("distributed tracing", () => {
     expect(res.status).toBe(200);
     const traceId = traceIdOf(res);
     const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
-    await eventually(() => inTrace().filter((s) => s.attributes["db.system.name"] === "redis").length >= 2, { what: "two Redis spans in the trace", timeoutMs: 10_000 });
+    await eventually(() => inTrace().filter((s) => s.attributes["db.system.name"] === "redis").length >= 2, {
+      what: "two Redis spans in the trace",
+      timeoutMs: 10_000,
+    });
     await eventually(() => inTrace().some((s) => s.service === "bff" && s.kind === SERVER), { what: "the BFF's server span in the trace", timeoutMs: 10_000 });
     const spans = inTrace();
     const rpcServer = spans.find((s) => s.service === "catalog" && s.kind === SERVER);
     expect(rpcServer?.name).toBe("bazaar.catalog.v1.CatalogService/GetProduct");
-    const children = spans.filter((s) => s.parentSpanId === rpcServer?.spanId).map((s) => `${s.attributes["db.system.name"]}:${s.attributes["db.operation.name"]}`);
+    const children = spans
+      .filter((s) => s.parentSpanId === rpcServer?.spanId)
+      .map((s) => `${s.attributes["db.system.name"]}:${s.attributes["db.operation.name"]}`);
     expect(children).toEqual(["redis:MGET", "postgresql:SELECT", "redis:SET"]);
   });
 
@@ -100,7 +110,10 @@ describe("distributed tracing", () => {
     const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
     // Each process exports on its own schedule: wait for both server spans, not just a count.
     const serverOf = (service: string) => inTrace().some((s) => s.service === service && s.kind === SERVER);
-    await eventually(() => inTrace().length >= 3 && serverOf("bff") && serverOf("catalog"), { what: "three spans in the trace, among them the BFF's and the catalog's server spans", timeoutMs: 10_000 });
+    await eventually(() => inTrace().length >= 3 && serverOf("bff") && serverOf("catalog"), {
+      what: "three spans in the trace, among them the BFF's and the catalog's server spans",
+      timeoutMs: 10_000,
+    });
     const spans = inTrace();
     const rpcClient = spans.find((s) => s.service === "bff" && s.kind === CLIENT);
     const rpcServer = spans.find((s) => s.service === "catalog" && s.kind === SERVER);

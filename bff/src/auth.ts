@@ -97,7 +97,12 @@ export const csrfProtection = createMiddleware(async (c, next) => {
   const header = c.req.header(csrfHeader);
   const matches = cookie !== undefined && header !== undefined && header.length === cookie.length && timingSafeEqual(Buffer.from(header), Buffer.from(cookie));
   if (!matches) {
-    return apiError(c, 403, "csrf", `Missing or wrong CSRF token: send the ${csrfHeader} header with the value of the bazaar_csrf cookie (GET /api/session sets it).`);
+    return apiError(
+      c,
+      403,
+      "csrf",
+      `Missing or wrong CSRF token: send the ${csrfHeader} header with the value of the bazaar_csrf cookie (GET /api/session sets it).`,
+    );
   }
   await next();
 });

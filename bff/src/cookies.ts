@@ -31,7 +31,13 @@ export function readSessionCookie(c: Context): string | undefined {
 
 /** Sets the session cookie: httpOnly, SameSite=Lax, Path=/, living as long as the session. */
 export function writeSessionCookie(c: Context, id: string, maxAgeSeconds: number, secureCookies: boolean): void {
-  setCookie(c, sessionCookie, id, { httpOnly: true, sameSite: "Lax", path: "/", secure: secure(c, secureCookies), maxAge: Math.max(0, Math.floor(maxAgeSeconds)) });
+  setCookie(c, sessionCookie, id, {
+    httpOnly: true,
+    sameSite: "Lax",
+    path: "/",
+    secure: secure(c, secureCookies),
+    maxAge: Math.max(0, Math.floor(maxAgeSeconds)),
+  });
 }
 
 /** Removes the session cookie. */

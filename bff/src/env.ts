@@ -33,7 +33,11 @@ export const env = parseEnv(
     /** Mark the cookies Secure (set it whenever the shop is served over https). */
     COOKIE_SECURE: flagVar(false),
     /** How long a session lives without being used; each use extends it. */
-    SESSION_TTL_HOURS: z.coerce.number().min(0.01).max(24 * 90).default(24 * 7),
+    SESSION_TTL_HOURS: z.coerce
+      .number()
+      .min(0.01)
+      .max(24 * 90)
+      .default(24 * 7),
   }),
 );
 

@@ -101,8 +101,5 @@ export function errorResponse(err: unknown, c: Context): Response {
 export function validationError(c: Context, error: z.ZodError): Response {
   const fields: Record<string, string> = {};
   for (const issue of error.issues) fields[issue.path.join(".") || "request"] ??= issue.message;
-  return c.json<ApiError>(
-    { error: { code: "invalid_request", message: "Some fields are not valid; see fields.", fields } },
-    400,
-  );
+  return c.json<ApiError>({ error: { code: "invalid_request", message: "Some fields are not valid; see fields.", fields } }, 400);
 }

@@ -21,10 +21,12 @@ function fakeOrders(): { client: OrdersClient; calls: () => number } {
     createTime: timestampFromDate(new Date(now)),
     updateTime: timestampFromDate(new Date(now)),
   });
-  const client = { getOrder: async () => {
+  const client = {
+    getOrder: async () => {
       calls++;
       return { order };
-    } } as unknown as OrdersClient;
+    },
+  } as unknown as OrdersClient;
   return { client, calls: () => calls };
 }
 

@@ -113,7 +113,9 @@ export class SessionStore {
   private async call<T>(command: string, fn: (redis: RedisConnection) => Promise<T>): Promise<T> {
     const redis = this.client();
     try {
-      return await withSpan(`${command} session`, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command } }, () => fn(redis));
+      return await withSpan(`${command} session`, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command } }, () =>
+        fn(redis),
+      );
     } catch (err) {
       if (err instanceof RpcError) throw err;
       throw new RpcError(status.UNAVAILABLE, `the session store is not answering: ${(err as Error).message}`);

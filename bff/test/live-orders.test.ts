@@ -26,10 +26,13 @@ async function shopperWithCart(): Promise<TestBrowser> {
   const b = new TestBrowser(env.bff.app);
   await b.signUp();
   const { products } = await env.platform.clients.catalog.listProducts({ pageSize: 100 });
-  const productId = await eventually(async () => {
-    const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
-    return levels.find((l) => l.available >= 1)?.productId;
-  }, { what: "a product in stock" });
+  const productId = await eventually(
+    async () => {
+      const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
+      return levels.find((l) => l.available >= 1)?.productId;
+    },
+    { what: "a product in stock" },
+  );
   expect((await b.post("/api/cart/items", { productId, quantity: 1 })).status).toBe(200);
   return b;
 }
@@ -149,12 +152,18 @@ describe("GET /api/events", () => {
     const liveQueueOwner = async () => {
       const proc = Bun.spawn(["rabbitmqctl", "-q", "list_queues", "-p", env.platform.vhost, "name", "owner_pid"], { stdout: "pipe", stderr: "ignore" });
       const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-      return out.split("\n").map((line) => line.trim().split(/\s+/)).find(([name]) => name === env.bff.liveQueue)?.[1];
+      return out
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/))
+        .find(([name]) => name === env.bff.liveQueue)?.[1];
     };
     const b = await shopperWithCart();
     const before = await eventually(liveQueueOwner, { what: "the BFF's order-events queue" });
     // Every connection of the platform's vhost, from the broker's side, as a network cut would.
-    const cut = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", env.platform.vhost, "test: network cut"], { stdout: "ignore", stderr: "ignore" });
+    const cut = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", env.platform.vhost, "test: network cut"], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     expect(await cut.exited).toBe(0);
     // The queue went with the old connection; the BFF declares it again on its new one.
     await eventually(

@@ -41,10 +41,13 @@ async function alterSession(b: TestBrowser, change: Partial<SessionRecord>): Pro
 function countingRefreshes(identity: IdentityClient): { client: IdentityClient; count: () => number } {
   let n = 0;
   return {
-    client: { ...identity, refresh: (req, options) => {
-      n++;
-      return identity.refresh(req, options);
-    } },
+    client: {
+      ...identity,
+      refresh: (req, options) => {
+        n++;
+        return identity.refresh(req, options);
+      },
+    },
     count: () => n,
   };
 }
@@ -225,7 +228,10 @@ describe("invalid requests", () => {
     // Passes the BFF's checks (digits, length) but not orders' Luhn check.
     const { products } = await body<{ products: { id: string }[] }>(await b.get("/api/products?pageSize=1"));
     await b.post("/api/cart/items", { productId: products[0]!.id, quantity: 1 });
-    const res = await b.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: { number: "4242 4242 4242 4241", expiryMonth: 12, expiryYear: 2040, cvc: "123" } });
+    const res = await b.post("/api/checkout", {
+      idempotencyKey: crypto.randomUUID(),
+      card: { number: "4242 4242 4242 4241", expiryMonth: 12, expiryYear: 2040, cvc: "123" },
+    });
     expect(res.status).toBe(400);
     const { error } = await body<ApiErrorBody>(res);
     expect(error.fields?.["card.number"]).toContain("check digit");
@@ -309,9 +315,7 @@ describe("access token refresh", () => {
     await b.signUp();
     await alterSession(b, { accessExpiresAt: Date.now() - 1_000 });
     const cookie = b.cookieHeader();
-    const results = await Promise.all(
-      Array.from({ length: 16 }, (_, i) => (i % 2 ? replicaA : replicaB).request("/api/cart", { headers: { cookie } })),
-    );
+    const results = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? replicaA : replicaB).request("/api/cart", { headers: { cookie } })));
     expect(results.map((r) => r.status)).toEqual(Array(16).fill(200));
     expect(a.count() + c.count()).toBe(1);
     // Had the refresh token been used twice, identity would have revoked the family.

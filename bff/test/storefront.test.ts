@@ -25,18 +25,24 @@ const browser = () => new TestBrowser(env.bff.app);
 /** Products with at least `min` units available (inventory learns of products from catalog events). */
 async function stocked(count: number, min: number): Promise<{ id: string; available: number }[]> {
   const { products } = await env.platform.clients.catalog.listProducts({ pageSize: 100 });
-  return eventually(async () => {
-    const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
-    const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
-    return ok.length >= count ? ok.slice(0, count) : undefined;
-  }, { what: `${count} products with ${min}+ units` });
+  return eventually(
+    async () => {
+      const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
+      const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
+      return ok.length >= count ? ok.slice(0, count) : undefined;
+    },
+    { what: `${count} products with ${min}+ units` },
+  );
 }
 
 async function finalOrder(b: TestBrowser, id: string): Promise<OrderView> {
-  return eventually(async () => {
-    const { order } = await body<{ order: OrderView }>(await b.get(`/api/orders/${id}`));
-    return order.status === "PENDING" ? undefined : order;
-  }, { what: `order ${id} to be final`, timeoutMs: 20_000 });
+  return eventually(
+    async () => {
+      const { order } = await body<{ order: OrderView }>(await b.get(`/api/orders/${id}`));
+      return order.status === "PENDING" ? undefined : order;
+    },
+    { what: `order ${id} to be final`, timeoutMs: 20_000 },
+  );
 }
 
 async function checkout(b: TestBrowser, card = cards.good, idempotencyKey: string = crypto.randomUUID()): Promise<Response> {
@@ -183,10 +189,13 @@ describe("notifications", () => {
     await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
     const { order } = await body<{ order: OrderView }>(await checkout(b));
     type Page = { notifications: { id: string; kind: string; read: boolean; orderId: string | null; createdAt: string }[]; unreadCount: number };
-    const page = await eventually(async () => {
-      const p = await body<Page>(await b.get("/api/notifications"));
-      return p.notifications.some((n) => n.orderId === order.id && n.kind.includes("confirmed")) ? p : undefined;
-    }, { what: "an order-confirmed notification" });
+    const page = await eventually(
+      async () => {
+        const p = await body<Page>(await b.get("/api/notifications"));
+        return p.notifications.some((n) => n.orderId === order.id && n.kind.includes("confirmed")) ? p : undefined;
+      },
+      { what: "an order-confirmed notification" },
+    );
     expect(page.unreadCount).toBeGreaterThan(0);
     expect(Number.isNaN(Date.parse(page.notifications[0]!.createdAt))).toBe(false);
 

@@ -125,9 +125,7 @@ describe("a valid bootstrap", () => {
 
 describe("a broken copy fails with an error that names the problem", () => {
   test("an unknown field at the top level", () => {
-    expect(errorsAfter((config) => (config.typo = 1))).toEqual([
-      '(root): unknown field "typo" (not a field of envoy.config.bootstrap.v3.Bootstrap)',
-    ]);
+    expect(errorsAfter((config) => (config.typo = 1))).toEqual(['(root): unknown field "typo" (not a field of envoy.config.bootstrap.v3.Bootstrap)']);
   });
 
   test("an unknown field inside a typed_config, with a suggestion for a near miss", () => {
@@ -142,8 +140,9 @@ describe("a broken copy fails with an error that names the problem", () => {
   });
 
   test("a field removed from the API (a reserved name)", () => {
-    expect(errorsAfter((config) => (clusterOf(config).hosts = [])))
-      .toEqual([`${CLUSTER}: unknown field "hosts" (removed from envoy.config.cluster.v3.Cluster; the name is reserved)`]);
+    expect(errorsAfter((config) => (clusterOf(config).hosts = []))).toEqual([
+      `${CLUSTER}: unknown field "hosts" (removed from envoy.config.cluster.v3.Cluster; the name is reserved)`,
+    ]);
   });
 
   test("a misspelled enum name", () => {
@@ -171,7 +170,7 @@ describe("a broken copy fails with an error that names the problem", () => {
       hcmOf(config).stat_prefix = 123;
     });
     expect(errors).toEqual([
-      "admin.address.socket_address.port_value: expected an integer (uint32), got string \"abc\"",
+      'admin.address.socket_address.port_value: expected an integer (uint32), got string "abc"',
       `${HCM_PATH}.stat_prefix: expected a string, got number 123`,
       `${HCM_PATH}.route_config.virtual_hosts[0].domains: expected a list, got string "*" (a lone value passes only through protobuf's legacy JSON leniency; write a list)`,
     ]);
@@ -319,8 +318,7 @@ function renameDeepestKey(root: Json): string {
   const visit = (value: unknown, depth: number) => {
     if (Array.isArray(value)) {
       for (const item of value) visit(item, depth + 1);
-    }
-    else if (value && typeof value === "object") {
+    } else if (value && typeof value === "object") {
       for (const [key, item] of Object.entries(value)) {
         // Map keys (provider names) are data, not field names; skip renaming those.
         if (value !== root && (!deepest || depth > deepest.depth)) deepest = { parent: value as Json, key, depth };

@@ -115,7 +115,11 @@ function loadProtos(): LoadedProtos {
   if (cached) return cached;
   const started = performance.now();
   const tree = protoTree();
-  const wanted = [...listProtos(join(tree.deps, "envoy-api"), "envoy"), ...listProtos(join(tree.deps, "xds"), "xds"), ...listProtos(join(tree.deps, "xds"), "udpa")];
+  const wanted = [
+    ...listProtos(join(tree.deps, "envoy-api"), "envoy"),
+    ...listProtos(join(tree.deps, "xds"), "xds"),
+    ...listProtos(join(tree.deps, "xds"), "udpa"),
+  ];
   const { loadable, skipped } = partitionByImports(tree, wanted);
 
   const root = new Root();
@@ -132,9 +136,7 @@ function loadProtos(): LoadedProtos {
     files: root.files.length,
     skipped,
     loadMillis: performance.now() - started,
-    frozenFiles: new Set(
-      loadable.filter((file) => /package_version_status\s*=\s*FROZEN/.test(tree.read(file) ?? "")).map((file) => tree.locate(file)!),
-    ),
+    frozenFiles: new Set(loadable.filter((file) => /package_version_status\s*=\s*FROZEN/.test(tree.read(file) ?? "")).map((file) => tree.locate(file)!)),
     skippedTypes: new Map(skipped.flatMap((entry) => entry.types.map((name) => [name, entry] as const))),
   };
   return cached;
@@ -351,8 +353,21 @@ function deprecation(options: Record<string, unknown> | undefined, disallowedKey
 // ---------------------------------------------------------------------------------------------
 
 type ScalarKind =
-  | "double" | "float" | "int32" | "uint32" | "sint32" | "fixed32" | "sfixed32"
-  | "int64" | "uint64" | "sint64" | "fixed64" | "sfixed64" | "bool" | "string" | "bytes";
+  | "double"
+  | "float"
+  | "int32"
+  | "uint32"
+  | "sint32"
+  | "fixed32"
+  | "sfixed32"
+  | "int64"
+  | "uint64"
+  | "sint64"
+  | "fixed64"
+  | "sfixed64"
+  | "bool"
+  | "string"
+  | "bytes";
 
 const INTEGER_RANGES: Record<string, [bigint, bigint]> = {
   int32: [-(2n ** 31n), 2n ** 31n - 1n],
@@ -403,9 +418,7 @@ class Walk {
       for (const key of Object.keys(value)) {
         if (key !== "value") this.error(path, `unknown field ${quote(key)} (a ${name} has only "value")`);
       }
-      return value.value === undefined || value.value === null
-        ? defaultScalar(wrapped)
-        : this.scalar(wrapped, value.value, joinPath(path, "value"));
+      return value.value === undefined || value.value === null ? defaultScalar(wrapped) : this.scalar(wrapped, value.value, joinPath(path, "value"));
     }
     if (MESSAGE_FORM_ACCEPTED.has(name) && isPlainObject(value)) {
       // Also the message form, e.g. a Timestamp as {seconds, nanos}: Envoy's parser takes it.
@@ -501,10 +514,7 @@ class Walk {
       const required = rules.message?.required || rules.duration?.required || rules.any?.required || rules.timestamp?.required;
       return required ? "" : undefined;
     }
-    const fallback: Checked | undefined =
-      resolved instanceof Enum
-        ? { kind: "enum", value: 0, type: resolved }
-        : defaultScalar(field.type as ScalarKind);
+    const fallback: Checked | undefined = resolved instanceof Enum ? { kind: "enum", value: 0, type: resolved } : defaultScalar(field.type as ScalarKind);
     if (!fallback) return undefined;
     const problems = violations(rules, fallback);
     return problems.length > 0 ? problems.join("; ") : undefined;
@@ -697,7 +707,11 @@ class Walk {
     } else {
       return this.mismatch(path, `an enum value name (${fullName(type)})`, value);
     }
-    const deprecated = deprecation(type.valuesOptions?.[name], "(envoy.annotations.disallowed_by_default_enum)", "(envoy.annotations.deprecated_at_minor_version_enum)");
+    const deprecated = deprecation(
+      type.valuesOptions?.[name],
+      "(envoy.annotations.disallowed_by_default_enum)",
+      "(envoy.annotations.deprecated_at_minor_version_enum)",
+    );
     if (deprecated) this.error(path, `deprecated enum value ${quote(name)} (${deprecated})`);
     return { kind: "enum", value: type.values[name]!, type };
   }
@@ -718,17 +732,24 @@ class Walk {
         return typeof value === "string" ? { kind, value } : this.mismatch(path, "a string", value);
       case "bool":
         if (typeof value === "boolean") return { kind, value };
-        return this.mismatch(path, "true or false", value, typeof value === "string" && /^(true|false)$/i.test(value) ? "a quoted boolean passes only through protobuf's legacy JSON leniency; leave it unquoted" : undefined);
+        return this.mismatch(
+          path,
+          "true or false",
+          value,
+          typeof value === "string" && /^(true|false)$/i.test(value)
+            ? "a quoted boolean passes only through protobuf's legacy JSON leniency; leave it unquoted"
+            : undefined,
+        );
       case "bytes":
-        return typeof value === "string" && isBase64(value)
-          ? { kind, length: base64Length(value) }
-          : this.mismatch(path, "base64-encoded bytes", value);
+        return typeof value === "string" && isBase64(value) ? { kind, length: base64Length(value) } : this.mismatch(path, "base64-encoded bytes", value);
       case "double":
       case "float": {
         const number =
-          typeof value === "number" ? value
-          : typeof value === "string" && /^(NaN|-?Infinity|-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$/.test(value) ? Number(value)
-          : undefined;
+          typeof value === "number"
+            ? value
+            : typeof value === "string" && /^(NaN|-?Infinity|-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$/.test(value)
+              ? Number(value)
+              : undefined;
         if (number === undefined) return this.mismatch(path, `a number (${kind})`, value);
         if (kind === "float" && Number.isFinite(number) && Math.abs(number) > 3.4028234663852886e38) {
           this.error(path, `${number} is out of range for a float`);
@@ -864,7 +885,12 @@ function enumViolations(r: Rules, checked: Extract<Checked, { kind: "enum" }>): 
   const problems: string[] = [];
   const name = (n: number) => checked.type.valuesById[n] ?? String(n);
   if (r.const !== undefined && checked.value !== Number(r.const)) problems.push(`must be ${name(Number(r.const))}`);
-  if (r.in !== undefined && !asList(r.in).map(Number).includes(checked.value)) problems.push(`must be one of ${asList(r.in).map((n) => name(Number(n))).join(", ")}`);
+  if (r.in !== undefined && !asList(r.in).map(Number).includes(checked.value))
+    problems.push(
+      `must be one of ${asList(r.in)
+        .map((n) => name(Number(n)))
+        .join(", ")}`,
+    );
   if (r.not_in !== undefined && asList(r.not_in).map(Number).includes(checked.value)) problems.push(`must not be ${name(checked.value)}`);
   return problems;
 }
@@ -907,7 +933,11 @@ function boundsOf<T>(r: Rules, convert: (x: never) => T): Partial<Record<"lt" | 
  * PGV range semantics: with both a lower and an upper bound the value must lie between them,
  * unless the upper bound is below the lower one, in which case it must lie outside.
  */
-function rangeProblem<T extends number | bigint>(value: T, bounds: Partial<Record<"lt" | "lte" | "gt" | "gte", T>>, show: (x: T) => string): string | undefined {
+function rangeProblem<T extends number | bigint>(
+  value: T,
+  bounds: Partial<Record<"lt" | "lte" | "gt" | "gte", T>>,
+  show: (x: T) => string,
+): string | undefined {
   const { lt, lte, gt, gte } = bounds;
   const lower = gt ?? gte;
   const upper = lt ?? lte;
@@ -1014,7 +1044,10 @@ function closest(word: string, candidates: Iterable<string>): string | undefined
 
 function unknownFieldHint(type: Type, key: string): string {
   if (type.isReservedName(key)) return ` (removed from ${fullName(type)}; the name is reserved)`;
-  const suggestion = closest(key, type.fieldsArray.map((field) => field.name));
+  const suggestion = closest(
+    key,
+    type.fieldsArray.map((field) => field.name),
+  );
   return suggestion ? ` (did you mean ${quote(suggestion)}?)` : ` (not a field of ${fullName(type)})`;
 }
 
@@ -1119,7 +1152,8 @@ const INT64_MAX = 2n ** 63n - 1n;
 function plainScalar(text: string, untagged: boolean): unknown {
   if (untagged && (text === "" || text === "~" || text === "null" || text === "Null" || text === "NULL")) return null;
   // yaml-cpp accepts these in lower case, upper case or capitalised only ("True", not "tRUE").
-  const flexibleCase = text !== "" && (text === text.toLowerCase() || text === text.toUpperCase() || text === text[0]!.toUpperCase() + text.slice(1).toLowerCase());
+  const flexibleCase =
+    text !== "" && (text === text.toLowerCase() || text === text.toUpperCase() || text === text[0]!.toUpperCase() + text.slice(1).toLowerCase());
   if (flexibleCase) {
     const lower = text.toLowerCase();
     if (["y", "yes", "true", "on"].includes(lower)) return true;

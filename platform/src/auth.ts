@@ -70,7 +70,7 @@ function describeJwtError(err: unknown): string {
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return `the access token's algorithm is not accepted; only ${jwtSettings.algorithm} is`;
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "the access token's signature does not verify";
   if (err instanceof joseErrors.JWKSNoMatchingKey) return "the access token was signed with a key the issuer does not publish";
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError && err.code === "ERR_JWKS_INVALID") {
+  if (err instanceof joseErrors.JWKSTimeout || (err instanceof joseErrors.JOSEError && err.code === "ERR_JWKS_INVALID")) {
     return "the issuer's signing keys could not be fetched";
   }
   if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return "the access token is malformed";

@@ -34,9 +34,7 @@ export interface Database<TSchema extends Record<string, unknown>> {
  * (under an advisory lock, so replicas starting together do not race) and returns drizzle on
  * a postgres.js pool whose every query is a CLIENT span.
  */
-export async function openDatabase<TSchema extends Record<string, unknown>>(
-  options: DatabaseOptions<TSchema>,
-): Promise<Database<TSchema>> {
+export async function openDatabase<TSchema extends Record<string, unknown>>(options: DatabaseOptions<TSchema>): Promise<Database<TSchema>> {
   const name = await ensureDatabase(options.url);
   const raw = postgres(options.url, {
     max: options.maxConnections ?? 10,
@@ -145,7 +143,10 @@ function traceSql(sql: Sql, database: string): Sql {
         const strings = args[0] as TemplateStringsArray | undefined;
         // sql`...` is a query; sql(value) is a helper fragment (identifiers, lists), not a query.
         if (Array.isArray(strings) && "raw" in strings) {
-          return instrument(result as Query, strings.reduce((acc, s, i) => `${acc}$${i}${s}`));
+          return instrument(
+            result as Query,
+            strings.reduce((acc, s, i) => `${acc}$${i}${s}`),
+          );
         }
         return result;
       },

@@ -1,13 +1,6 @@
 import { z } from "zod";
 import { withDatabase } from "./db.ts";
-import {
-  type DatabaseServiceName,
-  defaultGrpcAddress,
-  type GrpcServiceName,
-  infrastructureDefaults,
-  jwksUrl,
-  serviceEntry,
-} from "./service-catalog.ts";
+import { type DatabaseServiceName, defaultGrpcAddress, type GrpcServiceName, infrastructureDefaults, jwksUrl, serviceEntry } from "./service-catalog.ts";
 
 /**
  * Parses the environment against a zod schema. On a bad or missing variable it prints one
@@ -16,10 +9,7 @@ import {
  *
  * Each app calls this once, from its own `src/env.ts`; nothing else reads `process.env`.
  */
-export function parseEnv<S extends z.ZodType>(
-  schema: S,
-  source: Record<string, string | undefined> = process.env,
-): z.infer<S> {
+export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined> = process.env): z.infer<S> {
   const result = schema.safeParse(source);
   if (result.success) return result.data;
   for (const issue of result.error.issues) {

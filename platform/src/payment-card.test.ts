@@ -35,7 +35,8 @@ describe("payment cards", () => {
   });
 
   test("a card is good through its expiry month, and expired after it", () => {
-    const expiry = (expiryMonth: number, expiryYear: number) => fieldOf(() => requireUnexpired(validatePaymentCard(card({ expiryMonth, expiryYear }), now), now));
+    const expiry = (expiryMonth: number, expiryYear: number) =>
+      fieldOf(() => requireUnexpired(validatePaymentCard(card({ expiryMonth, expiryYear }), now), now));
     expect(expiry(6, 2030)).toBeUndefined();
     expect(expiry(5, 2030)).toBe("card.expiry_month");
     expect(expiry(12, 2029)).toBe("card.expiry_year");

@@ -69,8 +69,7 @@ export class ServiceHost {
   }
 
   /** True while the process takes traffic: started, and not shutting down. */
-  readonly isServing = (): boolean =>
-    !this.stopping && (this.grpc ? this.grpc.health.get("") === ServingStatus.SERVING : this.httpServer !== undefined);
+  readonly isServing = (): boolean => !this.stopping && (this.grpc ? this.grpc.health.get("") === ServingStatus.SERVING : this.httpServer !== undefined);
 
   /** Serves this app instead of the default one; build it on `createHttpApp(host.isServing)`. */
   useHttpApp(app: Hono): this {
@@ -95,7 +94,8 @@ export class ServiceHost {
   /** Connects to Redis at REDIS_URL, keys under REDIS_KEY_PREFIX; closed on shutdown. */
   async connectRedis(): Promise<RedisConnection> {
     const { REDIS_URL, REDIS_KEY_PREFIX } = this.env;
-    if (REDIS_URL === undefined || REDIS_KEY_PREFIX === undefined) throw new Error(`${this.name} uses Redis but its environment has no REDIS_URL (redisEnv declares it)`);
+    if (REDIS_URL === undefined || REDIS_KEY_PREFIX === undefined)
+      throw new Error(`${this.name} uses Redis but its environment has no REDIS_URL (redisEnv declares it)`);
     const redis = await connectRedis(REDIS_URL, REDIS_KEY_PREFIX).catch((err: unknown) => fail("cannot connect to Redis", err));
     this.closers.push({ what: "redis", close: redis.close });
     return redis;

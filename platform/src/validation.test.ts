@@ -182,13 +182,25 @@ test("productLines: 1 to maxLines lines, each product once (ids lower-cased), 1 
   const rule = productLines({ maxLines: 2, maxQuantity: 5, again: (first, productId) => `repeats line ${first} (${productId})` });
   expect(rule([{ productId: id.toUpperCase(), quantity: 5 }])).toEqual([{ productId: id, quantity: 5 }]);
   expect(violationsOf(() => rule([]))).toEqual([{ field: "", description: "must name at least one line" }]);
-  expect(violationsOf(() => rule([{ productId: id, quantity: 0 }, { productId: id.toUpperCase(), quantity: 6 }]))).toEqual([
+  expect(
+    violationsOf(() =>
+      rule([
+        { productId: id, quantity: 0 },
+        { productId: id.toUpperCase(), quantity: 6 },
+      ]),
+    ),
+  ).toEqual([
     { field: "[0].quantity", description: "must be between 1 and 5, got 0" },
     { field: "[1].quantity", description: "must be between 1 and 5, got 6" },
   ]);
-  expect(violationsOf(() => rule([{ productId: id, quantity: 1 }, { productId: id.toUpperCase(), quantity: 2 }]))).toEqual([
-    { field: "[1].product_id", description: `repeats line 0 (${id})` },
-  ]);
+  expect(
+    violationsOf(() =>
+      rule([
+        { productId: id, quantity: 1 },
+        { productId: id.toUpperCase(), quantity: 2 },
+      ]),
+    ),
+  ).toEqual([{ field: "[1].product_id", description: `repeats line 0 (${id})` }]);
 });
 
 describe("InvalidArgumentError", () => {

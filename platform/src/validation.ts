@@ -254,8 +254,7 @@ export function productLines(options: ProductLinesOptions): Rule<readonly Produc
   const productId = uuid("a product id");
   const quantity = integer(1, options.maxQuantity);
   return list(
-    (line: ProductLine) =>
-      validate({ productId: field("product_id", line.productId, productId), quantity: field("quantity", line.quantity, quantity) }),
+    (line: ProductLine) => validate({ productId: field("product_id", line.productId, productId), quantity: field("quantity", line.quantity, quantity) }),
     { min: 1, max: options.maxLines, noun: "line", unique: { key: (line) => line.productId, field: "product_id", description: options.again } },
   );
 }

@@ -25,8 +25,7 @@ beforeAll(async () => {
 afterAll(() => scope.cleanup(), 60_000);
 
 describe("access tokens", () => {
-  const update = (token: string) =>
-    client.updateProduct({ product: { id: crypto.randomUUID(), name: "x" }, updateMask: { paths: ["name"] } }, bearer(token));
+  const update = (token: string) => client.updateProduct({ product: { id: crypto.randomUUID(), name: "x" }, updateMask: { paths: ["name"] } }, bearer(token));
   const admin = { sub: crypto.randomUUID(), roles: ["admin"] };
 
   test("alg none is refused", async () => {

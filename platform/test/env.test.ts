@@ -16,7 +16,7 @@ describe("configuration", () => {
   test("a bad variable stops the process at once with a message naming it", async () => {
     const { code, stderr } = await startWith({ GRPC_PORT: "not-a-port", LOG_LEVEL: "loud" });
     expect(code).toBe(1);
-    expect(stderr).toContain('invalid environment variable GRPC_PORT');
+    expect(stderr).toContain("invalid environment variable GRPC_PORT");
     expect(stderr).toContain('got "not-a-port"');
     expect(stderr).toContain("invalid environment variable LOG_LEVEL");
   });

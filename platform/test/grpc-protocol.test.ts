@@ -204,7 +204,12 @@ for (const version of ["v1", "v1alpha"] as const) {
       const files = section(name).file_containing_symbol?.files ?? [];
       const catalog = files.find((f) => f.name === catalogFile);
       expect(catalog?.dependencies).toEqual(["bazaar/common/v1/money.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"]);
-      expect(files.map((f) => f.name).sort()).toEqual([catalogFile, "bazaar/common/v1/money.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"]);
+      expect(files.map((f) => f.name).sort()).toEqual([
+        catalogFile,
+        "bazaar/common/v1/money.proto",
+        "google/protobuf/field_mask.proto",
+        "google/protobuf/timestamp.proto",
+      ]);
       expect(files.find((f) => f.name === "bazaar/common/v1/money.proto")?.messages).toEqual(["Money"]);
       expect(files.find((f) => f.name === "google/protobuf/timestamp.proto")?.messages).toEqual(["Timestamp"]);
     });

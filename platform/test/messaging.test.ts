@@ -9,7 +9,7 @@ import postgres from "postgres";
 import { ensureDatabase } from "@bazaar/platform/db";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on, PoisonMessageError } from "@bazaar/platform/messaging/broker";
-import { events, } from "@bazaar/platform/messaging/events";
+import { events } from "@bazaar/platform/messaging/events";
 import { handleOnce } from "@bazaar/platform/messaging/inbox";
 import { enqueueEvent, OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { inbox, outbox } from "@bazaar/platform/messaging/tables";
@@ -137,7 +137,10 @@ describe("outbox and relay", () => {
       await db.transaction(async (tx) => {
         for (let i = 0; i < 20; i++) await enqueueEvent(tx, events.stockChanged, stockChanged(`during-cut-${i}`));
       });
-      await eventually(() => received.filter((r) => r.startsWith("during-cut")).length === 20, { what: "the outbox to drain after recovery", timeoutMs: 20_000 });
+      await eventually(() => received.filter((r) => r.startsWith("during-cut")).length === 20, {
+        what: "the outbox to drain after recovery",
+        timeoutMs: 20_000,
+      });
       expect(broker.connected).toBe(true);
       const [left] = await db.select({ n: count() }).from(outbox).where(isNull(outbox.publishedAt));
       expect(left?.n).toBe(0);
@@ -171,7 +174,10 @@ describe("consumers", () => {
     const duplicatesBefore = await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" });
     await broker.publish([{ id: messageId, routingKey: events.stockChanged.routingKey, payload, headers: {} }]);
     await broker.publish([{ id: messageId, routingKey: events.stockChanged.routingKey, payload, headers: {} }]);
-    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" })) > duplicatesBefore, { what: "the duplicate", timeoutMs: 10_000 });
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.inbox", outcome: "duplicate" })) > duplicatesBefore, {
+      what: "the duplicate",
+      timeoutMs: 10_000,
+    });
     expect(await effectCount("test.inbox", messageId)).toBe(1);
     expect(seen.filter((s) => s === messageId)).toHaveLength(1);
   });
@@ -197,9 +203,16 @@ describe("consumers", () => {
     });
     const messageId = crypto.randomUUID();
     await broker.publish([
-      { id: messageId, routingKey: events.stockChanged.routingKey, payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("crash"))), headers: {} },
+      {
+        id: messageId,
+        routingKey: events.stockChanged.routingKey,
+        payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("crash"))),
+        headers: {},
+      },
     ]);
-    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.crash", outcome: "duplicate" })) === 1, { what: "the redelivery" });
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.crash", outcome: "duplicate" })) === 1, {
+      what: "the redelivery",
+    });
     expect(crashes).toBe(1);
     expect(await effectCount("test.crash", messageId)).toBe(1);
   });
@@ -208,9 +221,16 @@ describe("consumers", () => {
     const broker = await connect();
     const received: string[] = [];
     await broker.consume({ queue: "test.poison", handlers: [on(events.stockChanged, async (e) => void received.push(e.productId))] });
-    await broker.publish([{ id: crypto.randomUUID(), routingKey: events.stockChanged.routingKey, payload: new Uint8Array([0xff, 0xff, 0xff, 0x0f]), headers: {} }]);
     await broker.publish([
-      { id: crypto.randomUUID(), routingKey: events.stockChanged.routingKey, payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("after-poison"))), headers: {} },
+      { id: crypto.randomUUID(), routingKey: events.stockChanged.routingKey, payload: new Uint8Array([0xff, 0xff, 0xff, 0x0f]), headers: {} },
+    ]);
+    await broker.publish([
+      {
+        id: crypto.randomUUID(),
+        routingKey: events.stockChanged.routingKey,
+        payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged("after-poison"))),
+        headers: {},
+      },
     ]);
     await eventually(() => received.includes("after-poison"), { what: "the good message", timeoutMs: 10_000 });
     await eventually(async () => (await queueDepth("test.poison.dlq")) === 1, { what: "the poison message in the DLQ", timeoutMs: 10_000 });
@@ -348,7 +368,10 @@ describe("fan-out consumers", () => {
     const droppedBefore = await metric("bazaar_messages_consumed_total", { queue: "test.fan-out-drop", outcome: "dropped" });
     await publishStock(broker, ["unreadable", "after-unreadable"]);
     await eventually(() => got.includes("after-unreadable"), { what: "the good message", timeoutMs: 10_000 });
-    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.fan-out-drop", outcome: "dropped" })) === droppedBefore + 1, { what: "the drop to be counted", timeoutMs: 5_000 });
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.fan-out-drop", outcome: "dropped" })) === droppedBefore + 1, {
+      what: "the drop to be counted",
+      timeoutMs: 5_000,
+    });
     expect(failures).toBe(1);
   });
 

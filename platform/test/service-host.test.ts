@@ -41,7 +41,9 @@ describe("ServiceHost", () => {
       const received: string[] = [];
       await broker.fanOut({ name: "test.host", handlers: [on(events.stockChanged, async (e) => void received.push(e.productId))] });
       const relay = await host.useOutbox(db);
-      await db.db.transaction((tx) => enqueueEvent(tx, events.stockChanged, { productId: "via-host", onHand: 1, reserved: 0, available: 1, occurTime: timestampNow() }));
+      await db.db.transaction((tx) =>
+        enqueueEvent(tx, events.stockChanged, { productId: "via-host", onHand: 1, reserved: 0, available: 1, occurTime: timestampNow() }),
+      );
       relay.wake();
       await eventually(() => received.includes("via-host"), { what: "the relayed event", timeoutMs: 10_000 });
       const pending = await db.db.execute<{ n: number }>(sql`select count(*)::int as n from ${outbox} where published_at is null`);
@@ -59,7 +61,9 @@ describe("ServiceHost", () => {
   });
 
   test("startService verifies tokens by default, so it needs authEnv's variables (or auth: false)", () => {
-    expect(() => startService("catalog", { ...baseEnv, JWKS_URL: "", JWT_ISSUER: "https://identity.bazaar.local", JWT_AUDIENCE: "bazaar" })).toThrow("lacks JWKS_URL, JWT_ISSUER or JWT_AUDIENCE");
+    expect(() => startService("catalog", { ...baseEnv, JWKS_URL: "", JWT_ISSUER: "https://identity.bazaar.local", JWT_AUDIENCE: "bazaar" })).toThrow(
+      "lacks JWKS_URL, JWT_ISSUER or JWT_AUDIENCE",
+    );
     expect(startService("catalog", baseEnv, { auth: false })).toBeInstanceOf(ServiceHost);
   });
 });

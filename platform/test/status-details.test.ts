@@ -15,7 +15,8 @@ import { ListNotificationsRequestSchema, NotificationsService } from "@bazaar/pr
 // Bazaar's client as data.
 
 /** Google's google.rpc.Status and BadRequest as published, for decoding the trailer independently. */
-const google = protobuf.parse(`
+const google = protobuf.parse(
+  `
   syntax = "proto3";
   package google.rpc;
   message Any { string type_url = 1; bytes value = 2; }
@@ -24,7 +25,9 @@ const google = protobuf.parse(`
     message FieldViolation { string field = 1; string description = 2; string reason = 3; }
     repeated FieldViolation field_violations = 1;
   }
-`, { keepCase: true }).root;
+`,
+  { keepCase: true },
+).root;
 const StatusType = google.lookupType("google.rpc.Status");
 const BadRequestType = google.lookupType("google.rpc.BadRequest");
 

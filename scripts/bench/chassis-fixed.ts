@@ -28,12 +28,16 @@ if (!body) {
   process.exit(2);
 }
 
-const host = startService("bench-chassis", {
-  LOG_LEVEL: "warn",
-  SHUTDOWN_DRAIN_MS: 0,
-  GRPC_PORT: Number(args["grpc-port"]),
-  HTTP_PORT: Number(args["http-port"]),
-}, { auth: false });
+const host = startService(
+  "bench-chassis",
+  {
+    LOG_LEVEL: "warn",
+    SHUTDOWN_DRAIN_MS: 0,
+    GRPC_PORT: Number(args["grpc-port"]),
+    HTTP_PORT: Number(args["http-port"]),
+  },
+  { auth: false },
+);
 const unimplemented = () => {
   throw new RpcError(status.UNIMPLEMENTED, "not part of the benchmark");
 };

@@ -149,10 +149,7 @@ export async function closedLoop(options: {
     said.add(line);
     process.stdout.write(`${line}\n`);
   };
-  const markers = [
-    setTimeout(() => say(phaseLines.measure), warmupS * 1000),
-    setTimeout(() => say(phaseLines.done), (warmupS + durationS) * 1000),
-  ];
+  const markers = [setTimeout(() => say(phaseLines.measure), warmupS * 1000), setTimeout(() => say(phaseLines.done), (warmupS + durationS) * 1000)];
   const worker = async () => {
     for (;;) {
       const started = performance.now();

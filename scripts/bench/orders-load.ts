@@ -47,7 +47,12 @@ const placeOne = async () => {
   if (order?.status !== OrderStatus.CONFIRMED) throw new Error(`order ${order?.id} ended ${OrderStatus[order?.status ?? 0]}: ${order?.cancelReason}`);
 };
 
-const common = { tool: "grpc-js PlaceOrder (scripts/bench/orders-load.ts)", warmupS: numberFlag("warmup", args.warmup), durationS: numberFlag("duration", args.duration), call: placeOne };
+const common = {
+  tool: "grpc-js PlaceOrder (scripts/bench/orders-load.ts)",
+  warmupS: numberFlag("warmup", args.warmup),
+  durationS: numberFlag("duration", args.duration),
+  call: placeOne,
+};
 const result =
   args.mode === "open"
     ? await openLoop({ ...common, ratePerS: numberFlag("rate", args.rate) })

@@ -138,7 +138,7 @@ export async function startTestPlatform(
     },
     start,
     vhost: vhost.name,
-    query: async <T,>(name: ServiceName, text: string, params: unknown[] = []) => {
+    query: async <T>(name: ServiceName, text: string, params: unknown[] = []) => {
       const db = databases.get(name);
       if (!db) throw new Error(`${name} has no database`);
       const sql = postgres(db.url, { max: 1, onnotice: () => {} });

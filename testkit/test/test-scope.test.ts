@@ -74,10 +74,14 @@ describe("TestScope", () => {
     const scope = new TestScope();
     const ran: string[] = [];
     scope.defer(() => void ran.push("first"), "the first step");
-    scope.add("broken", () => {
-      ran.push("broken");
-      throw new Error("boom");
-    }, "the broken step");
+    scope.add(
+      "broken",
+      () => {
+        ran.push("broken");
+        throw new Error("boom");
+      },
+      "the broken step",
+    );
     scope.defer(async () => void ran.push("last"), "the last step");
     await expect(scope.cleanup()).rejects.toThrow("the broken step failed: boom");
     expect(ran).toEqual(["last", "broken", "first"]);

@@ -17,7 +17,10 @@ export interface Ran {
 }
 
 /** Runs a command to completion (killed after `timeoutMs`); fails with its output unless `allowFailure`. */
-export async function run(cmd: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number; allowFailure?: boolean; cwd?: string } = {}): Promise<Ran> {
+export async function run(
+  cmd: string[],
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number; allowFailure?: boolean; cwd?: string } = {},
+): Promise<Ran> {
   const proc = spawn(cmd, { cwd: options.cwd ?? root, env: options.env ?? process.env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const timeoutMs = options.timeoutMs ?? 60_000;
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
@@ -27,7 +30,6 @@ export async function run(cmd: string[], options: { env?: Record<string, string 
   if (code !== 0 && !options.allowFailure) throw new Error(`${cmd.join(" ")} exited ${code}:\n${tail((stdout + stderr).trimEnd(), 40)}`);
   return { code, stdout, stderr };
 }
-
 
 async function engineAnswers(): Promise<boolean> {
   const res = await run(["docker", "info", "--format", "{{.ServerVersion}}"], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
@@ -68,7 +70,9 @@ export async function ensureDockerEngine(): Promise<{ engine?: DockerEngine; rea
     }
   }
   proc.kill("SIGKILL");
-  const log = await Bun.file("/tmp/bazaar-dockerd.log").text().catch(() => "");
+  const log = await Bun.file("/tmp/bazaar-dockerd.log")
+    .text()
+    .catch(() => "");
   return { reason: `dockerd did not start within 30 s:\n${tail(log, 15)}` };
 }
 
@@ -98,7 +102,14 @@ export class ComposeProject {
   ) {}
 
   private args(...rest: string[]): string[] {
-    return [...this.command, "--project-name", this.name, ...(this.envFile ? ["--env-file", this.envFile] : []), ...this.files.flatMap((f) => ["-f", f]), ...rest];
+    return [
+      ...this.command,
+      "--project-name",
+      this.name,
+      ...(this.envFile ? ["--env-file", this.envFile] : []),
+      ...this.files.flatMap((f) => ["-f", f]),
+      ...rest,
+    ];
   }
 
   /** Runs a compose subcommand, e.g. `compose("up", "-d")`. */
@@ -142,7 +153,12 @@ export class ComposeProject {
     const stats = await run(["docker", "stats", "--no-stream", "--format", "{{.Name}}|{{.MemUsage}}", ...ids], { timeoutMs: 60_000 });
     for (const line of stats.stdout.split("\n").filter(Boolean)) {
       const [name = "", usage = ""] = line.split("|");
-      out[name.replace(`${this.name}_`, "").replace(`${this.name}-`, "").replace(/[-_]1$/, "")] = usage;
+      out[
+        name
+          .replace(`${this.name}_`, "")
+          .replace(`${this.name}-`, "")
+          .replace(/[-_]1$/, "")
+      ] = usage;
     }
     return out;
   }

@@ -18,14 +18,22 @@ const productPatch = z
   .object({
     name: z.string({ error: "must be text" }).trim().min(1, "must not be empty").max(120, "must be at most 120 characters").optional(),
     description: z.string({ error: "must be text" }).max(2000, "must be at most 2000 characters").optional(),
-    priceMinor: z.number({ error: "must be a number" }).int("must be a whole number of cents").min(0, "must not be negative").max(100_000_000, "must be at most 100000000").optional(),
+    priceMinor: z
+      .number({ error: "must be a number" })
+      .int("must be a whole number of cents")
+      .min(0, "must not be negative")
+      .max(100_000_000, "must be at most 100000000")
+      .optional(),
     imageUrl: z
       .string({ error: "must be text" })
       .max(500, "must be at most 500 characters")
       .regex(/^(?:|\/\S*|https:\/\/\S*)$/, "must be a path starting with / or an https URL")
       .optional(),
   })
-  .refine((p) => Object.values(p).some((v) => v !== undefined), { message: "change at least one of name, description, priceMinor, imageUrl", path: ["request"] });
+  .refine((p) => Object.values(p).some((v) => v !== undefined), {
+    message: "change at least one of name, description, priceMinor, imageUrl",
+    path: ["request"],
+  });
 
 const stockBody = z.object({
   delta: z

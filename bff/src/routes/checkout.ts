@@ -24,7 +24,11 @@ const checkoutBody = z.object({
         .regex(/^[\d ]+$/, "must be digits (spaces allowed)")
         .refine((n) => n.replaceAll(" ", "").length >= 12 && n.replaceAll(" ", "").length <= 19, "must have 12 to 19 digits"),
       expiryMonth: z.number({ error: "must be a number" }).int("must be a whole number").min(1, "must be between 1 and 12").max(12, "must be between 1 and 12"),
-      expiryYear: z.number({ error: "must be a number" }).int("must be a whole number").min(1000, "must be a four-digit year such as 2030").max(9999, "must be a four-digit year such as 2030"),
+      expiryYear: z
+        .number({ error: "must be a number" })
+        .int("must be a whole number")
+        .min(1000, "must be a four-digit year such as 2030")
+        .max(9999, "must be a four-digit year such as 2030"),
       cvc: z.string({ error: "is required" }).regex(/^\d{3,4}$/, "must be 3 or 4 digits"),
     },
     { error: "is required" },
@@ -50,7 +54,9 @@ class CheckoutMemo {
     const redis = this.redis;
     if (!redis) return fallback;
     try {
-      return await withSpan(`${command} checkout`, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command } }, () => fn(redis));
+      return await withSpan(`${command} checkout`, { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command } }, () =>
+        fn(redis),
+      );
     } catch (err) {
       log.warn("checkout memo unavailable", { command, err: (err as Error).message });
       return fallback;
@@ -64,7 +70,12 @@ class CheckoutMemo {
 
   /** Remembers the order a key placed; false if it was remembered already (a concurrent twin got there first). */
   remember(userId: string, idempotencyKey: string, orderId: string): Promise<boolean> {
-    return this.call("SET", async (r) => (await r.client.set(this.key(userId, idempotencyKey), orderId, { condition: "NX", expiration: { type: "EX", value: rememberSeconds } })) !== null, true);
+    return this.call(
+      "SET",
+      async (r) =>
+        (await r.client.set(this.key(userId, idempotencyKey), orderId, { condition: "NX", expiration: { type: "EX", value: rememberSeconds } })) !== null,
+      true,
+    );
   }
 }
 

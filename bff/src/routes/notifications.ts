@@ -8,7 +8,11 @@ import { pageSizeQuery, valid } from "../validate.ts";
 const listQuery = z.object({
   pageSize: pageSizeQuery(20),
   pageToken: z.string().max(1024, "is too long").optional().default(""),
-  unreadOnly: z.enum(["true", "false"], { error: "must be true or false" }).optional().default("false").transform((v) => v === "true"),
+  unreadOnly: z
+    .enum(["true", "false"], { error: "must be true or false" })
+    .optional()
+    .default("false")
+    .transform((v) => v === "true"),
 });
 
 const readBody = z

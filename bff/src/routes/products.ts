@@ -34,34 +34,40 @@ function extra<T>(what: string, signal: AbortSignal, call: Promise<T>): Promise<
 
 /** /api/products: the catalog listing, search, and the product page. */
 export function productRoutes(catalog: CatalogClient, inventory: InventoryClient, cart: CartClient) {
-  return new Hono<AppEnv>()
-    .get("/", valid("query", listQuery), async (c) => {
-      const { q, category, pageSize, pageToken } = c.req.valid("query");
-      const page = await catalog.listProducts({ query: q, categoryId: category, pageSize, pageToken });
-      return c.json({
-        products: page.products.map(productView),
-        nextPageToken: page.nextPageToken || null,
-        total: page.totalSize,
-      });
-    })
-    // The product page: the product, its stock and (signed in) the cart's size, in parallel. The
-    // product is the page: its failure is the answer. Stock and cart size are extras: null when
-    // their service fails, so an inventory or cart outage does not take product pages down.
-    .get("/:id", valid("param", idParam), async (c) => {
-      const { id } = c.req.valid("param");
-      const [{ product }, available, cartCount] = await fanOut((signal) => [
-        catalog.getProduct({ id }, { signal }),
-        extra("stock", signal, inventory.getStock({ productIds: [id] }, { signal }).then((r) => r.levels[0]?.available ?? 0)),
-        // The session is read from Redis while the other two calls run.
-        extra(
-          "cart count",
-          signal,
-          c.var.optionalAuth().then((auth) => (auth ? cart.getCart({}, { ...auth, signal }).then((r) => r.cart?.itemCount ?? 0) : 0)),
-        ),
-      ]);
-      if (!product) throw new Error("catalog answered GetProduct without a product");
-      return c.json({ product: productView(product), stock: { available }, cartCount });
-    });
+  return (
+    new Hono<AppEnv>()
+      .get("/", valid("query", listQuery), async (c) => {
+        const { q, category, pageSize, pageToken } = c.req.valid("query");
+        const page = await catalog.listProducts({ query: q, categoryId: category, pageSize, pageToken });
+        return c.json({
+          products: page.products.map(productView),
+          nextPageToken: page.nextPageToken || null,
+          total: page.totalSize,
+        });
+      })
+      // The product page: the product, its stock and (signed in) the cart's size, in parallel. The
+      // product is the page: its failure is the answer. Stock and cart size are extras: null when
+      // their service fails, so an inventory or cart outage does not take product pages down.
+      .get("/:id", valid("param", idParam), async (c) => {
+        const { id } = c.req.valid("param");
+        const [{ product }, available, cartCount] = await fanOut((signal) => [
+          catalog.getProduct({ id }, { signal }),
+          extra(
+            "stock",
+            signal,
+            inventory.getStock({ productIds: [id] }, { signal }).then((r) => r.levels[0]?.available ?? 0),
+          ),
+          // The session is read from Redis while the other two calls run.
+          extra(
+            "cart count",
+            signal,
+            c.var.optionalAuth().then((auth) => (auth ? cart.getCart({}, { ...auth, signal }).then((r) => r.cart?.itemCount ?? 0) : 0)),
+          ),
+        ]);
+        if (!product) throw new Error("catalog answered GetProduct without a product");
+        return c.json({ product: productView(product), stock: { available }, cartCount });
+      })
+  );
 }
 
 /** /api/categories: every category with its product count. */

@@ -8,7 +8,9 @@ import { createNotificationsClient } from "./notifications.ts";
 import { createOrdersClient } from "./orders.ts";
 
 /** Clients of every service the BFF calls, at the configured addresses, with the configured deadline. */
-export function connectUpstreams(env: Pick<BffEnv, "IDENTITY_ADDR" | "CATALOG_ADDR" | "INVENTORY_ADDR" | "CART_ADDR" | "ORDERS_ADDR" | "NOTIFICATIONS_ADDR" | "UPSTREAM_TIMEOUT_MS">): Upstreams {
+export function connectUpstreams(
+  env: Pick<BffEnv, "IDENTITY_ADDR" | "CATALOG_ADDR" | "INVENTORY_ADDR" | "CART_ADDR" | "ORDERS_ADDR" | "NOTIFICATIONS_ADDR" | "UPSTREAM_TIMEOUT_MS">,
+): Upstreams {
   const timeout = env.UPSTREAM_TIMEOUT_MS;
   return {
     identity: createIdentityClient(env.IDENTITY_ADDR, timeout),

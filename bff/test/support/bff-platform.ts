@@ -40,10 +40,7 @@ export interface BffTestPlatform {
   cleanup(): Promise<void>;
 }
 
-export async function startBffTestPlatform(
-  env: Parameters<typeof startTestPlatform>[0] = {},
-  appOptions: Partial<AppOptions> = {},
-): Promise<BffTestPlatform> {
+export async function startBffTestPlatform(env: Parameters<typeof startTestPlatform>[0] = {}, appOptions: Partial<AppOptions> = {}): Promise<BffTestPlatform> {
   const platform = await startTestPlatform(env);
   const prefix = testRedisPrefix();
   const replicas: BffReplica[] = [];

@@ -35,7 +35,11 @@ export class TestBrowser {
   }
 
   /** Sends a request; `json` becomes the body; `csrf` overrides the header (false: none). */
-  async request(method: string, path: string, options: { json?: unknown; headers?: Record<string, string>; csrf?: string | false; body?: string } = {}): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    options: { json?: unknown; headers?: Record<string, string>; csrf?: string | false; body?: string } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...options.headers };
     if (this.cookies.size) headers.cookie = this.cookieHeader();
     if (!["GET", "HEAD"].includes(method)) {

@@ -43,10 +43,9 @@ export class SseReader {
       if (left <= 0) throw new Error(`no server-sent event within ${timeoutMs} ms`);
       let timer: ReturnType<typeof setTimeout> | undefined;
       this.pending ??= this.reader.read();
-      const chunk = await Promise.race([
-        this.pending,
-        new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), left))),
-      ]).finally(() => clearTimeout(timer));
+      const chunk = await Promise.race([this.pending, new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), left)))]).finally(() =>
+        clearTimeout(timer),
+      );
       if (chunk === "timeout") throw new Error(`no server-sent event within ${timeoutMs} ms`);
       this.pending = undefined;
       if (chunk.done) this.ended = true;

@@ -56,7 +56,10 @@ function open(): void {
     retryDelay = Math.min(retryDelay * 2, 60_000);
     // Refused (e.g. 401 after signing out elsewhere): only try again while still signed in.
     retryTimer = setTimeout(() => {
-      void stillSignedIn().then((yes) => (yes ? open() : disconnectEvents()), () => open());
+      void stillSignedIn().then(
+        (yes) => (yes ? open() : disconnectEvents()),
+        () => open(),
+      );
     }, delay);
   });
 }

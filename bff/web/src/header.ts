@@ -11,13 +11,7 @@ import { isAdmin, onStateChange, state } from "./state.ts";
 const account = document.getElementById("account") as HTMLElement;
 
 const cartCount = h("span", { class: "count", "data-testid": "cart-count" }, "0");
-const cartLink = h(
-  "a",
-  { href: "/cart", class: "cart-link", "data-testid": "cart-link" },
-  basketIcon(),
-  h("span", { class: "cart-label" }, "Cart"),
-  cartCount,
-);
+const cartLink = h("a", { href: "/cart", class: "cart-link", "data-testid": "cart-link" }, basketIcon(), h("span", { class: "cart-label" }, "Cart"), cartCount);
 
 function basketIcon(): SVGSVGElement {
   const ns = "http://www.w3.org/2000/svg";

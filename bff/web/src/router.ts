@@ -106,7 +106,9 @@ const notFoundRoute: Route = {
   page: ({ root }) => {
     setTitle("Page not found");
     root.append(
-      h("div", { class: "notice empty", "data-testid": "not-found" },
+      h(
+        "div",
+        { class: "notice empty", "data-testid": "not-found" },
         h("h1", {}, "Page not found"),
         h("p", {}, "There is nothing at this address."),
         h("a", { href: "/", class: "button" }, "Back to the shop"),

@@ -73,12 +73,7 @@ export interface Field {
   setError(message: string | undefined): void;
 }
 
-export function field(
-  name: string,
-  label: string,
-  input: HTMLInputElement | HTMLSelectElement,
-  hint?: string | Node,
-): Field {
+export function field(name: string, label: string, input: HTMLInputElement | HTMLSelectElement, hint?: string | Node): Field {
   const id = `f-${name}`;
   input.id = id;
   input.name = name;
@@ -139,19 +134,21 @@ export function showFormError(err: unknown, fields: Record<string, Field>, gener
     } else unplaced.push(`${key}: ${message}`);
   }
   const hasFields = Object.keys(apiFields).length > 0;
-  general.set(hasFields && !unplaced.length ? "Please check the highlighted fields." : [hasFields ? "Please check these fields." : errorMessage(err), ...unplaced].join(" "));
+  general.set(
+    hasFields && !unplaced.length
+      ? "Please check the highlighted fields."
+      : [hasFields ? "Please check these fields." : errorMessage(err), ...unplaced].join(" "),
+  );
   first?.input.focus();
 }
 
 /** A whole number stepper: − [n] +, clamped to [min, max]. */
-export function quantityControl(opts: {
-  value: number;
-  min: number;
-  max: number;
-  label: string;
-  testid: string;
-  onChange: (value: number) => void;
-}): { el: HTMLElement; input: HTMLInputElement; setDisabled(disabled: boolean): void; set(value: number): void } {
+export function quantityControl(opts: { value: number; min: number; max: number; label: string; testid: string; onChange: (value: number) => void }): {
+  el: HTMLElement;
+  input: HTMLInputElement;
+  setDisabled(disabled: boolean): void;
+  set(value: number): void;
+} {
   const input = h("input", {
     type: "number",
     inputmode: "numeric",
@@ -172,8 +169,28 @@ export function quantityControl(opts: {
     sync();
     if (changed) opts.onChange(next);
   };
-  const dec = h("button", { type: "button", class: "qty-step", "aria-label": `Decrease ${opts.label.toLowerCase()}`, "data-testid": `${opts.testid}-dec`, onclick: () => commit(current - 1) }, "−");
-  const inc = h("button", { type: "button", class: "qty-step", "aria-label": `Increase ${opts.label.toLowerCase()}`, "data-testid": `${opts.testid}-inc`, onclick: () => commit(current + 1) }, "+");
+  const dec = h(
+    "button",
+    {
+      type: "button",
+      class: "qty-step",
+      "aria-label": `Decrease ${opts.label.toLowerCase()}`,
+      "data-testid": `${opts.testid}-dec`,
+      onclick: () => commit(current - 1),
+    },
+    "−",
+  );
+  const inc = h(
+    "button",
+    {
+      type: "button",
+      class: "qty-step",
+      "aria-label": `Increase ${opts.label.toLowerCase()}`,
+      "data-testid": `${opts.testid}-inc`,
+      onclick: () => commit(current + 1),
+    },
+    "+",
+  );
   const sync = () => {
     dec.disabled = input.disabled || current <= opts.min;
     inc.disabled = input.disabled || current >= opts.max;

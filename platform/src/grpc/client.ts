@@ -17,10 +17,7 @@ export interface CallOptions {
 }
 
 /** One unary RPC as a typed async function. */
-export type UnaryCallFn<I extends DescMessage, O extends DescMessage> = (
-  request: MessageInitShape<I>,
-  options?: CallOptions,
-) => Promise<MessageShape<O>>;
+export type UnaryCallFn<I extends DescMessage, O extends DescMessage> = (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>;
 
 /** A typed client of a protobuf-es service: one async function per unary RPC. */
 export type GrpcClient<S extends DescService> = {

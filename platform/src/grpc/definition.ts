@@ -28,4 +28,3 @@ export function methodPath(method: DescMethod): string {
 export function serviceDefinition(service: DescService): Record<string, MethodDefinition<Message, Message>> {
   return Object.fromEntries(service.methods.map((m) => [m.localName, methodDefinition(m)]));
 }
-

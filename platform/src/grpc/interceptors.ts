@@ -38,14 +38,7 @@ export interface ServerCall {
 export type ServerInterceptor = (call: ServerCall, next: () => Promise<Message>) => Promise<Message>;
 
 /** Codes that mean the server failed, as opposed to the caller asking for something wrong. */
-const serverFaultCodes = new Set([
-  status.UNKNOWN,
-  status.DEADLINE_EXCEEDED,
-  status.UNIMPLEMENTED,
-  status.INTERNAL,
-  status.UNAVAILABLE,
-  status.DATA_LOSS,
-]);
+const serverFaultCodes = new Set([status.UNKNOWN, status.DEADLINE_EXCEEDED, status.UNIMPLEMENTED, status.INTERNAL, status.UNAVAILABLE, status.DATA_LOSS]);
 
 function codeOf(err: unknown): status {
   return err instanceof RpcError ? err.code : status.UNKNOWN;
@@ -61,13 +54,7 @@ export const deadlineInterceptor: ServerInterceptor = async (call, next) => {
   if (signal.aborted) throw new RpcError(status.DEADLINE_EXCEEDED, "the call's deadline had passed before it was served");
   let onAbort: (() => void) | undefined;
   const expired = new Promise<never>((_, reject) => {
-    onAbort = () =>
-      reject(
-        new RpcError(
-          status.DEADLINE_EXCEEDED,
-          `the call did not finish before its deadline (${deadline.toISOString()})`,
-        ),
-      );
+    onAbort = () => reject(new RpcError(status.DEADLINE_EXCEEDED, `the call did not finish before its deadline (${deadline.toISOString()})`));
     signal.addEventListener("abort", onAbort, { once: true });
   });
   try {
@@ -217,11 +204,7 @@ export const serverInterceptors: readonly ServerInterceptor[] = [
 ];
 
 /** Runs a handler inside a chain of interceptors. */
-export function runIntercepted(
-  interceptors: readonly ServerInterceptor[],
-  call: ServerCall,
-  handler: () => Promise<Message>,
-): Promise<Message> {
+export function runIntercepted(interceptors: readonly ServerInterceptor[], call: ServerCall, handler: () => Promise<Message>): Promise<Message> {
   const dispatch = (i: number): Promise<Message> => {
     const interceptor = interceptors[i];
     return interceptor ? interceptor(call, () => dispatch(i + 1)) : handler();

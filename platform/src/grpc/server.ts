@@ -1,12 +1,5 @@
 import { create, type DescMessage, type DescService, type Message, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import {
-  Server,
-  status,
-  ServerCredentials,
-  type sendUnaryData,
-  type ServerUnaryCall,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
+import { Server, status, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { Health } from "@bazaar/proto/grpc/health/v1/health_pb";
 import { RpcError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -111,9 +104,7 @@ export class GrpcServer {
       out[method.localName] = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
         const clientDeadline = call.getDeadline();
         const deadline =
-          clientDeadline instanceof Date
-            ? clientDeadline
-            : new Date(Number.isFinite(clientDeadline) ? clientDeadline : Date.now() + this.defaultDeadlineMs);
+          clientDeadline instanceof Date ? clientDeadline : new Date(Number.isFinite(clientDeadline) ? clientDeadline : Date.now() + this.defaultDeadlineMs);
         const controller = new AbortController();
         const timer = setTimeout(() => controller.abort(new Error("deadline exceeded")), Math.max(0, deadline.getTime() - Date.now()));
         call.on("cancelled", () => controller.abort(new Error("cancelled by the client")));

@@ -263,7 +263,8 @@ export class Broker {
    * queue again each time (the old one went with the old connection). Returns the queue's name.
    */
   async fanOut(spec: FanOutSpec): Promise<string> {
-    if (!/^[\w.-]{1,100}$/.test(spec.name)) throw new Error(`fan-out consumer name ${JSON.stringify(spec.name)} must be 1-100 letters, digits, dots, dashes or underscores`);
+    if (!/^[\w.-]{1,100}$/.test(spec.name))
+      throw new Error(`fan-out consumer name ${JSON.stringify(spec.name)} must be 1-100 letters, digits, dots, dashes or underscores`);
     const queue = `${spec.name}.${hostname()}.${process.pid}.${crypto.randomUUID().slice(0, 8)}`;
     const args: Record<string, number> = {};
     if (spec.messageTtlMs !== undefined) args["x-message-ttl"] = spec.messageTtlMs;
@@ -311,7 +312,12 @@ export class Broker {
       try {
         op();
       } catch (err) {
-        log.warn("the channel closed before the message was settled; it will be delivered again", { queue: sub.label, routingKey, messageId, err: (err as Error).message });
+        log.warn("the channel closed before the message was settled; it will be delivered again", {
+          queue: sub.label,
+          routingKey,
+          messageId,
+          err: (err as Error).message,
+        });
       }
     };
     // Rejected without requeue: a durable queue dead-letters the message, a fan-out queue (no
@@ -354,9 +360,7 @@ export class Broker {
       extractContext(carrier),
     );
     try {
-      const result = await context.with(trace.setSpan(context.active(), span), () =>
-        handler.handle(message, { messageId, routingKey, deliveryCount }),
-      );
+      const result = await context.with(trace.setSpan(context.active(), span), () => handler.handle(message, { messageId, routingKey, deliveryCount }));
       settle(() => channel.ack(msg));
       outcome(result === "duplicate" ? "duplicate" : "processed");
     } catch (err) {

@@ -129,7 +129,10 @@ export class OutboxRelay implements OutboxSignal {
   }
 
   private async measureLag(): Promise<void> {
-    const [row] = await this.db.select({ n: count(), oldest: min(outbox.createdAt) }).from(outbox).where(isNull(outbox.publishedAt));
+    const [row] = await this.db
+      .select({ n: count(), oldest: min(outbox.createdAt) })
+      .from(outbox)
+      .where(isNull(outbox.publishedAt));
     outboxPending.set(row?.n ?? 0);
     outboxLag.set(row?.oldest ? Math.max(0, (Date.now() - new Date(row.oldest).getTime()) / 1000) : 0);
   }

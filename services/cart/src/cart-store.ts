@@ -226,7 +226,12 @@ export class CartStore {
   async remove(userId: string, productIds: readonly string[]): Promise<StoredLine[]> {
     const key = this.key(userId);
     const replies = await this.span("MULTI", "cart.remove", () =>
-      this.redis.client.multi().hDel(key, [...productIds]).expire(key, this.options.ttlSeconds).hGetAll(key).exec(),
+      this.redis.client
+        .multi()
+        .hDel(key, [...productIds])
+        .expire(key, this.options.ttlSeconds)
+        .hGetAll(key)
+        .exec(),
     );
     const hash = replies[2] as unknown as Record<string, string>;
     return sortLines(Object.entries(hash).map(([productId, value]) => decodeLine(productId, value)));

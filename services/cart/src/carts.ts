@@ -52,7 +52,9 @@ export class Carts {
     if (!product) throw new NotFoundError(`no product has id ${productId}`);
     const currency = product.price?.currencyCode ?? "";
     if (currency !== this.options.currency) {
-      throw new FailedPreconditionError(`product ${productId} is priced in ${currency || "no currency"}, and carts hold only products priced in ${this.options.currency}`);
+      throw new FailedPreconditionError(
+        `product ${productId} is priced in ${currency || "no currency"}, and carts hold only products priced in ${this.options.currency}`,
+      );
     }
     return this.priced(userId, await this.store.add(userId, productId, quantity), view);
   }

@@ -45,7 +45,10 @@ beforeAll(async () => {
   products = (await catalog.listProducts({ pageSize: 100 })).products;
   redis = scope.add(await connectRedis(testEnv.REDIS_URL, redisPrefix), (r) => r.close());
   store = new CartStore(redis, { ttlSeconds });
-  grpc = scope.add(await startTestGrpcServer({ service: CartService, impl: cartHandlers(new Carts(store, catalog, { currency: "USD" })), access: cartAccess, issuer }), (g) => g.stop());
+  grpc = scope.add(
+    await startTestGrpcServer({ service: CartService, impl: cartHandlers(new Carts(store, catalog, { currency: "USD" })), access: cartAccess, issuer }),
+    (g) => g.stop(),
+  );
   client = grpc.client;
   broker = scope.add(await Broker.connect(vhost.url, { service: "cart-test" }), (b) => b.close());
   await broker.consume({ queue: orderConfirmedQueue, handlers: [clearCartOnOrderConfirmed(store)] });

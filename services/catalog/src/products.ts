@@ -102,9 +102,7 @@ export class ProductStore {
   async list(filter: ProductFilter, pageSize: number, cursor?: ProductCursor): Promise<ProductPage> {
     const { db } = this.database;
     const where = this.filterSql(filter);
-    const after = cursor
-      ? or(gt(products.name, cursor.name), and(eq(products.name, cursor.name), gt(products.id, cursor.id)))
-      : undefined;
+    const after = cursor ? or(gt(products.name, cursor.name), and(eq(products.name, cursor.name), gt(products.id, cursor.id))) : undefined;
     const [rows, [total]] = await Promise.all([
       db
         .select(productColumns)

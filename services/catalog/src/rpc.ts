@@ -149,7 +149,11 @@ export function catalogHandlers(store: ProductStore): ServiceImpl<typeof Catalog
 
     async updateProduct(req) {
       const { product, paths } = validate({
-        product: field("product", req.product, required((p) => p)),
+        product: field(
+          "product",
+          req.product,
+          required((p) => p),
+        ),
         paths: field("update_mask", req.updateMask?.paths ?? [], (paths) => {
           if (paths.length === 0) violation(`must name at least one of ${updatableFields.join(", ")}`);
           const unknown = paths.filter((path) => !(updatableFields as readonly string[]).includes(path));

@@ -17,18 +17,21 @@ export async function seedCatalog(database: CatalogDatabase): Promise<{ seeded: 
       .insert(categories)
       .values(seedCategories.map((c) => ({ id: c.slug, name: c.name, description: c.description })))
       .onConflictDoNothing();
-    const inserted = await tx.insert(products).values(
-      seedProducts.map((p) => ({
-        sku: p.sku,
-        slug: p.slug,
-        name: p.name,
-        description: p.description,
-        categoryId: p.categorySlug,
-        priceMinor: p.priceMinor,
-        currency: p.currency,
-        imageUrl: p.imageUrl,
-      })),
-    ).returning();
+    const inserted = await tx
+      .insert(products)
+      .values(
+        seedProducts.map((p) => ({
+          sku: p.sku,
+          slug: p.slug,
+          name: p.name,
+          description: p.description,
+          categoryId: p.categorySlug,
+          priceMinor: p.priceMinor,
+          currency: p.currency,
+          imageUrl: p.imageUrl,
+        })),
+      )
+      .returning();
     // Other services (inventory) learn of products from these events, as they would of new ones.
     for (const p of inserted) {
       await enqueueEvent(tx, events.productUpdated, productEvent(p, true));

@@ -5,13 +5,7 @@ import { connectRedis, CacheAside, type RedisConnection } from "@bazaar/platform
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
-import {
-  type BearerAuth,
-  rpcError,
-  startTestGrpcServer,
-  type TestGrpcServerWithIssuer,
-  testEnv,
-} from "@bazaar/testkit/fixtures";
+import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer, testEnv } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import * as schema from "../src/db/schema.ts";
@@ -76,7 +70,14 @@ describe("ListProducts", () => {
     const first = await client.listProducts({ pageSize: 10 });
     const [row] = await db.db
       .insert(schema.products)
-      .values({ sku: "TST-0001", slug: "aaa-test-kettle", name: "AAA Test Kettle", description: "A kettle added mid-listing.", categoryId: "kitchen", priceMinor: 1234 })
+      .values({
+        sku: "TST-0001",
+        slug: "aaa-test-kettle",
+        name: "AAA Test Kettle",
+        description: "A kettle added mid-listing.",
+        categoryId: "kitchen",
+        priceMinor: 1234,
+      })
       .returning({ id: schema.products.id });
     try {
       const ids = first.products.map((p) => p.id);
@@ -291,7 +292,9 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
     const err = await rpcError(client.createProduct({ product: { ...newProduct("TST-0103"), categoryId: "no-such-category" } }, asAdmin));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.message).toContain("category_id");
-    const badPrice = await rpcError(client.createProduct({ product: { ...newProduct("TST-0104"), price: { currencyCode: "USD", amountMinor: -5n } } }, asAdmin));
+    const badPrice = await rpcError(
+      client.createProduct({ product: { ...newProduct("TST-0104"), price: { currencyCode: "USD", amountMinor: -5n } } }, asAdmin),
+    );
     expect(badPrice.message).toContain("amount_minor");
   });
 
@@ -311,7 +314,9 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
     const { products } = await client.listProducts({ pageSize: 1 });
     const id = products[0]!.id;
     expect((await rpcError(client.updateProduct({ product: { id, name: "x" } }, asAdmin))).message).toContain("update_mask");
-    expect((await rpcError(client.updateProduct({ product: { id, sku: "X" }, updateMask: { paths: ["sku"] } }, asAdmin))).message).toContain("cannot change sku");
+    expect((await rpcError(client.updateProduct({ product: { id, sku: "X" }, updateMask: { paths: ["sku"] } }, asAdmin))).message).toContain(
+      "cannot change sku",
+    );
     const missing = await rpcError(
       client.updateProduct({ product: { id: "00000000-0000-4000-8000-000000000000", name: "x" }, updateMask: { paths: ["name"] } }, asAdmin),
     );

@@ -72,7 +72,10 @@ export class Accounts {
   private async newRefreshToken(tx: Tx, userId: string, familyId: string): Promise<{ id: string; token: string; expiresAt: Date }> {
     const token = randomBytes(32).toString("base64url");
     const expiresAt = new Date(Date.now() + this.options.refreshTokenTtlSeconds * 1000);
-    const [row] = await tx.insert(refreshTokens).values({ userId, familyId, tokenHash: sha256(token), expiresAt }).returning({ id: refreshTokens.id });
+    const [row] = await tx
+      .insert(refreshTokens)
+      .values({ userId, familyId, tokenHash: sha256(token), expiresAt })
+      .returning({ id: refreshTokens.id });
     if (!row) throw new Error("the refresh token insert returned no row");
     return { id: row.id, token, expiresAt };
   }
@@ -204,7 +207,10 @@ export class Accounts {
   async logout(token: string): Promise<void> {
     if (!refreshTokenPattern.test(token)) return;
     await this.database.db.transaction(async (tx) => {
-      const [row] = await tx.select({ familyId: refreshTokens.familyId }).from(refreshTokens).where(eq(refreshTokens.tokenHash, sha256(token)));
+      const [row] = await tx
+        .select({ familyId: refreshTokens.familyId })
+        .from(refreshTokens)
+        .where(eq(refreshTokens.tokenHash, sha256(token)));
       if (row) await this.revokeFamily(tx, row.familyId);
     });
   }

@@ -26,9 +26,7 @@ const cacheControl = "public, max-age=300";
  */
 export function addWellKnownRoutes(app: Hono, options: WellKnownOptions): void {
   const jwksBody = JSON.stringify(options.jwks);
-  app.get("/.well-known/jwks.json", (c) =>
-    c.body(jwksBody, 200, { "content-type": "application/jwk-set+json", "cache-control": cacheControl }),
-  );
+  app.get("/.well-known/jwks.json", (c) => c.body(jwksBody, 200, { "content-type": "application/jwk-set+json", "cache-control": cacheControl }));
   app.get("/.well-known/openid-configuration", (c) => {
     const base = (options.publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
     return c.json(

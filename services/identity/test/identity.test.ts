@@ -14,7 +14,7 @@ import { startTestIssuer } from "@bazaar/testkit/test-issuer";
 import { bearer, rpcError, startTestGrpcServer, type TestGrpcServer, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
-import { IdentityService, } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
+import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "../src/access-tokens.ts";
 import { Accounts, secretMatches } from "../src/accounts.ts";
 import * as schema from "../src/db/schema.ts";
@@ -57,7 +57,10 @@ beforeAll(async () => {
   http = scope.add(Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }), (h) => h.stop(true));
   verifier = new AccessTokenVerifier({ jwksUrl: `http://127.0.0.1:${http.port}/.well-known/jwks.json`, issuer, audience });
   const selfVerifier = new AccessTokenVerifier({ jwksUrl: inlineJwksUrl(keys.jwks), issuer, audience });
-  grpc = scope.add(await startTestGrpcServer({ service: IdentityService, impl: identityHandlers(accounts), access: identityAccess, verifier: selfVerifier }), (g) => g.stop());
+  grpc = scope.add(
+    await startTestGrpcServer({ service: IdentityService, impl: identityHandlers(accounts), access: identityAccess, verifier: selfVerifier }),
+    (g) => g.stop(),
+  );
   client = grpc.client;
 }, 60_000);
 
@@ -298,7 +301,10 @@ describe("Refresh", () => {
     expect(reuse.message).toBe("refresh token reuse detected; sign in again");
     const newest = await rpcError(client.refresh({ refreshToken: second!.refreshToken }));
     expect(newest.code).toBe(status.UNAUTHENTICATED);
-    const family = await db.db.select().from(schema.refreshTokens).where(eq(schema.refreshTokens.familyId, (await tokenRow(first.refreshToken))!.familyId));
+    const family = await db.db
+      .select()
+      .from(schema.refreshTokens)
+      .where(eq(schema.refreshTokens.familyId, (await tokenRow(first.refreshToken))!.familyId));
     expect(family).toHaveLength(2);
     expect(family.every((r) => r.revokedAt !== null)).toBe(true);
     expect((await client.refresh({ refreshToken: other.tokens!.refreshToken })).tokens?.accessToken).toBeTruthy();
@@ -310,7 +316,10 @@ describe("Refresh", () => {
     const ok = results.filter((r) => r.status === "fulfilled");
     expect(ok).toHaveLength(1);
     for (const r of results) if (r.status === "rejected") expect((r.reason as RpcError).code).toBe(status.UNAUTHENTICATED);
-    const family = await db.db.select().from(schema.refreshTokens).where(eq(schema.refreshTokens.familyId, (await tokenRow(tokens.refreshToken))!.familyId));
+    const family = await db.db
+      .select()
+      .from(schema.refreshTokens)
+      .where(eq(schema.refreshTokens.familyId, (await tokenRow(tokens.refreshToken))!.familyId));
     // The original and the one successor; the losers created nothing. A loser presented a used
     // token, which is reuse: the family, the winner's new token included, is revoked.
     expect(family).toHaveLength(2);
@@ -320,7 +329,10 @@ describe("Refresh", () => {
   test("an expired refresh token is UNAUTHENTICATED", async () => {
     const { tokens } = await signUp();
     const row = await tokenRow(tokens.refreshToken);
-    await db.db.update(schema.refreshTokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(schema.refreshTokens.id, row!.id));
+    await db.db
+      .update(schema.refreshTokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(schema.refreshTokens.id, row!.id));
     const err = await rpcError(client.refresh({ refreshToken: tokens.refreshToken }));
     expect(err.code).toBe(status.UNAUTHENTICATED);
     expect(err.message).toContain("expired");

@@ -129,7 +129,9 @@ describe("UserRegistered", () => {
     expect(message.fields.routingKey).toBe("user.registered.v1");
     const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
     try {
-      const rows = await sql<{ id: string; payload: Buffer; published_at: Date | null }[]>`select id, payload, published_at from outbox where routing_key = 'user.registered.v1'`;
+      const rows = await sql<
+        { id: string; payload: Buffer; published_at: Date | null }[]
+      >`select id, payload, published_at from outbox where routing_key = 'user.registered.v1'`;
       const row = rows.find((r) => fromBinary(UserRegisteredSchema, r.payload).userId === user!.id);
       expect(message.properties.messageId).toBe(row!.id);
       expect(row!.published_at).toBeInstanceOf(Date);

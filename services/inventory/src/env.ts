@@ -9,7 +9,12 @@ export const env = parseEnv(
     ...amqpEnv,
     ...authEnv,
     /** Seconds a reservation holds stock before the sweeper gives it back (the saga commits well within it). */
-    RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 86_400).default(900),
+    RESERVATION_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86_400)
+      .default(900),
     /** Milliseconds between sweeps for expired reservations. */
     RESERVATION_SWEEP_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
     /** Give new products a demo quantity instead of none (the dev runner sets it). */

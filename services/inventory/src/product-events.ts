@@ -8,7 +8,6 @@ import { uuidPattern } from "@bazaar/platform/ids";
 /** The queue inventory learns of new products on. */
 export const productsQueue = "inventory.products";
 
-
 /**
  * Gives every product the catalog announces as new a stock row (no units, or demo units), once
  * per message however often it is delivered. Changes to existing products do not touch stock.

@@ -2,11 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UnauthenticatedError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
-import {
-  type InventoryService,
-  type ReservationSchema,
-  ReservationStatus,
-} from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
+import { type InventoryService, type ReservationSchema, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import type { ReservationStatus as StoredStatus } from "./db/schema.ts";
 import type { InventoryStore, Reservation } from "./inventory-store.ts";
 import { field, integer, list, productLines, text, uuid, validate, violation } from "@bazaar/platform/validation";

@@ -105,15 +105,26 @@ describe("StockChanged", () => {
     const productId = crypto.randomUUID();
     await store.adjust(productId, 9, "first delivery", "test-admin");
     await store.reserve(crypto.randomUUID(), [{ productId, quantity: 4 }]);
-    const seen = await eventually(async () => {
-      const mine = published.filter((e) => e.productId === productId);
-      return mine.length >= 2 ? mine : undefined;
-    }, { what: "two StockChanged events" });
-    expect(seen.map((e) => [e.onHand, e.reserved, e.available]).sort()).toEqual([[9, 0, 9], [9, 4, 5]].sort());
-    await eventually(async () => {
-      const left = await db.db.select().from(schema.outbox).where(isNull(schema.outbox.publishedAt));
-      return left.length === 0 ? true : undefined;
-    }, { what: "the outbox drained" });
+    const seen = await eventually(
+      async () => {
+        const mine = published.filter((e) => e.productId === productId);
+        return mine.length >= 2 ? mine : undefined;
+      },
+      { what: "two StockChanged events" },
+    );
+    expect(seen.map((e) => [e.onHand, e.reserved, e.available]).sort()).toEqual(
+      [
+        [9, 0, 9],
+        [9, 4, 5],
+      ].sort(),
+    );
+    await eventually(
+      async () => {
+        const left = await db.db.select().from(schema.outbox).where(isNull(schema.outbox.publishedAt));
+        return left.length === 0 ? true : undefined;
+      },
+      { what: "the outbox drained" },
+    );
   });
 });
 
@@ -131,7 +142,14 @@ describe("catalog backfill", () => {
       throw new Error("not served by this stand-in");
     };
     const impl = { listProducts, getProduct: unused, batchGetProducts: unused, listCategories: unused, createProduct: unused, updateProduct: unused };
-    const access = { listProducts: "public", getProduct: "public", batchGetProducts: "public", listCategories: "public", createProduct: "admin", updateProduct: "admin" } as const;
+    const access = {
+      listProducts: "public",
+      getProduct: "public",
+      batchGetProducts: "public",
+      listCategories: "public",
+      createProduct: "admin",
+      updateProduct: "admin",
+    } as const;
     const fake = await startTestGrpcServer({ service: CatalogService, impl, access });
     try {
       const backfill = new CatalogBackfill(fake.client, db, store, relay);

@@ -112,7 +112,16 @@ describe("reserve, commit and release", () => {
     const [a, b] = [await product(10), await product(5)];
     const orderId = crypto.randomUUID();
     const before = Date.now();
-    const { reservation } = await client.reserveStock({ orderId, items: [{ productId: a, quantity: 3 }, { productId: b, quantity: 5 }] }, asService);
+    const { reservation } = await client.reserveStock(
+      {
+        orderId,
+        items: [
+          { productId: a, quantity: 3 },
+          { productId: b, quantity: 5 },
+        ],
+      },
+      asService,
+    );
     expect(reservation?.orderId).toBe(orderId);
     expect(reservation?.status).toBe(ReservationStatus.RESERVED);
     expect(new Set(reservation?.items.map((i) => `${i.productId}×${i.quantity}`))).toEqual(new Set([`${a}×3`, `${b}×5`]));
@@ -142,9 +151,23 @@ describe("reserve, commit and release", () => {
   test("every change publishes one StockChanged per product through the outbox, with the new levels", async () => {
     const [a, b] = [await product(10), await product(5)];
     const orderId = crypto.randomUUID();
-    await client.reserveStock({ orderId, items: [{ productId: a, quantity: 3 }, { productId: b, quantity: 1 }] }, asService);
+    await client.reserveStock(
+      {
+        orderId,
+        items: [
+          { productId: a, quantity: 3 },
+          { productId: b, quantity: 1 },
+        ],
+      },
+      asService,
+    );
     const reserved = await stockEvents([a, b]);
-    expect(reserved.map((e) => [e.productId, e.onHand, e.reserved, e.available]).sort()).toEqual([[a, 10, 3, 7], [b, 5, 1, 4]].sort());
+    expect(reserved.map((e) => [e.productId, e.onHand, e.reserved, e.available]).sort()).toEqual(
+      [
+        [a, 10, 3, 7],
+        [b, 5, 1, 4],
+      ].sort(),
+    );
     await client.commitReservation({ orderId }, asService);
     const all = await stockEvents([a, b]);
     expect(all).toHaveLength(4);
@@ -152,7 +175,16 @@ describe("reserve, commit and release", () => {
     expect(all.every((e) => e.occurTime !== undefined)).toBe(true);
     // Repeating a call changes nothing, so it publishes nothing.
     await client.commitReservation({ orderId }, asService);
-    await client.reserveStock({ orderId, items: [{ productId: a, quantity: 3 }, { productId: b, quantity: 1 }] }, asService);
+    await client.reserveStock(
+      {
+        orderId,
+        items: [
+          { productId: a, quantity: 3 },
+          { productId: b, quantity: 1 },
+        ],
+      },
+      asService,
+    );
     expect(await stockEvents([a, b])).toHaveLength(4);
   });
 
@@ -160,14 +192,34 @@ describe("reserve, commit and release", () => {
     const [a, b] = [await product(10), await product(1)];
     const orderId = crypto.randomUUID();
     const before = await everything();
-    const err = await rpcError(client.reserveStock({ orderId, items: [{ productId: a, quantity: 3 }, { productId: b, quantity: 2 }] }, asService));
+    const err = await rpcError(
+      client.reserveStock(
+        {
+          orderId,
+          items: [
+            { productId: a, quantity: 3 },
+            { productId: b, quantity: 2 },
+          ],
+        },
+        asService,
+      ),
+    );
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toBe(`not enough stock of ${b}: 1 available, 2 asked`);
     expect(await everything()).toEqual(before);
     expect(await level(a)).toEqual({ onHand: 10, reserved: 0, available: 10 });
     // Nothing is left of the failed attempt: the same order can reserve what there is.
     expect((await rpcError(client.commitReservation({ orderId }, asService))).code).toBe(status.NOT_FOUND);
-    const { reservation } = await client.reserveStock({ orderId, items: [{ productId: a, quantity: 3 }, { productId: b, quantity: 1 }] }, asService);
+    const { reservation } = await client.reserveStock(
+      {
+        orderId,
+        items: [
+          { productId: a, quantity: 3 },
+          { productId: b, quantity: 1 },
+        ],
+      },
+      asService,
+    );
     expect(reservation?.status).toBe(ReservationStatus.RESERVED);
   });
 
@@ -183,13 +235,40 @@ describe("idempotency by order id", () => {
   test("reserving again with the same lines, in any order, returns the reservation without holding more", async () => {
     const [a, b] = [await product(10), await product(10)];
     const orderId = crypto.randomUUID();
-    const first = await client.reserveStock({ orderId, items: [{ productId: a, quantity: 2 }, { productId: b, quantity: 1 }] }, asService);
-    const again = await client.reserveStock({ orderId: orderId.toUpperCase(), items: [{ productId: b, quantity: 1 }, { productId: a.toUpperCase(), quantity: 2 }] }, asService);
+    const first = await client.reserveStock(
+      {
+        orderId,
+        items: [
+          { productId: a, quantity: 2 },
+          { productId: b, quantity: 1 },
+        ],
+      },
+      asService,
+    );
+    const again = await client.reserveStock(
+      {
+        orderId: orderId.toUpperCase(),
+        items: [
+          { productId: b, quantity: 1 },
+          { productId: a.toUpperCase(), quantity: 2 },
+        ],
+      },
+      asService,
+    );
     expect(again.reservation).toEqual(first.reservation!);
     expect(await level(a)).toEqual({ onHand: 10, reserved: 2, available: 8 });
     // Whatever its status: a committed reservation is returned as committed.
     await client.commitReservation({ orderId }, asService);
-    const afterCommit = await client.reserveStock({ orderId, items: [{ productId: a, quantity: 2 }, { productId: b, quantity: 1 }] }, asService);
+    const afterCommit = await client.reserveStock(
+      {
+        orderId,
+        items: [
+          { productId: a, quantity: 2 },
+          { productId: b, quantity: 1 },
+        ],
+      },
+      asService,
+    );
     expect(afterCommit.reservation?.status).toBe(ReservationStatus.COMMITTED);
     expect(await level(a)).toEqual({ onHand: 8, reserved: 0, available: 8 });
   });
@@ -199,7 +278,14 @@ describe("idempotency by order id", () => {
     const orderId = crypto.randomUUID();
     await client.reserveStock({ orderId, items: [{ productId: a, quantity: 2 }] }, asService);
     const before = await everything();
-    for (const items of [[{ productId: a, quantity: 3 }], [{ productId: b, quantity: 2 }], [{ productId: a, quantity: 2 }, { productId: b, quantity: 1 }]]) {
+    for (const items of [
+      [{ productId: a, quantity: 3 }],
+      [{ productId: b, quantity: 2 }],
+      [
+        { productId: a, quantity: 2 },
+        { productId: b, quantity: 1 },
+      ],
+    ]) {
       const err = await rpcError(client.reserveStock({ orderId, items }, asService));
       expect(err.code).toBe(status.FAILED_PRECONDITION);
       expect(err.message).toBe(`order ${orderId} already has a different reservation`);
@@ -273,10 +359,7 @@ describe("concurrency", () => {
       expect(lost.every((e) => e.code === status.FAILED_PRECONDITION && e.message.includes(`not enough stock of ${p}`))).toBe(true);
       const now = await level(p);
       expect(now).toEqual({ onHand: units, reserved: won, available: units - won });
-      const held = await db.db
-        .select({ n: count() })
-        .from(schema.reservationItems)
-        .where(eq(schema.reservationItems.productId, p));
+      const held = await db.db.select({ n: count() }).from(schema.reservationItems).where(eq(schema.reservationItems.productId, p));
       expect(held[0]?.n).toBe(won);
       refused += lost.length;
     }
@@ -285,7 +368,14 @@ describe("concurrency", () => {
 
   test("reservations naming the same products in opposite orders run at once without deadlocking", async () => {
     const [a, b, c] = [await product(100), await product(100), await product(100)];
-    const orders = [[a, b, c], [c, b, a], [b, a, c], [c, a, b], [a, c, b], [b, c, a]];
+    const orders = [
+      [a, b, c],
+      [c, b, a],
+      [b, a, c],
+      [c, a, b],
+      [a, c, b],
+      [b, c, a],
+    ];
     const results = await Promise.all(
       [...orders, ...orders].map((ids) =>
         client.reserveStock({ orderId: crypto.randomUUID(), items: ids.map((productId) => ({ productId, quantity: 2 })) }, asService),
@@ -486,7 +576,16 @@ describe("input validation", () => {
       [{ orderId, items: [line, { productId: "b", quantity: 1 }] }, "items[1].product_id"],
       [{ orderId, items: [{ productId: a, quantity: 0 }] }, "items[0].quantity"],
       [{ orderId, items: [{ productId: a, quantity: -2 }] }, "items[0].quantity"],
-      [{ orderId, items: [{ productId: b, quantity: 1 }, { productId: a, quantity: 1001 }] }, "items[1].quantity"],
+      [
+        {
+          orderId,
+          items: [
+            { productId: b, quantity: 1 },
+            { productId: a, quantity: 1001 },
+          ],
+        },
+        "items[1].quantity",
+      ],
       [{ orderId, items: [line, { productId: b, quantity: 1 }, { productId: a.toUpperCase(), quantity: 2 }] }, "items[2].product_id"],
     ];
     for (const [request, field] of cases) {

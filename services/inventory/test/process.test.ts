@@ -40,10 +40,13 @@ describe("the inventory process", () => {
     const { products } = await catalog.listProducts({ pageSize: 100 });
     expect(products.length).toBe(72);
     const ids = products.map((p) => p.id);
-    const levels = await eventually(async () => {
-      const { levels } = await inventory.getStock({ productIds: ids });
-      return levels.every((l) => l.onHand > 0) ? levels : undefined;
-    }, { what: "every product stocked" });
+    const levels = await eventually(
+      async () => {
+        const { levels } = await inventory.getStock({ productIds: ids });
+        return levels.every((l) => l.onHand > 0) ? levels : undefined;
+      },
+      { what: "every product stocked" },
+    );
     expect(levels.map((l) => l.onHand)).toEqual(ids.map(demoQuantity));
     // The demo has a few products down to their last units.
     expect(levels.filter((l) => l.available <= 2).length).toBeGreaterThan(0);
@@ -64,10 +67,13 @@ describe("the inventory process", () => {
       },
       admin,
     );
-    const level = await eventually(async () => {
-      const { levels } = await inventory.getStock({ productIds: [product!.id] });
-      return levels[0]!.onHand > 0 ? levels[0] : undefined;
-    }, { what: "the new product stocked" });
+    const level = await eventually(
+      async () => {
+        const { levels } = await inventory.getStock({ productIds: [product!.id] });
+        return levels[0]!.onHand > 0 ? levels[0] : undefined;
+      },
+      { what: "the new product stocked" },
+    );
     expect(level.onHand).toBe(demoQuantity(product!.id));
   });
 
@@ -80,10 +86,13 @@ describe("the inventory process", () => {
     const { reservation } = await inventory.reserveStock({ orderId, items: [{ productId, quantity: 1 }] }, service);
     expect(reservation?.status).toBe(ReservationStatus.RESERVED);
     expect((await inventory.getStock({ productIds: [productId] })).levels[0]!.reserved).toBe(before.reserved + 1);
-    await eventually(async () => {
-      const { levels } = await inventory.getStock({ productIds: [productId] });
-      return levels[0]!.reserved === before.reserved ? true : undefined;
-    }, { what: "the reservation expired", timeoutMs: 5_000 });
+    await eventually(
+      async () => {
+        const { levels } = await inventory.getStock({ productIds: [productId] });
+        return levels[0]!.reserved === before.reserved ? true : undefined;
+      },
+      { what: "the reservation expired", timeoutMs: 5_000 },
+    );
     const again = await inventory.releaseReservation({ orderId }, service);
     expect(again.reservation?.status).toBe(ReservationStatus.EXPIRED);
   });

@@ -2,12 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { PoisonMessageError } from "@bazaar/platform/messaging/broker";
 import { MoneySchema } from "@bazaar/proto/bazaar/common/v1/money_pb";
-import {
-  OrderCancelledSchema,
-  OrderPlacedSchema,
-  PaymentFailedSchema,
-  UserRegisteredSchema,
-} from "@bazaar/proto/bazaar/events/v1/events_pb";
+import { OrderCancelledSchema, OrderPlacedSchema, PaymentFailedSchema, UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { formatMoney, orderCancelledNotice, orderPlacedNotice, paymentFailedNotice, welcomeNotice } from "./notices.ts";
 
 const money = (amountMinor: bigint, currencyCode = "USD") => create(MoneySchema, { currencyCode, amountMinor });
@@ -41,7 +36,9 @@ describe("notice texts", () => {
     const lines = ["Mug", "Kettle", "Board", "Spoon", "Towel"].map((name, i) => ({ productId: userId, name, quantity: i + 1 }));
     const n = orderPlacedNotice(create(OrderPlacedSchema, { orderId, userId, total: money(4250n), lines }));
     expect(n).toMatchObject({ kind: "order.placed", title: "Order 1a2b3c4d placed", orderId: orderId.toLowerCase(), userId });
-    expect(n.body).toBe("We received your order 1a2b3c4d (1 × Mug, 2 × Kettle, 3 × Board and 2 more) for $42.50. We will let you know as soon as it is confirmed.");
+    expect(n.body).toBe(
+      "We received your order 1a2b3c4d (1 × Mug, 2 × Kettle, 3 × Board and 2 more) for $42.50. We will let you know as soon as it is confirmed.",
+    );
   });
 
   test("reasons end the sentence once", () => {

@@ -21,7 +21,6 @@ export interface NotificationDraft {
   orderId: string | null;
 }
 
-
 /**
  * An id an event must carry for a notification to be made at all. Without it the message can
  * never be processed, so it is poison: it goes to the DLQ at once instead of being retried.

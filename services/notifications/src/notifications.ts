@@ -26,7 +26,6 @@ export interface NotificationPage {
   next?: NotificationCursor;
 }
 
-
 /**
  * Notifications are only ever made for UUID user ids, so a caller whose token subject is not
  * one owns none (and never reaches a uuid comparison that Postgres would refuse).
@@ -51,7 +50,9 @@ export class NotificationStore {
           eq(notifications.userId, userId),
           unreadOnly ? isNull(notifications.readAt) : undefined,
           // A row comparison, so Postgres walks the (user_id, created_at desc, id desc) index from the cursor on.
-          after ? sql`(${notifications.createdAt}, ${notifications.id}) < (${new Date(after.createdAtMs).toISOString()}::timestamptz, ${after.id}::uuid)` : undefined,
+          after
+            ? sql`(${notifications.createdAt}, ${notifications.id}) < (${new Date(after.createdAtMs).toISOString()}::timestamptz, ${after.id}::uuid)`
+            : undefined,
         ),
       )
       .orderBy(desc(notifications.createdAt), desc(notifications.id))
@@ -84,13 +85,7 @@ export class NotificationStore {
     const changed = await this.database.db
       .update(notifications)
       .set({ readAt: sql`now()` })
-      .where(
-        and(
-          eq(notifications.userId, userId),
-          isNull(notifications.readAt),
-          which === "all" ? undefined : inArray(notifications.id, [...which.ids]),
-        ),
-      )
+      .where(and(eq(notifications.userId, userId), isNull(notifications.readAt), which === "all" ? undefined : inArray(notifications.id, [...which.ids])))
       .returning({ id: notifications.id });
     return changed.length;
   }

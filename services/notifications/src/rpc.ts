@@ -71,10 +71,7 @@ export function notificationsHandlers(store: NotificationStore): ServiceImpl<typ
       const { size } = validate({ size: field("page_size", req.pageSize, pageSize) });
       const listing = String(req.unreadOnly);
       const after = req.pageToken ? notificationPageTokens.decode(req.pageToken, listing) : undefined;
-      const [page, unreadCount] = await Promise.all([
-        store.list(userId, { pageSize: size, unreadOnly: req.unreadOnly, after }),
-        store.unreadCount(userId),
-      ]);
+      const [page, unreadCount] = await Promise.all([store.list(userId, { pageSize: size, unreadOnly: req.unreadOnly, after }), store.unreadCount(userId)]);
       return {
         notifications: page.notifications.map(toNotificationMessage),
         nextPageToken: page.next ? notificationPageTokens.encode(page.next, listing) : "",

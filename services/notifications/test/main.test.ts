@@ -39,10 +39,13 @@ describe("the notifications process", () => {
     const id = crypto.randomUUID();
     expect((await publisher.publish([{ id, routingKey: events.userRegistered.routingKey, payload, headers: {} }])).acked).toEqual([id]);
     const auth = bearer(await issuer.token({ sub: userId }));
-    const page = await eventually(async () => {
-      const listed = await client.listNotifications({}, auth);
-      return listed.notifications.length > 0 && listed;
-    }, { what: "the welcome notification", timeoutMs: 5_000 });
+    const page = await eventually(
+      async () => {
+        const listed = await client.listNotifications({}, auth);
+        return listed.notifications.length > 0 && listed;
+      },
+      { what: "the welcome notification", timeoutMs: 5_000 },
+    );
     expect(page.notifications.map((n) => n.title)).toEqual(["Welcome to Bazaar, Grace!"]);
     expect(page.unreadCount).toBe(1);
     expect((await client.markRead({ all: true }, auth)).marked).toBe(1);

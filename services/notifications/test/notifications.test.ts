@@ -38,7 +38,10 @@ beforeAll(async () => {
   publisher = scope.add(await Broker.connect(vhost.url, { service: "test-publisher" }), (b) => b.close());
   inspector = scope.add(await amqp.connect(vhost.url), (i) => i.close().catch(() => {}));
   inspect = await inspector.createChannel();
-  grpc = scope.add(await startTestGrpcServer({ service: NotificationsService, impl: notificationsHandlers(new NotificationStore(db)), access: notificationsAccess }), (g) => g.stop());
+  grpc = scope.add(
+    await startTestGrpcServer({ service: NotificationsService, impl: notificationsHandlers(new NotificationStore(db)), access: notificationsAccess }),
+    (g) => g.stop(),
+  );
   client = grpc.client;
 }, 60_000);
 
@@ -77,10 +80,13 @@ async function startConsumer(handlers = recorded(notificationHandlers(db))): Pro
 
 /** Waits until the message was handled `times` times; returns the outcomes. */
 const handled = (messageId: string, times = 1) =>
-  eventually(() => {
-    const list = outcomes.get(messageId);
-    return list && list.length >= times ? list : undefined;
-  }, { what: `message ${messageId} handled ${times}x` });
+  eventually(
+    () => {
+      const list = outcomes.get(messageId);
+      return list && list.length >= times ? list : undefined;
+    },
+    { what: `message ${messageId} handled ${times}x` },
+  );
 
 /** Publishes one event as an outbox relay would; returns its message id. */
 async function publish<S extends DescMessage>(event: EventType<S>, init: MessageInitShape<S>, id: string = crypto.randomUUID()): Promise<string> {
@@ -178,7 +184,12 @@ describe("the events consumer", () => {
     const order = orderId.slice(0, 8);
     const paymentId = crypto.randomUUID();
     const ids = [
-      await publish(events.orderPlaced, { orderId, userId: buyer, total: usd(4250n), lines: [{ productId: crypto.randomUUID(), name: "Walnut Board", quantity: 2 }] }),
+      await publish(events.orderPlaced, {
+        orderId,
+        userId: buyer,
+        total: usd(4250n),
+        lines: [{ productId: crypto.randomUUID(), name: "Walnut Board", quantity: 2 }],
+      }),
       await publish(events.paymentCaptured, { paymentId, orderId, userId: buyer, amount: usd(4250n) }),
       await publish(events.orderConfirmed, { orderId, userId: buyer, total: usd(4250n), paymentId }),
       await publish(events.paymentRefunded, { paymentId, orderId, userId: buyer, amount: usd(1205n) }),
@@ -191,9 +202,7 @@ describe("the events consumer", () => {
     const { notifications: mine, unreadCount } = await client.listNotifications({}, await as(buyer));
     expect(unreadCount).toBe(6);
     const byKind = new Map(mine.map((n) => [n.kind, n]));
-    expect([...byKind.keys()].sort()).toEqual(
-      ["order.cancelled", "order.confirmed", "order.placed", "payment.captured", "payment.failed", "payment.refunded"],
-    );
+    expect([...byKind.keys()].sort()).toEqual(["order.cancelled", "order.confirmed", "order.placed", "payment.captured", "payment.failed", "payment.refunded"]);
     for (const n of mine) expect(n.orderId).toBe(orderId);
     expect(byKind.get("order.placed")).toMatchObject({
       title: `Order ${order} placed`,
@@ -343,7 +352,12 @@ describe("ListNotifications", () => {
     const read = await seed(user, [2, 3, 6], true);
     const all = await client.listNotifications({ pageSize: 100 }, await as(user));
     expect(all.notifications.map((n) => n.id)).toEqual(newestFirst([...unread, ...read]));
-    expect(all.notifications.filter((n) => n.read).map((n) => n.id).sort()).toEqual(read.map((r) => r.id).sort());
+    expect(
+      all.notifications
+        .filter((n) => n.read)
+        .map((n) => n.id)
+        .sort(),
+    ).toEqual(read.map((r) => r.id).sort());
     expect(all.unreadCount).toBe(5);
     const { ids, counts } = await listAll(user, 2, true);
     expect(ids).toEqual(newestFirst(unread));
@@ -390,7 +404,9 @@ describe("ListNotifications", () => {
 describe("MarkRead", () => {
   const unreadOf = async (userId: string) => (await client.listNotifications({ pageSize: 1 }, await as(userId))).unreadCount;
   const readAt = async (ids: string[]) =>
-    (await db.db.select({ id: notifications.id, readAt: notifications.readAt }).from(notifications).where(inArray(notifications.id, ids))).filter((r) => r.readAt);
+    (await db.db.select({ id: notifications.id, readAt: notifications.readAt }).from(notifications).where(inArray(notifications.id, ids))).filter(
+      (r) => r.readAt,
+    );
 
   test("marks the caller's named notifications read and says how many went from unread to read", async () => {
     const user = crypto.randomUUID();

@@ -32,10 +32,7 @@ export function grpcSagaPorts(options: GrpcPortsOptions): SagaPorts & { close():
     async priceLines(productIds): Promise<PricedProducts> {
       const res = await catalog.batchGetProducts({ ids: [...productIds] });
       const found = new Map(
-        res.products.map((p) => [
-          p.id,
-          { id: p.id, name: p.name, unitPriceMinor: Number(p.price?.amountMinor ?? 0n), currency: p.price?.currencyCode ?? "" },
-        ]),
+        res.products.map((p) => [p.id, { id: p.id, name: p.name, unitPriceMinor: Number(p.price?.amountMinor ?? 0n), currency: p.price?.currencyCode ?? "" }]),
       );
       return { found, missing: res.missingIds };
     },

@@ -14,7 +14,13 @@ const database = await service.openDatabase({ schema });
 const relay = await service.useOutbox(database);
 // The saga calls inventory and payments as the orders service itself (role "service").
 const tokens = new ServiceTokenSource(env.IDENTITY_ADDR, "orders", env.INTERNAL_AUTH_SECRET);
-const ports = grpcSagaPorts({ catalogAddress: env.CATALOG_ADDR, inventoryAddress: env.INVENTORY_ADDR, paymentsAddress: env.PAYMENTS_ADDR, tokens, callTimeoutMs: env.SAGA_CALL_TIMEOUT_MS });
+const ports = grpcSagaPorts({
+  catalogAddress: env.CATALOG_ADDR,
+  inventoryAddress: env.INVENTORY_ADDR,
+  paymentsAddress: env.PAYMENTS_ADDR,
+  tokens,
+  callTimeoutMs: env.SAGA_CALL_TIMEOUT_MS,
+});
 const executor = new SagaExecutor(database, ports, relay, {
   leaseMs: env.SAGA_LEASE_MS,
   pollMs: env.SAGA_POLL_MS,

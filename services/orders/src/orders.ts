@@ -68,7 +68,9 @@ export class OrderStore {
     const card = createHmac("sha256", this.options.fingerprintKey)
       .update(`${input.card.number}|${input.card.expiryMonth}|${input.card.expiryYear}`)
       .digest("hex");
-    return createHash("sha256").update(JSON.stringify({ v: 1, lines, card })).digest("hex");
+    return createHash("sha256")
+      .update(JSON.stringify({ v: 1, lines, card }))
+      .digest("hex");
   }
 
   /**
@@ -90,10 +92,7 @@ export class OrderStore {
     let orderId: string;
     try {
       orderId = await this.database.db.transaction(async (tx) => {
-        const [order] = await tx
-          .insert(orders)
-          .values({ userId, currency, totalMinor, idempotencyKey: input.idempotencyKey, requestHash: hash })
-          .returning();
+        const [order] = await tx.insert(orders).values({ userId, currency, totalMinor, idempotencyKey: input.idempotencyKey, requestHash: hash }).returning();
         if (!order) throw new Error("the order insert returned no row");
         const items = input.lines.map((l, i) => ({
           orderId: order.id,
@@ -138,9 +137,7 @@ export class OrderStore {
 
   private async answerRetry(existing: OrderRow, hash: string, maxWaitMs: number): Promise<OrderWithItems> {
     if (existing.requestHash !== hash) {
-      throw new FailedPreconditionError(
-        "idempotency_key: was used before for a different order (other lines or card); use a new key for a new checkout",
-      );
+      throw new FailedPreconditionError("idempotency_key: was used before for a different order (other lines or card); use a new key for a new checkout");
     }
     await this.executor.waitForFinal(existing.id, maxWaitMs);
     return this.load(existing.id);
@@ -158,7 +155,8 @@ export class OrderStore {
       return product;
     });
     const currencies = new Set(priced.map((p) => p.currency));
-    if (currencies.size > 1) throw new InvalidArgumentError(`the products are priced in different currencies (${[...currencies].join(", ")}); order them separately`, "lines");
+    if (currencies.size > 1)
+      throw new InvalidArgumentError(`the products are priced in different currencies (${[...currencies].join(", ")}); order them separately`, "lines");
     return priced;
   }
 

@@ -96,7 +96,10 @@ function transition(saga: SagaRow, order: OrderRow, result: Exclude<StepResult, 
       if (saga.cancelRequested) return { step: "refund", paymentId: result.paymentId, cancel: cancelledByUser };
       return { step: "commit", paymentId: result.paymentId };
     case "declined":
-      return { step: "release", cancel: saga.cancelRequested ? cancelledByUser : { code: "payment_declined", reason: result.reason || "Your card was declined." } };
+      return {
+        step: "release",
+        cancel: saga.cancelRequested ? cancelledByUser : { code: "payment_declined", reason: result.reason || "Your card was declined." },
+      };
     case "charge_failed":
       return { step: "release", cancel: { code: "payment_failed", reason: "Your payment could not be processed; you have not been charged." } };
     case "committed":
@@ -357,7 +360,10 @@ export class SagaExecutor {
       case "reserve": {
         const items = await this.database.db.select().from(orderItems).where(eq(orderItems.orderId, orderId)).orderBy(asc(orderItems.lineNo));
         try {
-          const outcome = await this.ports.reserve(orderId, items.map((i) => ({ productId: i.productId, quantity: i.quantity })));
+          const outcome = await this.ports.reserve(
+            orderId,
+            items.map((i) => ({ productId: i.productId, quantity: i.quantity })),
+          );
           if (outcome.kind === "reserved") return { kind: "reserved" };
           const short = items.filter((i) => outcome.productIds.includes(i.productId)).map((i) => i.name);
           return { kind: "out_of_stock", names: short.length ? short : items.length === 1 ? [items[0]!.name] : [] };
@@ -488,7 +494,13 @@ export class SagaExecutor {
     }
     if (result.kind === "retry") {
       sagaRetries.inc({ step: outcome.saga?.step ?? "unknown" });
-      log.warn("saga step failed; retrying later", { orderId, step: outcome.saga?.step, attempts: outcome.saga?.attempts, retryInMs: outcome.retryInMs, err: result.error });
+      log.warn("saga step failed; retrying later", {
+        orderId,
+        step: outcome.saga?.step,
+        attempts: outcome.saga?.attempts,
+        retryInMs: outcome.retryInMs,
+        err: result.error,
+      });
     }
     if (outcome.final) {
       const label = outcome.final.status === "CONFIRMED" ? "confirmed" : "cancelled";

@@ -70,10 +70,13 @@ function product(name: string, priceMinor: number, stock: number): string {
 }
 
 async function finalOrder(id: string, auth: BearerAuth): Promise<Order> {
-  return eventually(async () => {
-    const { order } = await client.getOrder({ id }, auth);
-    return order && order.status !== OrderStatus.PENDING ? order : undefined;
-  }, { what: `order ${id} to be final` });
+  return eventually(
+    async () => {
+      const { order } = await client.getOrder({ id }, auth);
+      return order && order.status !== OrderStatus.PENDING ? order : undefined;
+    },
+    { what: `order ${id} to be final` },
+  );
 }
 
 async function sagaOf(orderId: string) {
@@ -110,7 +113,17 @@ describe("PlaceOrder", () => {
     const mug = product("Stoneware Mug", 1_250, 10);
     const kettle = product("Copper Kettle", 4_999, 3);
     const confirmedBefore = await outcomeCount("confirmed", "none");
-    const { order } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: mug, quantity: 2 }, { productId: kettle, quantity: 1 }], card: goodCard }, buyer.auth);
+    const { order } = await client.placeOrder(
+      {
+        idempotencyKey: newKey(),
+        lines: [
+          { productId: mug, quantity: 2 },
+          { productId: kettle, quantity: 1 },
+        ],
+        card: goodCard,
+      },
+      buyer.auth,
+    );
     expect(order?.status).toBe(OrderStatus.CONFIRMED);
     expect(order?.userId).toBe(buyer.id);
     expect(order?.items.map((i) => [i.name, i.quantity, i.unitPrice?.amountMinor, i.lineTotal?.amountMinor])).toEqual([
@@ -155,7 +168,14 @@ describe("PlaceOrder", () => {
     const plenty = product("Tea Towel", 800, 50);
     const scarce = product("Walnut Cutting Board", 5_500, 1);
     const { order } = await client.placeOrder(
-      { idempotencyKey: newKey(), lines: [{ productId: plenty, quantity: 1 }, { productId: scarce, quantity: 2 }], card: goodCard },
+      {
+        idempotencyKey: newKey(),
+        lines: [
+          { productId: plenty, quantity: 1 },
+          { productId: scarce, quantity: 2 },
+        ],
+        card: goodCard,
+      },
       buyer.auth,
     );
     expect(order?.status).toBe(OrderStatus.CANCELLED);
@@ -186,7 +206,17 @@ describe("PlaceOrder", () => {
     const rug = product("Wool Rug", 12_000, 2);
     const held = gate();
     ports.hook("reserve", { before: held.wait });
-    const { order } = await store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: rug, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 12, expiryYear: goodCard.expiryYear, cvc: "123" } }, 100).then((o) => ({ order: o }));
+    const { order } = await store
+      .place(
+        buyer.id,
+        {
+          idempotencyKey: newKey(),
+          lines: [{ productId: rug, quantity: 1 }],
+          card: { number: "4242424242424242", expiryMonth: 12, expiryYear: goodCard.expiryYear, cvc: "123" },
+        },
+        100,
+      )
+      .then((o) => ({ order: o }));
     expect(order.status).toBe("PENDING");
     held.open();
     expect((await finalOrder(order.id, buyer.auth)).status).toBe(OrderStatus.CONFIRMED);
@@ -201,7 +231,10 @@ describe("PlaceOrder", () => {
     expect(ids.size).toBe(1);
     const id = [...ids][0]!;
     expect((await finalOrder(id, buyer.auth)).status).toBe(OrderStatus.CONFIRMED);
-    const rows = await db.db.select().from(schema.orders).where(and(eq(schema.orders.userId, buyer.id), eq(schema.orders.idempotencyKey, request.idempotencyKey)));
+    const rows = await db.db
+      .select()
+      .from(schema.orders)
+      .where(and(eq(schema.orders.userId, buyer.id), eq(schema.orders.idempotencyKey, request.idempotencyKey)));
     expect(rows).toHaveLength(1);
     expect(await db.db.select().from(schema.sagas).where(eq(schema.sagas.orderId, id))).toHaveLength(1);
     expect(ports.payments.of(id)).toHaveLength(1);
@@ -223,7 +256,9 @@ describe("PlaceOrder", () => {
     const otherLines = await rpcError(client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 2 }], card: goodCard }, buyer.auth));
     expect(otherLines.code).toBe(status.FAILED_PRECONDITION);
     expect(otherLines.message).toContain("idempotency_key");
-    const otherCard = await rpcError(client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 1 }], card: { ...goodCard, number: "5555 5555 5555 4444" } }, buyer.auth));
+    const otherCard = await rpcError(
+      client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 1 }], card: { ...goodCard, number: "5555 5555 5555 4444" } }, buyer.auth),
+    );
     expect(otherCard.code).toBe(status.FAILED_PRECONDITION);
     expect(await db.db.select().from(schema.orders).where(eq(schema.orders.userId, buyer.id))).toHaveLength(1);
     // The key is the user's own: another user may use the same one.
@@ -274,7 +309,11 @@ describe("PlaceOrder", () => {
       const err = await rpcError(client.listOrders({ pageSize }, buyer.auth));
       expect([err.code, err.message.split(":")[0]]).toEqual([status.INVALID_ARGUMENT, "page_size"]);
     }
-    for (const pageToken of ["not a token", "e30", Buffer.from(JSON.stringify({ v: 1, l: "own", c: { createdAt: "yesterday", id: crypto.randomUUID() } })).toString("base64url")]) {
+    for (const pageToken of [
+      "not a token",
+      "e30",
+      Buffer.from(JSON.stringify({ v: 1, l: "own", c: { createdAt: "yesterday", id: crypto.randomUUID() } })).toString("base64url"),
+    ]) {
       const err = await rpcError(client.listOrders({ pageToken }, buyer.auth));
       expect([err.code, err.message.split(":")[0]]).toEqual([status.INVALID_ARGUMENT, "page_token"]);
     }
@@ -302,7 +341,11 @@ describe("crashes and leases", () => {
     const crashing = replica({ leaseMs: 400 });
     const dead = gate();
     ports.hook("charge", { after: dead.wait });
-    const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: vase, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
+    const placed = await crashing.store.place(buyer.id, {
+      idempotencyKey: newKey(),
+      lines: [{ productId: vase, quantity: 1 }],
+      card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+    });
     await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     // Leased: the other executor (polling every 50 ms) leaves it alone.
     await Bun.sleep(150);
@@ -331,11 +374,18 @@ describe("crashes and leases", () => {
     const crashing = replica({ leaseMs: 400 });
     const dead = gate();
     ports.hook("commit", { before: dead.wait });
-    const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: clock, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
-    const mid = await eventually(async () => {
-      const s = await sagaOf(placed.id);
-      return s.step === "commit" ? s : undefined;
-    }, { what: "the saga to reach the commit step" });
+    const placed = await crashing.store.place(buyer.id, {
+      idempotencyKey: newKey(),
+      lines: [{ productId: clock, quantity: 1 }],
+      card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+    });
+    const mid = await eventually(
+      async () => {
+        const s = await sagaOf(placed.id);
+        return s.step === "commit" ? s : undefined;
+      },
+      { what: "the saga to reach the commit step" },
+    );
     expect(mid).toMatchObject({ cardNumber: null, cardExpiryMonth: null, cardExpiryYear: null, cardCvc: null });
     const [row] = await db.db.select().from(schema.orders).where(eq(schema.orders.id, placed.id));
     expect(row?.paymentId).toBe(ports.payments.of(placed.id)[0]!.id);
@@ -364,7 +414,15 @@ describe("crashes and leases", () => {
     // The main executor holds the saga, stuck inside the reserve step.
     const stuck = gate();
     ports.hook("reserve", { before: stuck.wait });
-    const placed = await store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } }, 0);
+    const placed = await store.place(
+      buyer.id,
+      {
+        idempotencyKey: newKey(),
+        lines: [{ productId: p, quantity: 1 }],
+        card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+      },
+      0,
+    );
     await eventually(async () => ports.count("reserve", placed.id) === 1, { what: "the reserve call" });
     const held = await sagaOf(placed.id);
     const second = replica();
@@ -374,7 +432,10 @@ describe("crashes and leases", () => {
     expect(ports.count("reserve", placed.id)).toBe(1);
     // The lease passes (as if the holder had died): the second executor takes over and, since
     // the step may have reached inventory, replays it rather than skipping it.
-    await db.db.update(schema.sagas).set({ leaseUntil: new Date(Date.now() - 1) }).where(eq(schema.sagas.orderId, placed.id));
+    await db.db
+      .update(schema.sagas)
+      .set({ leaseUntil: new Date(Date.now() - 1) })
+      .where(eq(schema.sagas.orderId, placed.id));
     await second.executor.runNow(placed.id);
     expect(ports.count("reserve", placed.id)).toBe(2);
     expect(await sagaOf(placed.id)).toMatchObject({ step: "done", leaseOwner: null });
@@ -438,7 +499,19 @@ describe("crashes and leases", () => {
       // Placed through a parked replica so only a and b's polls pick them up.
       const parked = replica();
       await parked.executor.stop();
-      ids.push((await parked.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } }, 0)).id);
+      ids.push(
+        (
+          await parked.store.place(
+            buyer.id,
+            {
+              idempotencyKey: newKey(),
+              lines: [{ productId: p, quantity: 1 }],
+              card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+            },
+            0,
+          )
+        ).id,
+      );
     }
     await Promise.all([a.executor.poll(), b.executor.poll(), a.executor.poll(), b.executor.poll()]);
     held.open();
@@ -457,7 +530,10 @@ describe("CancelOrder", () => {
     const p = product("Hand Plane", 7_700, 1);
     const held = gate();
     ports.hook("reserve", { after: held.wait });
-    const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 400 });
+    const placed = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard },
+      { ...buyer.auth, timeoutMs: 400 },
+    );
     expect(placed.order?.status).toBe(OrderStatus.PENDING);
     const cancelling = client.cancelOrder({ id: placed.order!.id }, buyer.auth);
     await eventually(async () => (await sagaOf(placed.order!.id)).cancelRequested, { what: "the cancellation to be recorded" });
@@ -476,7 +552,10 @@ describe("CancelOrder", () => {
     const p = product("Brass Bell", 1_500, 3);
     const held = gate();
     ports.hook("charge", { before: held.wait });
-    const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 400 });
+    const placed = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard },
+      { ...buyer.auth, timeoutMs: 400 },
+    );
     const cancelling = client.cancelOrder({ id: placed.order!.id }, buyer.auth);
     await eventually(async () => (await sagaOf(placed.order!.id)).cancelRequested, { what: "the cancellation to be recorded" });
     held.open();
@@ -492,11 +571,22 @@ describe("CancelOrder", () => {
     const p = product("Cast Iron Pan", 3_900, 3);
     const slow = replica({ retryBaseMs: 60_000, retryMaxMs: 60_000 });
     ports.failNext("reserve", 1);
-    const placed = await slow.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } }, 0);
-    const waiting = await eventually(async () => {
-      const s = await sagaOf(placed.id);
-      return s.lastError ? s : undefined;
-    }, { what: "the reserve to fail" });
+    const placed = await slow.store.place(
+      buyer.id,
+      {
+        idempotencyKey: newKey(),
+        lines: [{ productId: p, quantity: 1 }],
+        card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+      },
+      0,
+    );
+    const waiting = await eventually(
+      async () => {
+        const s = await sagaOf(placed.id);
+        return s.lastError ? s : undefined;
+      },
+      { what: "the reserve to fail" },
+    );
     expect(waiting).toMatchObject({ step: "reserve", attempts: 1, leaseOwner: null });
     expect(waiting.lastError).toContain("UNAVAILABLE");
     expect(waiting.nextAttemptAt.getTime()).toBeGreaterThan(Date.now() + 10_000);
@@ -516,7 +606,11 @@ describe("CancelOrder", () => {
     const crashing = replica({ leaseMs: 400 });
     const dead = gate();
     ports.hook("charge", { after: dead.wait });
-    const placed = await crashing.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" } });
+    const placed = await crashing.store.place(buyer.id, {
+      idempotencyKey: newKey(),
+      lines: [{ productId: p, quantity: 1 }],
+      card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+    });
     await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     const { order } = await client.cancelOrder({ id: placed.id }, buyer.auth);
     expect(order?.status).toBe(OrderStatus.CANCELLED);
@@ -550,7 +644,9 @@ describe("compensation", () => {
     const p = product("Picnic Blanket", 4_400, 2);
     ports.hook("commit", {
       before: () => {
-        const [orderId] = [...ports.inventory.reservations.keys()].filter((id) => ports.inventory.reservations.get(id)?.status === "reserved" && ports.inventory.reservations.get(id)?.lines[0]?.productId === p);
+        const [orderId] = [...ports.inventory.reservations.keys()].filter(
+          (id) => ports.inventory.reservations.get(id)?.status === "reserved" && ports.inventory.reservations.get(id)?.lines[0]?.productId === p,
+        );
         ports.inventory.expire(orderId!);
       },
     });

@@ -40,14 +40,17 @@ async function adminAuth(): Promise<BearerAuth> {
 let used = 0;
 async function stocked(min: number): Promise<{ id: string; name: string; available: number }> {
   const { products } = await clients.catalog.listProducts({ pageSize: 100 });
-  return eventually(async () => {
-    const { levels } = await clients.inventory.getStock({ productIds: products.map((p) => p.id) });
-    const ok = levels.filter((l) => l.available >= min);
-    const level = ok[used % Math.max(ok.length, 1)];
-    if (!level) return undefined;
-    used++;
-    return { id: level.productId, name: products.find((p) => p.id === level.productId)!.name, available: level.available };
-  }, { what: `a product with ${min}+ units`, timeoutMs: 30_000 });
+  return eventually(
+    async () => {
+      const { levels } = await clients.inventory.getStock({ productIds: products.map((p) => p.id) });
+      const ok = levels.filter((l) => l.available >= min);
+      const level = ok[used % Math.max(ok.length, 1)];
+      if (!level) return undefined;
+      used++;
+      return { id: level.productId, name: products.find((p) => p.id === level.productId)!.name, available: level.available };
+    },
+    { what: `a product with ${min}+ units`, timeoutMs: 30_000 },
+  );
 }
 
 async function available(productId: string): Promise<number> {
@@ -56,10 +59,13 @@ async function available(productId: string): Promise<number> {
 }
 
 async function finalOrder(id: string, auth: BearerAuth, timeoutMs = 15_000): Promise<Order> {
-  return eventually(async () => {
-    const { order } = await clients.orders.getOrder({ id }, auth);
-    return order && order.status !== OrderStatus.PENDING ? order : undefined;
-  }, { what: `order ${id} to be final`, timeoutMs });
+  return eventually(
+    async () => {
+      const { order } = await clients.orders.getOrder({ id }, auth);
+      return order && order.status !== OrderStatus.PENDING ? order : undefined;
+    },
+    { what: `order ${id} to be final`, timeoutMs },
+  );
 }
 
 async function paymentsOf(orderId: string): Promise<{ status: string }[]> {
@@ -70,7 +76,10 @@ describe("orders with the real services", () => {
   test("a good card: CONFIRMED, one captured payment, stock sold", async () => {
     const buyer = await newBuyer();
     const p = await stocked(2);
-    const { order: placed } = await clients.orders.placeOrder({ idempotencyKey: uniqueName("good"), lines: [{ productId: p.id, quantity: 2 }], card: goodCard }, buyer.auth);
+    const { order: placed } = await clients.orders.placeOrder(
+      { idempotencyKey: uniqueName("good"), lines: [{ productId: p.id, quantity: 2 }], card: goodCard },
+      buyer.auth,
+    );
     const order = await finalOrder(placed!.id, buyer.auth);
     expect(order.status).toBe(OrderStatus.CONFIRMED);
     expect(order.items[0]?.name).toBe(p.name);
@@ -88,7 +97,10 @@ describe("orders with the real services", () => {
   test("a declined card: CANCELLED with the processor's reason, the stock given back", async () => {
     const buyer = await newBuyer();
     const p = await stocked(1);
-    const { order: placed } = await clients.orders.placeOrder({ idempotencyKey: uniqueName("declined"), lines: [{ productId: p.id, quantity: 1 }], card: declinedCard }, buyer.auth);
+    const { order: placed } = await clients.orders.placeOrder(
+      { idempotencyKey: uniqueName("declined"), lines: [{ productId: p.id, quantity: 1 }], card: declinedCard },
+      buyer.auth,
+    );
     const order = await finalOrder(placed!.id, buyer.auth);
     expect(order.status).toBe(OrderStatus.CANCELLED);
     expect(order.cancelReason).toBe("Your card was declined.");
@@ -102,7 +114,10 @@ describe("orders with the real services", () => {
     const p = await stocked(3);
     // Leave exactly 2 units available.
     await clients.inventory.adjustStock({ productId: p.id, delta: 2 - p.available, reason: "orders test: make it scarce" }, admin);
-    const { order: placed } = await clients.orders.placeOrder({ idempotencyKey: uniqueName("scarce"), lines: [{ productId: p.id, quantity: 3 }], card: goodCard }, buyer.auth);
+    const { order: placed } = await clients.orders.placeOrder(
+      { idempotencyKey: uniqueName("scarce"), lines: [{ productId: p.id, quantity: 3 }], card: goodCard },
+      buyer.auth,
+    );
     const order = await finalOrder(placed!.id, buyer.auth);
     expect(order.status).toBe(OrderStatus.CANCELLED);
     expect(order.cancelReason).toBe(`Not enough stock of ${p.name}.`);
@@ -122,7 +137,11 @@ describe("orders with the real services", () => {
         .catch((err: unknown) => err);
       const pending = await eventually(async () => (await clients.orders.listOrders({}, buyer.auth)).orders[0], { what: "the order to exist" });
       // The reserve step recorded, the charge claimed: the slow processor holds the saga there.
-      await eventually(async () => (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [pending.id]))[0]?.step === "charge", { what: "the saga to reach the charge step" });
+      await eventually(
+        async () =>
+          (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [pending.id]))[0]?.step === "charge",
+        { what: "the saga to reach the charge step" },
+      );
       await platform.stop("orders", "SIGKILL");
       // Killed mid-saga: the caller never got an answer.
       expect(await placing).toBeInstanceOf(RpcError);

@@ -155,7 +155,8 @@ export class PaymentStore {
         const [current] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for("update");
         if (!current) throw new NotFoundError(`no payment has id ${paymentId}`);
         if (previous || current.status === "REFUNDED") return { payment: current, created: false };
-        if (current.status === "FAILED") throw new FailedPreconditionError(`payment ${paymentId} failed, so nothing was captured and there is nothing to refund`);
+        if (current.status === "FAILED")
+          throw new FailedPreconditionError(`payment ${paymentId} failed, so nothing was captured and there is nothing to refund`);
         await this.processor.refund(faults, budget.signal);
         await tx.insert(refunds).values({ paymentId, idempotencyKey, requestHash, reason });
         await tx.insert(ledgerEntries).values({ paymentId, kind: "REFUND", amountMinor: -current.amountMinor, currency: current.currency });

@@ -66,9 +66,13 @@ describe("simulated processor", () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 30);
     const started = performance.now();
-    const outcome = await processor.charge(valid(testCards.success), { failureRate: 0, addedLatencyMs: 10_000 }, controller.signal).catch((err: unknown) => err);
+    const outcome = await processor
+      .charge(valid(testCards.success), { failureRate: 0, addedLatencyMs: 10_000 }, controller.signal)
+      .catch((err: unknown) => err);
     expect(outcome).toBeInstanceOf(AbortedError);
     expect(performance.now() - started).toBeLessThan(1_000);
-    expect(await processor.charge(valid(testCards.success), { failureRate: 0, addedLatencyMs: 0 }, controller.signal).catch((err: unknown) => err)).toBeInstanceOf(AbortedError);
+    expect(
+      await processor.charge(valid(testCards.success), { failureRate: 0, addedLatencyMs: 0 }, controller.signal).catch((err: unknown) => err),
+    ).toBeInstanceOf(AbortedError);
   });
 });

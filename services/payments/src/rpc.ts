@@ -82,8 +82,7 @@ export function paymentsHandlers(store: PaymentStore, faults: FaultSettingsStore
       if (!caller) throw new UnauthenticatedError("GetPayment needs a signed-in caller");
       const payment = await store.get(id);
       // Someone else's payment is as unknown to a shopper as one that does not exist.
-      const mayRead =
-        payment !== undefined && (caller.roles.includes("service") || isAdmin(caller) || caller.userId?.toLowerCase() === payment.userId);
+      const mayRead = payment !== undefined && (caller.roles.includes("service") || isAdmin(caller) || caller.userId?.toLowerCase() === payment.userId);
       if (!payment || !mayRead) throw new NotFoundError(`no payment has id ${id}`);
       return { payment: toPaymentMessage(payment) };
     },

@@ -70,7 +70,10 @@ beforeAll(async () => {
   });
   relay = scope.add(new OutboxRelay(db.db, broker, { pollMs: 200 }).start(), (r) => r.stop());
   faults = new FaultSettingsStore(db, { cacheMs: 1000 });
-  const store = new PaymentStore(db, new SimulatedProcessor({ now: () => new Date(Date.now() + clockAheadMs) }), faults, { requestHashSecret: "payments-test-hash-secret", outbox: relay });
+  const store = new PaymentStore(db, new SimulatedProcessor({ now: () => new Date(Date.now() + clockAheadMs) }), faults, {
+    requestHashSecret: "payments-test-hash-secret",
+    outbox: relay,
+  });
   grpc = scope.add(await startTestGrpcServer({ service: PaymentsService, impl: paymentsHandlers(store, faults), access: paymentsAccess }), (g) => g.stop());
   client = grpc.client;
   owner.auth = await grpc.auth({ sub: owner.id, roles: ["customer"] });

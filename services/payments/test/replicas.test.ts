@@ -69,10 +69,13 @@ describe("two replicas", () => {
       await a.setFaultSettings({ settings: { failureRate: 1, addedLatencyMs: 0 } }, asAdmin);
       const changedAt = performance.now();
       expect((await a.charge(chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.FAILED);
-      const failed = await eventually(async () => {
-        const { payment } = await b.charge(chargeRequest(), asService);
-        return payment?.status === PaymentStatus.FAILED ? payment : undefined;
-      }, { what: "replica b to fail charges" });
+      const failed = await eventually(
+        async () => {
+          const { payment } = await b.charge(chargeRequest(), asService);
+          return payment?.status === PaymentStatus.FAILED ? payment : undefined;
+        },
+        { what: "replica b to fail charges" },
+      );
       expect(performance.now() - changedAt).toBeLessThan(1_000);
       expect(failed.failureReason).toBe("The payment processor is unavailable; no money was taken.");
       expect((await b.getFaultSettings({}, asAdmin)).settings?.failureRate).toBe(1);
@@ -100,10 +103,13 @@ describe("two replicas", () => {
   test("captures are published to RabbitMQ, and neither process ever logs the card number", async () => {
     const { payment } = await clients[1]!.charge(chargeRequest(), asService);
     await eventually(async () => captured.includes(payment!.id), { what: "the PaymentCaptured event" });
-    await eventually(async () => {
-      const [left] = await sql`select count(*)::int as n from outbox where published_at is null`;
-      return left?.n === 0 ? true : undefined;
-    }, { what: "the outbox to be drained" });
+    await eventually(
+      async () => {
+        const [left] = await sql`select count(*)::int as n from outbox where published_at is null`;
+        return left?.n === 0 ? true : undefined;
+      },
+      { what: "the outbox to be drained" },
+    );
     for (const r of replicas) {
       const output = r.child.output();
       expect(output).toContain("charged");
