@@ -274,23 +274,10 @@ export async function startDevInstance(options: DevInstanceOptions = {}): Promis
 
   let cleaned: Promise<CleanupReport> | undefined;
   const stop = () => runner.stop("SIGINT", 20_000);
-  const cleanup = () =>
-    (cleaned ??= (async () => {
-      const problems: string[] = [];
-      await stop().catch((err: Error) => problems.push(`stop: ${err.message}`));
-      const killed = await waitForInstanceGone(instance);
-      if (killed.length) problems.push(`killed processes that outlived the runner: ${killed.join(", ")}`);
-      for (const db of databases) {
-        await dropDatabase(withDatabase(testEnv.POSTGRES_URL, db)).catch((err: Error) => problems.push(`drop ${db}: ${err.message}`));
-      }
-      const redisKeysDeleted = await clearRedisPrefix(redisPrefix).catch((err: Error) => {
-        problems.push(`redis ${redisPrefix}: ${err.message}`);
-        return 0;
-      });
-      await deleteVhost(devVhostName(instance)).catch((err: Error) => problems.push(`vhost: ${err.message}`));
-      if (problems.length) throw new Error(`dev instance ${instance} cleanup failed: ${problems.join("; ")}`);
-      return { killed, redisKeysDeleted };
-    })());
+  const cleanup = () => {
+    cleaned ??= removeInstance({ instance, databases, redisPrefix, stop });
+    return cleaned;
+  };
 
   const handle: DevInstanceHandle = {
     bffUrl: `http://127.0.0.1:${serviceEntry("bff").httpPort + portOffset}`,
@@ -324,12 +311,42 @@ export async function startDevInstance(options: DevInstanceOptions = {}): Promis
   if (typeof outcome === "string") return fail(outcome);
 
   // Every process answered /healthz, so each is running now.
+  const pids = pidsOfInstance(instance);
+  if (typeof pids === "string") return fail(`is healthy but no process of the instance runs ${pids}`);
+  return Object.assign(handle, { pids, spawnToHealthyMs, reportedHealthyMs: outcome });
+}
+
+/** The pid of each catalog process of `instance`, or the entry point no process runs. */
+function pidsOfInstance(instance: string): Record<string, number> | string {
   const running = processesOfInstance(instance).map((pid) => ({ pid, cmdline: (readProc(`/proc/${pid}/cmdline`) ?? "").split("\0") }));
   const pids: Record<string, number> = {};
   for (const e of entries) {
     const found = running.find((p) => p.cmdline.includes(e.entry));
-    if (!found) return fail(`is healthy but no process of the instance runs ${e.entry}`);
+    if (!found) return e.entry;
     pids[e.name] = found.pid;
   }
-  return Object.assign(handle, { pids, spawnToHealthyMs, reportedHealthyMs: outcome });
+  return pids;
+}
+
+/**
+ * Stops the runner and removes everything the instance made: its processes (any that outlive
+ * the runner are killed), databases, Redis keys and vhost. Every step runs; the error lists
+ * each that failed.
+ */
+async function removeInstance(what: { instance: string; databases: string[]; redisPrefix: string; stop: () => Promise<unknown> }): Promise<CleanupReport> {
+  const { instance, databases, redisPrefix } = what;
+  const problems: string[] = [];
+  await what.stop().catch((err: Error) => problems.push(`stop: ${err.message}`));
+  const killed = await waitForInstanceGone(instance);
+  if (killed.length) problems.push(`killed processes that outlived the runner: ${killed.join(", ")}`);
+  for (const db of databases) {
+    await dropDatabase(withDatabase(testEnv.POSTGRES_URL, db)).catch((err: Error) => problems.push(`drop ${db}: ${err.message}`));
+  }
+  const redisKeysDeleted = await clearRedisPrefix(redisPrefix).catch((err: Error) => {
+    problems.push(`redis ${redisPrefix}: ${err.message}`);
+    return 0;
+  });
+  await deleteVhost(devVhostName(instance)).catch((err: Error) => problems.push(`vhost: ${err.message}`));
+  if (problems.length) throw new Error(`dev instance ${instance} cleanup failed: ${problems.join("; ")}`);
+  return { killed, redisKeysDeleted };
 }

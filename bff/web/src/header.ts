@@ -3,7 +3,7 @@
  * or the person's name opening a menu (orders, notifications with the unread count, admin for
  * admins, sign out). Counts update in place so an open menu stays open.
  */
-import { h } from "./dom.ts";
+import { h, svg } from "./dom.ts";
 import { flash, here, navigate } from "./router.ts";
 import { signOut } from "./session.ts";
 import { isAdmin, onStateChange, state } from "./state.ts";
@@ -14,22 +14,15 @@ const cartCount = h("span", { class: "count", "data-testid": "cart-count" }, "0"
 const cartLink = h("a", { href: "/cart", class: "cart-link", "data-testid": "cart-link" }, basketIcon(), h("span", { class: "cart-label" }, "Cart"), cartCount);
 
 function basketIcon(): SVGSVGElement {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "20");
-  svg.setAttribute("height", "20");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("class", "icon");
-  const path = document.createElementNS(ns, "path");
-  path.setAttribute("d", "M3 6h18l-2 11H5L3 6zm5 0 3-4m5 4-3-4M8 11v3m4-3v3m4-3v3");
-  path.setAttribute("fill", "none");
-  path.setAttribute("stroke", "currentColor");
-  path.setAttribute("stroke-width", "1.8");
-  path.setAttribute("stroke-linejoin", "round");
-  path.setAttribute("stroke-linecap", "round");
-  svg.append(path);
-  return svg;
+  const basket = svg("path", {
+    d: "M3 6h18l-2 11H5L3 6zm5 0 3-4m5 4-3-4M8 11v3m4-3v3m4-3v3",
+    fill: "none",
+    stroke: "currentColor",
+    "stroke-width": "1.8",
+    "stroke-linejoin": "round",
+    "stroke-linecap": "round",
+  });
+  return svg("svg", { viewBox: "0 0 24 24", width: "20", height: "20", "aria-hidden": "true", class: "icon" }, basket);
 }
 
 let drawnFor: string | null | undefined; // the user id the links were drawn for

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { AccountsOptions } from "./accounts.ts";
 import { amqpEnv, authEnv, flagVar, parseEnv, redisEnv, serviceAuthEnv, serviceEnv } from "@bazaar/platform/env";
 
 const seconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -39,3 +40,11 @@ export const env = parseEnv(
     ADMIN_PASSWORD: z.string().min(10).max(128).default("bazaar-admin"),
   }),
 );
+
+/** Token lifetimes and the secret services prove themselves with, as Accounts takes them. */
+export const accountSettings: AccountsOptions = {
+  accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+  refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+  serviceTokenTtlSeconds: env.SERVICE_TOKEN_TTL_SECONDS,
+  internalSecret: env.INTERNAL_AUTH_SECRET,
+};

@@ -3,7 +3,7 @@ import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "./access-tokens.ts";
 import { Accounts } from "./accounts.ts";
 import * as schema from "./db/schema.ts";
-import { env } from "./env.ts";
+import { accountSettings, env } from "./env.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { identityAccess, identityHandlers } from "./rpc.ts";
 import { seedAdmin } from "./seed.ts";
@@ -19,18 +19,7 @@ addWellKnownRoutes(service.http, { issuer: env.JWT_ISSUER, jwks: keys.jwks, publ
 const redis = await service.connectRedis();
 const relay = await service.useOutbox(database);
 const tokens = new AccessTokenIssuer(keys.signing, { issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
-const accounts = new Accounts(
-  database,
-  tokens,
-  new LoginThrottle(redis),
-  {
-    accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
-    refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
-    serviceTokenTtlSeconds: env.SERVICE_TOKEN_TTL_SECONDS,
-    internalSecret: env.INTERNAL_AUTH_SECRET,
-  },
-  relay,
-);
+const accounts = new Accounts(database, tokens, new LoginThrottle(redis), accountSettings, relay);
 if (env.SEED_DEMO_DATA) await seedAdmin(database, accounts, { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD });
 service.addGrpc(IdentityService, identityHandlers(accounts), identityAccess);
 await service.listen();
