@@ -112,6 +112,33 @@ describe("a purchase", () => {
     expect(rows.every((r) => r.status !== "CAPTURED")).toBe(true);
     if (order.paymentId) expect((await payments.getPayment({ id: order.paymentId }, buyer.auth)).payment?.status).not.toBe(PaymentStatus.CAPTURED);
   });
+  test("more of one product than is in stock: CANCELLED naming that product (read from inventory's answer), nothing held", async () => {
+    const { catalog, inventory, orders } = platform.clients;
+    const buyer = await newUser();
+    const [plenty, scarce] = await stocked(2, 2);
+    // Two units left, so that asking for three stays inside the per-line quantity limit.
+    const now = await available(scarce!.id);
+    if (now !== 2) await inventory.adjustStock({ productId: scarce!.id, delta: 2 - now, reason: "short-stock test" }, await adminAuth());
+    const before = { plenty: await available(plenty!.id), scarce: await available(scarce!.id) };
+    const { products } = await catalog.batchGetProducts({ ids: [plenty!.id, scarce!.id] });
+    const nameOf = (id: string) => products.find((p) => p.id === id)!.name;
+    const placed = await orders.placeOrder(
+      {
+        idempotencyKey: uniqueName("short"),
+        lines: [
+          { productId: plenty!.id, quantity: 1 },
+          { productId: scarce!.id, quantity: before.scarce + 1 },
+        ],
+        card: goodCard,
+      },
+      buyer.auth,
+    );
+    const order = await finalOrder(placed.order!.id, buyer.auth);
+    expect(order.status).toBe(OrderStatus.CANCELLED);
+    expect(order.cancelReason).toBe(`Not enough stock of ${nameOf(scarce!.id)}.`);
+    expect(order.paymentId).toBe("");
+    expect({ plenty: await available(plenty!.id), scarce: await available(scarce!.id) }).toEqual(before);
+  });
 });
 
 describe("concurrency", () => {

@@ -65,9 +65,32 @@ export class AlreadyExistsError extends DomainError {
   override name = "AlreadyExistsError";
 }
 
-/** The system is not in the state the operation needs, e.g. cancelling a shipped order. */
+/**
+ * One precondition a request failed, about one thing. Between services it travels as a
+ * `google.rpc.PreconditionFailure` violation (see grpc/status-details.ts), so callers read
+ * which thing it was as data, not from the message.
+ */
+export interface PreconditionViolation {
+  /** The kind of precondition, e.g. "STOCK". */
+  readonly type: string;
+  /** What it is about, e.g. a product id. */
+  readonly subject: string;
+  /** What failed, for people. */
+  readonly description: string;
+}
+
+/**
+ * The system is not in the state the operation needs, e.g. cancelling a shipped order. It may
+ * name the things at fault as `violations`.
+ */
 export class FailedPreconditionError extends DomainError {
   override name = "FailedPreconditionError";
+  constructor(
+    message: string,
+    readonly violations: readonly PreconditionViolation[] = [],
+  ) {
+    super(message);
+  }
 }
 
 /** The caller is known but not allowed to do this. */
@@ -90,19 +113,33 @@ export class ResourceExhaustedError extends DomainError {
   override name = "ResourceExhaustedError";
 }
 
+/** What a failed call's status carries besides its code and message, as data. */
+export interface StatusDetails {
+  violations?: readonly FieldViolation[];
+  preconditions?: readonly PreconditionViolation[];
+}
+
 /** A failure carrying a gRPC status: thrown by Bazaar's gRPC client, and what server handlers end with. */
 export class RpcError extends Error {
   override name = "RpcError";
   /**
-   * @param violations the request's field problems, sent and received as the
-   *   `google.rpc.BadRequest` detail of an INVALID_ARGUMENT; empty for other failures.
+   * The request's field problems, sent and received as the `google.rpc.BadRequest` detail of
+   * an INVALID_ARGUMENT; empty for other failures.
    */
+  readonly violations: readonly FieldViolation[];
+  /**
+   * The failed preconditions, sent and received as the `google.rpc.PreconditionFailure`
+   * detail of a FAILED_PRECONDITION; empty for other failures.
+   */
+  readonly preconditions: readonly PreconditionViolation[];
   constructor(
     readonly code: status,
     message: string,
-    readonly violations: readonly FieldViolation[] = [],
+    details: StatusDetails = {},
   ) {
     super(message);
+    this.violations = details.violations ?? [];
+    this.preconditions = details.preconditions ?? [];
   }
   /** The status code's name, e.g. "NOT_FOUND". */
   get codeName(): string {

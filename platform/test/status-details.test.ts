@@ -4,7 +4,7 @@ import { Client, credentials, Metadata, type ServiceError, status } from "@grpc/
 import protobuf from "protobufjs";
 import { InvalidArgumentError, RpcError } from "@bazaar/platform/errors";
 import { methodPath } from "@bazaar/platform/grpc/definition";
-import { statusDetailsKey, violationsOf } from "@bazaar/platform/grpc/status-details";
+import { encodeStatusDetails, statusDetailsKey, statusDetailsOf } from "@bazaar/platform/grpc/status-details";
 import { configureLogging } from "@bazaar/platform/log";
 import { startViolationsTestServer, type TestGrpcServer } from "@bazaar/testkit/fixtures";
 import { ListNotificationsRequestSchema, NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
@@ -25,11 +25,16 @@ const google = protobuf.parse(
     message FieldViolation { string field = 1; string description = 2; string reason = 3; }
     repeated FieldViolation field_violations = 1;
   }
+  message PreconditionFailure {
+    message Violation { string type = 1; string subject = 2; string description = 3; }
+    repeated Violation violations = 1;
+  }
 `,
   { keepCase: true },
 ).root;
 const StatusType = google.lookupType("google.rpc.Status");
 const BadRequestType = google.lookupType("google.rpc.BadRequest");
+const PreconditionFailureType = google.lookupType("google.rpc.PreconditionFailure");
 
 let server: TestGrpcServer<typeof NotificationsService>;
 let plain: Client;
@@ -88,7 +93,7 @@ describe("an INVALID_ARGUMENT with field violations", () => {
   test("with two bad fields reports both, in the trailer and in the message", async () => {
     const err = await plainListNotifications({ pageSize: -1, pageToken: "much too long" });
     expect(err.details).toBe("page_size: must be between 1 and 100 (0 means 20), got -1; page_token: must be at most 8 characters, got 13");
-    expect(violationsOf(err.metadata)).toEqual([
+    expect(statusDetailsOf(err.metadata).violations).toEqual([
       { field: "page_size", description: "must be between 1 and 100 (0 means 20), got -1" },
       { field: "page_token", description: "must be at most 8 characters, got 13" },
     ]);
@@ -113,11 +118,11 @@ test("an INVALID_ARGUMENT that names no field has no status details trailer", as
 });
 
 test("trailers without status details, or with ones that do not decode, give no violations", () => {
-  expect(violationsOf(undefined)).toEqual([]);
-  expect(violationsOf(new Metadata())).toEqual([]);
+  expect(statusDetailsOf(undefined).violations).toEqual([]);
+  expect(statusDetailsOf(new Metadata()).violations).toEqual([]);
   const broken = new Metadata();
   broken.set(statusDetailsKey, Buffer.from([0x0a, 0xff]));
-  expect(violationsOf(broken)).toEqual([]);
+  expect(statusDetailsOf(broken).violations).toEqual([]);
 });
 
 test("the status details Bazaar's own decoder reads are the ones protobufjs encodes from Google's definitions", () => {
@@ -125,5 +130,20 @@ test("the status details Bazaar's own decoder reads are the ones protobufjs enco
   const bytes = StatusType.encode({ code: 3, message: "m", details: [{ type_url: "type.googleapis.com/google.rpc.BadRequest", value }] }).finish();
   const trailers = new Metadata();
   trailers.set(statusDetailsKey, Buffer.from(bytes));
-  expect(violationsOf(trailers)).toEqual([{ field: "lines[0].quantity", description: "must be between 1 and 99, got 0" }]);
+  expect(statusDetailsOf(trailers).violations).toEqual([{ field: "lines[0].quantity", description: "must be between 1 and 99, got 0" }]);
+});
+
+test("a failed precondition's violations travel as a google.rpc.PreconditionFailure, both ways", () => {
+  const shortage = { type: "STOCK", subject: "0b8e6a52-3f1c-4d2e-9a7b-5c4d3e2f1a0b", description: "not enough stock" };
+  const ours = encodeStatusDetails(status.FAILED_PRECONDITION, "not enough stock", { preconditions: [shortage] });
+  const decoded = StatusType.decode(ours) as unknown as { code: number; details: { type_url: string; value: Uint8Array }[] };
+  expect(decoded.code).toBe(status.FAILED_PRECONDITION);
+  expect(decoded.details.map((d) => d.type_url)).toEqual(["type.googleapis.com/google.rpc.PreconditionFailure"]);
+  expect(PreconditionFailureType.toObject(PreconditionFailureType.decode(decoded.details[0]!.value))).toEqual({ violations: [shortage] });
+
+  const value = PreconditionFailureType.encode({ violations: [shortage] }).finish();
+  const bytes = StatusType.encode({ code: 9, message: "m", details: [{ type_url: "type.googleapis.com/google.rpc.PreconditionFailure", value }] }).finish();
+  const trailers = new Metadata();
+  trailers.set(statusDetailsKey, Buffer.from(bytes));
+  expect(statusDetailsOf(trailers)).toEqual({ violations: [], preconditions: [shortage] });
 });

@@ -4,7 +4,7 @@ import { RpcError } from "../errors.ts";
 import { grpcClientDuration, grpcClientHandled } from "../metrics.ts";
 import { injectContext, SpanKind, withSpan } from "../telemetry.ts";
 import { methodDefinition } from "./definition.ts";
-import { violationsOf } from "./status-details.ts";
+import { statusDetailsOf } from "./status-details.ts";
 
 /** Per-call options of a {@link GrpcClient} method. */
 export interface CallOptions {
@@ -85,7 +85,7 @@ export function createClient<S extends DescService>(service: S, address: string,
                 grpcClientHandled.inc(done);
                 grpcClientDuration.observe(done, (performance.now() - started) / 1000);
                 if (err) {
-                  reject(new RpcError(err.code, err.details || err.message, violationsOf(err.metadata)));
+                  reject(new RpcError(err.code, err.details || err.message, statusDetailsOf(err.metadata)));
                 } else resolve(response as Message);
               },
             );

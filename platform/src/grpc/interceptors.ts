@@ -1,6 +1,6 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
-import { domainErrorCode, InvalidArgumentError, RpcError } from "../errors.ts";
+import { domainErrorCode, FailedPreconditionError, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
 import type { Logger } from "../log.ts";
 import { grpcServerDuration, grpcServerHandled } from "../metrics.ts";
@@ -144,8 +144,9 @@ export const metricsInterceptor: ServerInterceptor = async (call, next) => {
 
 /**
  * Error mapping: a domain error becomes its status code with its message (written for the
- * caller), and an invalid argument also carries its field violations, which the server sends
- * as a google.rpc.BadRequest detail; an RpcError passes as it is; anything else is a bug or an
+ * caller), an invalid argument also carries its field violations, which the server sends
+ * as a google.rpc.BadRequest detail, and a failed precondition the things it names, sent as a
+ * google.rpc.PreconditionFailure detail; an RpcError passes as it is; anything else is a bug or an
  * outage and becomes INTERNAL with the trace id to look it up by, never the internal message
  * or stack.
  */
@@ -157,7 +158,8 @@ export const errorMappingInterceptor: ServerInterceptor = async (call, next) => 
     const code = domainErrorCode(err);
     // A problem that names no field is in the message only: BadRequest is about fields.
     const violations = err instanceof InvalidArgumentError ? err.violations.filter((v) => v.field) : [];
-    if (code !== undefined) throw new RpcError(code, (err as Error).message, violations);
+    const preconditions = err instanceof FailedPreconditionError ? err.violations : [];
+    if (code !== undefined) throw new RpcError(code, (err as Error).message, { violations, preconditions });
     call.ctx.log.error("unexpected error in handler", { err });
     const traceId = trace.getActiveSpan()?.spanContext().traceId;
     throw new RpcError(status.INTERNAL, `internal error (trace ${traceId ?? "unknown"}); the server's logs have the details`);

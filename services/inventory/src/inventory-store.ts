@@ -123,7 +123,9 @@ export class InventoryStore {
           const [current] = await tx.select().from(stock).where(eq(stock.productId, line.productId));
           const available = current ? current.onHand - current.reserved : 0;
           reservationOutcomes.inc({ outcome: "out_of_stock" });
-          throw new FailedPreconditionError(`not enough stock of ${line.productId}: ${Math.max(0, available)} available, ${line.quantity} asked`);
+          const shortage = `not enough stock of ${line.productId}: ${Math.max(0, available)} available, ${line.quantity} asked`;
+          // The "STOCK" violation is ReserveStock's contract (inventory.proto): callers read the product from it.
+          throw new FailedPreconditionError(shortage, [{ type: "STOCK", subject: line.productId, description: shortage }]);
         }
         changed.push(row);
       }

@@ -206,6 +206,8 @@ describe("reserve, commit and release", () => {
     );
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toBe(`not enough stock of ${b}: 1 available, 2 asked`);
+    // The short product travels as data (google.rpc.PreconditionFailure), for the saga to read.
+    expect(err.preconditions).toEqual([{ type: "STOCK", subject: b, description: `not enough stock of ${b}: 1 available, 2 asked` }]);
     expect(await everything()).toEqual(before);
     expect(await level(a)).toEqual({ onHand: 10, reserved: 0, available: 10 });
     // Nothing is left of the failed attempt: the same order can reserve what there is.

@@ -17,8 +17,6 @@ export interface GrpcPortsOptions {
   callTimeoutMs: number;
 }
 
-const uuidPattern = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
-
 /** The saga's ports over gRPC: catalog, inventory and payments. */
 export function grpcSagaPorts(options: GrpcPortsOptions): SagaPorts & { close(): void } {
   const clientOptions = { defaultTimeoutMs: options.callTimeoutMs, token: options.tokens.token };
@@ -42,10 +40,11 @@ export function grpcSagaPorts(options: GrpcPortsOptions): SagaPorts & { close():
         await inventory.reserveStock({ orderId, items: lines.map((l) => ({ productId: l.productId, quantity: l.quantity })) });
         return { kind: "reserved" };
       } catch (err) {
-        // FAILED_PRECONDITION names the short product; nothing was held (all lines or none).
-        if (hasCode(err, status.FAILED_PRECONDITION)) {
-          const message = (err as RpcError).message;
-          return { kind: "out_of_stock", productIds: (message.match(uuidPattern) ?? []).map((id) => id.toLowerCase()), message };
+        // FAILED_PRECONDITION names the short product in a "STOCK" violation (inventory.proto);
+        // nothing was held (all lines or none).
+        if (err instanceof RpcError && err.code === status.FAILED_PRECONDITION) {
+          const productIds = err.preconditions.filter((v) => v.type === "STOCK").map((v) => v.subject);
+          return { kind: "out_of_stock", productIds, message: err.message };
         }
         throw err;
       }

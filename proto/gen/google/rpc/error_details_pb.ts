@@ -1,6 +1,6 @@
 // Written for Bazaar, not copied: the subset of Google's published
-// google/rpc/error_details.proto (github.com/googleapis/googleapis) that Bazaar needs, only
-// BadRequest, wire-compatible with it (same package, message names, field names, numbers and
+// google/rpc/error_details.proto (github.com/googleapis/googleapis) that Bazaar needs,
+// BadRequest and PreconditionFailure, wire-compatible with it (same package, message names, field names, numbers and
 // types). Google's FieldViolation also has localized_message = 4, which Bazaar does not send;
 // a client that knows it reads it as unset.
 // Excluded from buf lint (see ../../buf.yaml): its names are Google's and must not change.
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file google/rpc/error_details.proto.
  */
 export const file_google_rpc_error_details: GenFile = /*@__PURE__*/
-  fileDesc("Ch5nb29nbGUvcnBjL2Vycm9yX2RldGFpbHMucHJvdG8SCmdvb2dsZS5ycGMikwEKCkJhZFJlcXVlc3QSPwoQZmllbGRfdmlvbGF0aW9ucxgBIAMoCzIlLmdvb2dsZS5ycGMuQmFkUmVxdWVzdC5GaWVsZFZpb2xhdGlvbhpECg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIOCgZyZWFzb24YAyABKAliBnByb3RvMw");
+  fileDesc("Ch5nb29nbGUvcnBjL2Vycm9yX2RldGFpbHMucHJvdG8SCmdvb2dsZS5ycGMikwEKCkJhZFJlcXVlc3QSPwoQZmllbGRfdmlvbGF0aW9ucxgBIAMoCzIlLmdvb2dsZS5ycGMuQmFkUmVxdWVzdC5GaWVsZFZpb2xhdGlvbhpECg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIOCgZyZWFzb24YAyABKAkilQEKE1ByZWNvbmRpdGlvbkZhaWx1cmUSPQoKdmlvbGF0aW9ucxgBIAMoCzIpLmdvb2dsZS5ycGMuUHJlY29uZGl0aW9uRmFpbHVyZS5WaW9sYXRpb24aPwoJVmlvbGF0aW9uEgwKBHR5cGUYASABKAkSDwoHc3ViamVjdBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCWIGcHJvdG8z");
 
 /**
  * BadRequest lists what is wrong with the fields of a request, one violation per field problem.
@@ -75,4 +75,61 @@ export type BadRequest_FieldViolation = Message<"google.rpc.BadRequest.FieldViol
  */
 export const BadRequest_FieldViolationSchema: GenMessage<BadRequest_FieldViolation> = /*@__PURE__*/
   messageDesc(file_google_rpc_error_details, 0, 0);
+
+/**
+ * PreconditionFailure lists the states the system was not in that the request needed, e.g. a
+ * product without enough stock for a reservation.
+ *
+ * @generated from message google.rpc.PreconditionFailure
+ */
+export type PreconditionFailure = Message<"google.rpc.PreconditionFailure"> & {
+  /**
+   * Every precondition that failed.
+   *
+   * @generated from field: repeated google.rpc.PreconditionFailure.Violation violations = 1;
+   */
+  violations: PreconditionFailure_Violation[];
+};
+
+/**
+ * Describes the message google.rpc.PreconditionFailure.
+ * Use `create(PreconditionFailureSchema)` to create a new message.
+ */
+export const PreconditionFailureSchema: GenMessage<PreconditionFailure> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 1);
+
+/**
+ * Violation is one failed precondition.
+ *
+ * @generated from message google.rpc.PreconditionFailure.Violation
+ */
+export type PreconditionFailure_Violation = Message<"google.rpc.PreconditionFailure.Violation"> & {
+  /**
+   * The kind of precondition, e.g. "STOCK" (Bazaar's kinds are listed where they are raised).
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * What it is about, e.g. a product id.
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * What failed and what would fix it, for people.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message google.rpc.PreconditionFailure.Violation.
+ * Use `create(PreconditionFailure_ViolationSchema)` to create a new message.
+ */
+export const PreconditionFailure_ViolationSchema: GenMessage<PreconditionFailure_Violation> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 1, 0);
 

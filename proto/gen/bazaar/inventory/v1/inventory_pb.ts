@@ -424,8 +424,10 @@ export const InventoryService: GenService<{
     output: typeof GetStockResponseSchema;
   },
   /**
-   * ReserveStock holds stock for an order, all lines or none (FAILED_PRECONDITION naming the
-   * short product). Calling it again for the same order returns the same reservation.
+   * ReserveStock holds stock for an order, all lines or none. When a product is short it fails
+   * with FAILED_PRECONDITION and a google.rpc.PreconditionFailure detail whose violation has
+   * type "STOCK" and the product id as subject. Calling it again for the same order returns
+   * the same reservation.
    *
    * @generated from rpc bazaar.inventory.v1.InventoryService.ReserveStock
    */
