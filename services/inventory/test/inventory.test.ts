@@ -56,6 +56,11 @@ async function level(productId: string) {
   return { onHand: l!.onHand, reserved: l!.reserved, available: l!.available };
 }
 
+/** ReserveStock for an order, as the orders service does it; each line is [product id, quantity]. */
+function reserve(orderId: string, ...lines: [productId: string, quantity: number][]) {
+  return client.reserveStock({ orderId, items: lines.map(([productId, quantity]) => ({ productId, quantity })) }, asService);
+}
+
 /** StockChanged events in the outbox, decoded, for the given products. */
 async function stockEvents(productIds: string[]) {
   const rows = await db.db.select().from(schema.outbox).where(eq(schema.outbox.routingKey, "stock.changed.v1")).orderBy(schema.outbox.createdAt);
@@ -85,7 +90,7 @@ describe("GetStock", () => {
     const a = await product(7);
     const b = await product(3);
     const ghost = crypto.randomUUID();
-    await client.reserveStock({ orderId: crypto.randomUUID(), items: [{ productId: b, quantity: 2 }] }, asService);
+    await reserve(crypto.randomUUID(), [b, 2]);
     const { levels } = await client.getStock({ productIds: [b, ghost, a.toUpperCase()] });
     expect(levels.map((l) => [l.productId, l.onHand, l.reserved, l.available])).toEqual([
       [b, 3, 2, 1],
@@ -112,16 +117,7 @@ describe("reserve, commit and release", () => {
     const [a, b] = [await product(10), await product(5)];
     const orderId = crypto.randomUUID();
     const before = Date.now();
-    const { reservation } = await client.reserveStock(
-      {
-        orderId,
-        items: [
-          { productId: a, quantity: 3 },
-          { productId: b, quantity: 5 },
-        ],
-      },
-      asService,
-    );
+    const { reservation } = await reserve(orderId, [a, 3], [b, 5]);
     expect(reservation?.orderId).toBe(orderId);
     expect(reservation?.status).toBe(ReservationStatus.RESERVED);
     expect(new Set(reservation?.items.map((i) => `${i.productId}×${i.quantity}`))).toEqual(new Set([`${a}×3`, `${b}×5`]));
@@ -140,7 +136,7 @@ describe("reserve, commit and release", () => {
   test("releasing a reservation gives its units back", async () => {
     const a = await product(4);
     const orderId = crypto.randomUUID();
-    await client.reserveStock({ orderId, items: [{ productId: a, quantity: 4 }] }, asService);
+    await reserve(orderId, [a, 4]);
     expect(await level(a)).toEqual({ onHand: 4, reserved: 4, available: 0 });
     const { reservation } = await client.releaseReservation({ orderId }, asService);
     expect(reservation?.status).toBe(ReservationStatus.RELEASED);
@@ -151,16 +147,7 @@ describe("reserve, commit and release", () => {
   test("every change publishes one StockChanged per product through the outbox, with the new levels", async () => {
     const [a, b] = [await product(10), await product(5)];
     const orderId = crypto.randomUUID();
-    await client.reserveStock(
-      {
-        orderId,
-        items: [
-          { productId: a, quantity: 3 },
-          { productId: b, quantity: 1 },
-        ],
-      },
-      asService,
-    );
+    await reserve(orderId, [a, 3], [b, 1]);
     const reserved = await stockEvents([a, b]);
     expect(reserved.map((e) => [e.productId, e.onHand, e.reserved, e.available]).sort()).toEqual(
       [
@@ -175,16 +162,7 @@ describe("reserve, commit and release", () => {
     expect(all.every((e) => e.occurTime !== undefined)).toBe(true);
     // Repeating a call changes nothing, so it publishes nothing.
     await client.commitReservation({ orderId }, asService);
-    await client.reserveStock(
-      {
-        orderId,
-        items: [
-          { productId: a, quantity: 3 },
-          { productId: b, quantity: 1 },
-        ],
-      },
-      asService,
-    );
+    await reserve(orderId, [a, 3], [b, 1]);
     expect(await stockEvents([a, b])).toHaveLength(4);
   });
 
@@ -192,18 +170,7 @@ describe("reserve, commit and release", () => {
     const [a, b] = [await product(10), await product(1)];
     const orderId = crypto.randomUUID();
     const before = await everything();
-    const err = await rpcError(
-      client.reserveStock(
-        {
-          orderId,
-          items: [
-            { productId: a, quantity: 3 },
-            { productId: b, quantity: 2 },
-          ],
-        },
-        asService,
-      ),
-    );
+    const err = await rpcError(reserve(orderId, [a, 3], [b, 2]));
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toBe(`not enough stock of ${b}: 1 available, 2 asked`);
     // The short product travels as data (google.rpc.PreconditionFailure), for the saga to read.
@@ -212,22 +179,13 @@ describe("reserve, commit and release", () => {
     expect(await level(a)).toEqual({ onHand: 10, reserved: 0, available: 10 });
     // Nothing is left of the failed attempt: the same order can reserve what there is.
     expect((await rpcError(client.commitReservation({ orderId }, asService))).code).toBe(status.NOT_FOUND);
-    const { reservation } = await client.reserveStock(
-      {
-        orderId,
-        items: [
-          { productId: a, quantity: 3 },
-          { productId: b, quantity: 1 },
-        ],
-      },
-      asService,
-    );
+    const { reservation } = await reserve(orderId, [a, 3], [b, 1]);
     expect(reservation?.status).toBe(ReservationStatus.RESERVED);
   });
 
   test("a product without a stock row has none to reserve: FAILED_PRECONDITION, 0 available", async () => {
     const ghost = crypto.randomUUID();
-    const err = await rpcError(client.reserveStock({ orderId: crypto.randomUUID(), items: [{ productId: ghost, quantity: 1 }] }, asService));
+    const err = await rpcError(reserve(crypto.randomUUID(), [ghost, 1]));
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toBe(`not enough stock of ${ghost}: 0 available, 1 asked`);
   });
@@ -237,16 +195,7 @@ describe("idempotency by order id", () => {
   test("reserving again with the same lines, in any order, returns the reservation without holding more", async () => {
     const [a, b] = [await product(10), await product(10)];
     const orderId = crypto.randomUUID();
-    const first = await client.reserveStock(
-      {
-        orderId,
-        items: [
-          { productId: a, quantity: 2 },
-          { productId: b, quantity: 1 },
-        ],
-      },
-      asService,
-    );
+    const first = await reserve(orderId, [a, 2], [b, 1]);
     const again = await client.reserveStock(
       {
         orderId: orderId.toUpperCase(),
@@ -261,16 +210,7 @@ describe("idempotency by order id", () => {
     expect(await level(a)).toEqual({ onHand: 10, reserved: 2, available: 8 });
     // Whatever its status: a committed reservation is returned as committed.
     await client.commitReservation({ orderId }, asService);
-    const afterCommit = await client.reserveStock(
-      {
-        orderId,
-        items: [
-          { productId: a, quantity: 2 },
-          { productId: b, quantity: 1 },
-        ],
-      },
-      asService,
-    );
+    const afterCommit = await reserve(orderId, [a, 2], [b, 1]);
     expect(afterCommit.reservation?.status).toBe(ReservationStatus.COMMITTED);
     expect(await level(a)).toEqual({ onHand: 8, reserved: 0, available: 8 });
   });
@@ -278,7 +218,7 @@ describe("idempotency by order id", () => {
   test("the same order with other lines is FAILED_PRECONDITION and changes nothing", async () => {
     const [a, b] = [await product(10), await product(10)];
     const orderId = crypto.randomUUID();
-    await client.reserveStock({ orderId, items: [{ productId: a, quantity: 2 }] }, asService);
+    await reserve(orderId, [a, 2]);
     const before = await everything();
     for (const items of [
       [{ productId: a, quantity: 3 }],
@@ -298,7 +238,7 @@ describe("idempotency by order id", () => {
   test("committing twice gives the same answer and takes the stock once", async () => {
     const a = await product(5);
     const orderId = crypto.randomUUID();
-    await client.reserveStock({ orderId, items: [{ productId: a, quantity: 2 }] }, asService);
+    await reserve(orderId, [a, 2]);
     const first = await client.commitReservation({ orderId }, asService);
     const second = await client.commitReservation({ orderId }, asService);
     expect(second.reservation).toEqual(first.reservation!);
@@ -308,7 +248,7 @@ describe("idempotency by order id", () => {
   test("releasing twice gives the same answer and returns the stock once; an unknown order releases nothing", async () => {
     const a = await product(5);
     const orderId = crypto.randomUUID();
-    await client.reserveStock({ orderId, items: [{ productId: a, quantity: 2 }] }, asService);
+    await reserve(orderId, [a, 2]);
     const first = await client.releaseReservation({ orderId }, asService);
     const second = await client.releaseReservation({ orderId }, asService);
     expect(second.reservation).toEqual(first.reservation!);
@@ -323,14 +263,14 @@ describe("idempotency by order id", () => {
   test("a released reservation cannot be committed, a committed one cannot be released, an unknown one is NOT_FOUND", async () => {
     const a = await product(5);
     const released = crypto.randomUUID();
-    await client.reserveStock({ orderId: released, items: [{ productId: a, quantity: 1 }] }, asService);
+    await reserve(released, [a, 1]);
     await client.releaseReservation({ orderId: released }, asService);
     const notCommitted = await rpcError(client.commitReservation({ orderId: released }, asService));
     expect(notCommitted.code).toBe(status.FAILED_PRECONDITION);
     expect(notCommitted.message).toContain("released");
 
     const committed = crypto.randomUUID();
-    await client.reserveStock({ orderId: committed, items: [{ productId: a, quantity: 1 }] }, asService);
+    await reserve(committed, [a, 1]);
     await client.commitReservation({ orderId: committed }, asService);
     const notReleased = await rpcError(client.releaseReservation({ orderId: committed }, asService));
     expect(notReleased.code).toBe(status.FAILED_PRECONDITION);
@@ -352,9 +292,7 @@ describe("concurrency", () => {
       const units = 1 + (round % 3);
       const buyers = 2 + (round % 4);
       const p = await product(units);
-      const results = await Promise.allSettled(
-        Array.from({ length: buyers }, () => client.reserveStock({ orderId: crypto.randomUUID(), items: [{ productId: p, quantity: 1 }] }, asService)),
-      );
+      const results = await Promise.allSettled(Array.from({ length: buyers }, () => reserve(crypto.randomUUID(), [p, 1])));
       const won = results.filter((r) => r.status === "fulfilled").length;
       const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason as RpcError] : []));
       expect(won).toBe(Math.min(units, buyers));
@@ -422,7 +360,7 @@ describe("expiry", () => {
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toContain("expired");
     expect((await client.releaseReservation({ orderId }, asService)).reservation?.status).toBe(ReservationStatus.EXPIRED);
-    const again = await client.reserveStock({ orderId, items: [{ productId: a, quantity: 2 }] }, asService);
+    const again = await reserve(orderId, [a, 2]);
     expect(again.reservation?.status).toBe(ReservationStatus.EXPIRED);
     expect(await level(a)).toEqual({ onHand: 3, reserved: 0, available: 3 });
   });
@@ -489,7 +427,7 @@ describe("AdjustStock", () => {
 
   test("on hand cannot drop below what is reserved: FAILED_PRECONDITION saying how much can go", async () => {
     const a = await product(5);
-    await client.reserveStock({ orderId: crypto.randomUUID(), items: [{ productId: a, quantity: 3 }] }, asService);
+    await reserve(crypto.randomUUID(), [a, 3]);
     const before = await everything();
     const err = await rpcError(client.adjustStock({ productId: a, delta: -3, reason: "recount" }, asAdmin));
     expect(err.code).toBe(status.FAILED_PRECONDITION);
