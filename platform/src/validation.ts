@@ -1,5 +1,6 @@
 import { type FieldViolation, InvalidArgumentError } from "./errors.ts";
 import { uuidPattern } from "./ids.ts";
+import { sameOriginPath } from "./same-origin.ts";
 
 /**
  * Request validation, declared once. A rule is a function that checks one value and returns
@@ -185,6 +186,27 @@ export function text(options: TextOptions): Rule<string, string> {
     return value;
   };
 }
+
+/** The most characters of an image URL. */
+export const maxImageUrlLength = 500;
+
+/**
+ * True for an image URL a page may show: empty (no image), a path on the shop's own site, or
+ * an https URL. Parsed as a browser would, so a protocol-relative "//evil.example/x.png" (or
+ * "/\\evil.example", "/\t/evil.example") is not a path; no white space or control characters.
+ */
+export function isImageUrl(url: string): boolean {
+  if (url === "") return true;
+  if (url.length > maxImageUrlLength || /[\s\p{Cc}]/u.test(url)) return false;
+  if (url.startsWith("/")) return sameOriginPath(url) !== undefined;
+  return URL.parse(url)?.protocol === "https:";
+}
+
+/** What {@link isImageUrl} allows, as a person reads it. */
+export const imageUrlRule = `must be a path on this site (starting with a single /) or an https URL, at most ${maxImageUrlLength} characters`;
+
+/** An image URL (see {@link isImageUrl}); empty means none. */
+export const imageUrl: Rule<string, string> = (url) => (isImageUrl(url) ? url : violation(imageUrlRule));
 
 /** Options of {@link list}. */
 export interface ListOptions<O> {

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { imageUrlRule, isImageUrl } from "@bazaar/platform/validation";
 import { type AppEnv, requireAdmin } from "../auth.ts";
 import { adminOrderView, productView, stockView } from "../shape.ts";
 import type { CatalogClient } from "../upstreams/catalog.ts";
@@ -24,11 +25,7 @@ const productPatch = z
       .min(0, "must not be negative")
       .max(100_000_000, "must be at most 100000000")
       .optional(),
-    imageUrl: z
-      .string({ error: "must be text" })
-      .max(500, "must be at most 500 characters")
-      .regex(/^(?:|\/\S*|https:\/\/\S*)$/, "must be a path starting with / or an https URL")
-      .optional(),
+    imageUrl: z.string({ error: "must be text" }).refine(isImageUrl, imageUrlRule).optional(),
   })
   .refine((p) => Object.values(p).some((v) => v !== undefined), {
     message: "change at least one of name, description, priceMinor, imageUrl",

@@ -4,7 +4,7 @@ import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
 import type { CatalogService, Product, ProductSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import type { NewProduct, ProductChange, ProductCursor, ProductRow, ProductStore } from "./products.ts";
-import { type FieldCheck, field, list, money, pageSize, type Rule, required, text, uuid, validate, violation } from "@bazaar/platform/validation";
+import { type FieldCheck, field, imageUrl, list, money, pageSize, type Rule, required, text, uuid, validate, violation } from "@bazaar/platform/validation";
 
 const maxBatch = 100;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
@@ -65,13 +65,7 @@ const productFieldRules: Record<UpdatableField, (p: Product) => FieldCheck<Produ
       const { currencyCode, amountMinor } = required(money(0n, 100_000_000n))(price);
       return { priceMinor: amountMinor, currency: currencyCode };
     }),
-  image_url: (p) =>
-    field("image_url", p.imageUrl, (url) => {
-      if (url.length > 500 || (url && !/^(\/|https:\/\/)[^\s]*$/.test(url))) {
-        violation("must be a path starting with / or an https URL, at most 500 characters");
-      }
-      return { imageUrl: url };
-    }),
+  image_url: (p) => field("image_url", p.imageUrl, (url) => ({ imageUrl: imageUrl(url) })),
 };
 
 /** Checks the fields of a product message that a create or update sets; returns them as a change. */

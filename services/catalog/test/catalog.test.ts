@@ -298,6 +298,16 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
     expect(badPrice.message).toContain("amount_minor");
   });
 
+  test("a protocol-relative image URL (//evil.example/x.png) is INVALID_ARGUMENT naming image_url; nothing is written", async () => {
+    for (const [i, imageUrl] of ["//evil.example/x.png", "/\\evil.example/x.png"].entries()) {
+      const sku = `TST-011${i}`;
+      const err = await rpcError(client.createProduct({ product: { ...newProduct(sku), imageUrl } }, asAdmin));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.violations.map((v) => v.field)).toEqual(["product.image_url"]);
+      expect((await client.listProducts({ query: sku })).totalSize).toBe(0);
+    }
+  });
+
   test("an update changes only the masked fields, refreshes the cache and queues an event", async () => {
     const { product } = await client.createProduct({ product: newProduct("TST-0105") }, asAdmin);
     await client.getProduct({ id: product!.id }); // cached
