@@ -6,6 +6,7 @@ import { RpcError } from "@bazaar/platform/errors";
 import { createHttpApp } from "@bazaar/platform/http";
 import { csrfProtection, sessionMiddleware } from "./auth.ts";
 import { apiRoutes, type Upstreams } from "./api-routes.ts";
+import { edgeTls, securityHeaders, trustedProxies } from "./edge.ts";
 import { apiError, errorResponse } from "./errors.ts";
 import { LiveOrders } from "./live-orders.ts";
 import type { EventStreamOptions } from "./routes/events.ts";
@@ -31,8 +32,13 @@ export interface AppOptions {
   sessionTtlHours?: number;
   /** Refresh a user's access token when less than this is left (default 60 s; see SessionStore). */
   refreshMarginMs?: number;
-  /** Mark cookies Secure even when the request came over plain http (behind a TLS-terminating proxy). */
+  /** Mark cookies Secure even when the request came over plain http. */
   secureCookies?: boolean;
+  /**
+   * Proxies (addresses, CIDRs) whose X-Forwarded-Proto is believed: a request forwarded by one
+   * over https gets Secure cookies. Default none.
+   */
+  trustedProxies?: readonly string[];
   /** Deadline of PlaceOrder (default 8 s). */
   checkoutTimeoutMs?: number;
   /** /api/events settings (ping interval etc.). */
@@ -72,6 +78,7 @@ export function createApp(options: AppOptions): Hono {
   const live = options.live ?? new LiveOrders(upstreams.orders);
 
   const app = createHttpApp(isHealthy);
+  app.use(securityHeaders, edgeTls(trustedProxies(options.trustedProxies ?? [])));
   app.use(
     "/api/*",
     bodyLimit({ maxSize: 64 * 1024, onError: (c) => apiError(c, 413, "payload_too_large", "The request body is larger than 64 KiB.") }),

@@ -18,9 +18,9 @@ export function looksLikeToken(value: string | undefined): value is string {
   return value !== undefined && /^[A-Za-z0-9_-]{43}$/.test(value);
 }
 
-/** Secure when configured, or when the request itself came over https. */
+/** Secure when configured, or when the browser's request reached the edge over TLS (see edgeTls). */
 function secure(c: Context, configured: boolean): boolean {
-  return configured || new URL(c.req.url).protocol === "https:";
+  return configured || c.get("overTls") === true;
 }
 
 /** The session id the browser sent, if it looks like one. */

@@ -30,8 +30,26 @@ export const env = parseEnv(
     ...redisEnv,
     // Order events for live order status, from a queue of this process's own.
     ...amqpEnv,
-    /** Mark the cookies Secure (set it whenever the shop is served over https). */
+    /** Mark the cookies Secure always (they are anyway on a request that reached the edge over https). */
     COOKIE_SECURE: flagVar(false),
+    /**
+     * Proxies whose X-Forwarded-Proto is believed, comma-separated addresses or CIDRs (the
+     * gateway's): a request they forwarded over https gets Secure cookies. Default loopback.
+     */
+    TRUSTED_PROXIES: z
+      .string()
+      .default("127.0.0.1/8,::1")
+      .transform((list) =>
+        list
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], { error: "must list IP addresses or CIDRs, comma-separated" }))),
+    /** Live-update streams (GET /api/events) one session may hold open; more are refused with a 429. */
+    EVENT_STREAMS_PER_SESSION: z.coerce.number().int().min(1).max(1_000).default(8),
+    /** Live-update streams this process holds open in all; more are refused with a 429. */
+    EVENT_STREAMS_MAX: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
     /** How long a session lives without being used; each use extends it. */
     SESSION_TTL_HOURS: z.coerce
       .number()

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { Hono } from "hono";
 import { log } from "@bazaar/platform/log";
+import { sameOriginPath } from "../web/src/same-origin.ts";
 
 const webRoot = new URL("../web", import.meta.url).pathname;
 
@@ -58,5 +59,15 @@ export function webRoutes(bundle: WebBundle) {
       if (!(await file.exists())) return c.notFound();
       return new Response(file, { headers: { "cache-control": "public, max-age=86400", "content-type": file.type } });
     })
-    .get("*", (c) => c.html(bundle.indexHtml));
+    .get("*", (c) => {
+      // A `next` (where sign-in leads back to) that would leave the site is dropped here as
+      // well as in the page, so no link the page draws from it can point elsewhere.
+      const url = new URL(c.req.url);
+      const next = url.searchParams.get("next");
+      if (next !== null && sameOriginPath(next) !== next) {
+        url.searchParams.delete("next");
+        return c.redirect(url.pathname + url.search, 302);
+      }
+      return c.html(bundle.indexHtml);
+    });
 }

@@ -6,7 +6,9 @@ import {
   defaultPageSize,
   field,
   idempotencyKey,
+  imageUrl,
   integer,
+  isImageUrl,
   list,
   maxPageSize,
   money,
@@ -213,5 +215,26 @@ describe("InvalidArgumentError", () => {
 
   test("needs at least one violation", () => {
     expect(() => new InvalidArgumentError([])).toThrow("at least one violation");
+  });
+});
+
+describe("imageUrl", () => {
+  test("protocol-relative image URL (//evil.example/x.png) is refused, as are paths that parse to another host", () => {
+    for (const url of [
+      "//evil.example/x.png",
+      "/\\evil.example/x.png",
+      "/\t/evil.example/x.png",
+      "http://evil.example/x.png",
+      "javascript:alert(1)",
+      "x.png",
+    ]) {
+      expect(isImageUrl(url)).toBe(false);
+      expect(() => imageUrl(url)).toThrow(/path on this site .* or an https URL/);
+    }
+  });
+
+  test("allows none, a path on the site and an https URL", () => {
+    for (const url of ["", "/images/products/mug.svg", "https://cdn.example/mug.png"]) expect(imageUrl(url)).toBe(url);
+    expect(isImageUrl(`/${"a".repeat(500)}`)).toBe(false);
   });
 });

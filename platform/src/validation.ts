@@ -1,6 +1,5 @@
 import { type FieldViolation, InvalidArgumentError } from "./errors.ts";
 import { uuidPattern } from "./ids.ts";
-import { sameOriginPath } from "./same-origin.ts";
 
 /**
  * Request validation, declared once. A rule is a function that checks one value and returns
@@ -198,7 +197,8 @@ export const maxImageUrlLength = 500;
 export function isImageUrl(url: string): boolean {
   if (url === "") return true;
   if (url.length > maxImageUrlLength || /[\s\p{Cc}]/u.test(url)) return false;
-  if (url.startsWith("/")) return sameOriginPath(url) !== undefined;
+  // A path keeps the page's host once parsed (a browser reads "/\\host" as "//host").
+  if (url.startsWith("/")) return URL.parse(url, "http://site.invalid")?.host === "site.invalid";
   return URL.parse(url)?.protocol === "https:";
 }
 

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
-import { streamSSE } from "hono/streaming";
+import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import { log } from "@bazaar/platform/log";
 import { type AppEnv, requireUser } from "../auth.ts";
-import { SessionEndedError } from "../errors.ts";
+import { apiError, SessionEndedError } from "../errors.ts";
 import type { LiveOrders, LiveUpdate } from "../live-orders.ts";
 import { eventStreamsOpen } from "../metrics.ts";
 
@@ -17,6 +17,42 @@ export interface EventStreamOptions {
   maxStreamMs?: number;
   /** Updates waiting to be written before a stream that does not keep up is closed. */
   maxBacklog?: number;
+  /** Streams one session may hold open at once (default 8: a few tabs); more are refused with a 429. */
+  maxPerSession?: number;
+  /** Streams this process holds open at once (default 1000); more are refused with a 429. */
+  maxOpen?: number;
+}
+
+/** Open streams, counted per session and in all, so that neither one browser nor everyone together can open them without end. */
+class StreamQuota {
+  private open = 0;
+  private readonly perSession = new Map<string, number>();
+
+  constructor(
+    private readonly maxPerSession: number,
+    private readonly maxOpen: number,
+  ) {}
+
+  /** Takes a place for a stream of `session`: a release to call when it ends, or the message of a refusal. */
+  take(session: string): { release: () => void } | { refused: string } {
+    const mine = this.perSession.get(session) ?? 0;
+    if (mine >= this.maxPerSession) {
+      return { refused: `This session already has ${this.maxPerSession} live-update streams open, the most it may; close another tab of the shop first.` };
+    }
+    if (this.open >= this.maxOpen) return { refused: "The shop has as many live-update streams open as it can serve; please try again in a moment." };
+    this.open++;
+    this.perSession.set(session, mine + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.open--;
+      const left = (this.perSession.get(session) ?? 1) - 1;
+      if (left > 0) this.perSession.set(session, left);
+      else this.perSession.delete(session);
+    };
+    return { release };
+  }
 }
 
 /**
@@ -56,6 +92,7 @@ export function eventRoutes(live: LiveOrders, isServing: () => boolean, options:
   const maxStreamMs = options.maxStreamMs ?? 30 * 60_000;
   const maxBacklog = options.maxBacklog ?? 200;
   const shutdown = new ShutdownWatch(isServing);
+  const quota = new StreamQuota(options.maxPerSession ?? 8, options.maxOpen ?? 1000);
 
   return new Hono<AppEnv>().use(requireUser).get("/", (c) => {
     const userId = c.var.user.id;
@@ -65,10 +102,23 @@ export function eventRoutes(live: LiveOrders, isServing: () => boolean, options:
     // EventSource sends the header; the query parameter is for clients that cannot set headers.
     const lastEventId = c.req.header("last-event-id") ?? c.req.query("lastEventId");
     c.header("cache-control", "no-store");
+    const place = quota.take(session.key);
+    if ("refused" in place) {
+      c.header("retry-after", "30");
+      return apiError(c, 429, "too_many_streams", place.refused);
+    }
     // Tells nginx-like proxies not to buffer the stream.
     c.header("x-accel-buffering", "no");
 
     return streamSSE(c, async (stream) => {
+      try {
+        await followUpdates(stream);
+      } finally {
+        place.release();
+      }
+    });
+
+    async function followUpdates(stream: SSEStreamingApi): Promise<void> {
       if (!isServing()) {
         // Shutting down: not a 503, which would make EventSource give up, but "come back soon".
         await stream.write("retry: 1000\n\n");
@@ -131,6 +181,6 @@ export function eventRoutes(live: LiveOrders, isServing: () => boolean, options:
         unsubscribe();
         eventStreamsOpen.dec();
       }
-    });
+    }
   });
 }

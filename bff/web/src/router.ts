@@ -4,6 +4,7 @@
  * on writes into a detached element and never over the next page; its AbortSignal fires too.
  */
 import { h } from "./dom.ts";
+import { sameOriginPath } from "./same-origin.ts";
 import { state } from "./state.ts";
 
 export interface PageContext {
@@ -49,9 +50,12 @@ export function navigate(url: string, { replace = false, focus = true }: Navigat
   void render({ focus, scroll: !replace });
 }
 
-/** Where to go back to after signing in: a local path only. */
+/**
+ * Where to go back to after signing in: `next` resolved against this page's origin, as the
+ * browser will resolve the link, and only if it stays on it (else the home page).
+ */
 export function safeNext(next: string | null): string {
-  return next?.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  return (next && sameOriginPath(next, location.origin)) || "/";
 }
 
 export const here = (): string => location.pathname + location.search;

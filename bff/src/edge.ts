@@ -1,0 +1,82 @@
+import { BlockList, isIP } from "node:net";
+import type { Context } from "hono";
+import { getConnInfo } from "hono/bun";
+import { createMiddleware } from "hono/factory";
+import { secureHeaders } from "hono/secure-headers";
+
+/**
+ * The content security policy of every answer: the UI's script, stylesheet and API calls come
+ * from the BFF itself; product images may also be https URLs (the catalog allows them) and
+ * the favicon is a data: URL. No other site may frame a page (sign-in, checkout).
+ */
+const contentSecurityPolicy = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", "https:", "data:"],
+  connectSrc: ["'self'"],
+  fontSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+};
+
+/**
+ * Security headers on every answer (Hono's secureHeaders): the CSP above, X-Frame-Options
+ * DENY for browsers without frame-ancestors, nosniff, and a Referrer-Policy that sends no
+ * path (an order's id, a search) to another site.
+ */
+export const securityHeaders = secureHeaders({
+  contentSecurityPolicy,
+  xFrameOptions: "DENY",
+  xContentTypeOptions: "nosniff",
+  referrerPolicy: "same-origin",
+});
+
+/** Proxies whose X-Forwarded-Proto is believed: addresses and CIDRs ("10.0.0.0/8", "::1"). */
+export function trustedProxies(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = "", prefix] = entry.split("/");
+    const family = isIP(address) === 6 ? "ipv6" : "ipv4";
+    if (prefix === undefined) list.addAddress(address, family);
+    else list.addSubnet(address, Number(prefix), family);
+  }
+  return list;
+}
+
+/** The address the request came from (the proxy's, behind one); undefined outside a server (app.request() in tests). */
+function peerAddress(c: Context): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What {@link edgeTls} puts in a request's context. */
+export interface EdgeVariables {
+  /** The browser's request reached the edge over TLS: the BFF's own https, or a trusted proxy's X-Forwarded-Proto. */
+  overTls: boolean;
+}
+
+/**
+ * Tells whether the browser's request arrived over TLS, for the cookies' Secure flag. Behind
+ * the gateway the BFF sees plain http, so the gateway's X-Forwarded-Proto counts — but only
+ * from a trusted proxy: anyone else could send the header.
+ */
+export function edgeTls(trusted: BlockList) {
+  return createMiddleware<{ Variables: EdgeVariables }>(async (c, next) => {
+    let overTls = new URL(c.req.url).protocol === "https:";
+    const forwarded = c.req.header("x-forwarded-proto");
+    if (!overTls && forwarded) {
+      const peer = peerAddress(c);
+      // The nearest proxy's word is the last one in the list.
+      const proto = forwarded.split(",").at(-1)?.trim().toLowerCase();
+      overTls = proto === "https" && peer !== undefined && trusted.check(peer, isIP(peer) === 6 ? "ipv6" : "ipv4");
+    }
+    c.set("overTls", overTls);
+    await next();
+  });
+}
