@@ -2,6 +2,9 @@ import { z } from "zod";
 import { amqpEnv, commonEnv, flagVar, hostPort, parseEnv, portVar, redisEnv } from "@bazaar/platform/env";
 import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
 
+/** A proxy's address or network. */
+const proxyAddress = z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()]);
+
 /** The BFF's configuration, validated at start. */
 export const env = parseEnv(
   z.object({
@@ -38,14 +41,14 @@ export const env = parseEnv(
      */
     TRUSTED_PROXIES: z
       .string()
-      .default("127.0.0.1/8,::1")
+      .default("127.0.0.0/8,::1")
       .transform((list) =>
         list
           .split(",")
           .map((s) => s.trim())
           .filter(Boolean),
       )
-      .pipe(z.array(z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], { error: "must list IP addresses or CIDRs, comma-separated" }))),
+      .refine((entries) => entries.every((e) => proxyAddress.safeParse(e).success), "must list IP addresses or CIDRs, comma-separated"),
     /** Live-update streams (GET /api/events) one session may hold open; more are refused with a 429. */
     EVENT_STREAMS_PER_SESSION: z.coerce.number().int().min(1).max(1_000).default(8),
     /** Live-update streams this process holds open in all; more are refused with a 429. */
