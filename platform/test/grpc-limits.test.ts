@@ -282,9 +282,10 @@ async function startProber(address: string): Promise<{ probes: Probe[]; stop: ()
   const proc = Bun.spawn(["bun", `${import.meta.dir}/health-prober.ts`, address], { stdout: "pipe", stderr: "inherit" });
   const probes: Probe[] = [];
   void (async () => {
+    const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let buffered = "";
-    for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
-      buffered += chunk;
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      buffered += chunk.value;
       const lines = buffered.split("\n");
       buffered = lines.pop() ?? "";
       for (const line of lines) if (line) probes.push(JSON.parse(line) as Probe);
