@@ -225,6 +225,19 @@ describe("half-open calls and idle connections", () => {
     }
   });
 
+  test("a call that sends its request message but never ends its stream is ended at the arrival timeout", async () => {
+    const session = await connectH2(catalog.address);
+    const { stream, ended } = halfOpenCall(session, listProducts);
+    stream.write(Buffer.from([0, 0, 0, 0, 0])); // a complete, empty ListProductsRequest, and no END_STREAM
+    try {
+      const outcome = await within(ended, requestArrivalMs + 3_000);
+      expect(outcome).toEqual({ grpcStatus: String(status.DEADLINE_EXCEEDED), how: expect.any(String) });
+      expect(catalog.calls.listProducts).toBe(0);
+    } finally {
+      session.destroy();
+    }
+  });
+
   test("1,000 half-open calls on one connection are all ended at the arrival timeout", async () => {
     const session = await connectH2(catalog.address);
     try {

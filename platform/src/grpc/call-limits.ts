@@ -33,10 +33,12 @@ export const resetUnfinishedStreamInterceptor: GrpcJsServerInterceptor = (_metho
  * Ends a call whose request message has not arrived `timeoutMs` after its headers, with
  * DEADLINE_EXCEEDED. grpc-js waits for a request for as long as the client likes, and a call
  * without a deadline that never sends its message (or sends it a byte at a time) would hold
- * its stream, and the connection, forever. A streaming call is timed to its first message.
+ * its stream, and the connection, forever; so would one that sends its message but never ends
+ * its side of the stream (grpc-js runs a unary handler only then). A unary or server-streaming
+ * call is timed to the end of its request, a client- or bidi-streaming one to its first message.
  */
 export function requestArrivalInterceptor(timeoutMs: number): GrpcJsServerInterceptor {
-  return (_method, call) => {
+  return (method, call) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const arrived = () => {
       clearTimeout(timer);
@@ -50,7 +52,8 @@ export function requestArrivalInterceptor(timeoutMs: number): GrpcJsServerInterc
         }, timeoutMs);
         next({
           onReceiveMessage: (message, nextMessage) => {
-            arrived();
+            // A unary or server-streaming request is complete when the client ends its side.
+            if (method.requestStream) arrived();
             nextMessage(message);
           },
           onReceiveHalfClose: (nextHalfClose) => {
