@@ -18,6 +18,7 @@ import { eventually } from "@bazaar/testkit/eventually";
 import { type LaunchedProcess, launchProcess } from "@bazaar/testkit/fixtures";
 import { CatalogService, ListProductsRequestSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { Health } from "@bazaar/proto/grpc/health/v1/health_pb";
+import { ServerReflectionRequestSchema } from "@bazaar/proto/grpc/reflection/v1/reflection_pb";
 
 /** bunfig's test timeout does not cover hooks (they stop at 5 s); starting and stopping a process may take longer. */
 const hookTimeoutMs = 60_000;
@@ -269,6 +270,30 @@ describe("half-open calls and idle connections", () => {
     const session = await connectH2(catalog.address);
     try {
       expect(session.remoteSettings.maxConcurrentStreams).toBe(256);
+    } finally {
+      session.destroy();
+    }
+  });
+});
+
+describe("streaming calls held open", () => {
+  let catalog: Awaited<ReturnType<typeof startCatalog>>;
+  beforeAll(async () => {
+    catalog = await startCatalog({ maxConnectionAgeMs: 300, maxConnectionAgeGraceMs: 300 });
+  });
+  afterAll(() => catalog?.stop(), hookTimeoutMs);
+
+  test("a reflection stream kept open after its first request is cut when its connection reaches its maximum age", async () => {
+    const session = await connectH2(catalog.address);
+    try {
+      const goaway = new Promise<void>((resolve) => session.once("goaway", () => resolve()));
+      const { stream, ended } = halfOpenCall(session, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
+      const request = Buffer.from(
+        toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } })),
+      );
+      stream.write(Buffer.concat([Buffer.from([0, 0, 0, 0, request.length]), request]));
+      expect(await within(goaway, 3_000)).not.toBe("still open");
+      expect(await within(ended, 3_000)).not.toBe("still open");
     } finally {
       session.destroy();
     }

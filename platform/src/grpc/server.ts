@@ -60,6 +60,14 @@ export interface GrpcServerOptions {
   maxConcurrentStreams?: number;
   /** A connection with no call open for this long is closed (with GOAWAY), in milliseconds. */
   maxConnectionIdleMs?: number;
+  /**
+   * A connection is told to go away (GOAWAY) after this long, ±10 %, in milliseconds; the calls
+   * still open on it get `maxConnectionAgeGraceMs` more, then the connection is closed. The one
+   * bound on a streaming call (reflection, health Watch) whose client keeps it open.
+   */
+  maxConnectionAgeMs?: number;
+  /** See `maxConnectionAgeMs`. */
+  maxConnectionAgeGraceMs?: number;
   /** The server pings a connection after this long without activity, and closes it if the ping is not answered, in milliseconds. */
   keepaliveTimeMs?: number;
   /** The interceptor chain; the documented default order unless a test needs another. */
@@ -75,7 +83,9 @@ export interface GrpcServerOptions {
  *   4 MiB cost up to a second of blocked event loop per message;
  * - 5 s for the request message to arrive: clients send it right after the headers;
  * - 256 calls at once per connection: the BFF's busiest channel stays well below it;
- * - idle connections closed after 5 minutes, and dead peers found by a ping after 2.
+ * - idle connections closed after 5 minutes, and dead peers found by a ping after 2;
+ * - every connection renewed after 30 minutes (callers reconnect at once, which also spreads
+ *   them over new replicas), with a minute for the calls still open on it.
  */
 export const grpcServerLimits = {
   maxRequestBytes: 64 * 1024,
@@ -83,6 +93,8 @@ export const grpcServerLimits = {
   maxConcurrentStreams: 256,
   maxConnectionIdleMs: 5 * 60_000,
   keepaliveTimeMs: 2 * 60_000,
+  maxConnectionAgeMs: 30 * 60_000,
+  maxConnectionAgeGraceMs: 60_000,
 } satisfies Partial<GrpcServerOptions>;
 
 /**
@@ -107,6 +119,8 @@ export class GrpcServer {
       "grpc.max_receive_message_length": limits.maxRequestBytes,
       "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
       "grpc.max_connection_idle_ms": limits.maxConnectionIdleMs,
+      "grpc.max_connection_age_ms": limits.maxConnectionAgeMs,
+      "grpc.max_connection_age_grace_ms": limits.maxConnectionAgeGraceMs,
       "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
       "grpc.keepalive_timeout_ms": 20_000,
       // Clients that ping more often than this are told to go away instead of wasting CPU.
