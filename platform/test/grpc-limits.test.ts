@@ -199,44 +199,35 @@ describe("half-open calls and idle connections", () => {
   });
   afterAll(() => catalog?.stop(), hookTimeoutMs);
 
-  test("a call without a deadline that never sends its request message is ended DEADLINE_EXCEEDED at the arrival timeout", async () => {
+  /** Opens a ListProducts call whose client does only `send`, and expects the server to end it DEADLINE_EXCEEDED, unhandled, at the arrival timeout. */
+  async function expectEndedAtArrivalTimeout(send: (stream: http2.ClientHttp2Stream) => void = () => {}): Promise<void> {
     const session = await connectH2(catalog.address);
     try {
-      const { ended } = halfOpenCall(session, listProducts);
-      const outcome = await within(ended, requestArrivalMs + 3_000);
-      expect(outcome).toEqual({ grpcStatus: String(status.DEADLINE_EXCEEDED), how: expect.any(String) });
+      const { stream, ended } = halfOpenCall(session, listProducts);
+      send(stream);
+      expect(await within(ended, requestArrivalMs + 3_000)).toEqual({ grpcStatus: String(status.DEADLINE_EXCEEDED), how: expect.any(String) });
       expect(catalog.calls.listProducts).toBe(0);
     } finally {
       session.destroy();
     }
+  }
+
+  test("a call without a deadline that never sends its request message is ended DEADLINE_EXCEEDED at the arrival timeout", async () => {
+    await expectEndedAtArrivalTimeout();
   });
 
   test("a request message trickled a byte at a time is ended at the arrival timeout", async () => {
-    const session = await connectH2(catalog.address);
-    const { stream, ended } = halfOpenCall(session, listProducts);
-    // A 5-byte gRPC frame header announcing 1,000 bytes, then one byte every 50 ms.
-    stream.write(Buffer.from([0, 0, 0, 0x03, 0xe8]));
-    const trickle = setInterval(() => stream.write(Buffer.from([0x78])), 50);
-    try {
-      const outcome = await within(ended, requestArrivalMs + 3_000);
-      expect(outcome).toEqual({ grpcStatus: String(status.DEADLINE_EXCEEDED), how: expect.any(String) });
-    } finally {
-      clearInterval(trickle);
-      session.destroy();
-    }
+    await expectEndedAtArrivalTimeout((stream) => {
+      // A 5-byte gRPC frame header announcing 1,000 bytes, then one byte every 50 ms.
+      stream.write(Buffer.from([0, 0, 0, 0x03, 0xe8]));
+      const trickle = setInterval(() => stream.write(Buffer.from([0x78])), 50);
+      stream.on("close", () => clearInterval(trickle));
+    });
   });
 
   test("a call that sends its request message but never ends its stream is ended at the arrival timeout", async () => {
-    const session = await connectH2(catalog.address);
-    const { stream, ended } = halfOpenCall(session, listProducts);
-    stream.write(Buffer.from([0, 0, 0, 0, 0])); // a complete, empty ListProductsRequest, and no END_STREAM
-    try {
-      const outcome = await within(ended, requestArrivalMs + 3_000);
-      expect(outcome).toEqual({ grpcStatus: String(status.DEADLINE_EXCEEDED), how: expect.any(String) });
-      expect(catalog.calls.listProducts).toBe(0);
-    } finally {
-      session.destroy();
-    }
+    // A complete, empty ListProductsRequest, and no END_STREAM.
+    await expectEndedAtArrivalTimeout((stream) => stream.write(Buffer.from([0, 0, 0, 0, 0])));
   });
 
   test("1,000 half-open calls on one connection are all ended at the arrival timeout", async () => {
