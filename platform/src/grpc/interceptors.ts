@@ -25,9 +25,11 @@ export interface CallContext {
   principal: Principal | undefined;
 }
 
-/** One served unary call, as the interceptors see it. */
+/**
+ * One served unary call, as the interceptors see it. The request is not part of it: it is
+ * decoded after the interceptors have run (after auth), by the server.
+ */
 export interface ServerCall {
-  readonly request: Message;
   readonly ctx: CallContext;
 }
 

@@ -7,7 +7,8 @@ import { HealthService, ServingStatus } from "./health.ts";
 import type { Access, AccessTokenVerifier } from "../auth.ts";
 import { authInterceptor, type CallContext, runIntercepted, type ServerInterceptor, serverInterceptors } from "./interceptors.ts";
 import { ReflectionIndex, reflectionServices } from "./reflection.ts";
-import { serviceDefinition } from "./definition.ts";
+import { decodeRequest, MalformedRequest, serverServiceDefinition } from "./definition.ts";
+import { malformedRequestInterceptor, requestArrivalInterceptor, resetUnfinishedStreamInterceptor } from "./call-limits.ts";
 import { statusTrailers } from "./status-details.ts";
 
 /** A unary RPC handler: gets the decoded request, returns the response (or throws). */
@@ -51,11 +52,50 @@ export interface GrpcServerOptions {
   verifier?: AccessTokenVerifier;
   /** The deadline of calls whose client set none, in milliseconds. */
   defaultDeadlineMs?: number;
-  /** Largest request accepted, in bytes. */
+  /** Largest request message accepted, in bytes; a larger one is refused RESOURCE_EXHAUSTED before it is read. */
   maxRequestBytes?: number;
+  /** How long a call may take to send its request message after its headers, in milliseconds. */
+  requestArrivalMs?: number;
+  /** Most calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams?: number;
+  /** A connection with no call open for this long is closed (with GOAWAY), in milliseconds. */
+  maxConnectionIdleMs?: number;
+  /**
+   * A connection is told to go away (GOAWAY) after this long, ±10 %, in milliseconds; the calls
+   * still open on it get `maxConnectionAgeGraceMs` more, then the connection is closed. The one
+   * bound on a streaming call (reflection, health Watch) whose client keeps it open.
+   */
+  maxConnectionAgeMs?: number;
+  /** See `maxConnectionAgeMs`. */
+  maxConnectionAgeGraceMs?: number;
+  /** The server pings a connection after this long without activity, and closes it if the ping is not answered, in milliseconds. */
+  keepaliveTimeMs?: number;
   /** The interceptor chain; the documented default order unless a test needs another. */
   interceptors?: readonly ServerInterceptor[];
 }
+
+/**
+ * The limits of every gRPC server, each a bound on what one unauthenticated client can hold or
+ * make the server do (see {@link GrpcServerOptions} for what each means):
+ * - 64 KiB per request: the largest legitimate request (a CreateProduct at every field's limit:
+ *   a 2,000-character description, 500-character image URL, 120-character name) is under
+ *   10 KiB, and decoding 64 KiB of garbage costs milliseconds, where grpc-js's default of
+ *   4 MiB cost up to a second of blocked event loop per message;
+ * - 5 s for the request message to arrive: clients send it right after the headers;
+ * - 256 calls at once per connection: the BFF's busiest channel stays well below it;
+ * - idle connections closed after 5 minutes, and dead peers found by a ping after 2;
+ * - every connection renewed after 30 minutes (callers reconnect at once, which also spreads
+ *   them over new replicas), with a minute for the calls still open on it.
+ */
+export const grpcServerLimits = {
+  maxRequestBytes: 64 * 1024,
+  requestArrivalMs: 5_000,
+  maxConcurrentStreams: 256,
+  maxConnectionIdleMs: 5 * 60_000,
+  keepaliveTimeMs: 2 * 60_000,
+  maxConnectionAgeMs: 30 * 60_000,
+  maxConnectionAgeGraceMs: 60_000,
+} satisfies Partial<GrpcServerOptions>;
 
 /**
  * A gRPC server on grpc-js for protobuf-es services, with the standard health and reflection
@@ -74,11 +114,19 @@ export class GrpcServer {
     this.verifier = options.verifier;
     this.defaultDeadlineMs = options.defaultDeadlineMs ?? 10_000;
     this.interceptors = options.interceptors ?? serverInterceptors;
-    const maxBytes = options.maxRequestBytes ?? 4 * 1024 * 1024;
+    const limits = { ...grpcServerLimits, ...definedOnly(options) };
     this.server = new Server({
-      "grpc.max_receive_message_length": maxBytes,
+      "grpc.max_receive_message_length": limits.maxRequestBytes,
+      "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+      "grpc.max_connection_idle_ms": limits.maxConnectionIdleMs,
+      "grpc.max_connection_age_ms": limits.maxConnectionAgeMs,
+      "grpc.max_connection_age_grace_ms": limits.maxConnectionAgeGraceMs,
+      "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
+      "grpc.keepalive_timeout_ms": 20_000,
       // Clients that ping more often than this are told to go away instead of wasting CPU.
       "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+      // grpc-js's own interceptors, innermost first: the stream reset needs the innermost call.
+      interceptors: [resetUnfinishedStreamInterceptor, requestArrivalInterceptor(limits.requestArrivalMs), malformedRequestInterceptor],
     });
     for (const { service, impl, access } of services) {
       this.services.push(service);
@@ -88,7 +136,9 @@ export class GrpcServer {
     this.pending.push([Health, this.health.implementation()]);
     const reflection = new ReflectionIndex([...this.services, Health, ...reflectionServices]);
     this.pending.push(...reflection.implementations());
-    for (const [service, impl] of this.pending) this.server.addService(serviceDefinition(service), impl);
+    // Bazaar's services get their requests undecoded, to check the caller first (see unaryImplementation).
+    for (const [service, impl] of this.pending)
+      this.server.addService(serverServiceDefinition(service, this.services.includes(service) ? "raw" : "decoded"), impl);
   }
 
   private unaryImplementation(service: DescService, impl: ServiceImpl<DescService>, access: Record<string, Access>): UntypedServiceImplementation {
@@ -101,7 +151,7 @@ export class GrpcServer {
       }
       if (!access[method.localName]) throw new Error(`${service.typeName}/${method.name} has no access level`);
       const methodLog = log.child({ rpc: `${service.typeName}/${method.name}` });
-      out[method.localName] = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
+      out[method.localName] = (call: ServerUnaryCall<Uint8Array, Message>, callback: sendUnaryData<Message>) => {
         const clientDeadline = call.getDeadline();
         const deadline =
           clientDeadline instanceof Date ? clientDeadline : new Date(Number.isFinite(clientDeadline) ? clientDeadline : Date.now() + this.defaultDeadlineMs);
@@ -117,7 +167,14 @@ export class GrpcServer {
           log: methodLog,
           principal: undefined,
         };
-        runIntercepted(interceptors, { request: call.request, ctx }, async () => create(method.output, await handler(call.request, ctx)))
+        // The request arrives as bytes and is decoded innermost, after the auth interceptor: a caller
+        // without a token cannot make a service spend CPU on a body it would refuse anyway.
+        const serve = async () => {
+          const request = decodeRequest(method, call.request);
+          if (request instanceof MalformedRequest) throw new RpcError(status.INVALID_ARGUMENT, request.message);
+          return create(method.output, await handler(request, ctx));
+        };
+        runIntercepted(interceptors, { ctx }, serve)
           .then(
             (response) => callback(null, response),
             (err: unknown) => {
@@ -161,4 +218,9 @@ export class GrpcServer {
       });
     });
   }
+}
+
+/** The limits among `options` that are set. */
+function definedOnly(options: GrpcServerOptions): Partial<typeof grpcServerLimits> {
+  return Object.fromEntries(Object.entries(options).filter(([k, v]) => k in grpcServerLimits && v !== undefined));
 }
