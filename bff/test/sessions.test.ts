@@ -101,6 +101,22 @@ describe("signing up, in and out", () => {
     expect(b.cookies.get("bazaar_session")).not.toBe(first.cookies.get("bazaar_session"));
   });
 
+  test("an attacker's wrong passwords from another address do not lock a shopper out of signing in", async () => {
+    const user = await browser().signUp("Owner");
+    // The gateway appends the address it saw to X-Forwarded-For; the BFF passes that on.
+    const signIn = async (address: string, password: string) => {
+      const b = browser();
+      await b.open();
+      return b.request("POST", "/api/auth/signin", { json: { email: user.email, password }, headers: { "x-forwarded-for": `10.0.0.1, ${address}` } });
+    };
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await signIn("203.0.113.20", "not the password")).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    const owner = await signIn("198.51.100.20", "correct horse battery");
+    expect(owner.status).toBe(200);
+    expect((await body<{ user: { id: string } }>(owner)).user.id).toBe(user.id);
+  });
+
   test("sign-out answers 204, removes the cookie and ends the session in Redis", async () => {
     const b = browser();
     await b.signUp();

@@ -1,6 +1,8 @@
 import { status } from "@grpc/grpc-js";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { getConnInfo } from "hono/bun";
+import { clientAddressMetadata } from "@bazaar/platform/auth";
 import { RpcError } from "@bazaar/platform/errors";
 import type { AppEnv } from "../auth.ts";
 import type { Tokens, User } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -21,6 +23,30 @@ const signInBody = z.object({
   email,
   password: z.string({ error: "is required" }).min(1, "is required").max(128, "must be at most 128 characters"),
 });
+
+/**
+ * The shopper's address, which identity's login throttle counts by: the last entry of
+ * X-Forwarded-For, the one the gateway appended (Envoy, `use_remote_address: true`) — entries
+ * before it are the client's to write and not believed; without the header, the connection's
+ * peer. The BFF is reached only through the gateway; a BFF exposed directly (the dev runner
+ * without Envoy) lets a client write its own address here.
+ */
+export function shopperAddress(c: Context<AppEnv>): string | undefined {
+  const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim();
+  if (forwarded) return forwarded;
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    // app.request() in tests has no connection.
+    return undefined;
+  }
+}
+
+/** Call options naming the shopper's address to identity (believed from the BFF's service token). */
+const fromShopper = (c: Context<AppEnv>) => {
+  const address = shopperAddress(c);
+  return address ? { metadata: { [clientAddressMetadata]: address } } : undefined;
+};
 
 /** GET /api/session: who is signed in, and the CSRF token (set as a cookie if the browser has none). */
 export function sessionRoutes(secureCookies: boolean) {
@@ -57,7 +83,7 @@ export function authRoutes(identity: IdentityClient, secureCookies: boolean) {
     })
     .post("/signin", valid("json", signInBody), async (c) => {
       const body = c.req.valid("json");
-      const res = await identity.login({ email: body.email, password: body.password });
+      const res = await identity.login({ email: body.email, password: body.password }, fromShopper(c));
       return c.json({ user: await start(c, res.user, res.tokens) });
     })
     .post("/signout", async (c) => {

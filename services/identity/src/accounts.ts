@@ -127,11 +127,12 @@ export class Accounts {
   }
 
   /**
-   * Signs in with email and password. A wrong password and an unknown email get the same
-   * answer after the same work; too many failures for an email are RESOURCE_EXHAUSTED.
+   * Signs in with email and password from the client at `address`. A wrong password and an
+   * unknown email get the same answer after the same work; too many failures from that address
+   * are RESOURCE_EXHAUSTED (see {@link LoginThrottle}).
    */
-  async login(email: string, password: string): Promise<{ user: User; session: Session }> {
-    await this.throttle.attempt(email).catch((err: unknown) => {
+  async login(email: string, password: string, address: string): Promise<{ user: User; session: Session }> {
+    const attempt = await this.throttle.attempt(email, address).catch((err: unknown) => {
       signIns.inc({ outcome: "throttled" });
       throw err;
     });
@@ -141,7 +142,7 @@ export class Accounts {
       signIns.inc({ outcome: "wrong_credentials" });
       throw new UnauthenticatedError(wrongCredentials);
     }
-    await this.throttle.succeeded(email);
+    await this.throttle.succeeded(attempt);
     // A hash made with older parameters is upgraded while the password is at hand.
     const upgraded = needsRehash(user.passwordHash) ? await hashPassword(password) : undefined;
     const refresh = await this.database.db.transaction(async (tx) => {
