@@ -68,12 +68,15 @@ describe("signing up, in and out", () => {
     expect((await b.open()).csrfToken).toBe(json.csrfToken);
   });
 
-  test("sign-up answers 201 with the user, signed in: an httpOnly session cookie, and /api/session knows them", async () => {
+  test("sign-up answers 202 and starts no session; signing in then gives the new user an httpOnly session cookie, and /api/session knows them", async () => {
     const b = browser();
     await b.open();
     const email = `new-${crypto.randomUUID().slice(0, 8)}@example.com`;
-    const res = await b.post("/api/auth/signup", { email, password: "correct horse battery", displayName: "Ada" });
-    expect(res.status).toBe(201);
+    const signUp = await b.post("/api/auth/signup", { email, password: "correct horse battery", displayName: "Ada" });
+    expect(signUp.status).toBe(202);
+    expect(b.cookies.has("bazaar_session")).toBe(false);
+    const res = await b.post("/api/auth/signin", { email, password: "correct horse battery" });
+    expect(res.status).toBe(200);
     const { user } = await body<{ user: { id: string; email: string; displayName: string; roles: string[] } }>(res);
     expect(user).toMatchObject({ email, displayName: "Ada", roles: ["customer"] });
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith("bazaar_session="))!;
@@ -85,6 +88,25 @@ describe("signing up, in and out", () => {
     expect(b.cookies.get("bazaar_session")).toMatch(/^[\w-]{43}$/);
     expect((await storedSession(b)).record.user.id).toBe(user.id);
     expect((await b.open()).user?.id).toBe(user.id);
+  });
+
+  test("sign-up cannot tell whether an email has an account: a taken email is answered exactly as a free one, and the account is left as it was", async () => {
+    const owner = { email: `owner-${crypto.randomUUID().slice(0, 8)}@example.com` };
+    await env.bff.upstreams.identity.register({ ...owner, password: "correct horse battery", displayName: "Owner" });
+    const answer = async (email: string) => {
+      const b = browser();
+      await b.open();
+      const res = await b.post("/api/auth/signup", { email, password: "another long password", displayName: "Someone Else" });
+      return { status: res.status, body: await res.text(), session: b.cookies.has("bazaar_session") };
+    };
+    const taken = await answer(owner.email.toUpperCase());
+    const free = await answer(`free-${crypto.randomUUID().slice(0, 8)}@example.com`);
+    expect(taken).toEqual(free);
+    expect(taken.status).toBe(202);
+    expect(taken.body).not.toContain("exists");
+    // The owner's password still works, the prober's does not.
+    expect((await browser().signIn(owner.email, "correct horse battery")).status).toBe(200);
+    expect((await browser().signIn(owner.email, "another long password")).status).toBe(401);
   });
 
   test("sign-in with the right password starts a new session; a wrong one is a 401 and no session", async () => {

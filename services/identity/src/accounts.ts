@@ -87,10 +87,17 @@ export class Accounts {
 
   /**
    * Creates an account and signs it in. The UserRegistered event is written in the same
-   * transaction. ALREADY_EXISTS if the email is taken.
+   * transaction. ALREADY_EXISTS if the email is taken. A sign-up from `address` that finds its
+   * email taken counts as a failed sign-in of that address (see {@link LoginThrottle.signUpProbe}).
    */
-  async register(account: NewAccount): Promise<{ user: User; session: Session }> {
-    const { user, refresh } = await this.insertAccount(account, true);
+  async register(account: NewAccount, address: string): Promise<{ user: User; session: Session }> {
+    const probe = await this.throttle.signUpProbe(address);
+    const { user, refresh } = await this.insertAccount(account, true).catch(async (err: unknown) => {
+      // Only a taken email taught the caller something; any other failure does not count.
+      if (!(err instanceof AlreadyExistsError)) await this.throttle.clearSignUpProbe(probe);
+      throw err;
+    });
+    await this.throttle.clearSignUpProbe(probe);
     if (!refresh) throw new Error("the registration issued no refresh token");
     return { user, session: await this.session(user, refresh) };
   }

@@ -71,6 +71,23 @@ redis.call('PEXPIRE', KEYS[3], window)
 return {0, slow}
 `;
 
+// A sign-up probe from one address, on the per-address set of attempts (KEYS[1]): refused
+// while the address waits out its growing delay (as in attemptScript); otherwise recorded.
+const probeScript = `
+local now = tonumber(ARGV[1])
+local aWindow, aFree, aBase, aMax = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - aWindow)
+local a = redis.call('ZCARD', KEYS[1])
+if a >= aFree then
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  local delay = math.min(aMax, aBase * 2 ^ (a - aFree))
+  if now < tonumber(last[2]) + delay then return math.max(1, tonumber(last[2]) + delay - now) end
+end
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], aWindow)
+return 0
+`;
+
 /** A wait in words: seconds under two minutes, minutes above. */
 function inWords(ms: number): string {
   const [n, unit] = ms < 120_000 ? [Math.ceil(ms / 1000), "second"] : [Math.ceil(ms / 60_000), "minute"];
@@ -145,6 +162,35 @@ export class LoginThrottle {
     if (refused === 2) throw new ResourceExhaustedError(`too many failed sign-ins from your address; try again in ${inWords(value)}`);
     if (value === 1) await Bun.sleep(o.accountDelayMs);
     return attempt;
+  }
+
+  /**
+   * Records a sign-up from `address` as a probe, or refuses it (RESOURCE_EXHAUSTED) while the
+   * address waits out its delay. A sign-up that finds its email taken has learnt that an
+   * account exists: it stays counted with the address's failed sign-ins, so one client cannot
+   * sweep a list of emails through sign-up either. Call {@link clearSignUpProbe} when the email
+   * did not find its email taken.
+   */
+  async signUpProbe(address: string): Promise<LoginAttempt> {
+    const o = this.options;
+    const probe = { email: "", address, id: crypto.randomUUID() };
+    let waitMs: number;
+    try {
+      const args = [Date.now(), probe.id, o.addressWindowMs, o.addressFreeFailures, o.addressBaseDelayMs, o.addressMaxDelayMs];
+      waitMs = Number(await this.redis.client.eval(probeScript, { keys: [this.keys("", address)[1]!], arguments: args.map(String) }));
+    } catch (err) {
+      log.warn("sign-up throttle unavailable; allowing the attempt", { err: (err as Error).message });
+      return probe;
+    }
+    if (waitMs > 0) throw new ResourceExhaustedError(`too many failed sign-ins from your address; try again in ${inWords(waitMs)}`);
+    return probe;
+  }
+
+  /** After a sign-up that did not find its email taken: it taught nothing, and does not count. */
+  async clearSignUpProbe(probe: LoginAttempt): Promise<void> {
+    await this.redis.client.zRem(this.keys("", probe.address)[1]!, probe.id).catch((err: unknown) => {
+      log.warn("could not clear the sign-up attempt", { err: (err as Error).message });
+    });
   }
 
   /** After a successful login: clears the address's failures for the email; the attempt itself is not a failure. */

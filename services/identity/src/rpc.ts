@@ -114,13 +114,13 @@ function refreshToken(token: string): string {
 /** The identity service's RPC handlers: validate the request, ask the accounts, shape the response. */
 export function identityHandlers(accounts: Accounts): ServiceImpl<typeof IdentityService> {
   return {
-    async register(req) {
+    async register(req, ctx) {
       const account = validate({
         email: field("email", req.email, validEmail),
         password: field("password", req.password, validPassword),
         displayName: field("display_name", req.displayName, validDisplayName),
       });
-      const { user, session } = await accounts.register(account);
+      const { user, session } = await accounts.register(account, clientAddress(ctx));
       return { user: toUserMessage(user), tokens: toTokensMessage(session) };
     },
 

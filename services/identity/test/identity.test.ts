@@ -327,6 +327,26 @@ describe("Login throttling: nobody can lock an owner out", () => {
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
   });
 
+  test("sweeping a list of emails through sign-up is throttled per address: after 50 taken emails even a free one is refused", async () => {
+    const { user } = await signUp();
+    const address = "203.0.113.60";
+    for (let i = 0; i < 50; i++) {
+      const err = await rpcError(client.register({ email: user.email, password, displayName: "Probe" }, from(address)));
+      expect(err.code).toBe(status.ALREADY_EXISTS);
+    }
+    const before = await countRows();
+    const refused = await rpcError(client.register({ email: newEmail(), password, displayName: "Probe" }, from(address)));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.message).toBe("too many failed sign-ins from your address; try again in 1 second");
+    expect(await countRows()).toEqual(before);
+  });
+
+  test("sign-ups that create accounts do not count: many people behind one address (an office) can all sign up", async () => {
+    for (let i = 0; i < 52; i++) {
+      expect((await client.register({ email: newEmail(), password, displayName: "Colleague" }, from("198.51.100.61"))).user).toBeDefined();
+    }
+  });
+
   test("a malformed client address from a service is INVALID_ARGUMENT", async () => {
     const err = await rpcError(client.login({ email: newEmail(), password }, from("not an address")));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
