@@ -6,7 +6,8 @@ import { createApp } from "../src/app.ts";
 import { type SessionRecord, sessionRedisKey } from "../src/session-store.ts";
 import { createIdentityClient, type IdentityClient } from "../src/upstreams/identity.ts";
 import { type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
-import { type ApiErrorBody, body, demoAdmin, TestBrowser } from "./support/browser.ts";
+import { type ApiErrorBody, body, demoAdmin, overHttp, TestBrowser } from "./support/browser.ts";
+import type { BffReplica } from "./support/bff-platform.ts";
 
 // Sessions, CSRF and access control of the BFF, against every service as a real process. Identity
 // issues 30-second access tokens (its minimum), so tokens are refreshed for real.
@@ -18,10 +19,19 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  for (const server of servers) await server.stop(true);
   await env?.cleanup();
 }, 60_000);
 
 const browser = () => new TestBrowser(env.bff.app);
+
+/** A replica served over real HTTP on 127.0.0.1 (so that it sees a peer address), stopped after the run. */
+function serveReplica(replica: BffReplica): ReturnType<typeof Bun.serve> {
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: replica.app.fetch });
+  servers.push(server);
+  return server;
+}
+const servers: ReturnType<typeof Bun.serve>[] = [];
 
 /** The session record behind a browser's cookie, straight from Redis. */
 async function storedSession(b: TestBrowser): Promise<{ key: string; record: SessionRecord }> {
@@ -125,11 +135,12 @@ describe("signing up, in and out", () => {
 
   test("an attacker's wrong passwords from another address do not lock a shopper out of signing in", async () => {
     const user = await browser().signUp("Owner");
-    // The gateway appends the address it saw to X-Forwarded-For; the BFF passes that on.
+    // The BFF served over HTTP behind "the gateway" at 127.0.0.1, which appends the address it saw to X-Forwarded-For.
+    const server = serveReplica(await env.replica({ trustedProxies: ["127.0.0.0/8"] }));
     const signIn = async (address: string, password: string) => {
-      const b = browser();
+      const b = new TestBrowser(overHttp(server.url.href));
       await b.open();
-      return b.request("POST", "/api/auth/signin", { json: { email: user.email, password }, headers: { "x-forwarded-for": `10.0.0.1, ${address}` } });
+      return b.request("POST", "/api/auth/signin", { json: { email: user.email, password }, headers: { "x-forwarded-for": `10.9.9.9, ${address}` } });
     };
     const statuses = [];
     for (let i = 0; i < 6; i++) statuses.push((await signIn("203.0.113.20", "not the password")).status);
@@ -137,6 +148,20 @@ describe("signing up, in and out", () => {
     const owner = await signIn("198.51.100.20", "correct horse battery");
     expect(owner.status).toBe(200);
     expect((await body<{ user: { id: string } }>(owner)).user.id).toBe(user.id);
+  });
+
+  test("an X-Forwarded-For a client writes itself is not believed: rotating it does not escape the sign-in limit", async () => {
+    const user = await browser().signUp("Owner");
+    // 127.0.0.1 is no trusted proxy here: the header is the client's own.
+    const server = serveReplica(await env.replica({ trustedProxies: ["10.0.0.0/8"] }));
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const b = new TestBrowser(overHttp(server.url.href));
+      await b.open();
+      const json = { email: user.email, password: "not the password" };
+      statuses.push((await b.request("POST", "/api/auth/signin", { json, headers: { "x-forwarded-for": `192.0.2.${i + 1}` } })).status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
   });
 
   test("sign-out answers 204, removes the cookie and ends the session in Redis", async () => {

@@ -1,7 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { getConnInfo } from "hono/bun";
 import { clientAddressMetadata } from "@bazaar/platform/auth";
 import { RpcError } from "@bazaar/platform/errors";
 import type { AppEnv } from "../auth.ts";
@@ -25,26 +24,11 @@ const signInBody = z.object({
 });
 
 /**
- * The shopper's address, which identity's login throttle counts by: the last entry of
- * X-Forwarded-For, the one the gateway appended (Envoy, `use_remote_address: true`) — entries
- * before it are the client's to write and not believed; without the header, the connection's
- * peer. The BFF is reached only through the gateway; a BFF exposed directly (the dev runner
- * without Envoy) lets a client write its own address here.
+ * Call options naming the shopper's address (edgeTls found it: the peer, or what trusted
+ * proxies forwarded) to identity, which believes it from the BFF's service token.
  */
-export function shopperAddress(c: Context<AppEnv>): string | undefined {
-  const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim();
-  if (forwarded) return forwarded;
-  try {
-    return getConnInfo(c).remote.address;
-  } catch {
-    // app.request() in tests has no connection.
-    return undefined;
-  }
-}
-
-/** Call options naming the shopper's address to identity (believed from the BFF's service token). */
 const fromShopper = (c: Context<AppEnv>) => {
-  const address = shopperAddress(c);
+  const address = c.var.clientAddress;
   return address ? { metadata: { [clientAddressMetadata]: address } } : undefined;
 };
 
