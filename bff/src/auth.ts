@@ -3,11 +3,12 @@ import { createMiddleware } from "hono/factory";
 import type { CallOptions } from "@bazaar/platform/grpc/client";
 import { clearSessionCookie, csrfHeader, readCsrfCookie, readSessionCookie, writeSessionCookie } from "./cookies.ts";
 import { apiError, SessionEndedError } from "./errors.ts";
+import type { EdgeVariables } from "./edge.ts";
 import type { Session, SessionStore } from "./session-store.ts";
 import type { UserView } from "./shape.ts";
 
-/** What the BFF's middleware puts in a request's context. */
-export interface AppVariables {
+/** What the BFF's middleware puts in a request's context (edgeTls's part first). */
+export interface AppVariables extends EdgeVariables {
   /** The session store, for the routes that start and end sessions. */
   sessions: SessionStore;
   /** The browser's session, loaded from Redis on first use (once per request); undefined when signed out. */

@@ -38,7 +38,7 @@ export const securityHeaders = secureHeaders({
   strictTransportSecurity: false,
 });
 
-/** Proxies whose X-Forwarded-Proto is believed: addresses and CIDRs ("10.0.0.0/8", "::1"). */
+/** Proxies whose X-Forwarded-Proto and X-Forwarded-For are believed: addresses and CIDRs ("10.0.0.0/8", "::1"). */
 export function trustedProxies(entries: readonly string[]): BlockList {
   const list = new BlockList();
   for (const entry of entries) {
@@ -63,10 +63,32 @@ function peerAddress(c: Context): string | undefined {
 export interface EdgeVariables {
   /** The browser's request reached the edge over TLS: the BFF's own https, or a trusted proxy's X-Forwarded-Proto. */
   overTls: boolean;
+  /** The browser's address (see {@link browserAddress}); undefined outside a server. */
+  clientAddress: string | undefined;
+}
+
+const isTrusted = (trusted: BlockList, address: string) => trusted.check(address, isIP(address) === 6 ? "ipv6" : "ipv4");
+
+/**
+ * The browser's address, which identity's login throttle counts by: the peer, or, while the
+ * address at hand is a trusted proxy, the entry it appended to X-Forwarded-For (read from the
+ * right). Entries a client wrote itself sit further left, behind the first untrusted address,
+ * and are never reached; a malformed entry stops the walk at the proxy that passed it.
+ */
+export function browserAddress(peer: string | undefined, forwardedFor: string | undefined, trusted: BlockList): string | undefined {
+  const hops = (forwardedFor ?? "").split(",").map((s) => s.trim());
+  let address = peer;
+  for (let i = hops.length - 1; i >= 0 && address !== undefined && isTrusted(trusted, address); i--) {
+    const hop = hops[i]!;
+    if (!isIP(hop)) break;
+    address = hop;
+  }
+  return address;
 }
 
 /**
- * Tells whether the browser's request arrived over TLS, for the cookies' Secure flag. Behind
+ * Tells whether the browser's request arrived over TLS, for the cookies' Secure flag, and
+ * where it came from (see {@link browserAddress}), for the login throttle. Behind
  * the gateway the BFF sees plain http, so the gateway's X-Forwarded-Proto counts — but only
  * from a trusted proxy: anyone else could send the header.
  */
@@ -78,9 +100,10 @@ export function edgeTls(trusted: BlockList) {
       const peer = peerAddress(c);
       // The nearest proxy's word is the last one in the list.
       const proto = forwarded.split(",").at(-1)?.trim().toLowerCase();
-      overTls = proto === "https" && peer !== undefined && trusted.check(peer, isIP(peer) === 6 ? "ipv6" : "ipv4");
+      overTls = proto === "https" && peer !== undefined && isTrusted(trusted, peer);
     }
     c.set("overTls", overTls);
+    c.set("clientAddress", browserAddress(peerAddress(c), c.req.header("x-forwarded-for"), trusted));
     await next();
   });
 }

@@ -6,7 +6,8 @@ import { createApp } from "../src/app.ts";
 import { type SessionRecord, sessionRedisKey } from "../src/session-store.ts";
 import { createIdentityClient, type IdentityClient } from "../src/upstreams/identity.ts";
 import { type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
-import { type ApiErrorBody, body, demoAdmin, TestBrowser } from "./support/browser.ts";
+import { type ApiErrorBody, body, demoAdmin, overHttp, TestBrowser } from "./support/browser.ts";
+import type { BffReplica } from "./support/bff-platform.ts";
 
 // Sessions, CSRF and access control of the BFF, against every service as a real process. Identity
 // issues 30-second access tokens (its minimum), so tokens are refreshed for real.
@@ -18,10 +19,19 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  for (const server of servers) await server.stop(true);
   await env?.cleanup();
 }, 60_000);
 
 const browser = () => new TestBrowser(env.bff.app);
+
+/** A replica served over real HTTP on 127.0.0.1 (so that it sees a peer address), stopped after the run. */
+function serveReplica(replica: BffReplica): ReturnType<typeof Bun.serve> {
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: replica.app.fetch });
+  servers.push(server);
+  return server;
+}
+const servers: ReturnType<typeof Bun.serve>[] = [];
 
 /** The session record behind a browser's cookie, straight from Redis. */
 async function storedSession(b: TestBrowser): Promise<{ key: string; record: SessionRecord }> {
@@ -68,12 +78,15 @@ describe("signing up, in and out", () => {
     expect((await b.open()).csrfToken).toBe(json.csrfToken);
   });
 
-  test("sign-up answers 201 with the user, signed in: an httpOnly session cookie, and /api/session knows them", async () => {
+  test("sign-up answers 202 and starts no session; signing in then gives the new user an httpOnly session cookie, and /api/session knows them", async () => {
     const b = browser();
     await b.open();
     const email = `new-${crypto.randomUUID().slice(0, 8)}@example.com`;
-    const res = await b.post("/api/auth/signup", { email, password: "correct horse battery", displayName: "Ada" });
-    expect(res.status).toBe(201);
+    const signUp = await b.post("/api/auth/signup", { email, password: "correct horse battery", displayName: "Ada" });
+    expect(signUp.status).toBe(202);
+    expect(b.cookies.has("bazaar_session")).toBe(false);
+    const res = await b.post("/api/auth/signin", { email, password: "correct horse battery" });
+    expect(res.status).toBe(200);
     const { user } = await body<{ user: { id: string; email: string; displayName: string; roles: string[] } }>(res);
     expect(user).toMatchObject({ email, displayName: "Ada", roles: ["customer"] });
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith("bazaar_session="))!;
@@ -85,6 +98,25 @@ describe("signing up, in and out", () => {
     expect(b.cookies.get("bazaar_session")).toMatch(/^[\w-]{43}$/);
     expect((await storedSession(b)).record.user.id).toBe(user.id);
     expect((await b.open()).user?.id).toBe(user.id);
+  });
+
+  test("sign-up cannot tell whether an email has an account: a taken email is answered exactly as a free one, and the account is left as it was", async () => {
+    const owner = { email: `owner-${crypto.randomUUID().slice(0, 8)}@example.com` };
+    await env.bff.upstreams.identity.register({ ...owner, password: "correct horse battery", displayName: "Owner" });
+    const answer = async (email: string) => {
+      const b = browser();
+      await b.open();
+      const res = await b.post("/api/auth/signup", { email, password: "another long password", displayName: "Someone Else" });
+      return { status: res.status, body: await res.text(), session: b.cookies.has("bazaar_session") };
+    };
+    const taken = await answer(owner.email.toUpperCase());
+    const free = await answer(`free-${crypto.randomUUID().slice(0, 8)}@example.com`);
+    expect(taken).toEqual(free);
+    expect(taken.status).toBe(202);
+    expect(taken.body).not.toContain("exists");
+    // The owner's password still works, the prober's does not.
+    expect((await browser().signIn(owner.email, "correct horse battery")).status).toBe(200);
+    expect((await browser().signIn(owner.email, "another long password")).status).toBe(401);
   });
 
   test("sign-in with the right password starts a new session; a wrong one is a 401 and no session", async () => {
@@ -99,6 +131,37 @@ describe("signing up, in and out", () => {
     expect(right.status).toBe(200);
     expect((await body<{ user: { id: string } }>(right)).user.id).toBe(user.id);
     expect(b.cookies.get("bazaar_session")).not.toBe(first.cookies.get("bazaar_session"));
+  });
+
+  test("an attacker's wrong passwords from another address do not lock a shopper out of signing in", async () => {
+    const user = await browser().signUp("Owner");
+    // The BFF served over HTTP behind "the gateway" at 127.0.0.1, which appends the address it saw to X-Forwarded-For.
+    const server = serveReplica(await env.replica({ trustedProxies: ["127.0.0.0/8"] }));
+    const signIn = async (address: string, password: string) => {
+      const b = new TestBrowser(overHttp(server.url.href));
+      await b.open();
+      return b.request("POST", "/api/auth/signin", { json: { email: user.email, password }, headers: { "x-forwarded-for": `10.9.9.9, ${address}` } });
+    };
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await signIn("203.0.113.20", "not the password")).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    const owner = await signIn("198.51.100.20", "correct horse battery");
+    expect(owner.status).toBe(200);
+    expect((await body<{ user: { id: string } }>(owner)).user.id).toBe(user.id);
+  });
+
+  test("an X-Forwarded-For a client writes itself is not believed: rotating it does not escape the sign-in limit", async () => {
+    const user = await browser().signUp("Owner");
+    // 127.0.0.1 is no trusted proxy here: the header is the client's own.
+    const server = serveReplica(await env.replica({ trustedProxies: ["10.0.0.0/8"] }));
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const b = new TestBrowser(overHttp(server.url.href));
+      await b.open();
+      const json = { email: user.email, password: "not the password" };
+      statuses.push((await b.request("POST", "/api/auth/signin", { json, headers: { "x-forwarded-for": `192.0.2.${i + 1}` } })).status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
   });
 
   test("sign-out answers 204, removes the cookie and ends the session in Redis", async () => {

@@ -87,6 +87,12 @@ function describeJwtError(err: unknown): string {
  */
 export type Access = "public" | "user" | "admin" | "service" | "service_or_admin";
 
+/**
+ * The gRPC metadata in which a service (the BFF) names the address of the client it acts for
+ * (identity's login throttle counts by it, and believes it only from a service token).
+ */
+export const clientAddressMetadata = "x-client-address";
+
 /** The bearer token in an `authorization` header value, or undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;

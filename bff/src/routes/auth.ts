@@ -1,6 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { clientAddressMetadata } from "@bazaar/platform/auth";
 import { RpcError } from "@bazaar/platform/errors";
 import type { AppEnv } from "../auth.ts";
 import type { Tokens, User } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -22,6 +23,15 @@ const signInBody = z.object({
   password: z.string({ error: "is required" }).min(1, "is required").max(128, "must be at most 128 characters"),
 });
 
+/**
+ * Call options naming the shopper's address (edgeTls found it: the peer, or what trusted
+ * proxies forwarded) to identity, which believes it from the BFF's service token.
+ */
+const fromShopper = (c: Context<AppEnv>) => {
+  const address = c.var.clientAddress;
+  return address ? { metadata: { [clientAddressMetadata]: address } } : undefined;
+};
+
 /** GET /api/session: who is signed in, and the CSRF token (set as a cookie if the browser has none). */
 export function sessionRoutes(secureCookies: boolean) {
   return new Hono<AppEnv>().get("/", async (c) => {
@@ -37,7 +47,18 @@ export function sessionRoutes(secureCookies: boolean) {
   });
 }
 
-/** /api/auth: sign up, sign in and sign out. Each sign-in starts a new session (a new id). */
+/**
+ * What every sign-up is answered, whether its email was free or already had an account: the
+ * answer must not tell which. The shop sends no email, so it cannot confirm the address out of
+ * band either; the new account is reached by signing in with it (the web UI does that at once),
+ * and sign-in answers a wrong password and an unknown email alike, throttled by address.
+ */
+export const signUpAccepted = "If this email had no account, it has one now: sign in with it and your password.";
+
+/**
+ * /api/auth: sign up, sign in and sign out. Each sign-in starts a new session (a new id). A
+ * sign-up starts none: its answer is the same for a free and a taken email (see signUpAccepted).
+ */
 export function authRoutes(identity: IdentityClient, secureCookies: boolean) {
   const start = async (c: Context<AppEnv>, user: User | undefined, tokens: Tokens | undefined) => {
     if (!user || !tokens) throw new RpcError(status.INTERNAL, "identity answered without a user or tokens");
@@ -52,12 +73,16 @@ export function authRoutes(identity: IdentityClient, secureCookies: boolean) {
   return new Hono<AppEnv>()
     .post("/signup", valid("json", signUpBody), async (c) => {
       const body = c.req.valid("json");
-      const res = await identity.register({ email: body.email, password: body.password, displayName: body.displayName });
-      return c.json({ user: await start(c, res.user, res.tokens) }, 201);
+      // A taken email is answered as a free one; identity counts it against the shopper's address.
+      // The new account's tokens are not used: a session would tell the two apart.
+      await identity.register({ email: body.email, password: body.password, displayName: body.displayName }, fromShopper(c)).catch((err: unknown) => {
+        if (!(err instanceof RpcError && err.code === status.ALREADY_EXISTS)) throw err;
+      });
+      return c.json({ message: signUpAccepted }, 202);
     })
     .post("/signin", valid("json", signInBody), async (c) => {
       const body = c.req.valid("json");
-      const res = await identity.login({ email: body.email, password: body.password });
+      const res = await identity.login({ email: body.email, password: body.password }, fromShopper(c));
       return c.json({ user: await start(c, res.user, res.tokens) });
     })
     .post("/signout", async (c) => {

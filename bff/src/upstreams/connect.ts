@@ -9,11 +9,14 @@ import { createOrdersClient } from "./orders.ts";
 
 /** Clients of every service the BFF calls, at the configured addresses, with the configured deadline. */
 export function connectUpstreams(
-  env: Pick<BffEnv, "IDENTITY_ADDR" | "CATALOG_ADDR" | "INVENTORY_ADDR" | "CART_ADDR" | "ORDERS_ADDR" | "NOTIFICATIONS_ADDR" | "UPSTREAM_TIMEOUT_MS">,
+  env: Pick<
+    BffEnv,
+    "IDENTITY_ADDR" | "INTERNAL_AUTH_SECRET" | "CATALOG_ADDR" | "INVENTORY_ADDR" | "CART_ADDR" | "ORDERS_ADDR" | "NOTIFICATIONS_ADDR" | "UPSTREAM_TIMEOUT_MS"
+  >,
 ): Upstreams {
   const timeout = env.UPSTREAM_TIMEOUT_MS;
   return {
-    identity: createIdentityClient(env.IDENTITY_ADDR, timeout),
+    identity: createIdentityClient(env.IDENTITY_ADDR, timeout, env.INTERNAL_AUTH_SECRET),
     catalog: createCatalogClient(env.CATALOG_ADDR, timeout),
     inventory: createInventoryClient(env.INVENTORY_ADDR, timeout),
     cart: createCartClient(env.CART_ADDR, timeout),

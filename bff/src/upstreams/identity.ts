@@ -1,10 +1,24 @@
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { ServiceTokenSource } from "@bazaar/platform/service-token";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 
 /** The BFF's client of the identity service: sign-up, sign-in, sign-out and token refresh. */
 export type IdentityClient = GrpcClient<typeof IdentityService>;
 
-/** Connects to the identity service; every call has the given deadline unless it sets its own. */
-export function createIdentityClient(address: string, timeoutMs: number): IdentityClient {
-  return createClient(IdentityService, address, { defaultTimeoutMs: timeoutMs });
+/**
+ * Connects to the identity service; every call has the given deadline unless it sets its own.
+ * With the deployment's internal secret, calls carry the BFF's service token (identity then
+ * believes the shopper address a sign-in names, see routes/auth.ts).
+ */
+export function createIdentityClient(address: string, timeoutMs: number, internalSecret?: string): IdentityClient {
+  if (!internalSecret) return createClient(IdentityService, address, { defaultTimeoutMs: timeoutMs });
+  const tokens = new ServiceTokenSource(address, "bff", internalSecret);
+  const client = createClient(IdentityService, address, { defaultTimeoutMs: timeoutMs, token: tokens.token });
+  return {
+    ...client,
+    close() {
+      client.close();
+      tokens.close();
+    },
+  };
 }

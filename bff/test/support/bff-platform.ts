@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import { type RedisConnection, connectRedis } from "@bazaar/platform/cache";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
+import { serviceAuthEnv } from "@bazaar/platform/env";
 import { testEnv, testRedisPrefix } from "@bazaar/testkit/fixtures";
 import type { ServiceName } from "@bazaar/platform/service-catalog";
 import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
@@ -49,6 +50,8 @@ export async function startBffTestPlatform(env: Parameters<typeof startTestPlatf
     const at = (name: ServiceName) => overrides[name] ?? platform.address(name);
     return connectUpstreams({
       IDENTITY_ADDR: at("identity"),
+      // The test platform's identity runs with the development default.
+      INTERNAL_AUTH_SECRET: serviceAuthEnv.INTERNAL_AUTH_SECRET.parse(undefined),
       CATALOG_ADDR: at("catalog"),
       INVENTORY_ADDR: at("inventory"),
       CART_ADDR: at("cart"),

@@ -87,13 +87,16 @@ export class TestBrowser {
     return body(await this.get("/api/session"));
   }
 
-  /** Signs up a new customer (after loading /api/session). */
+  /** Signs up a new customer and signs them in, as the web UI does (after loading /api/session). */
   async signUp(name = "Test Buyer"): Promise<{ id: string; email: string; roles: string[] }> {
     await this.open();
     const email = `${name.toLowerCase().replace(/\W+/g, "-")}-${crypto.randomUUID().slice(0, 8)}@example.com`;
-    const res = await this.post("/api/auth/signup", { email, password: "correct horse battery", displayName: name });
-    if (res.status !== 201) throw new Error(`sign-up answered ${res.status}: ${await res.text()}`);
-    return ((await res.json()) as { user: { id: string; email: string; roles: string[] } }).user;
+    const password = "correct horse battery";
+    const res = await this.post("/api/auth/signup", { email, password, displayName: name });
+    if (res.status !== 202) throw new Error(`sign-up answered ${res.status}: ${await res.text()}`);
+    const signedIn = await this.post("/api/auth/signin", { email, password });
+    if (signedIn.status !== 200) throw new Error(`sign-in after sign-up answered ${signedIn.status}: ${await signedIn.text()}`);
+    return ((await signedIn.json()) as { user: { id: string; email: string; roles: string[] } }).user;
   }
 
   /** Signs in (after loading /api/session). */

@@ -87,10 +87,17 @@ export class Accounts {
 
   /**
    * Creates an account and signs it in. The UserRegistered event is written in the same
-   * transaction. ALREADY_EXISTS if the email is taken.
+   * transaction. ALREADY_EXISTS if the email is taken. A sign-up from `address` that finds its
+   * email taken counts as a failed sign-in of that address (see {@link LoginThrottle.signUpProbe}).
    */
-  async register(account: NewAccount): Promise<{ user: User; session: Session }> {
-    const { user, refresh } = await this.insertAccount(account, true);
+  async register(account: NewAccount, address: string): Promise<{ user: User; session: Session }> {
+    const probe = await this.throttle.signUpProbe(address);
+    const { user, refresh } = await this.insertAccount(account, true).catch(async (err: unknown) => {
+      // Only a taken email taught the caller something; any other failure does not count.
+      if (!(err instanceof AlreadyExistsError)) await this.throttle.clearSignUpProbe(probe);
+      throw err;
+    });
+    await this.throttle.clearSignUpProbe(probe);
     if (!refresh) throw new Error("the registration issued no refresh token");
     return { user, session: await this.session(user, refresh) };
   }
@@ -127,11 +134,12 @@ export class Accounts {
   }
 
   /**
-   * Signs in with email and password. A wrong password and an unknown email get the same
-   * answer after the same work; too many failures for an email are RESOURCE_EXHAUSTED.
+   * Signs in with email and password from the client at `address`. A wrong password and an
+   * unknown email get the same answer after the same work; too many failures from that address
+   * are RESOURCE_EXHAUSTED (see {@link LoginThrottle}).
    */
-  async login(email: string, password: string): Promise<{ user: User; session: Session }> {
-    await this.throttle.attempt(email).catch((err: unknown) => {
+  async login(email: string, password: string, address: string): Promise<{ user: User; session: Session }> {
+    const attempt = await this.throttle.attempt(email, address).catch((err: unknown) => {
       signIns.inc({ outcome: "throttled" });
       throw err;
     });
@@ -141,7 +149,7 @@ export class Accounts {
       signIns.inc({ outcome: "wrong_credentials" });
       throw new UnauthenticatedError(wrongCredentials);
     }
-    await this.throttle.succeeded(email);
+    await this.throttle.succeeded(attempt);
     // A hash made with older parameters is upgraded while the password is at hand.
     const upgraded = needsRehash(user.passwordHash) ? await hashPassword(password) : undefined;
     const refresh = await this.database.db.transaction(async (tx) => {

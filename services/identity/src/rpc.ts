@@ -1,8 +1,9 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { isAdmin, requireUserId } from "@bazaar/platform/auth";
+import { clientAddressMetadata, isAdmin, requireUserId } from "@bazaar/platform/auth";
 import { NotFoundError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
+import type { CallContext } from "@bazaar/platform/grpc/interceptors";
 import type { IdentityService, TokensSchema, UserSchema } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import type { Accounts, Session, User } from "./accounts.ts";
 import { field, nonEmpty, text, uuid, validate, violation } from "@bazaar/platform/validation";
@@ -85,6 +86,27 @@ export function validDisplayName(raw: string): string {
   return name;
 }
 
+// An IPv4 or IPv6 address as a proxy writes it (no port): hex digits, dots and colons.
+const addressPattern = /^[0-9a-f.:]{2,45}$/i;
+
+/**
+ * The address of the shopper a sign-in comes from, which the login throttle counts by. A
+ * caller with a service token (the BFF) speaks for a client elsewhere and names its address
+ * in the `x-client-address` metadata; from anyone else that metadata is ignored (a caller
+ * could otherwise pick a fresh address per guess, or an owner's address to lock it) and the
+ * connection's peer address counts.
+ */
+export function clientAddress(ctx: Pick<CallContext, "metadata" | "peer" | "principal">): string {
+  const given = ctx.metadata.get(clientAddressMetadata)[0];
+  if (ctx.principal?.roles.includes("service") && typeof given === "string") {
+    const address = given.trim().toLowerCase();
+    if (!addressPattern.test(address)) violation(`${clientAddressMetadata} must be an IP address, got ${JSON.stringify(given.slice(0, 64))}`);
+    return address;
+  }
+  // grpc-js writes the peer as host:port, an IPv6 host in brackets.
+  return ctx.peer.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+}
+
 function refreshToken(token: string): string {
   return validate({ token: field("refresh_token", token, nonEmpty) }).token;
 }
@@ -92,22 +114,22 @@ function refreshToken(token: string): string {
 /** The identity service's RPC handlers: validate the request, ask the accounts, shape the response. */
 export function identityHandlers(accounts: Accounts): ServiceImpl<typeof IdentityService> {
   return {
-    async register(req) {
+    async register(req, ctx) {
       const account = validate({
         email: field("email", req.email, validEmail),
         password: field("password", req.password, validPassword),
         displayName: field("display_name", req.displayName, validDisplayName),
       });
-      const { user, session } = await accounts.register(account);
+      const { user, session } = await accounts.register(account, clientAddress(ctx));
       return { user: toUserMessage(user), tokens: toTokensMessage(session) };
     },
 
-    async login(req) {
+    async login(req, ctx) {
       const { email, password } = validate({
         email: field("email", req.email, signInEmail),
         password: field("password", req.password, signInPassword),
       });
-      const { user, session } = await accounts.login(email, password);
+      const { user, session } = await accounts.login(email, password, clientAddress(ctx));
       return { user: toUserMessage(user), tokens: toTokensMessage(session) };
     },
 

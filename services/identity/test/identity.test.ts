@@ -13,6 +13,7 @@ import { configureLogging } from "@bazaar/platform/log";
 import { startTestIssuer } from "@bazaar/testkit/test-issuer";
 import { bearer, rpcError, startTestGrpcServer, type TestGrpcServer, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
+import { eventually } from "@bazaar/testkit/eventually";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "../src/access-tokens.ts";
@@ -274,6 +275,101 @@ describe("Login", () => {
     const [after] = await db.db.select().from(schema.users).where(eq(schema.users.id, row!.id));
     expect(after!.passwordHash).toStartWith("$argon2id$v=19$m=19456,t=2,p=1$");
     expect(await Bun.password.verify(password, after!.passwordHash)).toBe(true);
+  });
+});
+
+describe("Login throttling: nobody can lock an owner out", () => {
+  // The BFF signs in for shoppers elsewhere: with a service token it names their address.
+  let serviceToken: string;
+  beforeAll(async () => {
+    serviceToken = (await accounts.serviceToken("bff", internalSecret)).token;
+  });
+  const from = (address: string) => ({ metadata: { ...bearer(serviceToken).metadata, "x-client-address": address } });
+  const guess = (email: string, address: string) => rpcError(client.login({ email, password: "wrong password!" }, from(address)));
+
+  test("an attacker's wrong passwords from one address do not lock the owner, at another address, out", async () => {
+    const { user } = await signUp();
+    const codes = [];
+    for (let i = 0; i < 8; i++) codes.push((await guess(user.email, "203.0.113.7")).code);
+    expect(codes).toEqual([...Array(5).fill(status.UNAUTHENTICATED), ...Array(3).fill(status.RESOURCE_EXHAUSTED)]);
+    expect((await client.login({ email: user.email, password }, from("198.51.100.2"))).user?.id).toBe(user.id);
+    // The attacker stays refused, even with the right password.
+    expect((await rpcError(client.login({ email: user.email, password }, from("203.0.113.7")))).code).toBe(status.RESOURCE_EXHAUSTED);
+  });
+
+  test("a distributed guess from many addresses slows the account down but never locks it: the owner still gets in", async () => {
+    const { user } = await signUp();
+    for (let i = 0; i < 20; i++) expect((await guess(user.email, `192.0.2.${i + 1}`)).code).toBe(status.UNAUTHENTICATED);
+    const started = performance.now();
+    expect((await client.login({ email: user.email, password }, from("198.51.100.3"))).user?.id).toBe(user.id);
+    // Past the ceiling of 20 failures every attempt waits a second before the password is checked.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_000);
+  });
+
+  test("one client spraying many emails is refused after 50 failures, with a wait that grows", async () => {
+    const address = "203.0.113.50";
+    for (let i = 0; i < 50; i++) expect((await guess(newEmail(), address)).code).toBe(status.UNAUTHENTICATED);
+    const refused = await guess(newEmail(), address);
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.message).toBe("too many failed sign-ins from your address; try again in 1 second");
+    // Another shopper is not affected.
+    const { user } = await signUp();
+    expect((await client.login({ email: user.email, password }, from("198.51.100.4"))).user?.id).toBe(user.id);
+  });
+
+  test("a client address in the metadata of a caller without a service token is ignored: rotating it does not escape the limit", async () => {
+    const { user } = await signUp();
+    for (let i = 0; i < 5; i++) {
+      const err = await rpcError(client.login({ email: user.email, password: "wrong password!" }, { metadata: { "x-client-address": `192.0.2.${100 + i}` } }));
+      expect(err.code).toBe(status.UNAUTHENTICATED);
+    }
+    const err = await rpcError(client.login({ email: user.email, password }, { metadata: { "x-client-address": "192.0.2.200" } }));
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+  });
+
+  test("sweeping a list of emails through sign-up is throttled per address: after 50 taken emails even a free one is refused", async () => {
+    const { user } = await signUp();
+    const address = "203.0.113.60";
+    for (let i = 0; i < 50; i++) {
+      const err = await rpcError(client.register({ email: user.email, password, displayName: "Probe" }, from(address)));
+      expect(err.code).toBe(status.ALREADY_EXISTS);
+    }
+    const before = await countRows();
+    const refused = await rpcError(client.register({ email: newEmail(), password, displayName: "Probe" }, from(address)));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.message).toBe("too many failed sign-ins from your address; try again in 1 second");
+    expect(await countRows()).toEqual(before);
+  });
+
+  test("sign-ups that create accounts do not count: many people behind one address (an office) can all sign up", async () => {
+    for (let i = 0; i < 52; i++) {
+      expect((await client.register({ email: newEmail(), password, displayName: "Colleague" }, from("198.51.100.61"))).user).toBeDefined();
+    }
+  });
+
+  test("a malformed client address from a service is INVALID_ARGUMENT", async () => {
+    const err = await rpcError(client.login({ email: newEmail(), password }, from("not an address")));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.message).toContain("x-client-address must be an IP address");
+  });
+});
+
+describe("login throttle delays", () => {
+  test("past its free failures an address waits a delay that doubles with each further failure", async () => {
+    const throttle = new LoginThrottle(redis, { addressFreeFailures: 2, addressBaseDelayMs: 200 });
+    const address = `test-${crypto.randomUUID()}`;
+    const tryOnce = () =>
+      throttle.attempt(newEmail(), address).then(
+        () => "ok",
+        (err: RpcError) => err.message,
+      );
+    expect([await tryOnce(), await tryOnce()]).toEqual(["ok", "ok"]);
+    expect(await tryOnce()).toBe("too many failed sign-ins from your address; try again in 1 second");
+    await eventually(async () => (await tryOnce()) === "ok", { what: "the address to be let through", timeoutMs: 2_000, intervalMs: 50 });
+    const afterThird = performance.now();
+    await eventually(async () => (await tryOnce()) === "ok", { what: "the address to be let through", timeoutMs: 2_000, intervalMs: 50 });
+    // The fourth failure waits 400 ms after the third, twice the first delay.
+    expect(performance.now() - afterThird).toBeGreaterThanOrEqual(350);
   });
 });
 

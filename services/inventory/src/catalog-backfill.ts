@@ -1,3 +1,5 @@
+import { status } from "@grpc/grpc-js";
+import { NotFoundError, RpcError } from "@bazaar/platform/errors";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { log } from "@bazaar/platform/log";
 import type { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
@@ -38,6 +40,25 @@ export class CatalogBackfill {
     } while (pageToken && !this.stopped);
     if (created) this.outbox.wake();
     return created;
+  }
+
+  /**
+   * Makes sure `productId` has a stock row when the catalog has the product, for an admin
+   * stocking it: a product created a moment ago may have no row yet, its ProductUpdated still
+   * on the way. A row is the sign that inventory knows the product; without one the catalog,
+   * which owns products, is asked. NOT_FOUND if it has no such product; UNAVAILABLE (nothing
+   * changed) if it cannot be asked.
+   */
+  async ensureProduct(productId: string): Promise<void> {
+    if (await this.store.hasProduct(productId)) return;
+    await this.catalog.getProduct({ id: productId }, { timeoutMs: 3_000 }).catch((err: unknown) => {
+      if (err instanceof RpcError && err.code === status.NOT_FOUND) {
+        throw new NotFoundError(`the catalog has no product ${productId}: create the product first, then stock it`);
+      }
+      throw new RpcError(status.UNAVAILABLE, `cannot check product ${productId} with the catalog right now; try again (${(err as Error).message})`);
+    });
+    const created = await this.database.db.transaction(async (tx) => (await this.store.addProducts(tx, [productId])).length);
+    if (created) this.outbox.wake();
   }
 
   /** Runs in the background until one pass succeeds, retrying with backoff while the catalog is unreachable. */

@@ -249,11 +249,13 @@ export class InventoryStore {
       .transaction(async (tx) => {
         let updated: StockRow | undefined;
         if (delta > 0) {
+          // Only products inventory knows (a row, from the catalog's events or listing) take units.
           [updated] = await tx
-            .insert(stock)
-            .values({ productId, onHand: delta })
-            .onConflictDoUpdate({ target: stock.productId, set: { onHand: sql`"stock"."on_hand" + excluded.on_hand`, updatedAt: sql`now()` } })
+            .update(stock)
+            .set({ onHand: sql`${stock.onHand} + ${delta}`, updatedAt: sql`now()` })
+            .where(eq(stock.productId, productId))
             .returning();
+          if (!updated) throw new NotFoundError(`product ${productId} is not known to inventory`);
         } else {
           [updated] = await tx
             .update(stock)
@@ -280,6 +282,12 @@ export class InventoryStore {
       });
     this.outbox.wake();
     return toLevel(row);
+  }
+
+  /** Whether the product has a stock row: whether inventory knows it. */
+  async hasProduct(productId: string): Promise<boolean> {
+    const [row] = await this.database.db.select({ productId: stock.productId }).from(stock).where(eq(stock.productId, productId));
+    return row !== undefined;
   }
 
   /**

@@ -25,5 +25,5 @@ service.onShutdown("catalog backfill", async () => {
   await backfill.stop();
   catalog.close();
 });
-service.addGrpc(InventoryService, inventoryHandlers(store), inventoryAccess);
+service.addGrpc(InventoryService, inventoryHandlers(store, backfill), inventoryAccess);
 await service.listen();

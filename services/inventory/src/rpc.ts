@@ -4,6 +4,7 @@ import { UnauthenticatedError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { type InventoryService, type ReservationSchema, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import type { ReservationStatus as StoredStatus } from "./db/schema.ts";
+import type { CatalogBackfill } from "./catalog-backfill.ts";
 import type { InventoryStore, Reservation } from "./inventory-store.ts";
 import { field, integer, list, productLines, text, uuid, validate, violation } from "@bazaar/platform/validation";
 
@@ -58,8 +59,11 @@ export const inventoryAccess: ServiceAccess<typeof InventoryService> = {
   adjustStock: "admin",
 };
 
-/** The inventory's RPC handlers: validate the request, ask the store, shape the response. */
-export function inventoryHandlers(store: InventoryStore): ServiceImpl<typeof InventoryService> {
+/**
+ * The inventory's RPC handlers: validate the request, ask the store, shape the response.
+ * `products` checks with the catalog that a product exists before it is stocked.
+ */
+export function inventoryHandlers(store: InventoryStore, products: Pick<CatalogBackfill, "ensureProduct">): ServiceImpl<typeof InventoryService> {
   return {
     async getStock(req) {
       const { ids } = validate({ ids: field("product_ids", req.productIds, list(productId, { min: 1, max: maxIds, noun: "product" })) });
@@ -90,6 +94,8 @@ export function inventoryHandlers(store: InventoryStore): ServiceImpl<typeof Inv
       });
       // The auth interceptor let only an admin through; the principal is there.
       if (!ctx.principal) throw new UnauthenticatedError("adjusting stock needs a signed-in admin");
+      // Stock only for products the catalog has: a made-up id would make a row no page shows.
+      await products.ensureProduct(change.productId);
       return { level: await store.adjust(change.productId, change.delta, change.reason, ctx.principal.subject) };
     },
   };

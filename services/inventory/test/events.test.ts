@@ -2,6 +2,8 @@ import type { ServiceAccess } from "@bazaar/platform/grpc/server";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { eq, isNull } from "drizzle-orm";
+import { status } from "@grpc/grpc-js";
+import { RpcError } from "@bazaar/platform/errors";
 import { createClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on } from "@bazaar/platform/messaging/broker";
@@ -104,6 +106,8 @@ describe("products announced by the catalog", () => {
 describe("StockChanged", () => {
   test("is published by the relay with the new levels, and its outbox row marked published", async () => {
     const productId = crypto.randomUUID();
+    // A product inventory knows, with no units yet (only known products take stock).
+    await db.db.insert(schema.stock).values({ productId });
     await store.adjust(productId, 9, "first delivery", "test-admin");
     await store.reserve(crypto.randomUUID(), [{ productId, quantity: 4 }]);
     const seen = await eventually(
@@ -156,6 +160,17 @@ describe("catalog backfill", () => {
     } finally {
       await fake.stop();
     }
+  });
+
+  test("stocking a product while the catalog cannot be asked is UNAVAILABLE and creates no row", async () => {
+    const catalog = createClient(CatalogService, `127.0.0.1:${freePort()}`, { defaultTimeoutMs: 500 });
+    const productId = crypto.randomUUID();
+    const err = await new CatalogBackfill(catalog, db, store, relay).ensureProduct(productId).catch((e: unknown) => e as RpcError);
+    catalog.close();
+    expect(err).toBeInstanceOf(RpcError);
+    expect((err as RpcError).code).toBe(status.UNAVAILABLE);
+    expect((err as RpcError).message).toStartWith(`cannot check product ${productId} with the catalog right now; try again`);
+    expect(await stockRows(productId)).toEqual([]);
   });
 
   test("keeps retrying an unreachable catalog in the background and stops when told", async () => {

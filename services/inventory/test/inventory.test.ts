@@ -3,7 +3,8 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { count, eq, inArray } from "drizzle-orm";
-import type { RpcError } from "@bazaar/platform/errors";
+import { NotFoundError, type RpcError } from "@bazaar/platform/errors";
+import type { ServiceAccess } from "@bazaar/platform/grpc/server";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
@@ -12,6 +13,8 @@ import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWith
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { InventoryService, ReservationStatus } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
+import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import { CatalogBackfill } from "../src/catalog-backfill.ts";
 import * as schema from "../src/db/schema.ts";
 import { demoQuantity } from "../src/demo-stock.ts";
 import { type InventoryDatabase, InventoryStore } from "../src/inventory-store.ts";
@@ -29,12 +32,28 @@ let asService: BearerAuth;
 let asAdmin: BearerAuth;
 let asCustomer: BearerAuth;
 const adminId = crypto.randomUUID();
+/** The products the stand-in catalog has. */
+const catalogProducts = new Set<string>();
 
 beforeAll(async () => {
   configureLogging("inventory", "warn");
   db = await scope.database("inventory", schema);
   store = new InventoryStore(db, { reservationTtlSeconds: 900 });
-  grpc = scope.add(await startTestGrpcServer({ service: InventoryService, impl: inventoryHandlers(store), access: inventoryAccess }), (g) => g.stop());
+  // A stand-in catalog that knows the products in catalogProducts and answers GetProduct only.
+  const getProduct = async (req: { id: string }) => {
+    if (!catalogProducts.has(req.id)) throw new NotFoundError(`no product has id ${req.id}`);
+    return { product: { id: req.id, name: "Stand-in" } };
+  };
+  const unused = async () => {
+    throw new Error("not served by this stand-in");
+  };
+  const catalogImpl = { getProduct, listProducts: unused, batchGetProducts: unused, listCategories: unused, createProduct: unused, updateProduct: unused };
+  const catalogAccess = Object.fromEntries(Object.keys(catalogImpl).map((rpc) => [rpc, "public"])) as ServiceAccess<typeof CatalogService>;
+  const catalog = scope.add(await startTestGrpcServer({ service: CatalogService, impl: catalogImpl, access: catalogAccess }), (g) => g.stop());
+  const products = new CatalogBackfill(catalog.client, db, store, { wake() {} });
+  grpc = scope.add(await startTestGrpcServer({ service: InventoryService, impl: inventoryHandlers(store, products), access: inventoryAccess }), (g) =>
+    g.stop(),
+  );
   client = grpc.client;
   asService = await grpc.auth({ sub: "service:orders", roles: ["service"] });
   asAdmin = await grpc.auth({ sub: adminId, roles: ["customer", "admin"] });
@@ -436,13 +455,26 @@ describe("AdjustStock", () => {
     expect((await client.adjustStock({ productId: a, delta: -2, reason: "recount" }, asAdmin)).level).toMatchObject({ onHand: 3, reserved: 3, available: 0 });
   });
 
-  test("units for a product without a stock row create it; removing units from one is NOT_FOUND", async () => {
+  test("stock for a product that does not exist (a made-up id) is NOT_FOUND and creates nothing, adding or removing", async () => {
     const ghost = crypto.randomUUID();
-    const missing = await rpcError(client.adjustStock({ productId: ghost, delta: -1, reason: "recount" }, asAdmin));
-    expect(missing.code).toBe(status.NOT_FOUND);
-    expect(await level(ghost)).toEqual({ onHand: 0, reserved: 0, available: 0 });
-    expect((await client.adjustStock({ productId: ghost, delta: 4, reason: "first delivery" }, asAdmin)).level).toMatchObject({ onHand: 4, available: 4 });
-    expect(await level(ghost)).toEqual({ onHand: 4, reserved: 0, available: 4 });
+    const before = await everything();
+    for (const delta of [4, -1]) {
+      const err = await rpcError(client.adjustStock({ productId: ghost, delta, reason: "first delivery" }, asAdmin));
+      expect(err.code).toBe(status.NOT_FOUND);
+      expect(err.message).toBe(`the catalog has no product ${ghost}: create the product first, then stock it`);
+    }
+    expect(await everything()).toEqual(before);
+    expect(await store.hasProduct(ghost)).toBe(false);
+  });
+
+  test("a product just created in the catalog, its ProductUpdated not yet arrived, can be stocked at once", async () => {
+    const fresh = crypto.randomUUID();
+    catalogProducts.add(fresh);
+    expect((await client.adjustStock({ productId: fresh, delta: 4, reason: "first delivery" }, asAdmin)).level).toMatchObject({ onHand: 4, available: 4 });
+    expect(await level(fresh)).toEqual({ onHand: 4, reserved: 0, available: 4 });
+    // The announcement arriving afterwards finds the row and leaves it alone.
+    await db.db.transaction((tx) => store.addProducts(tx, [fresh]));
+    expect(await level(fresh)).toEqual({ onHand: 4, reserved: 0, available: 4 });
   });
 
   test("is for admins only: a customer or a service is PERMISSION_DENIED, no token UNAUTHENTICATED; nothing changes", async () => {

@@ -1,5 +1,5 @@
 /** Sign up and sign in: field errors next to their fields, anything else above the form. */
-import { api, loadSession, read, type User } from "../api.ts";
+import { ApiError, api, loadSession, read, type User } from "../api.ts";
 import { h } from "../dom.ts";
 import { flash, navigate, type PageContext, safeNext, setTitle } from "../router.ts";
 import { signedIn } from "../session.ts";
@@ -31,12 +31,20 @@ function authFields(mode: Mode): Record<string, Field> {
   return fields;
 }
 
-/** Signs up or in with the form's values; answers the user. */
+/**
+ * Signs up or in with the form's values; answers the user. Signing up answers alike whether the
+ * email was free or not (so that it tells nobody who has an account), so it is followed by
+ * signing in with the same email and password.
+ */
 async function submitAuth(mode: Mode, values: Record<string, string>): Promise<User> {
-  const { user } =
-    mode === "signup"
-      ? await read(api.auth.signup.$post({ json: { email: values.email!, password: values.password!, displayName: values.displayName! } }))
-      : await read(api.auth.signin.$post({ json: { email: values.email!, password: values.password! } }));
+  const credentials = { email: values.email!, password: values.password! };
+  if (mode === "signup") await read(api.auth.signup.$post({ json: { ...credentials, displayName: values.displayName! } }));
+  const { user } = await read(api.auth.signin.$post({ json: credentials })).catch((err: unknown) => {
+    if (mode === "signup" && err instanceof ApiError && err.status === 401) {
+      throw new ApiError(401, err.code, "We could not sign you in with this email and password. If you already have an account, sign in with its password.");
+    }
+    throw err;
+  });
   // The session (and so the CSRF token) may be new after signing in.
   await loadSession().catch(() => undefined);
   return user;
