@@ -21,6 +21,10 @@ export const env = parseEnv(
     ACCESS_TOKEN_TTL_SECONDS: seconds(30, 86_400, 900),
     /** Lifetime of a refresh token (each Refresh issues a new one with a fresh lifetime). */
     REFRESH_TOKEN_TTL_SECONDS: seconds(60, 365 * 86_400, 30 * 86_400),
+    /** How often expired refresh tokens are purged, in milliseconds (see refresh-token-purge.ts). */
+    REFRESH_TOKEN_PURGE_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
+    /** How long a family's rows are kept after its last token expired (clock skew, requests in flight). */
+    REFRESH_TOKEN_PURGE_GRACE_SECONDS: seconds(60, 30 * 86_400, 86_400),
     /** Lifetime of a service's access token (IssueServiceToken). */
     SERVICE_TOKEN_TTL_SECONDS: seconds(30, 86_400, 600),
     /**

@@ -5,6 +5,7 @@ import { Accounts } from "./accounts.ts";
 import * as schema from "./db/schema.ts";
 import { accountSettings, env } from "./env.ts";
 import { LoginThrottle } from "./login-throttle.ts";
+import { RefreshTokenPurge } from "./refresh-token-purge.ts";
 import { identityAccess, identityHandlers } from "./rpc.ts";
 import { seedAdmin } from "./seed.ts";
 import { inlineJwksUrl, loadKeyRing } from "./signing-keys.ts";
@@ -16,6 +17,8 @@ const keys = await loadKeyRing(database);
 // Identity checks bearer tokens against its own keys, in process (see inlineJwksUrl).
 service.useAuth({ jwksUrl: inlineJwksUrl(keys.jwks), issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
 addWellKnownRoutes(service.http, { issuer: env.JWT_ISSUER, jwks: keys.jwks, publicUrl: env.PUBLIC_URL });
+const purge = new RefreshTokenPurge(database, env.REFRESH_TOKEN_PURGE_MS, { graceSeconds: env.REFRESH_TOKEN_PURGE_GRACE_SECONDS }).start();
+service.onShutdown("refresh token purge", () => purge.stop());
 const redis = await service.connectRedis();
 const relay = await service.useOutbox(database);
 const tokens = new AccessTokenIssuer(keys.signing, { issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });

@@ -15,3 +15,10 @@ export const refreshReuseDetected = new Counter({
   help: "Refresh tokens presented a second time; each revoked its family.",
   registers: [registry],
 });
+
+/** Refresh tokens deleted by the purge, their families long expired (see refresh-token-purge.ts). */
+export const refreshTokensPurged = new Counter({
+  name: "bazaar_identity_refresh_tokens_purged_total",
+  help: "Expired refresh tokens deleted by the purge.",
+  registers: [registry],
+});

@@ -45,6 +45,8 @@ export const refreshTokens = pgTable(
   (t) => [
     index("refresh_tokens_family_idx").on(t.familyId),
     index("refresh_tokens_user_idx").on(t.userId),
+    // The purge's scan for expired tokens (refresh-token-purge.ts).
+    index("refresh_tokens_expires_at_idx").on(t.expiresAt),
     check("refresh_tokens_token_hash_sha256", sql`${t.tokenHash} ~ '^[0-9a-f]{64}$'`),
   ],
 );
