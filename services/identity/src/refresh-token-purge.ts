@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { log } from "@bazaar/platform/log";
+import { PeriodicTask } from "@bazaar/platform/periodic-task";
 import { refreshTokensPurged } from "./metrics.ts";
 import type { IdentityDatabase } from "./signing-keys.ts";
 
@@ -65,46 +66,36 @@ async function purgeBatch(database: IdentityDatabase, graceSeconds: number, batc
  * what it removed. A failed purge is logged and left to the next.
  */
 export class RefreshTokenPurge {
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private running: Promise<number> | undefined;
-  private stopped = false;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly database: IdentityDatabase,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly options: PurgeOptions,
-  ) {}
+  ) {
+    this.task = new PeriodicTask("refresh token purge", intervalMs, () => this.purgeAndCount());
+  }
 
   /** Purges now (tokens may have expired while the service was down) and then every interval. */
   start(): this {
-    this.timer = setInterval(() => void this.purge(), this.intervalMs);
-    void this.purge();
+    this.task.start();
     return this;
   }
 
   /** Purges now (joining a purge already running); resolves with how many tokens it deleted. */
   purge(): Promise<number> {
-    if (this.stopped) return Promise.resolve(0);
-    this.running ??= purgeExpiredRefreshTokens(this.database, this.options)
-      .then((tokens) => {
-        refreshTokensPurged.inc(tokens);
-        if (tokens) log.info("purged the refresh tokens of expired families", { tokens });
-        return tokens;
-      })
-      .catch((err: unknown) => {
-        log.warn("refresh token purge failed; the next one retries", { err });
-        return 0;
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.task.runNow();
+  }
+
+  private async purgeAndCount(): Promise<number> {
+    const tokens = await purgeExpiredRefreshTokens(this.database, this.options);
+    refreshTokensPurged.inc(tokens);
+    if (tokens) log.info("purged the refresh tokens of expired families", { tokens });
+    return tokens;
   }
 
   /** Stops purging and waits for a purge in progress. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 }

@@ -1,4 +1,5 @@
 import { log } from "@bazaar/platform/log";
+import { PeriodicTask } from "@bazaar/platform/periodic-task";
 import type { InventoryStore } from "./inventory-store.ts";
 
 /**
@@ -7,35 +8,25 @@ import type { InventoryStore } from "./inventory-store.ts";
  * batches, until nothing is left. Replicas each run one; they skip each other's rows.
  */
 export class ReservationSweeper {
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private running: Promise<number> | undefined;
-  private stopped = false;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly store: InventoryStore,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly batchSize = 100,
-  ) {}
+  ) {
+    this.task = new PeriodicTask("reservation sweep", intervalMs, () => this.expireAll());
+  }
 
   /** Sweeps now (reservations may have expired while the service was down) and then every interval. */
   start(): this {
-    this.timer = setInterval(() => void this.sweep(), this.intervalMs);
-    void this.sweep();
+    this.task.start();
     return this;
   }
 
   /** Sweeps now (joining a sweep already running); resolves with how many reservations expired. */
   sweep(): Promise<number> {
-    if (this.stopped) return Promise.resolve(0);
-    this.running ??= this.expireAll()
-      .catch((err: unknown) => {
-        log.warn("reservation sweep failed; the next one retries", { err });
-        return 0;
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.task.runNow();
   }
 
   private async expireAll(): Promise<number> {
@@ -43,16 +34,14 @@ export class ReservationSweeper {
     for (;;) {
       const expired = await this.store.expireDue(this.batchSize);
       total += expired;
-      if (expired < this.batchSize || this.stopped) break;
+      if (expired < this.batchSize || this.task.stopped) break;
     }
     if (total) log.info("expired reservations and gave their stock back", { reservations: total });
     return total;
   }
 
   /** Stops sweeping and waits for a sweep in progress. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 }
