@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { eventually } from "@bazaar/testkit/eventually";
 import { configureLogging } from "./log.ts";
 import { PeriodicTask } from "./periodic-task.ts";
 
@@ -39,9 +40,7 @@ test("start runs at once and then every interval; stop waits for the run in prog
     await Bun.sleep(5);
     return 1;
   }).start();
-  const deadline = Date.now() + 2_000;
-  while (runs < 3 && Date.now() < deadline) await Bun.sleep(5);
-  expect(runs).toBeGreaterThanOrEqual(3);
+  await eventually(() => runs >= 3, { what: "three runs", timeoutMs: 2_000 });
   await task.stop();
   expect(task.stopped).toBe(true);
   const after = runs;
