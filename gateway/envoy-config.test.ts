@@ -120,6 +120,15 @@ describe("gateway/envoy.yaml", () => {
     expect(closed).toBeGreaterThan(15);
   });
 
+  test("passes reflection only with a token, and routes no /metrics to the BFF", () => {
+    expect(jwtRuleFor({ path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", grpc: true }).requires).toEqual({ provider_name: "bazaar" });
+    expect(jwtRuleFor({ path: "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc: true }).requires).toEqual({ provider_name: "bazaar" });
+    expect(jwtRuleFor({ path: "/grpc.health.v1.Health/Check", grpc: true }).requires).toBeUndefined();
+    const metrics = routeFor({ path: "/metrics", grpc: false, method: "GET" });
+    expect(metrics.route).toBeUndefined();
+    expect(metrics.direct_response.status).toBe(404);
+  });
+
   test("ends the JWT rules with catch-alls: unknown gRPC paths need a token, BFF traffic may carry none", () => {
     const rules = jwt.rules as any[];
     expect(rules.at(-1).match).toEqual({ prefix: "/" });

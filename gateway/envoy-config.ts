@@ -226,6 +226,9 @@ function bffRoutes() {
       route: { cluster: bff, timeout: "10s", retry_policy: readRetries("3s") },
     },
     { name: "bff.api", match: { prefix: "/api/" }, route: { cluster: bff, timeout: "10s" } },
+    // The BFF serves its metrics on a port of its own, which the gateway has no cluster for;
+    // /metrics is refused here too, so the web UI's catch-all does not answer it either.
+    { name: "bff.metrics", match: { path: "/metrics" }, direct_response: { status: 404, body: { inline_string: "not found" } } },
     { name: "bff.web", match: { prefix: "/" }, route: { cluster: bff, timeout: "10s", retry_policy: readRetries("3s") } },
   ];
 }
@@ -239,7 +242,10 @@ function jwtAuthn(services: EdgeService[]) {
   const rules: unknown[] = [];
   // Public RPCs pass without a token (a rule without `requires` verifies nothing).
   for (const s of services) for (const m of s.methods) if (m.access === "public") rules.push({ match: { path: m.path } });
-  rules.push({ match: { prefix: "/grpc.health.v1.Health/" } }, { match: { prefix: "/grpc.reflection." } });
+  rules.push({ match: { prefix: "/grpc.health.v1.Health/" } });
+  // Reflection describes every service to whoever asks: it is for inside the trust boundary,
+  // so from the internet it takes a valid access token like any non-public RPC.
+  rules.push({ match: { prefix: "/grpc.reflection." }, requires: { provider_name: jwtProvider } });
   // Every other RPC of every service needs a valid token.
   for (const s of services) rules.push({ match: { prefix: `/${s.typeName}/` }, requires: { provider_name: jwtProvider } });
   // Catch-alls: a request that matches no rule is not verified at all, so the list ends with

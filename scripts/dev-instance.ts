@@ -21,21 +21,31 @@ const READY = /^dev\s+│ all healthy in (\d+) ms$/;
 
 // ───────────────────────────── ports ─────────────────────────────
 
-/** Ports by process name: { catalog: { grpc, http }, bff: { http } }. */
-export type InstancePorts = Record<string, { grpc?: number; http: number }>;
+/** Ports by process name: { catalog: { grpc, http }, bff: { http, metrics } }. */
+export type InstancePorts = Record<string, { grpc?: number; http: number; metrics?: number }>;
 
 /** Every port of the service catalog shifted by a DEV_PORT_OFFSET, by process name. */
 export function portsAt(offset: number): InstancePorts {
-  return Object.fromEntries(entries.map((e) => [e.name, { ...(e.grpcPort !== undefined ? { grpc: e.grpcPort + offset } : {}), http: e.httpPort + offset }]));
+  return Object.fromEntries(
+    entries.map((e) => [
+      e.name,
+      {
+        ...(e.grpcPort !== undefined ? { grpc: e.grpcPort + offset } : {}),
+        http: e.httpPort + offset,
+        ...(e.metricsPort !== undefined ? { metrics: e.metricsPort + offset } : {}),
+      },
+    ]),
+  );
 }
 
 function portList(offset: number): number[] {
-  return Object.values(portsAt(offset)).flatMap((p) => (p.grpc !== undefined ? [p.grpc, p.http] : [p.http]));
+  return Object.values(portsAt(offset)).flatMap((p) => [p.grpc, p.http, p.metrics].filter((port) => port !== undefined));
 }
 
 /** True when nothing listens on `port` on any local address (we can bind it ourselves). */
 export function portIsFree(port: number): boolean {
-  // Services bind 0.0.0.0; binding the wildcard fails if anything holds the port on any address.
+  // Binding the wildcard fails if anything holds the port on any address (a process started
+  // with BIND_HOST=0.0.0.0 as well as one on loopback).
   for (const hostname of ["0.0.0.0", "127.0.0.1"]) {
     try {
       const server = Bun.listen({ hostname, port, socket: { data() {} } });

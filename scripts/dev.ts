@@ -12,7 +12,7 @@
  */
 import { withDatabase } from "@bazaar/platform/db";
 import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
-import { peerEnv, serviceCatalog, type ServiceEntry, serviceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
+import { metricsPortOf, peerEnv, serviceCatalog, type ServiceEntry, serviceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { devEnv, devVhostName } from "./dev-env.ts";
 import { checkInfrastructure } from "./infra-check.ts";
@@ -61,6 +61,7 @@ function processEnv(entry: ServiceEntry): Record<string, string | undefined> {
     OTEL_EXPORTER_OTLP_ENDPOINT: devEnv.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
   if (entry.grpcPort !== undefined) env.GRPC_PORT = String(port(entry.grpcPort));
+  if (entry.metricsPort !== undefined) env.METRICS_PORT = String(port(entry.metricsPort));
   if (entry.database) env.DATABASE_URL = withDatabase(devEnv.POSTGRES_URL, databaseName(entry.database));
   Object.assign(
     env,
@@ -136,9 +137,10 @@ const rows = (serviceCatalog as readonly ServiceEntry[]).map((e) => [
   e.name,
   e.grpcPort !== undefined ? `127.0.0.1:${port(e.grpcPort)}` : "—",
   `http://127.0.0.1:${port(e.httpPort)}`,
+  `http://127.0.0.1:${port(metricsPortOf(e))}/metrics`,
   e.database ? databaseName(e.database) : "—",
 ]);
-const header = ["process", "gRPC", "HTTP (/healthz, /metrics)", "database"];
+const header = ["process", "gRPC", "HTTP (/healthz)", "metrics", "database"];
 const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
 const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c]!)).join("   ");
 const bff = serviceCatalog.find((s) => s.name === "bff");

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
-import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
+import { metricsPortOf, serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
 import { body, cards, overHttp, TestBrowser } from "../bff/test/support/browser.ts";
 import { ComposeProject, composeCommand, type DockerEngine, ensureDockerEngine, freePort, run } from "./support/compose.ts";
 import { eventually } from "@bazaar/testkit/eventually";
@@ -25,6 +25,9 @@ describe("compose.yaml", () => {
       expect(s.image).toBe("${BAZAAR_IMAGE:-bazaar:dev}");
       expect(s.command).toEqual([entry.name]);
       expect(s.environment.HTTP_PORT).toBe(String(entry.httpPort));
+      expect(s.environment.METRICS_PORT).toBe(entry.metricsPort === undefined ? undefined : String(entry.metricsPort));
+      // Processes bind loopback by default; in a container, peers must reach them.
+      expect(s.environment.BIND_HOST).toBe("0.0.0.0");
       if (entry.grpcPort !== undefined) expect(s.environment.GRPC_PORT).toBe(String(entry.grpcPort));
       if (entry.database) expect(s.environment.DATABASE_URL).toBe(`postgres://postgres@postgres:5432/${entry.database}`);
       else expect(s.environment.DATABASE_URL).toBeUndefined();
@@ -80,12 +83,12 @@ describe("compose.yaml", () => {
     }
   });
 
-  test("Prometheus scrapes every catalog process at its name and HTTP port", async () => {
+  test("Prometheus scrapes every catalog process at its name and metrics port (its HTTP port unless the catalog gives one)", async () => {
     const prom = parse(await Bun.file(`${root}deploy/prometheus/prometheus.compose.yml`).text()) as {
       scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: { service: string } }[] }[];
     };
     const targets = prom.scrape_configs.find((j) => j.job_name === "bazaar")!.static_configs.map((c) => ({ target: c.targets[0], service: c.labels.service }));
-    expect(targets).toEqual(catalog.map((s) => ({ target: `${s.name}:${s.httpPort}`, service: s.name })));
+    expect(targets).toEqual(catalog.map((s) => ({ target: `${s.name}:${metricsPortOf(s)}`, service: s.name })));
     if (Bun.which("promtool")) await run(["promtool", "check", "config", "--syntax-only", `${root}deploy/prometheus/prometheus.compose.yml`]);
   });
 

@@ -56,7 +56,8 @@ function missing<T>(name: string): T {
 }
 
 /**
- * The BFF as a Hono app: /healthz and /metrics, the JSON API under /api, and the web UI.
+ * The BFF as a Hono app: /healthz, the JSON API under /api, and the web UI. No /metrics: this
+ * port is public, so the host serves them on METRICS_PORT (see ServiceHost.listen).
  * Every unsafe /api request passes the CSRF check; the session is loaded from Redis when a
  * route asks for it. Tests build it with their own upstreams and call it with `app.request()`.
  */
@@ -77,7 +78,7 @@ export function createApp(options: AppOptions): Hono {
   });
   const live = options.live ?? new LiveOrders(upstreams.orders);
 
-  const app = createHttpApp(isHealthy);
+  const app = createHttpApp(isHealthy, { metrics: false });
   app.use(securityHeaders, edgeTls(trustedProxies(options.trustedProxies ?? [])));
   app.use(
     "/api/*",
@@ -98,6 +99,8 @@ export function createApp(options: AppOptions): Hono {
     }),
   );
   app.all("/api/*", (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${c.req.path}` } }, 404));
+  // Said here, or the web UI's catch-all would answer the public /metrics with the shop's page.
+  app.get("/metrics", (c) => c.notFound());
   if (web) app.route("/", webRoutes(web));
   app.onError(errorResponse);
   return app;

@@ -10,6 +10,9 @@ export const env = parseEnv(
   z.object({
     ...commonEnv,
     HTTP_PORT: portVar(serviceEntry("bff").httpPort),
+    // The shoppers' port is public (behind the gateway): Prometheus scrapes this one instead.
+    /** Where /metrics is served (not on HTTP_PORT). */
+    METRICS_PORT: portVar(serviceEntry("bff").metricsPort),
     /** The identity service's gRPC address (sign-up, sign-in, token refresh). */
     IDENTITY_ADDR: hostPort.default(defaultGrpcAddress("identity")),
     // The BFF signs in for shoppers with a service token of its own (traded for this secret),

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Hono } from "hono";
 import { freePort, launchProcess, type LaunchedProcess } from "@bazaar/testkit/fixtures";
+import { createMetricsApp } from "@bazaar/platform/http";
 import { createApp } from "../src/app.ts";
 import { type CatalogClient, createCatalogClient } from "../src/upstreams/catalog.ts";
 
@@ -102,9 +103,9 @@ describe("categories, unknown routes and health", () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("not_found");
   });
 
-  test("/healthz and /metrics answer, and requests are counted by route template", async () => {
+  test("/healthz answers, and requests are counted by route template on the metrics app", async () => {
     expect((await app.request("/healthz")).status).toBe(200);
-    const metrics = await (await app.request("/metrics")).text();
+    const metrics = await (await createMetricsApp().request("/metrics")).text();
     expect(metrics).toMatch(/http_server_requests_total\{method="GET",route="\/api\/products\/:id",status="404"[^}]*\} \d+/);
     expect(metrics).toContain('grpc_client_handled_total{grpc_service="bazaar.catalog.v1.CatalogService",grpc_method="GetProduct",grpc_code="NOT_FOUND"');
   });

@@ -41,8 +41,19 @@ export const hostPort = z.string().regex(/^[\w.-]+:\d{1,5}$/, "must be host:port
 /** A TCP port, given as a string of digits. */
 export const portVar = (fallback: number) => port.default(fallback);
 
-/** Variables every process understands: logging and tracing. */
+/**
+ * A listen address: an IPv4 or IPv6 address, or a host name. `0.0.0.0` (every interface) is
+ * for containers, where peers reach the process over the container network.
+ */
+const bindHost = z.union([z.ipv4(), z.ipv6(), z.string().regex(/^[a-zA-Z0-9.-]+$/, "must be an IP address or a host name")]);
+
+/** Variables every process understands: where it listens, logging and tracing. */
 export const commonEnv = {
+  /**
+   * The address every server of the process (gRPC, HTTP, metrics) binds. Loopback by default,
+   * so a developer's machine exposes nothing to its network; compose.yaml sets 0.0.0.0.
+   */
+  BIND_HOST: bindHost.default("127.0.0.1"),
   /** Lowest level logged: debug, info, warn or error. */
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Base URL of an OTLP/HTTP receiver (Jaeger: http://jaeger:4318); unset disables export. */

@@ -5,8 +5,9 @@
  *
  * - `host:port`: calls `grpc.health.v1.Health/Check` for the whole server ("").
  * - `http://…`: GETs the URL and expects 200 (the BFF's `/healthz`).
- * - no target: the gRPC port in `GRPC_PORT` on 127.0.0.1, else `/healthz` on `HTTP_PORT` —
- *   what every Bazaar process listens on, so one probe command fits every container.
+ * - no target: the gRPC port in `GRPC_PORT`, else `/healthz` on `HTTP_PORT`, at `BIND_HOST` —
+ *   what every Bazaar process listens on, so one probe command fits every container. A
+ *   wildcard BIND_HOST (compose's 0.0.0.0) or none is probed at 127.0.0.1, which it includes.
  *
  * Reads `process.env` directly: a probe is not an app with a configuration of its own.
  */
@@ -15,9 +16,17 @@ import { createClient } from "./grpc/client.ts";
 
 const timeoutMs = 2_000;
 
+/** Where the process listens, as a probe can reach it. */
+export function probeHost(bindHost: string | undefined): string {
+  if (!bindHost || bindHost === "0.0.0.0") return "127.0.0.1";
+  if (bindHost === "::") return "[::1]";
+  return bindHost.includes(":") ? `[${bindHost}]` : bindHost;
+}
+
 function defaultTarget(): string {
-  if (process.env.GRPC_PORT) return `127.0.0.1:${process.env.GRPC_PORT}`;
-  if (process.env.HTTP_PORT) return `http://127.0.0.1:${process.env.HTTP_PORT}/healthz`;
+  const host = probeHost(process.env.BIND_HOST);
+  if (process.env.GRPC_PORT) return `${host}:${process.env.GRPC_PORT}`;
+  if (process.env.HTTP_PORT) return `http://${host}:${process.env.HTTP_PORT}/healthz`;
   throw new Error("give a target (host:port or an http:// URL), or set GRPC_PORT or HTTP_PORT");
 }
 

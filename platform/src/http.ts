@@ -1,5 +1,5 @@
 import { context, trace } from "@opentelemetry/api";
-import { Hono, type MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import { log } from "./log.ts";
 import { httpServerDuration, httpServerRequests, metricsText } from "./metrics.ts";
@@ -49,25 +49,44 @@ export function httpTelemetry(): MiddlewareHandler {
   };
 }
 
+/** Options of {@link createHttpApp}. */
+export interface HttpAppOptions {
+  /** Serve `/metrics` on this app (default true); false where the port is public (the BFF's). */
+  metrics?: boolean;
+}
+
 /**
  * The HTTP app every process has: telemetry middleware, `/healthz` (200 while the process
- * serves, 503 while it shuts down or is not ready) and `/metrics` (Prometheus text). Apps add
- * their own routes to it.
+ * serves, 503 while it shuts down or is not ready) and, unless told `metrics: false`,
+ * `/metrics` (Prometheus text). Apps add their own routes to it.
  */
-export function createHttpApp(isHealthy: () => boolean): Hono {
+export function createHttpApp(isHealthy: () => boolean, options: HttpAppOptions = {}): Hono {
   const app = new Hono();
   app.use(httpTelemetry());
   app.get("/healthz", (c) => (isHealthy() ? c.json({ status: "SERVING" }) : c.json({ status: "NOT_SERVING" }, 503)));
-  app.get("/metrics", async (c) => {
-    const { body, contentType } = await metricsText();
-    return c.body(body, 200, { "content-type": contentType });
-  });
+  if (options.metrics !== false) app.get("/metrics", serveMetrics);
   return app;
 }
 
-/** Serves a Hono app on a port with Bun's HTTP server (0 picks a free port). */
-export function serveHttp(app: Hono, port: number, hostname = "0.0.0.0") {
+/**
+ * The app of a metrics port: `/metrics` and nothing else. Not traced or counted itself, so
+ * scrapes do not show up in the HTTP metrics they read.
+ */
+export function createMetricsApp(): Hono {
+  return new Hono().get("/metrics", serveMetrics);
+}
+
+async function serveMetrics(c: Context): Promise<Response> {
+  const { body, contentType } = await metricsText();
+  return c.body(body, 200, { "content-type": contentType });
+}
+
+/**
+ * Serves a Hono app on a port with Bun's HTTP server (0 picks a free port), on loopback
+ * unless given another address (BIND_HOST).
+ */
+export function serveHttp(app: Hono, port: number, hostname = "127.0.0.1") {
   const server = Bun.serve({ port, hostname, fetch: app.fetch, idleTimeout: 60 });
-  log.info("http listening", { port: server.port });
+  log.info("http listening", { hostname, port: server.port });
   return server;
 }

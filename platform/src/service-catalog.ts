@@ -6,15 +6,21 @@
  * tests/containers.test.ts checks compose.yaml's services, ports and dependencies, Prometheus's
  * scrape targets and the Dockerfile's workspace manifests against it.
  * Each process finds its peers as `<NAME>_ADDR` (host:port) and its own ports as `GRPC_PORT` /
- * `HTTP_PORT`; the defaults below are what they fall back to on one machine.
+ * `HTTP_PORT` (and `METRICS_PORT`), bound on `BIND_HOST`; the defaults below are what they fall back to on one machine.
  */
 export interface ServiceEntry {
   /** Process name: the folder under services/ (or "bff"), and the OpenTelemetry service.name. */
   name: string;
   /** gRPC port, for services. */
   grpcPort?: number;
-  /** HTTP port: /healthz, /metrics and any extras. */
+  /** HTTP port: /healthz, /metrics (unless `metricsPort` is set) and any extras. */
   httpPort: number;
+  /**
+   * A port of its own for /metrics, for a process whose HTTP port is public (the BFF's is
+   * behind the gateway): scrapes then never share the shoppers' port, and the gateway has no
+   * route to them.
+   */
+  metricsPort?: number;
   /** Where the process's entry point lives, relative to the repository root. */
   entry: string;
   /** The Postgres database the service owns, if any. */
@@ -108,6 +114,7 @@ export const serviceCatalog = [
   {
     name: "bff",
     httpPort: 3000,
+    metricsPort: 9100,
     entry: "bff/src/main.ts",
     messaging: true,
     redis: true,
@@ -135,6 +142,11 @@ export function serviceEntry<N extends ServiceName>(name: N): ServiceEntryOf<N> 
   const entry = serviceCatalog.find((s): s is ServiceEntryOf<N> => s.name === name);
   if (!entry) throw new Error(`no process named ${name} in the service catalog`);
   return entry;
+}
+
+/** The port a process serves /metrics on: its metrics port if it has one, else its HTTP port. */
+export function metricsPortOf(entry: ServiceEntry): number {
+  return entry.metricsPort ?? entry.httpPort;
 }
 
 /** The local default address (host:port) of a service's gRPC server. */

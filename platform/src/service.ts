@@ -7,7 +7,7 @@ import { OutboxRelay } from "./messaging/outbox.ts";
 import { ServingStatus } from "./grpc/health.ts";
 import { AccessTokenVerifier, type VerifierOptions } from "./auth.ts";
 import { GrpcServer, type ServedService, servedService, type ServiceAccess, type ServiceImpl } from "./grpc/server.ts";
-import { createHttpApp, serveHttp } from "./http.ts";
+import { createHttpApp, createMetricsApp, serveHttp } from "./http.ts";
 import { configureLogging, log, type LogLevel } from "./log.ts";
 import { configureMetrics } from "./metrics.ts";
 import { repositoryRoot } from "./service-catalog.ts";
@@ -21,9 +21,13 @@ export interface ServiceHostEnv {
   LOG_LEVEL: LogLevel;
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
   SHUTDOWN_DRAIN_MS: number;
+  /** The address every server of the process binds (commonEnv's BIND_HOST); loopback if unset. */
+  BIND_HOST?: string;
   /** Only processes that serve gRPC have one. */
   GRPC_PORT?: number;
   HTTP_PORT: number;
+  /** A port of its own for /metrics (the BFF's); without one, /metrics is on HTTP_PORT. */
+  METRICS_PORT?: number;
   /** The database {@link ServiceHost.openDatabase} opens unless told another. */
   DATABASE_URL?: string;
   /** Redis, for {@link ServiceHost.connectRedis}. */
@@ -48,7 +52,7 @@ export type HostDatabaseOptions<TSchema extends Record<string, unknown>> = Omit<
  * One call sets a service up (like eShop's ServiceDefaults): {@link startService} configures
  * logging, metrics and tracing; the host then opens the database and cache, takes the RPC
  * handlers, and {@link ServiceHost.listen} starts gRPC (with health and reflection) and the
- * HTTP side (/healthz, /metrics), and installs graceful shutdown on SIGTERM and SIGINT.
+ * HTTP side (/healthz, /metrics) on BIND_HOST, and installs graceful shutdown on SIGTERM and SIGINT.
  */
 export class ServiceHost {
   /** The HTTP app (/healthz, /metrics); a service may add routes, or replace it, before listen(). */
@@ -59,6 +63,7 @@ export class ServiceHost {
   private broker: Promise<Broker> | undefined;
   private grpc: GrpcServer | undefined;
   private httpServer: ReturnType<typeof serveHttp> | undefined;
+  private metricsServer: ReturnType<typeof serveHttp> | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -152,16 +157,25 @@ export class ServiceHost {
     this.closers.push({ what, close });
   }
 
-  /** Starts the gRPC server (if the process has RPC handlers) and the HTTP server; returns the bound ports. */
-  async listen(): Promise<{ grpcPort?: number; httpPort: number }> {
+  /**
+   * Starts the gRPC server (if the process has RPC handlers), the HTTP server and, with a
+   * METRICS_PORT, the metrics server, all on BIND_HOST; returns the bound ports.
+   */
+  async listen(): Promise<{ grpcPort?: number; httpPort: number; metricsPort?: number }> {
+    const bindHost = this.env.BIND_HOST ?? "127.0.0.1";
     let grpcPort: number | undefined;
     if (this.services.length) {
       if (this.env.GRPC_PORT === undefined) throw new Error(`${this.name} has RPC handlers but no GRPC_PORT`);
       this.grpc = new GrpcServer(this.services, { verifier: this.verifier });
-      grpcPort = await this.grpc.start(this.env.GRPC_PORT);
+      grpcPort = await this.grpc.start(this.env.GRPC_PORT, bindHost);
     }
-    this.httpServer = serveHttp(this.http, this.env.HTTP_PORT);
+    this.httpServer = serveHttp(this.http, this.env.HTTP_PORT, bindHost);
     const httpPort = this.httpServer.port ?? this.env.HTTP_PORT;
+    let metricsPort: number | undefined;
+    if (this.env.METRICS_PORT !== undefined) {
+      this.metricsServer = serveHttp(createMetricsApp(), this.env.METRICS_PORT, bindHost);
+      metricsPort = this.metricsServer.port ?? this.env.METRICS_PORT;
+    }
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       process.on(signal, () => {
         log.info("shutting down", { signal });
@@ -174,8 +188,8 @@ export class ServiceHost {
         );
       });
     }
-    log.info("service ready", { grpcPort, httpPort, services: this.services.map((s) => s.service.typeName) });
-    return { grpcPort, httpPort };
+    log.info("service ready", { bindHost, grpcPort, httpPort, metricsPort, services: this.services.map((s) => s.service.typeName) });
+    return { grpcPort, httpPort, metricsPort };
   }
 
   /**
@@ -206,6 +220,7 @@ export class ServiceHost {
       // HTTP-only processes drain too: /healthz answers 503 from now on.
       else await Bun.sleep(this.env.SHUTDOWN_DRAIN_MS);
       await this.stopHttp();
+      await this.metricsServer?.stop(true);
       for (const { what, close } of this.closers.reverse()) {
         await close().catch((err: unknown) => log.warn(`closing ${what} failed`, { err }));
       }

@@ -93,6 +93,8 @@ export interface TestProcessSettings {
   httpPort: number;
   /** The Redis key prefix of its own. */
   redisPrefix: string;
+  /** Its metrics port, for processes the catalog gives one (the BFF). */
+  metricsPort?: number;
   /** Its database, for services that have one. */
   databaseUrl?: string;
   /** The RabbitMQ vhost URL, for processes that use messaging. */
@@ -117,6 +119,7 @@ export function startTestProcess(name: ServiceName, settings: TestProcessSetting
       LOG_LEVEL: "info",
       GRPC_PORT: String(settings.grpcPort),
       HTTP_PORT: String(settings.httpPort),
+      ...(settings.metricsPort !== undefined ? { METRICS_PORT: String(settings.metricsPort) } : {}),
       REDIS_KEY_PREFIX: settings.redisPrefix,
       SHUTDOWN_DRAIN_MS: String(settings.shutdownDrainMs),
       SEED_DEMO_DATA: "true",
@@ -134,6 +137,8 @@ export interface LaunchedProcess {
   grpcAddress: string;
   /** http://127.0.0.1:port of its HTTP side. */
   httpUrl: string;
+  /** http://127.0.0.1:port where it serves /metrics: its metrics port, or its HTTP side. */
+  metricsUrl: string;
   /** Stops the process (SIGTERM) and removes what it created (database, Redis keys). */
   cleanup(): Promise<void>;
 }
@@ -146,6 +151,7 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
   const entry = serviceEntry(name);
   const grpcPort = freePort();
   const httpPort = freePort();
+  const metricsPort = entry.metricsPort !== undefined ? freePort() : undefined;
   const database = entry.database ? testDatabaseUrl(name) : undefined;
   const redis = testRedisPrefix();
   // Processes of one test share a vhost when the test passes AMQP_URL; otherwise one of its own.
@@ -153,6 +159,7 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
   const child = startTestProcess(name, {
     grpcPort,
     httpPort,
+    metricsPort,
     redisPrefix: redis.prefix,
     databaseUrl: database?.url,
     amqpUrl: vhost?.url,
@@ -172,7 +179,8 @@ export async function launchProcess(name: ServiceName, env: Record<string, strin
     await cleanup();
     throw err;
   }
-  return { child, grpcAddress: `127.0.0.1:${env.GRPC_PORT ?? grpcPort}`, httpUrl, cleanup };
+  const metricsUrl = metricsPort === undefined ? httpUrl : `http://127.0.0.1:${env.METRICS_PORT ?? metricsPort}`;
+  return { child, grpcAddress: `127.0.0.1:${env.GRPC_PORT ?? grpcPort}`, httpUrl, metricsUrl, cleanup };
 }
 
 /**

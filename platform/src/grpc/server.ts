@@ -134,6 +134,10 @@ export class GrpcServer {
     }
     this.health = new HealthService(this.services.map((s) => s.typeName));
     this.pending.push([Health, this.health.implementation()]);
+    // Reflection lists every service, method and message of the process to whoever asks: it is
+    // for tools inside the trust boundary (grpcurl on the developer's machine or the container
+    // network). The gateway passes it only with a valid access token (jwtAuthn in
+    // gateway/envoy-config.ts), and servers bind loopback unless BIND_HOST says otherwise.
     const reflection = new ReflectionIndex([...this.services, Health, ...reflectionServices]);
     this.pending.push(...reflection.implementations());
     // Bazaar's services get their requests undecoded, to check the caller first (see unaryImplementation).
@@ -188,10 +192,15 @@ export class GrpcServer {
     return out;
   }
 
-  /** Binds the port (0 picks a free one), marks every service SERVING and returns the bound port. */
-  async start(port: number, host = "0.0.0.0"): Promise<number> {
+  /**
+   * Binds the port (0 picks a free one) on `host` (loopback unless told another address),
+   * marks every service SERVING and returns the bound port.
+   */
+  async start(port: number, host = "127.0.0.1"): Promise<number> {
+    // An IPv6 address is bracketed in a gRPC target: [::]:50051.
+    const address = host.includes(":") ? `[${host}]` : host;
     const bound = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      this.server.bindAsync(`${address}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     this.health.setAll(ServingStatus.SERVING);
     return bound;
