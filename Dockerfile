@@ -34,7 +34,10 @@ WORKDIR /app
 ENV NODE_ENV=production \
     # Bun caches transpiled sources on disk by default; the root filesystem is read-only.
     BUN_RUNTIME_TRANSPILER_CACHE_PATH=0 \
-    TMPDIR=/tmp
+    TMPDIR=/tmp \
+    # A container's own network is the boundary: listen on all of its interfaces (the chassis
+    # defaults to loopback, for development on a shared machine).
+    BIND_HOST=0.0.0.0
 COPY --from=packages /app /app
 COPY tsconfig.json bunfig.toml ./
 COPY proto proto
