@@ -153,7 +153,7 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
     );
     await project.down();
     started = performance.now();
-    await project.compose(["up", "--detach", "--no-build"], 400_000);
+    await project.up(400_000);
     await project.waitHealthy([...infrastructure, ...appServices], 300_000);
     report.upToHealthySeconds = Math.round((performance.now() - started) / 100) / 10;
     await Bun.sleep(5_000); // settle before reading idle memory

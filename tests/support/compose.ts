@@ -129,6 +129,29 @@ export class ComposeProject {
     });
   }
 
+  /**
+   * `up --detach --no-build`; when compose gives up (a dependency unhealthy), fails with what a
+   * person needs to see why: each container's state, and the logs and last health checks of
+   * the ones that are not running and healthy.
+   */
+  async up(timeoutMs: number): Promise<void> {
+    const ran = await this.compose(["up", "--detach", "--no-build"], timeoutMs, true);
+    if (ran.code === 0) return;
+    const states = await this.containers();
+    const bad = states.filter((c) => c.status !== "running" || c.health === "unhealthy" || c.health === "starting").map((c) => c.service);
+    const logs = bad.length ? await this.compose(["logs", "--no-color", "--tail", "40", ...bad], 30_000, true) : undefined;
+    const ids = (await run(["docker", "ps", "-aq", "--filter", `label=com.docker.compose.project=${this.name}`])).stdout.split("\n").filter(Boolean);
+    const format = '{{index .Config.Labels "com.docker.compose.service"}} {{json .State.Health}}';
+    const health = ids.length ? (await run(["docker", "inspect", "--format", format, ...ids], { allowFailure: true })).stdout : "";
+    const checks = health
+      .split("\n")
+      .filter((line) => bad.some((service) => line.startsWith(`${service} `)))
+      .join("\n");
+    throw new Error(
+      `compose up failed:\n${tail((ran.stdout + ran.stderr).trimEnd(), 20)}\ncontainers: ${JSON.stringify(states)}\nhealth checks:\n${tail(checks, 40)}\n${tail((logs?.stdout ?? "") + (logs?.stderr ?? ""), 120)}`,
+    );
+  }
+
   /** Waits until every listed service has a running, healthy container; fails naming the ones that are not. */
   async waitHealthy(services: readonly string[], timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
