@@ -6,7 +6,7 @@ import { RpcError } from "@bazaar/platform/errors";
 import { createHttpApp } from "@bazaar/platform/http";
 import { csrfProtection, sessionMiddleware } from "./auth.ts";
 import { apiRoutes, type Upstreams } from "./api-routes.ts";
-import { edgeTls, securityHeaders, trustedProxies } from "./edge.ts";
+import { edgeRequest, securityHeaders, trustedProxies } from "./edge.ts";
 import { apiError, errorResponse } from "./errors.ts";
 import { LiveOrders } from "./live-orders.ts";
 import type { EventStreamOptions } from "./routes/events.ts";
@@ -79,7 +79,7 @@ export function createApp(options: AppOptions): Hono {
   const live = options.live ?? new LiveOrders(upstreams.orders);
 
   const app = createHttpApp(isHealthy, { metrics: false });
-  app.use(securityHeaders, edgeTls(trustedProxies(options.trustedProxies ?? [])));
+  app.use(securityHeaders, edgeRequest(trustedProxies(options.trustedProxies ?? [])));
   app.use(
     "/api/*",
     bodyLimit({ maxSize: 64 * 1024, onError: (c) => apiError(c, 413, "payload_too_large", "The request body is larger than 64 KiB.") }),

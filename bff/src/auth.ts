@@ -7,7 +7,7 @@ import type { EdgeVariables } from "./edge.ts";
 import type { Session, SessionStore } from "./session-store.ts";
 import type { UserView } from "./shape.ts";
 
-/** What the BFF's middleware puts in a request's context (edgeTls's part first). */
+/** What the BFF's middleware puts in a request's context (edgeRequest's part first). */
 export interface AppVariables extends EdgeVariables {
   /** The session store, for the routes that start and end sessions. */
   sessions: SessionStore;

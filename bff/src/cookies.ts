@@ -18,7 +18,7 @@ export function looksLikeToken(value: string | undefined): value is string {
   return value !== undefined && /^[A-Za-z0-9_-]{43}$/.test(value);
 }
 
-/** Secure when configured, or when the browser's request reached the edge over TLS (see edgeTls). */
+/** Secure when configured, or when the browser's request reached the edge over TLS (see edgeRequest). */
 function secure(c: Context, configured: boolean): boolean {
   return configured || c.get("overTls") === true;
 }

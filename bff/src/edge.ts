@@ -38,12 +38,15 @@ export const securityHeaders = secureHeaders({
   strictTransportSecurity: false,
 });
 
+/** The address family BlockList wants for an address. */
+const familyOf = (address: string) => (isIP(address) === 6 ? "ipv6" : "ipv4");
+
 /** Proxies whose X-Forwarded-Proto and X-Forwarded-For are believed: addresses and CIDRs ("10.0.0.0/8", "::1"). */
 export function trustedProxies(entries: readonly string[]): BlockList {
   const list = new BlockList();
   for (const entry of entries) {
     const [address = "", prefix] = entry.split("/");
-    const family = isIP(address) === 6 ? "ipv6" : "ipv4";
+    const family = familyOf(address);
     if (prefix === undefined) list.addAddress(address, family);
     else list.addSubnet(address, Number(prefix), family);
   }
@@ -59,7 +62,7 @@ function peerAddress(c: Context): string | undefined {
   }
 }
 
-/** What {@link edgeTls} puts in a request's context. */
+/** What {@link edgeRequest} puts in a request's context. */
 export interface EdgeVariables {
   /** The browser's request reached the edge over TLS: the BFF's own https, or a trusted proxy's X-Forwarded-Proto. */
   overTls: boolean;
@@ -67,7 +70,7 @@ export interface EdgeVariables {
   clientAddress: string | undefined;
 }
 
-const isTrusted = (trusted: BlockList, address: string) => trusted.check(address, isIP(address) === 6 ? "ipv6" : "ipv4");
+const isTrusted = (trusted: BlockList, address: string) => trusted.check(address, familyOf(address));
 
 /**
  * The browser's address, which identity's login throttle counts by: the peer, or, while the
@@ -92,18 +95,18 @@ export function browserAddress(peer: string | undefined, forwardedFor: string | 
  * the gateway the BFF sees plain http, so the gateway's X-Forwarded-Proto counts — but only
  * from a trusted proxy: anyone else could send the header.
  */
-export function edgeTls(trusted: BlockList) {
+export function edgeRequest(trusted: BlockList) {
   return createMiddleware<{ Variables: EdgeVariables }>(async (c, next) => {
+    const peer = peerAddress(c);
     let overTls = new URL(c.req.url).protocol === "https:";
     const forwarded = c.req.header("x-forwarded-proto");
     if (!overTls && forwarded) {
-      const peer = peerAddress(c);
       // The nearest proxy's word is the last one in the list.
       const proto = forwarded.split(",").at(-1)?.trim().toLowerCase();
       overTls = proto === "https" && peer !== undefined && isTrusted(trusted, peer);
     }
     c.set("overTls", overTls);
-    c.set("clientAddress", browserAddress(peerAddress(c), c.req.header("x-forwarded-for"), trusted));
+    c.set("clientAddress", browserAddress(peer, c.req.header("x-forwarded-for"), trusted));
     await next();
   });
 }

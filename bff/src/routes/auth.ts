@@ -24,7 +24,7 @@ const signInBody = z.object({
 });
 
 /**
- * Call options naming the shopper's address (edgeTls found it: the peer, or what trusted
+ * Call options naming the shopper's address (edgeRequest found it: the peer, or what trusted
  * proxies forwarded) to identity, which believes it from the BFF's service token.
  */
 const fromShopper = (c: Context<AppEnv>) => {
