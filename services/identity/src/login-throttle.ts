@@ -35,6 +35,22 @@ export const defaultLoginThrottle: LoginThrottleOptions = {
   accountDelayMs: 1_000,
 };
 
+// The per-address delay, shared by both scripts: forget the address's entries older than its
+// window; past its free failures, the wait left (ms) until the delay since its last failure,
+// doubling with each failure, has passed; else 0.
+const addressWaitLua = `
+local function addressWait(key, now, aWindow, aFree, aBase, aMax)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - aWindow)
+  local a = redis.call('ZCARD', key)
+  if a >= aFree then
+    local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    local delay = math.min(aMax, aBase * 2 ^ (a - aFree))
+    if now < tonumber(last[2]) + delay then return math.max(1, tonumber(last[2]) + delay - now) end
+  end
+  return 0
+end
+`;
+
 // Three sorted sets of failure timestamps: KEYS[1] per (address, email), KEYS[2] per address,
 // KEYS[3] per email. Atomically: forget entries older than their window; refuse when the pair
 // has `maxFailures` (answer: until the oldest leaves the window) or when the address is past
@@ -42,25 +58,20 @@ export const defaultLoginThrottle: LoginThrottleOptions = {
 // record this attempt in all three and answer whether the email is past its ceiling (slow it).
 // Recording before the password is checked (and removing the record on success) means
 // parallel guesses cannot all slip past the check. Refused attempts are not recorded.
-const attemptScript = `
+const attemptScript = `${addressWaitLua}
 local now = tonumber(ARGV[1])
 local window, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local aWindow, aFree, aBase, aMax = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local ceiling = tonumber(ARGV[9])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - aWindow)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
 if n >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
   return {1, math.max(1, tonumber(oldest[2]) + window - now)}
 end
-local a = redis.call('ZCARD', KEYS[2])
-if a >= aFree then
-  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-  local delay = math.min(aMax, aBase * 2 ^ (a - aFree))
-  if now < tonumber(last[2]) + delay then return {2, math.max(1, tonumber(last[2]) + delay - now)} end
-end
+local wait = addressWait(KEYS[2], now, aWindow, aFree, aBase, aMax)
+if wait > 0 then return {2, wait} end
 local slow = redis.call('ZCARD', KEYS[3]) >= ceiling and 1 or 0
 redis.call('ZADD', KEYS[1], now, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], window)
@@ -73,20 +84,18 @@ return {0, slow}
 
 // A sign-up probe from one address, on the per-address set of attempts (KEYS[1]): refused
 // while the address waits out its growing delay (as in attemptScript); otherwise recorded.
-const probeScript = `
+const probeScript = `${addressWaitLua}
 local now = tonumber(ARGV[1])
-local aWindow, aFree, aBase, aMax = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - aWindow)
-local a = redis.call('ZCARD', KEYS[1])
-if a >= aFree then
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  local delay = math.min(aMax, aBase * 2 ^ (a - aFree))
-  if now < tonumber(last[2]) + delay then return math.max(1, tonumber(last[2]) + delay - now) end
-end
+local wait = addressWait(KEYS[1], now, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+if wait > 0 then return wait end
+local aWindow = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], now, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], aWindow)
 return 0
 `;
+
+/** The refusal of an address that is waiting out its growing delay. */
+const addressRefusal = (waitMs: number) => new ResourceExhaustedError(`too many failed sign-ins from your address; try again in ${inWords(waitMs)}`);
 
 /** A wait in words: seconds under two minutes, minutes above. */
 function inWords(ms: number): string {
@@ -159,7 +168,7 @@ export class LoginThrottle {
     }
     const [refused, value] = reply.map(Number) as [number, number];
     if (refused === 1) throw new ResourceExhaustedError(`too many attempts; try again in ${inWords(value)}`);
-    if (refused === 2) throw new ResourceExhaustedError(`too many failed sign-ins from your address; try again in ${inWords(value)}`);
+    if (refused === 2) throw addressRefusal(value);
     if (value === 1) await Bun.sleep(o.accountDelayMs);
     return attempt;
   }
@@ -182,7 +191,7 @@ export class LoginThrottle {
       log.warn("sign-up throttle unavailable; allowing the attempt", { err: (err as Error).message });
       return probe;
     }
-    if (waitMs > 0) throw new ResourceExhaustedError(`too many failed sign-ins from your address; try again in ${inWords(waitMs)}`);
+    if (waitMs > 0) throw addressRefusal(waitMs);
     return probe;
   }
 
