@@ -198,7 +198,7 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
     const [productId] = await stockedProducts(2, 1);
     const added = await shopper.post("/api/cart/items", { productId, quantity: 2 });
     expect(added.status).toBe(200);
-    const paid = await shopper.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good });
+    const paid = await shopper.checkout(cards.good);
     expect(paid.status, await paid.clone().text()).toBeLessThan(300);
     const { order: placed } = await body<{ order: { id: string } }>(paid);
     const confirmed = await eventually(
@@ -235,7 +235,7 @@ describe.skipIf(!docker.engine)("the whole stack in Docker (local stand-in image
       for (let n = 0; streaming; n++) {
         try {
           await b.post("/api/cart/items", { productId: products[(i + n) % products.length], quantity: 1 });
-          const res = await b.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good });
+          const res = await b.checkout(cards.good);
           if (res.status < 300) {
             const { order: o } = await body<{ order: { id: string; status: string } }>(res);
             accepted.push({ buyer: b, id: o.id });

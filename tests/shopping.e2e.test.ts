@@ -121,6 +121,17 @@ async function toCheckout(page: Page, card: string): Promise<void> {
   await page.fill("[data-testid=card-cvc]", "123");
 }
 
+/** On the admin page (signed in as the admin): sets a product's price, e.g. "14.50", and waits for it to be saved. */
+async function setPriceOnAdminPage(page: Page, product: ApiProduct, price: string): Promise<void> {
+  await page.goto(`${platform!.bffUrl}/admin?${new URLSearchParams({ q: product.name })}`);
+  const row = page.locator(`[data-testid=admin-product-row][data-product-id="${product.id}"]`);
+  await row.waitFor({ timeout: 10_000 });
+  await row.locator("[data-testid=admin-price-input]").fill(price);
+  await row.locator("[data-testid=admin-save]").click();
+  await row.locator("[data-testid=admin-row-status].ok").waitFor({ timeout: 10_000 });
+  expect(await row.locator("[data-testid=admin-row-status]").textContent()).toContain(price);
+}
+
 async function waitForStatus(page: Page, status: string): Promise<void> {
   try {
     await page.locator(`[data-testid=order-status][data-status=${status}]`).waitFor({ timeout: 30_000 });
@@ -256,13 +267,7 @@ describe("shopping, end to end in Chromium", () => {
       expect(await shopper.page.locator("[data-testid=price]").textContent()).toBe(product.price.display);
 
       await signIn(admin.page, ADMIN.email, ADMIN.password);
-      await admin.page.goto(`${platform!.bffUrl}/admin?${new URLSearchParams({ q: product.name })}`);
-      const row = admin.page.locator(`[data-testid=admin-product-row][data-product-id="${product.id}"]`);
-      await row.waitFor({ timeout: 10_000 });
-      await row.locator("[data-testid=admin-price-input]").fill(newText);
-      await row.locator("[data-testid=admin-save]").click();
-      await row.locator("[data-testid=admin-row-status].ok").waitFor({ timeout: 10_000 });
-      expect(await row.locator("[data-testid=admin-row-status]").textContent()).toContain(newText);
+      await setPriceOnAdminPage(admin.page, product, newText);
 
       // Another browser opening the product page now sees the new price.
       await shopper.page.goto(`${platform!.bffUrl}/products/${product.id}`);
@@ -275,6 +280,44 @@ describe("shopping, end to end in Chromium", () => {
     } finally {
       await closeSession(admin, "shopping-admin-price-admin");
       await closeSession(shopper, "shopping-admin-price");
+    }
+    expect(admin.problems).toEqual([]);
+    expect(shopper.problems).toEqual([]);
+  }, 90_000);
+
+  test("a price raised while the shopper is on the checkout page: the click says so and shows the new total, nothing is ordered; the next click pays it", async () => {
+    const admin = await openSession();
+    const shopper = await openSession();
+    const product = products[25]!;
+    try {
+      await signIn(admin.page, ADMIN.email, ADMIN.password);
+      await setPriceOnAdminPage(admin.page, product, "14.50");
+      const { page } = shopper;
+      await signUp(page, "price-change");
+      await page.goto(`${platform!.bffUrl}/products/${product.id}`);
+      await addToCart(page, 1);
+      await toCheckout(page, PAYS);
+      expect(await page.locator("[data-testid=checkout-total]").textContent()).toBe("$14.50");
+
+      await setPriceOnAdminPage(admin.page, product, "999.99");
+      await page.click("[data-testid=place-order]");
+      await page.locator("[data-testid=form-error]:not([hidden])").waitFor({ timeout: 15_000 });
+      expect(await page.locator("[data-testid=form-error]").textContent()).toContain("the total is now $999.99, not the $14.50 you were shown");
+      await page.locator("[data-testid=checkout-total]", { hasText: "$999.99" }).waitFor({ timeout: 10_000 });
+      expect(await page.locator("[data-testid=place-order]").textContent()).toBe("Place order · $999.99");
+      const before = (await (await page.request.get(`${platform!.bffUrl}/api/orders`)).json()) as { orders: ApiOrder[] };
+      expect(before.orders).toEqual([]);
+
+      await page.click("[data-testid=place-order]");
+      await page.locator("[data-testid=order-page]").waitFor({ timeout: 15_000 });
+      await waitForStatus(page, "CONFIRMED");
+      const { orders } = (await (await page.request.get(`${platform!.bffUrl}/api/orders`)).json()) as {
+        orders: (ApiOrder & { total: { amountMinor: number } })[];
+      };
+      expect(orders.map((o) => o.total.amountMinor)).toEqual([99_999]);
+    } finally {
+      await closeSession(admin, "shopping-price-change-admin");
+      await closeSession(shopper, "shopping-price-change");
     }
     expect(admin.problems).toEqual([]);
     expect(shopper.problems).toEqual([]);

@@ -64,6 +64,18 @@ function upstreamFields(err: RpcError): Record<string, string> | undefined {
   return Object.keys(fields).length > 0 ? fields : undefined;
 }
 
+/** Failed preconditions the web UI acts on, by the google.rpc.PreconditionFailure type a service sent. */
+const preconditionCodes: Record<string, string> = {
+  // orders: the catalog's total is not the one the shopper was shown (the page reloads the cart).
+  PRICE: "price_changed",
+};
+
+/** The API's code for a failed precondition the UI acts on, if the service named one. */
+function preconditionCode(err: RpcError): string | undefined {
+  for (const p of err.preconditions) if (preconditionCodes[p.type]) return preconditionCodes[p.type];
+  return undefined;
+}
+
 /** An error answer in the API's shape. */
 export function apiError<S extends ContentfulStatusCode>(c: Context, httpStatus: S, code: string, message: string, fields?: Record<string, string>) {
   return c.json<ApiError, S>({ error: fields ? { code, message, fields } : { code, message } }, httpStatus);
@@ -87,7 +99,7 @@ export function errorResponse(err: unknown, c: Context): Response {
     if (httpStatus >= 500) log.warn("upstream call failed", { code: err.codeName, error: err.message, path: c.req.path });
     if (err instanceof SessionEndedError) clearSessionCookie(c);
     const fields = code === "invalid_request" ? upstreamFields(err) : undefined;
-    return apiError(c, httpStatus, code, message, fields);
+    return apiError(c, httpStatus, preconditionCode(err) ?? code, message, fields);
   }
   // Hono's own 4xx, e.g. a body that is not JSON.
   if (err instanceof HTTPException && err.status < 500) {

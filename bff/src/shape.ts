@@ -1,4 +1,5 @@
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { formatMoney } from "@bazaar/platform/money";
 import type { Cart } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import type { Category, Product } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import type { Money } from "@bazaar/proto/bazaar/common/v1/money_pb";
@@ -28,19 +29,11 @@ export interface ProductView {
   imageUrl: string;
 }
 
-const formatters = new Map<string, { format: Intl.NumberFormat; digits: number }>();
-
 /** Money → a price for display. Minor units stay integers; only display formats them. */
 export function priceView(money: Money | undefined): PriceView {
   const currency = money?.currencyCode || "USD";
   const amountMinor = Number(money?.amountMinor ?? 0n);
-  let formatter = formatters.get(currency);
-  if (!formatter) {
-    const format = new Intl.NumberFormat("en-US", { style: "currency", currency });
-    formatter = { format, digits: format.resolvedOptions().maximumFractionDigits ?? 2 };
-    formatters.set(currency, formatter);
-  }
-  return { currency, amountMinor, display: formatter.format.format(amountMinor / 10 ** formatter.digits) };
+  return { currency, amountMinor, display: formatMoney({ currencyCode: currency, amountMinor: money?.amountMinor ?? 0n }) };
 }
 
 /** Product message → the shape the web UI uses. */

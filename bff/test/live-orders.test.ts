@@ -52,7 +52,7 @@ describe("GET /api/events", () => {
     const b = await shopperWithCart();
     const stream = await openEvents(b);
     try {
-      const { order } = await body<{ order: OrderView }>(await b.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good }));
+      const { order } = await body<{ order: OrderView }>(await b.checkout(cards.good));
       const updates = (await stream.until(isFinal(order.id))).filter((m) => m.event === "order");
       expect(updates.map((m) => orderOf(m).status)).toEqual(["PENDING", "CONFIRMED"]);
       for (const m of updates) {
@@ -69,7 +69,7 @@ describe("GET /api/events", () => {
     const b = await shopperWithCart();
     const stream = await openEvents(b);
     try {
-      const { order } = await body<{ order: OrderView }>(await b.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.declined }));
+      const { order } = await body<{ order: OrderView }>(await b.checkout(cards.declined));
       const last = (await stream.until(isFinal(order.id))).at(-1)!;
       expect(orderOf(last).status).toBe("CANCELLED");
       expect(orderOf(last).cancelReason?.toLowerCase()).toContain("declined");
@@ -81,7 +81,7 @@ describe("GET /api/events", () => {
   test("a reconnect with Last-Event-ID gets the updates it missed, also from another replica", async () => {
     const b = await shopperWithCart();
     const stream = await openEvents(b);
-    const { order } = await body<{ order: OrderView }>(await b.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good }));
+    const { order } = await body<{ order: OrderView }>(await b.checkout(cards.good));
     const first = (await stream.until((m) => m.event === "order" && orderOf(m).id === order.id)).at(-1)!;
     expect(orderOf(first).status).toBe("PENDING");
     // The tab goes away before the order is final.
@@ -126,8 +126,8 @@ describe("GET /api/events", () => {
     const stream = await openEvents(watcher);
     try {
       const other = await shopperWithCart();
-      await other.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good });
-      const { order } = await body<{ order: OrderView }>(await watcher.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good }));
+      await other.checkout(cards.good);
+      const { order } = await body<{ order: OrderView }>(await watcher.checkout(cards.good));
       const updates = (await stream.until(isFinal(order.id))).filter((m) => m.event === "order");
       expect(new Set(updates.map((m) => orderOf(m).id))).toEqual(new Set([order.id]));
     } finally {
@@ -175,7 +175,7 @@ describe("GET /api/events", () => {
     );
     const stream = await openEvents(b);
     try {
-      const { order } = await body<{ order: OrderView }>(await b.post("/api/checkout", { idempotencyKey: crypto.randomUUID(), card: cards.good }));
+      const { order } = await body<{ order: OrderView }>(await b.checkout(cards.good));
       const updates = (await stream.until(isFinal(order.id), 30_000)).filter((m) => m.event === "order");
       expect(updates.map((m) => orderOf(m).status)).toEqual(["PENDING", "CONFIRMED"]);
     } finally {

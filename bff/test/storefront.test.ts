@@ -45,10 +45,6 @@ async function finalOrder(b: TestBrowser, id: string): Promise<OrderView> {
   );
 }
 
-async function checkout(b: TestBrowser, card = cards.good, idempotencyKey: string = crypto.randomUUID()): Promise<Response> {
-  return b.post("/api/checkout", { idempotencyKey, card });
-}
-
 describe("product page", () => {
   test("shows the product, its available stock and, signed in, the cart's size: one request", async () => {
     const [p] = await stocked(1, 3);
@@ -122,7 +118,7 @@ describe("checkout and orders", () => {
     const { cart } = await body<{ cart: CartView }>(await b.post("/api/cart/items", { productId: p!.id, quantity: 2 }));
     const key = crypto.randomUUID();
 
-    const [first, twin] = await Promise.all([checkout(b, cards.good, key), checkout(b, cards.good, key)]);
+    const [first, twin] = await Promise.all([b.checkout(cards.good, key), b.checkout(cards.good, key)]);
     expect([first.status, twin.status].sort()).toEqual([200, 201]);
     const placed = (await body<{ order: OrderView }>(first)).order;
     expect((await body<{ order: OrderView }>(twin)).order.id).toBe(placed.id);
@@ -135,11 +131,11 @@ describe("checkout and orders", () => {
     await eventually(async () => (await body<{ cart: CartView }>(await b.get("/api/cart"))).cart.itemCount === 0, { what: "the cart to be emptied" });
 
     // A retry after the cart was emptied still gets the order back.
-    const retry = await checkout(b, cards.good, key);
+    const retry = await b.checkout(cards.good, key);
     expect(retry.status).toBe(200);
     expect((await body<{ order: OrderView }>(retry)).order.id).toBe(placed.id);
     // And nothing to order is a 409.
-    const nothing = await checkout(b);
+    const nothing = await b.checkout();
     expect(nothing.status).toBe(409);
     expect((await body<ApiErrorBody>(nothing)).error.code).toBe("failed_precondition");
 
@@ -147,12 +143,52 @@ describe("checkout and orders", () => {
     expect(orders.map((o) => o.id)).toEqual([placed.id]);
   });
 
+  test("a cart shown at $14.50 is not charged $999.99 after an admin's price change: 409 price_changed, nothing ordered, the cart kept", async () => {
+    const [p] = await stocked(1, 2);
+    const admin = browser();
+    await admin.signIn(demoAdmin.email, demoAdmin.password);
+    expect((await admin.patch(`/api/admin/products/${p!.id}`, { priceMinor: 1450 })).status).toBe(200);
+    const b = browser();
+    await b.signUp();
+    await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
+    const shown = await eventually(
+      async () => {
+        const { cart } = await body<{ cart: CartView }>(await b.get("/api/cart"));
+        return cart.total.amountMinor === 1450 ? cart.total : undefined;
+      },
+      { what: "the cart to show $14.50" },
+    );
+    expect(shown.display).toBe("$14.50");
+
+    expect((await admin.patch(`/api/admin/products/${p!.id}`, { priceMinor: 99_999 })).status).toBe(200);
+    const key = crypto.randomUUID();
+    const refused = await b.post("/api/checkout", {
+      idempotencyKey: key,
+      card: cards.good,
+      expectedTotal: { currency: shown.currency, amountMinor: shown.amountMinor },
+    });
+    expect(refused.status).toBe(409);
+    const { error } = await body<ApiErrorBody>(refused);
+    expect(error.code).toBe("price_changed");
+    expect(error.message).toContain("the total is now $999.99, not the $14.50 you were shown");
+    expect((await body<{ orders: OrderView[] }>(await b.get("/api/orders"))).orders).toEqual([]);
+    expect((await body<{ cart: CartView }>(await b.get("/api/cart"))).cart.itemCount).toBe(1);
+
+    // Shown the new price, the shopper checks out with the same key and pays what they saw.
+    await eventually(async () => (await body<{ cart: CartView }>(await b.get("/api/cart"))).cart.total.amountMinor === 99_999, {
+      what: "the cart to show $999.99",
+    });
+    const placed = await b.checkout(cards.good, key);
+    expect(placed.status).toBe(201);
+    expect((await body<{ order: OrderView }>(placed)).order.total.amountMinor).toBe(99_999);
+  });
+
   test("a declined card ends CANCELLED with the reason", async () => {
     const [p] = await stocked(1, 1);
     const b = browser();
     await b.signUp();
     await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
-    const res = await checkout(b, cards.declined);
+    const res = await b.checkout(cards.declined);
     expect([200, 201]).toContain(res.status);
     const order = await finalOrder(b, (await body<{ order: OrderView }>(res)).order.id);
     expect(order.status).toBe("CANCELLED");
@@ -164,7 +200,7 @@ describe("checkout and orders", () => {
     const owner = browser();
     await owner.signUp("Owner");
     await owner.post("/api/cart/items", { productId: p!.id, quantity: 1 });
-    const { order } = await body<{ order: OrderView }>(await checkout(owner));
+    const { order } = await body<{ order: OrderView }>(await owner.checkout());
 
     const other = browser();
     await other.signUp("Other");
@@ -187,7 +223,7 @@ describe("notifications", () => {
     const b = browser();
     await b.signUp();
     await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
-    const { order } = await body<{ order: OrderView }>(await checkout(b));
+    const { order } = await body<{ order: OrderView }>(await b.checkout());
     type Page = { notifications: { id: string; kind: string; read: boolean; orderId: string | null; createdAt: string }[]; unreadCount: number };
     const page = await eventually(
       async () => {
@@ -217,7 +253,7 @@ describe("admin", () => {
     const buyer = browser();
     const user = await buyer.signUp();
     await buyer.post("/api/cart/items", { productId: p!.id, quantity: 1 });
-    const { order } = await body<{ order: OrderView }>(await checkout(buyer));
+    const { order } = await body<{ order: OrderView }>(await buyer.checkout());
 
     const admin = browser();
     await admin.signIn(demoAdmin.email, demoAdmin.password);

@@ -85,6 +85,11 @@ export function required<I, O>(rule: Rule<I, O>): Rule<I | undefined, O> {
   return (value) => (value === undefined ? violation("is required") : rule(value));
 }
 
+/** A message field that may be unset (then undefined); when set, it must pass `rule`. */
+export function optional<I, O>(rule: Rule<I, O>): Rule<I | undefined, O | undefined> {
+  return (value) => (value === undefined ? undefined : rule(value));
+}
+
 /** A string that must not be empty, such as a token. */
 export const nonEmpty: Rule<string, string> = (value) => value || violation("is required");
 

@@ -33,6 +33,15 @@ const checkoutBody = z.object({
     },
     { error: "is required" },
   ),
+  // The total the shopper was shown (the cart's total as GET /api/cart gave it): a price that
+  // changed since stops the order before payment (409 price_changed).
+  expectedTotal: z.object(
+    {
+      currency: z.string({ error: "is required" }).regex(/^[A-Z]{3}$/, "must be an ISO 4217 code such as USD"),
+      amountMinor: z.number({ error: "must be a number" }).int("must be a whole number of minor units").min(0, "must not be negative"),
+    },
+    { error: "is required: send the cart total the shopper was shown" },
+  ),
 });
 
 /** A day: how long the BFF remembers which order a checkout key placed. */
@@ -80,15 +89,16 @@ class CheckoutMemo {
 }
 
 /**
- * POST /api/checkout: orders what is in the cart. The client's idempotencyKey makes a
- * double-click or a retry return the same order (201 when placed, 200 when it is the same one
- * again). The answer comes once the order is final or after orders' wait, whichever is first;
+ * POST /api/checkout: orders what is in the cart, at the total the shopper was shown
+ * (`expectedTotal`; a changed price or cart is 409 price_changed and nothing is ordered). The
+ * client's idempotencyKey makes a double-click or a retry return the same order (201 when
+ * placed, 200 when it is the same one again). The answer comes once the order is final or after orders' wait, whichever is first;
  * a PENDING order's outcome arrives on /api/events.
  */
 export function checkoutRoutes(cart: CartClient, orders: OrdersClient, redis: RedisConnection | undefined, checkoutTimeoutMs: number) {
   const memo = new CheckoutMemo(redis);
   return new Hono<AppEnv>().use(requireUser).post("/", valid("json", checkoutBody), async (c) => {
-    const { idempotencyKey, card } = c.req.valid("json");
+    const { idempotencyKey, card, expectedTotal } = c.req.valid("json");
     const userId = c.var.user.id;
     const auth = await c.var.auth();
     const known = await memo.orderOf(userId, idempotencyKey);
@@ -99,7 +109,12 @@ export function checkoutRoutes(cart: CartClient, orders: OrdersClient, redis: Re
     const { cart: current } = await cart.getCart({}, auth);
     if (!current?.lines.length) return apiError(c, 409, "failed_precondition", "Your cart is empty: add something to it before checking out.");
     const { order } = await orders.placeOrder(
-      { idempotencyKey, lines: current.lines.map((l) => ({ productId: l.productId, quantity: l.quantity })), card },
+      {
+        idempotencyKey,
+        lines: current.lines.map((l) => ({ productId: l.productId, quantity: l.quantity })),
+        card,
+        expectedTotal: { currencyCode: expectedTotal.currency, amountMinor: BigInt(expectedTotal.amountMinor) },
+      },
       { ...auth, timeoutMs: checkoutTimeoutMs },
     );
     if (!order) throw new Error("orders answered PlaceOrder without an order");

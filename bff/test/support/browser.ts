@@ -99,6 +99,15 @@ export class TestBrowser {
     return ((await signedIn.json()) as { user: { id: string; email: string; roles: string[] } }).user;
   }
 
+  /**
+   * Checks out as the web UI does: reads the cart, then places it at the total it showed.
+   * `card` is sent as given (tests send bad ones too).
+   */
+  async checkout(card: unknown = cards.good, idempotencyKey: string = crypto.randomUUID()): Promise<Response> {
+    const { cart } = await body<{ cart: { total: { currency: string; amountMinor: number } } }>(await this.get("/api/cart"));
+    return this.post("/api/checkout", { idempotencyKey, card, expectedTotal: { currency: cart.total.currency, amountMinor: cart.total.amountMinor } });
+  }
+
   /** Signs in (after loading /api/session). */
   async signIn(email: string, password: string): Promise<Response> {
     await this.open();

@@ -3,28 +3,11 @@ import { create } from "@bufbuild/protobuf";
 import { PoisonMessageError } from "@bazaar/platform/messaging/broker";
 import { MoneySchema } from "@bazaar/proto/bazaar/common/v1/money_pb";
 import { OrderCancelledSchema, OrderPlacedSchema, PaymentFailedSchema, UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
-import { formatMoney, orderCancelledNotice, orderPlacedNotice, paymentFailedNotice, welcomeNotice } from "./notices.ts";
+import { orderCancelledNotice, orderPlacedNotice, paymentFailedNotice, welcomeNotice } from "./notices.ts";
 
 const money = (amountMinor: bigint, currencyCode = "USD") => create(MoneySchema, { currencyCode, amountMinor });
 const userId = "0b6f3a8e-5d43-4c1f-9a57-1f0a3f2b9c11";
 const orderId = "1A2B3C4D-0000-4000-8000-000000000001";
-
-describe("formatMoney", () => {
-  test("formats minor units exactly, in the currency's own digits", () => {
-    expect(formatMoney(money(4250n))).toBe("$42.50");
-    expect(formatMoney(money(5n))).toBe("$0.05");
-    expect(formatMoney(money(0n))).toBe("$0.00");
-    expect(formatMoney(money(-1205n))).toBe("-$12.05");
-    expect(formatMoney(money(900_719_925_474_099_312n))).toBe("$9,007,199,254,740,993.12");
-    expect(formatMoney(money(1200n, "JPY"))).toBe("¥1,200");
-    expect(formatMoney(money(1999n, "eur"))).toBe("€19.99");
-  });
-
-  test("shows an unknown currency code after the number, and nothing for no money", () => {
-    expect(formatMoney(money(1200n, "X$"))).toBe("12.00 X$");
-    expect(formatMoney(undefined)).toBeUndefined();
-  });
-});
 
 describe("notice texts", () => {
   test("welcome by name, or without one", () => {

@@ -1,5 +1,4 @@
 import { PoisonMessageError } from "@bazaar/platform/messaging/broker";
-import type { Money } from "@bazaar/proto/bazaar/common/v1/money_pb";
 import type {
   OrderCancelled,
   OrderConfirmed,
@@ -10,6 +9,7 @@ import type {
   UserRegistered,
 } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { uuidPattern } from "@bazaar/platform/ids";
+import { formatMoney } from "@bazaar/platform/money";
 
 /** A notification to make, before it has an id and a time. */
 export interface NotificationDraft {
@@ -48,40 +48,6 @@ export function shortOrderId(orderId: string): string {
   return orderId.slice(0, 8);
 }
 
-const formatters = new Map<string, { format: Intl.NumberFormat; digits: number } | null>();
-
-function formatterFor(currency: string): { format: Intl.NumberFormat; digits: number } | null {
-  let formatter = formatters.get(currency);
-  if (formatter === undefined) {
-    try {
-      const format = new Intl.NumberFormat("en-US", { style: "currency", currency });
-      formatter = { format, digits: format.resolvedOptions().maximumFractionDigits ?? 2 };
-    } catch {
-      formatter = null; // not an ISO 4217 code Intl knows
-    }
-    formatters.set(currency, formatter);
-  }
-  return formatter;
-}
-
-/**
- * Money for people: { USD, 4250 } → "$42.50", { JPY, 1200 } → "¥1,200". The minor units are
- * turned into a decimal string, never a float, so no amount is ever rounded. An unknown
- * currency code is shown after the number ("12.00 XYZ"); a missing Money is undefined.
- */
-export function formatMoney(money: Money | undefined): string | undefined {
-  if (!money) return undefined;
-  const currency = money.currencyCode.trim().toUpperCase() || "USD";
-  const formatter = formatterFor(currency);
-  const digits = formatter?.digits ?? 2;
-  const negative = money.amountMinor < 0n;
-  const minor = (negative ? -money.amountMinor : money.amountMinor).toString().padStart(digits + 1, "0");
-  const decimal = `${negative ? "-" : ""}${digits ? `${minor.slice(0, -digits)}.${minor.slice(-digits)}` : minor}`;
-  if (!formatter) return `${decimal} ${clean(currency, 8)}`;
-  // Intl formats decimal strings exactly (Intl.NumberFormat v3); the lib types only know numbers.
-  return formatter.format.format(decimal as unknown as number);
-}
-
 /** "2 × Ceramic Mug, 1 × Walnut Board and 3 more": the first lines of an order. */
 function linesSummary(lines: OrderPlaced["lines"]): string {
   const shown = lines.slice(0, 3).map((l) => `${l.quantity} × ${clean(l.name, 80) || "an item"}`);
@@ -106,7 +72,7 @@ export function orderPlacedNotice(e: OrderPlaced): NotificationDraft {
   const orderId = requiredId(e.orderId, "order_id");
   const order = shortOrderId(orderId);
   const items = e.lines.length ? ` (${linesSummary(e.lines)})` : "";
-  const total = formatMoney(e.total);
+  const total = e.total && formatMoney(e.total);
   return {
     userId: requiredId(e.userId, "user_id"),
     kind: "order.placed",
@@ -120,7 +86,7 @@ export function orderPlacedNotice(e: OrderPlaced): NotificationDraft {
 export function orderConfirmedNotice(e: OrderConfirmed): NotificationDraft {
   const orderId = requiredId(e.orderId, "order_id");
   const order = shortOrderId(orderId);
-  const total = formatMoney(e.total);
+  const total = e.total && formatMoney(e.total);
   return {
     userId: requiredId(e.userId, "user_id"),
     kind: "order.confirmed",
@@ -148,7 +114,7 @@ export function orderCancelledNotice(e: OrderCancelled): NotificationDraft {
 export function paymentCapturedNotice(e: PaymentCaptured): NotificationDraft {
   const orderId = requiredId(e.orderId, "order_id");
   const order = shortOrderId(orderId);
-  const amount = formatMoney(e.amount);
+  const amount = e.amount && formatMoney(e.amount);
   return {
     userId: requiredId(e.userId, "user_id"),
     kind: "payment.captured",
@@ -162,7 +128,7 @@ export function paymentCapturedNotice(e: PaymentCaptured): NotificationDraft {
 export function paymentFailedNotice(e: PaymentFailed): NotificationDraft {
   const orderId = requiredId(e.orderId, "order_id");
   const order = shortOrderId(orderId);
-  const amount = formatMoney(e.amount);
+  const amount = e.amount && formatMoney(e.amount);
   const reason = reasonText(e.reason);
   return {
     userId: requiredId(e.userId, "user_id"),
@@ -177,7 +143,7 @@ export function paymentFailedNotice(e: PaymentFailed): NotificationDraft {
 export function paymentRefundedNotice(e: PaymentRefunded): NotificationDraft {
   const orderId = requiredId(e.orderId, "order_id");
   const order = shortOrderId(orderId);
-  const amount = formatMoney(e.amount);
+  const amount = e.amount && formatMoney(e.amount);
   return {
     userId: requiredId(e.userId, "user_id"),
     kind: "payment.refunded",

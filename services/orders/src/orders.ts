@@ -6,7 +6,9 @@ import { postgresError } from "@bazaar/platform/db";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, RpcError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
+import { formatMoney } from "@bazaar/platform/money";
 import { requireUnexpired } from "@bazaar/platform/payment-card";
+import type { CheckedMoney } from "@bazaar/platform/validation";
 import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
 import type { OrdersDatabase, SagaExecutor } from "./saga.ts";
 import { type Card, isTransient, type SagaPorts } from "./saga-ports.ts";
@@ -21,6 +23,8 @@ export interface PlaceOrderInput {
   idempotencyKey: string;
   lines: { productId: string; quantity: number }[];
   card: Card;
+  /** The total the shopper was shown; the order is refused if the catalog's total is another. */
+  expectedTotal?: CheckedMoney | undefined;
 }
 
 /** Who is asking: a user, who sees their own orders, or an admin, who sees everyone's. */
@@ -36,6 +40,19 @@ export interface Caller {
 export interface OrderCursor {
   createdAt: Date;
   id: string;
+}
+
+/**
+ * Refuses an order whose total is not the one the shopper was shown: a price changed since
+ * they looked (or the cart did). FAILED_PRECONDITION with a "PRICE" precondition, before any
+ * order exists or money moves.
+ */
+function requireTotalAsShown(shown: CheckedMoney, now: CheckedMoney): void {
+  if (shown.currencyCode === now.currencyCode && shown.amountMinor === now.amountMinor) return;
+  const description = `the total is now ${formatMoney(now)}, not the ${formatMoney(shown)} you were shown`;
+  throw new FailedPreconditionError(`Prices changed since you looked: ${description}. Nothing was charged; review your cart and check out again.`, [
+    { type: "PRICE", subject: "expected_total", description },
+  ]);
 }
 
 /** Options of {@link OrderStore}. */
@@ -87,6 +104,7 @@ export class OrderStore {
     const priced = await this.price(input.lines);
     const currency = priced[0]!.currency;
     const totalMinor = input.lines.reduce((sum, l, i) => sum + priced[i]!.unitPriceMinor * l.quantity, 0);
+    if (input.expectedTotal) requireTotalAsShown(input.expectedTotal, { currencyCode: currency, amountMinor: totalMinor });
     // The saga is this executor's from the moment it exists (unless it is shutting down).
     const claim = this.executor.claimNew();
     let orderId: string;

@@ -8,7 +8,7 @@ import { validatePaymentCard } from "@bazaar/platform/payment-card";
 import { type OrderSchema, type OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import type { Caller, OrderCursor, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
 import { uuidPattern } from "@bazaar/platform/ids";
-import { field, idempotencyKey, pageSize, productLines, uuid, validate } from "@bazaar/platform/validation";
+import { field, idempotencyKey, money, optional, pageSize, productLines, uuid, validate } from "@bazaar/platform/validation";
 
 const maxLines = 50;
 const maxQuantity = 99;
@@ -77,6 +77,7 @@ export function validatePlaceOrder(req: PlaceOrderRequest, now = new Date()): Pl
     lines: field("lines", req.lines, orderLines),
     // The card's rule names its fields (card, card.number …) itself.
     card: field("", req.card, (card) => validatePaymentCard(card, now)),
+    expectedTotal: field("expected_total", req.expectedTotal, optional(money(0n, BigInt(Number.MAX_SAFE_INTEGER)))),
   });
 }
 

@@ -267,6 +267,50 @@ describe("PlaceOrder", () => {
     expect(theirs?.id).not.toBe(order?.id);
   });
 
+  test("a cart shown at $14.50 is not charged $999.99 after an admin's price change: FAILED_PRECONDITION before any order or charge", async () => {
+    const buyer = await newUser();
+    const id = product("Linen Apron", 1_450, 10);
+    const shown = { currencyCode: "USD", amountMinor: 1_450n };
+    ports.catalog.products.get(id)!.unitPriceMinor = 99_999;
+    const key = newKey();
+    const err = await rpcError(
+      client.placeOrder({ idempotencyKey: key, lines: [{ productId: id, quantity: 1 }], card: goodCard, expectedTotal: shown }, buyer.auth),
+    );
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.message).toContain("the total is now $999.99, not the $14.50 you were shown");
+    expect(err.preconditions).toEqual([{ type: "PRICE", subject: "expected_total", description: "the total is now $999.99, not the $14.50 you were shown" }]);
+    expect(await db.db.select().from(schema.orders).where(eq(schema.orders.userId, buyer.id))).toHaveLength(0);
+    expect(ports.inventory.available(id)).toBe(10);
+    // Shown the new price, the shopper may check out again with the same key.
+    const { order } = await client.placeOrder(
+      { idempotencyKey: key, lines: [{ productId: id, quantity: 1 }], card: goodCard, expectedTotal: { currencyCode: "USD", amountMinor: 99_999n } },
+      buyer.auth,
+    );
+    expect(order?.status).toBe(OrderStatus.CONFIRMED);
+    expect(ports.payments.of(order!.id).map((p) => p.amountMinor)).toEqual([99_999]);
+  });
+
+  test("an expected total in another currency, or of another amount, is refused; a matching one is not", async () => {
+    const buyer = await newUser();
+    const id = product("Tea Towel", 800, 10);
+    const line = [{ productId: id, quantity: 2 }];
+    const otherCurrency = await rpcError(
+      client.placeOrder({ idempotencyKey: newKey(), lines: line, card: goodCard, expectedTotal: { currencyCode: "EUR", amountMinor: 1_600n } }, buyer.auth),
+    );
+    expect(otherCurrency.code).toBe(status.FAILED_PRECONDITION);
+    expect(otherCurrency.message).toContain("the total is now $16.00, not the €16.00 you were shown");
+    const bad = await rpcError(
+      client.placeOrder({ idempotencyKey: newKey(), lines: line, card: goodCard, expectedTotal: { currencyCode: "usd", amountMinor: -1n } }, buyer.auth),
+    );
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.violations.map((v) => v.field).sort()).toEqual(["expected_total.amount_minor", "expected_total.currency_code"]);
+    const { order } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: line, card: goodCard, expectedTotal: { currencyCode: "USD", amountMinor: 1_600n } },
+      buyer.auth,
+    );
+    expect(order?.status).toBe(OrderStatus.CONFIRMED);
+  });
+
   test("bad input is INVALID_ARGUMENT naming the field, and writes nothing", async () => {
     const buyer = await newUser();
     const p = product("Candle", 1_000, 5);

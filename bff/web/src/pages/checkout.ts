@@ -3,7 +3,7 @@
  * opens and sent with every attempt, so a double click or a retry after a lost answer places
  * one order.
  */
-import { api, type Cart, read, withSignal } from "../api.ts";
+import { ApiError, api, type Cart, read, withSignal } from "../api.ts";
 import { h } from "../dom.ts";
 import { instead, load } from "../page-load.ts";
 import { navigate, type PageContext, setTitle } from "../router.ts";
@@ -65,13 +65,25 @@ export async function checkoutPage({ root, signal }: PageContext): Promise<void>
         place(emptyState("checkout-empty", "Your cart is empty", "Add something to your cart before checking out.", { href: "/", label: "Browse products" }));
         return;
       }
+      const lead = h("p", { class: "page-lead" }, `${plural(cart.itemCount, "item")}, ${cart.total.display}.`);
+      let shownSummary = summary(cart);
+      // After "prices changed": the cart as it is now, in the summary and the lead.
+      const reloadCart = async (): Promise<Cart> => {
+        const { cart: now } = await read(api.cart.$get(undefined, withSignal(signal)));
+        cartChanged(now);
+        const next = summary(now);
+        shownSummary.replaceWith(next);
+        shownSummary = next;
+        lead.textContent = `${plural(now.itemCount, "item")}, ${now.total.display}.`;
+        return now;
+      };
       place(
-        h("p", { class: "page-lead" }, `${plural(cart.itemCount, "item")}, ${cart.total.display}.`),
+        lead,
         h(
           "div",
           { class: "checkout", "data-testid": "checkout-page", "data-idempotency-key": idempotencyKey },
-          paymentForm(cart, idempotencyKey),
-          summary(cart),
+          paymentForm(cart, idempotencyKey, reloadCart),
+          shownSummary,
         ),
       );
     },
@@ -189,8 +201,13 @@ function cardProblems(card: { digits: string; cvc: string; month: number; year: 
   };
 }
 
-/** The payment form: checked here first, then placed with the page's idempotency key; on success, the order's page. */
-function paymentForm(cart: Cart, idempotencyKey: string): HTMLFormElement {
+/**
+ * The payment form: checked here first, then placed with the page's idempotency key at the
+ * total shown; on success, the order's page. When the prices changed meanwhile, the shopper
+ * reads why, the page shows the cart as it is now, and the next attempt is at the new total.
+ */
+function paymentForm(shown: Cart, idempotencyKey: string, reloadCart: () => Promise<Cart>): HTMLFormElement {
+  let cart = shown;
   const fields = cardFields();
   const general = formError();
   const placeOrder = h("button", { type: "submit", class: "button wide", "data-testid": "place-order" }, `Place order · ${cart.total.display}`);
@@ -228,12 +245,19 @@ function paymentForm(cart: Cart, idempotencyKey: string): HTMLFormElement {
     setSubmitting(true);
     try {
       const { order } = await read(
-        api.checkout.$post({ json: { idempotencyKey, card: { number: card.digits, expiryMonth: card.month, expiryYear: card.year, cvc: card.cvc } } }),
+        api.checkout.$post({
+          json: {
+            idempotencyKey,
+            card: { number: card.digits, expiryMonth: card.month, expiryYear: card.year, cvc: card.cvc },
+            expectedTotal: { currency: cart.total.currency, amountMinor: cart.total.amountMinor },
+          },
+        }),
       );
       rememberOrder(order);
       navigate(`/orders/${order.id}`, { replace: true });
     } catch (err) {
       showFormError(err, fields, general);
+      if (err instanceof ApiError && err.code === "price_changed") cart = await reloadCart().catch(() => cart);
       setSubmitting(false);
     }
   });
