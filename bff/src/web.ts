@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { Hono } from "hono";
 import { log } from "@bazaar/platform/log";
-import { sameOriginPath } from "../web/src/same-origin.ts";
+import { sameOriginPath } from "@bazaar/platform/same-origin";
 
 const webRoot = new URL("../web", import.meta.url).pathname;
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { withDatabase } from "./db.ts";
+import { loopback } from "./host-port.ts";
 import { type DatabaseServiceName, defaultGrpcAddress, type GrpcServiceName, infrastructureDefaults, jwksUrl, serviceEntry } from "./service-catalog.ts";
 
 /**
@@ -53,7 +54,7 @@ export const commonEnv = {
    * The address every server of the process (gRPC, HTTP, metrics) binds. Loopback by default,
    * so a developer's machine exposes nothing to its network; compose.yaml sets 0.0.0.0.
    */
-  BIND_HOST: bindHost.default("127.0.0.1"),
+  BIND_HOST: bindHost.default(loopback),
   /** Lowest level logged: debug, info, warn or error. */
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Base URL of an OTLP/HTTP receiver (Jaeger: http://jaeger:4318); unset disables export. */

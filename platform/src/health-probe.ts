@@ -13,20 +13,21 @@
  */
 import { HealthCheckResponse_ServingStatus as ServingStatus, Health } from "@bazaar/proto/grpc/health/v1/health_pb";
 import { createClient } from "./grpc/client.ts";
+import { joinHostPort, loopback } from "./host-port.ts";
 
 const timeoutMs = 2_000;
 
-/** Where the process listens, as a probe can reach it. */
+/** Where the process listens, as a probe can reach it: a wildcard address is reached on loopback. */
 export function probeHost(bindHost: string | undefined): string {
-  if (!bindHost || bindHost === "0.0.0.0") return "127.0.0.1";
-  if (bindHost === "::") return "[::1]";
-  return bindHost.includes(":") ? `[${bindHost}]` : bindHost;
+  if (!bindHost || bindHost === "0.0.0.0") return loopback;
+  if (bindHost === "::") return "::1";
+  return bindHost;
 }
 
 function defaultTarget(): string {
   const host = probeHost(process.env.BIND_HOST);
-  if (process.env.GRPC_PORT) return `${host}:${process.env.GRPC_PORT}`;
-  if (process.env.HTTP_PORT) return `http://${host}:${process.env.HTTP_PORT}/healthz`;
+  if (process.env.GRPC_PORT) return joinHostPort(host, process.env.GRPC_PORT);
+  if (process.env.HTTP_PORT) return `http://${joinHostPort(host, process.env.HTTP_PORT)}/healthz`;
   throw new Error("give a target (host:port or an http:// URL), or set GRPC_PORT or HTTP_PORT");
 }
 

@@ -2,6 +2,7 @@ import { context, trace } from "@opentelemetry/api";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import { log } from "./log.ts";
+import { loopback } from "./host-port.ts";
 import { httpServerDuration, httpServerRequests, metricsText } from "./metrics.ts";
 import { extractContextFromHeaders, recordError, SpanKind, tracer } from "./telemetry.ts";
 
@@ -85,7 +86,7 @@ async function serveMetrics(c: Context): Promise<Response> {
  * Serves a Hono app on a port with Bun's HTTP server (0 picks a free port), on loopback
  * unless given another address (BIND_HOST).
  */
-export function serveHttp(app: Hono, port: number, hostname = "127.0.0.1") {
+export function serveHttp(app: Hono, port: number, hostname = loopback) {
   const server = Bun.serve({ port, hostname, fetch: app.fetch, idleTimeout: 60 });
   log.info("http listening", { hostname, port: server.port });
   return server;

@@ -1,3 +1,5 @@
+import { joinHostPort, loopback } from "./host-port.ts";
+
 /**
  * The one list of Bazaar's processes: their names and local default ports. The dev runner,
  * the tests, compose.yaml and the Envoy config all agree with this file: gateway/envoy-config.ts
@@ -151,12 +153,12 @@ export function metricsPortOf(entry: ServiceEntry): number {
 
 /** The local default address (host:port) of a service's gRPC server. */
 export function defaultGrpcAddress(name: GrpcServiceName): string {
-  return `127.0.0.1:${serviceEntry(name).grpcPort}`;
+  return joinHostPort(loopback, serviceEntry(name).grpcPort);
 }
 
 /** Where identity publishes its signing keys (JWKS), given its host and HTTP port. */
-export function jwksUrl(host = "127.0.0.1", identityHttpPort: number = serviceEntry("identity").httpPort): string {
-  return `http://${host}:${identityHttpPort}/.well-known/jwks.json`;
+export function jwksUrl(host = loopback, identityHttpPort: number = serviceEntry("identity").httpPort): string {
+  return `http://${joinHostPort(host, identityHttpPort)}/.well-known/jwks.json`;
 }
 
 /** The repository's root directory, without a trailing slash: catalog entries and migrations are relative to it. */
@@ -166,11 +168,11 @@ export const repositoryRoot = new URL("../..", import.meta.url).pathname.replace
  * The variables that tell a process where its peers are, given where each process listens:
  * `<NAME>_ADDR` (host:port of each gRPC service) and `JWKS_URL` (identity's signing keys).
  */
-export function peerEnv(portsOf: (name: string) => { grpc?: number; http: number }, host = "127.0.0.1"): Record<string, string> {
+export function peerEnv(portsOf: (name: string) => { grpc?: number; http: number }, host = loopback): Record<string, string> {
   const env: Record<string, string> = {};
   for (const peer of serviceCatalog as readonly ServiceEntry[]) {
     const ports = portsOf(peer.name);
-    if (ports.grpc !== undefined) env[`${peer.name.toUpperCase()}_ADDR`] = `${host}:${ports.grpc}`;
+    if (ports.grpc !== undefined) env[`${peer.name.toUpperCase()}_ADDR`] = joinHostPort(host, ports.grpc);
   }
   env.JWKS_URL = jwksUrl(host, portsOf("identity").http);
   return env;

@@ -8,6 +8,7 @@ import { ServingStatus } from "./grpc/health.ts";
 import { AccessTokenVerifier, type VerifierOptions } from "./auth.ts";
 import { GrpcServer, type ServedService, servedService, type ServiceAccess, type ServiceImpl } from "./grpc/server.ts";
 import { createHttpApp, createMetricsApp, serveHttp } from "./http.ts";
+import { loopback } from "./host-port.ts";
 import { configureLogging, log, type LogLevel } from "./log.ts";
 import { configureMetrics } from "./metrics.ts";
 import { repositoryRoot } from "./service-catalog.ts";
@@ -162,7 +163,7 @@ export class ServiceHost {
    * METRICS_PORT, the metrics server, all on BIND_HOST; returns the bound ports.
    */
   async listen(): Promise<{ grpcPort?: number; httpPort: number; metricsPort?: number }> {
-    const bindHost = this.env.BIND_HOST ?? "127.0.0.1";
+    const bindHost = this.env.BIND_HOST ?? loopback;
     let grpcPort: number | undefined;
     if (this.services.length) {
       if (this.env.GRPC_PORT === undefined) throw new Error(`${this.name} has RPC handlers but no GRPC_PORT`);

@@ -1,5 +1,6 @@
 import { type FieldViolation, InvalidArgumentError } from "./errors.ts";
 import { uuidPattern } from "./ids.ts";
+import { sameOriginPath } from "./same-origin.ts";
 
 /**
  * Request validation, declared once. A rule is a function that checks one value and returns
@@ -202,8 +203,7 @@ export const maxImageUrlLength = 500;
 export function isImageUrl(url: string): boolean {
   if (url === "") return true;
   if (url.length > maxImageUrlLength || /[\s\p{Cc}]/u.test(url)) return false;
-  // A path keeps the page's host once parsed (a browser reads "/\\host" as "//host").
-  if (url.startsWith("/")) return URL.parse(url, "http://site.invalid")?.host === "site.invalid";
+  if (url.startsWith("/")) return sameOriginPath(url) !== undefined;
   return URL.parse(url)?.protocol === "https:";
 }
 

@@ -4,7 +4,7 @@
  * on writes into a detached element and never over the next page; its AbortSignal fires too.
  */
 import { h } from "./dom.ts";
-import { sameOriginPath } from "./same-origin.ts";
+import { sameOriginPath } from "@bazaar/platform/same-origin";
 import { state } from "./state.ts";
 
 export interface PageContext {

@@ -2,6 +2,7 @@ import { create, type DescMessage, type DescService, type Message, type MessageI
 import { Server, status, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { Health } from "@bazaar/proto/grpc/health/v1/health_pb";
 import { RpcError } from "../errors.ts";
+import { joinHostPort, loopback } from "../host-port.ts";
 import { log } from "../log.ts";
 import { HealthService, ServingStatus } from "./health.ts";
 import type { Access, AccessTokenVerifier } from "../auth.ts";
@@ -196,11 +197,9 @@ export class GrpcServer {
    * Binds the port (0 picks a free one) on `host` (loopback unless told another address),
    * marks every service SERVING and returns the bound port.
    */
-  async start(port: number, host = "127.0.0.1"): Promise<number> {
-    // An IPv6 address is bracketed in a gRPC target: [::]:50051.
-    const address = host.includes(":") ? `[${host}]` : host;
+  async start(port: number, host = loopback): Promise<number> {
     const bound = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${address}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      this.server.bindAsync(joinHostPort(host, port), ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     this.health.setAll(ServingStatus.SERVING);
     return bound;

@@ -6,7 +6,8 @@ const anyOrigin = "http://same-origin.invalid";
  * the path, query and fragment, or undefined for a URL that leaves it. The URL is parsed as a
  * browser parses a link — tabs and line breaks dropped, `\` read as `/` — so "/\t/evil.example"
  * and "/\\evil.example" (protocol-relative once parsed) are caught, as are "https://…" and
- * "javascript:…". Used for the sign-in page's `next`, by the page and by the BFF that serves it.
+ * "javascript:…". Used for the sign-in page's `next` (by the web UI, which imports this
+ * dependency-free module, and by the BFF that serves it) and for image URLs (validation.ts).
  */
 export function sameOriginPath(url: string, origin: string = anyOrigin): string | undefined {
   let parsed: URL;
