@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { RedisConnection } from "@bazaar/platform/cache";
 import { RpcError } from "@bazaar/platform/errors";
 import { createHttpApp } from "@bazaar/platform/http";
+import type { DependencyState } from "@bazaar/platform/readiness";
 import { csrfProtection, sessionMiddleware } from "./auth.ts";
 import { apiRoutes, type Upstreams } from "./api-routes.ts";
 import { edgeRequest, securityHeaders, trustedProxies } from "./edge.ts";
@@ -45,8 +46,10 @@ export interface AppOptions {
   events?: EventStreamOptions;
   /** The built web UI; omitted in API-only tests. */
   web?: WebBundle;
-  /** Whether the process is serving (false while it shuts down). */
+  /** Whether the process is serving (false while it shuts down or Redis is down). */
   isHealthy?: () => boolean;
+  /** The dependencies' states, for /readyz (the host's readiness report). */
+  dependencies?: () => Record<string, DependencyState>;
 }
 
 /** A client of a service the app was not given: every call fails as if the service were down. */
@@ -56,7 +59,7 @@ function missing<T>(name: string): T {
 }
 
 /**
- * The BFF as a Hono app: /healthz, the JSON API under /api, and the web UI. No /metrics: this
+ * The BFF as a Hono app: the probes (/livez, /readyz, /healthz), the JSON API under /api, and the web UI. No /metrics: this
  * port is public, so the host serves them on METRICS_PORT (see ServiceHost.listen).
  * Every unsafe /api request passes the CSRF check; the session is loaded from Redis when a
  * route asks for it. Tests build it with their own upstreams and call it with `app.request()`.
@@ -78,7 +81,7 @@ export function createApp(options: AppOptions): Hono {
   });
   const live = options.live ?? new LiveOrders(upstreams.orders);
 
-  const app = createHttpApp(isHealthy, { metrics: false });
+  const app = createHttpApp(isHealthy, { metrics: false, dependencies: options.dependencies });
   app.use(securityHeaders, edgeRequest(trustedProxies(options.trustedProxies ?? [])));
   app.use(
     "/api/*",

@@ -5,6 +5,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { RpcError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
+import { unavailableDependency } from "@bazaar/platform/outage";
 import { clearSessionCookie } from "./cookies.ts";
 
 /** The JSON body of every error the BFF returns. */
@@ -18,6 +19,9 @@ export interface ApiError {
     fields?: Record<string, string>;
   };
 }
+
+/** What a shopper reads when something the shop needs is down. */
+const serviceDownMessage = "A service the shop depends on is not answering right now. Please try again in a moment.";
 
 /** How each gRPC status reaches the browser. */
 const httpOf: Partial<Record<status, [ContentfulStatusCode, string]>> = {
@@ -90,12 +94,7 @@ export function apiError<S extends ContentfulStatusCode>(c: Context, httpStatus:
 export function errorResponse(err: unknown, c: Context): Response {
   if (err instanceof RpcError) {
     const [httpStatus, code] = httpOf[err.code] ?? [500, "internal"];
-    const message =
-      httpStatus === 503
-        ? "A service the shop depends on is not answering right now. Please try again in a moment."
-        : httpStatus >= 500
-          ? "Something went wrong on our side. Please try again."
-          : err.message;
+    const message = httpStatus === 503 ? serviceDownMessage : httpStatus >= 500 ? "Something went wrong on our side. Please try again." : err.message;
     if (httpStatus >= 500) log.warn("upstream call failed", { code: err.codeName, error: err.message, path: c.req.path });
     if (err instanceof SessionEndedError) clearSessionCookie(c);
     const fields = code === "invalid_request" ? upstreamFields(err) : undefined;
@@ -104,6 +103,12 @@ export function errorResponse(err: unknown, c: Context): Response {
   // Hono's own 4xx, e.g. a body that is not JSON.
   if (err instanceof HTTPException && err.status < 500) {
     return apiError(c, err.status as ContentfulStatusCode, "invalid_request", err.message || "The request is malformed.");
+  }
+  // The BFF's own Redis (sessions, the checkout memo) out of reach: an outage, not a bug.
+  const down = unavailableDependency(err);
+  if (down) {
+    log.warn("dependency unavailable", { dependency: down, error: (err as Error).message, path: c.req.path });
+    return apiError(c, 503, "unavailable", serviceDownMessage);
   }
   log.error("unhandled error in BFF route", { err, path: c.req.path });
   return c.json<ApiError>({ error: { code: "internal", message: "Something went wrong on our side. Please try again." } }, 500);

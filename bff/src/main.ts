@@ -27,6 +27,7 @@ host.useHttpApp(
     events: { maxPerSession: env.EVENT_STREAMS_PER_SESSION, maxOpen: env.EVENT_STREAMS_MAX },
     web: await buildWeb(),
     isHealthy: host.isServing,
+    dependencies: host.readiness.report,
   }),
 );
 await host.listen();

@@ -22,7 +22,9 @@ export async function connectRedis(url: string, keyPrefix: string): Promise<Redi
   const client = createClient({
     url,
     disableOfflineQueue: true,
-    socket: { connectTimeout: 5_000, reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 5_000) },
+    // Reconnects within about a second of Redis's return (doubling from 100 ms, capped at 1 s,
+    // with jitter so replicas do not reconnect in step); a connect gives up after 2 s.
+    socket: { connectTimeout: 2_000, reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 1_000) + Math.floor(Math.random() * 100) },
   });
   let reported = false;
   client.on("error", (err: Error) => {

@@ -2,6 +2,7 @@ import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
 import { log } from "./log.ts";
+import { markPostgresOutage } from "./outage.ts";
 import { redactUrl } from "./redact-url.ts";
 import { recordError, SpanKind, tracer } from "./telemetry.ts";
 
@@ -15,6 +16,11 @@ export interface DatabaseOptions<TSchema extends Record<string, unknown>> {
   migrationsFolder: string;
   /** Connections in the pool. */
   maxConnections?: number;
+  /**
+   * Seconds to wait for a new connection before the query fails (UNAVAILABLE to the caller).
+   * Well under a call's deadline, so an unreachable server fails fast instead of hanging.
+   */
+  connectTimeoutSeconds?: number;
 }
 
 /** An open service database: drizzle on a traced postgres.js pool. */
@@ -25,6 +31,8 @@ export interface Database<TSchema extends Record<string, unknown>> {
   sql: Sql;
   /** The database name. */
   name: string;
+  /** Runs `select 1`, untraced (readiness checks run it every few seconds). */
+  ping(): Promise<void>;
   /** Closes the pool, letting running queries finish. */
   close(): Promise<void>;
 }
@@ -38,6 +46,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(opti
   const name = await ensureDatabase(options.url);
   const raw = postgres(options.url, {
     max: options.maxConnections ?? 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 2,
     onnotice: () => {},
     connection: { application_name: name },
   });
@@ -51,7 +60,15 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(opti
     await lock`select pg_advisory_unlock(hashtext('bazaar:migrate'))`.catch(() => {});
     lock.release();
   }
-  return { db, sql, name, close: () => raw.end({ timeout: 5 }) };
+  return {
+    db,
+    sql,
+    name,
+    ping: async () => {
+      await raw`select 1`;
+    },
+    close: () => raw.end({ timeout: 5 }),
+  };
 }
 
 /** Creates the database named in `url` if it does not exist yet; returns its name. */
@@ -130,6 +147,7 @@ function traceSql(sql: Sql, database: string): Sql {
       resolve(x);
     };
     query.reject = (e) => {
+      markPostgresOutage(e);
       recordError(span, e);
       span.end();
       reject(e);
@@ -158,7 +176,12 @@ function traceSql(sql: Sql, database: string): Sql {
         if (prop === "begin" || prop === "savepoint") {
           return (...args: unknown[]) => {
             const fn = args.pop() as (tx: Sql) => unknown;
-            return (value as (...a: unknown[]) => unknown).call(obj, ...args, (tx: Sql) => fn(wrap(tx)));
+            const done = (value as (...a: unknown[]) => Promise<unknown>).call(obj, ...args, (tx: Sql) => fn(wrap(tx)));
+            // A transaction that could not begin (or commit) fails here, not in a query.
+            return done.catch((err: unknown) => {
+              markPostgresOutage(err);
+              throw err;
+            });
           };
         }
         return value;

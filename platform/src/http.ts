@@ -2,6 +2,7 @@ import { context, trace } from "@opentelemetry/api";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import { log } from "./log.ts";
+import type { DependencyState } from "./readiness.ts";
 import { loopback } from "./host-port.ts";
 import { httpServerDuration, httpServerRequests, metricsText } from "./metrics.ts";
 import { extractContextFromHeaders, recordError, SpanKind, tracer } from "./telemetry.ts";
@@ -54,17 +55,28 @@ export function httpTelemetry(): MiddlewareHandler {
 export interface HttpAppOptions {
   /** Serve `/metrics` on this app (default true); false where the port is public (the BFF's). */
   metrics?: boolean;
+  /** The dependencies' states, listed by /readyz. */
+  dependencies?: () => Record<string, DependencyState>;
 }
 
 /**
- * The HTTP app every process has: telemetry middleware, `/healthz` (200 while the process
- * serves, 503 while it shuts down or is not ready) and, unless told `metrics: false`,
- * `/metrics` (Prometheus text). Apps add their own routes to it.
+ * The HTTP app every process has: telemetry middleware, the probes and, unless told
+ * `metrics: false`, `/metrics` (Prometheus text). Apps add their own routes to it.
+ * - `/livez`: 200 while the process answers at all (liveness: restart it if this fails).
+ * - `/readyz`: 200 while it serves, 503 while it starts, shuts down or a required dependency
+ *   is down (readiness: send it no traffic), with each dependency's state.
+ * - `/healthz`: the same as /readyz, for the probes and tools that know only that name.
  */
 export function createHttpApp(isHealthy: () => boolean, options: HttpAppOptions = {}): Hono {
   const app = new Hono();
   app.use(httpTelemetry());
-  app.get("/healthz", (c) => (isHealthy() ? c.json({ status: "SERVING" }) : c.json({ status: "NOT_SERVING" }, 503)));
+  app.get("/livez", (c) => c.json({ status: "ALIVE" }));
+  const readiness = (c: Context) => {
+    const body = { status: isHealthy() ? "SERVING" : "NOT_SERVING", ...(options.dependencies ? { dependencies: options.dependencies() } : {}) };
+    return c.json(body, body.status === "SERVING" ? 200 : 503);
+  };
+  app.get("/readyz", readiness);
+  app.get("/healthz", readiness);
   if (options.metrics !== false) app.get("/metrics", serveMetrics);
   return app;
 }

@@ -11,6 +11,7 @@ import { createHttpApp, createMetricsApp, serveHttp } from "./http.ts";
 import { loopback } from "./host-port.ts";
 import { configureLogging, log, type LogLevel } from "./log.ts";
 import { configureMetrics } from "./metrics.ts";
+import { Readiness } from "./readiness.ts";
 import { repositoryRoot } from "./service-catalog.ts";
 import { shutdownTelemetry, startTelemetry } from "./telemetry.ts";
 
@@ -66,16 +67,18 @@ export class ServiceHost {
   private httpServer: ReturnType<typeof serveHttp> | undefined;
   private metricsServer: ReturnType<typeof serveHttp> | undefined;
   private stopping: Promise<void> | undefined;
+  /** Whether the databases and Redis it uses answer: see {@link Readiness}. */
+  readonly readiness = new Readiness();
 
   constructor(
     readonly name: string,
     private readonly env: ServiceHostEnv,
   ) {
-    this.http = createHttpApp(this.isServing);
+    this.http = createHttpApp(this.isServing, { dependencies: this.readiness.report });
   }
 
-  /** True while the process takes traffic: started, and not shutting down. */
-  readonly isServing = (): boolean => !this.stopping && (this.grpc ? this.grpc.health.get("") === ServingStatus.SERVING : this.httpServer !== undefined);
+  /** True while the process takes traffic: started, its required dependencies answer, and not shutting down. */
+  readonly isServing = (): boolean => !this.stopping && this.readiness.ready && (this.grpc !== undefined || this.httpServer !== undefined);
 
   /** Serves this app instead of the default one; build it on `createHttpApp(host.isServing)`. */
   useHttpApp(app: Hono): this {
@@ -93,17 +96,23 @@ export class ServiceHost {
     const migrationsFolder = options.migrationsFolder ?? `${repositoryRoot}/services/${this.name}/drizzle`;
     const database = await openDatabase({ ...options, url, migrationsFolder }).catch((err: unknown) => fail("cannot open the database", err));
     this.closers.push({ what: "database", close: database.close });
+    this.readiness.add("postgres", database.ping);
     log.info("database ready", { database: database.name });
     return database;
   }
 
-  /** Connects to Redis at REDIS_URL, keys under REDIS_KEY_PREFIX; closed on shutdown. */
-  async connectRedis(): Promise<RedisConnection> {
+  /**
+   * Connects to Redis at REDIS_URL, keys under REDIS_KEY_PREFIX; closed on shutdown. Redis is
+   * a required dependency (NOT_SERVING while it is down) unless told `required: false`, for a
+   * process that only caches in it.
+   */
+  async connectRedis(options: { required?: boolean } = {}): Promise<RedisConnection> {
     const { REDIS_URL, REDIS_KEY_PREFIX } = this.env;
     if (REDIS_URL === undefined || REDIS_KEY_PREFIX === undefined)
       throw new Error(`${this.name} uses Redis but its environment has no REDIS_URL (redisEnv declares it)`);
     const redis = await connectRedis(REDIS_URL, REDIS_KEY_PREFIX).catch((err: unknown) => fail("cannot connect to Redis", err));
     this.closers.push({ what: "redis", close: redis.close });
+    this.readiness.add("redis", () => redis.client.ping(), options);
     return redis;
   }
 
@@ -177,6 +186,11 @@ export class ServiceHost {
       this.metricsServer = serveHttp(createMetricsApp(), this.env.METRICS_PORT, bindHost);
       metricsPort = this.metricsServer.port ?? this.env.METRICS_PORT;
     }
+    this.readiness.onChange((ready) => {
+      if (!this.stopping) this.grpc?.health.setAll(ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    });
+    this.readiness.start();
+    this.onShutdown("readiness checks", () => this.readiness.stop());
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       process.on(signal, () => {
         log.info("shutting down", { signal });

@@ -111,10 +111,16 @@ describe("health of a serving catalog", () => {
     }
   });
 
-  test("/healthz answers 200 SERVING", async () => {
-    const res = await fetch(`${server.httpUrl}/healthz`);
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "SERVING" });
+  test("/healthz and /readyz answer 200 SERVING with each dependency up; /livez 200", async () => {
+    for (const path of ["/healthz", "/readyz"]) {
+      const res = await fetch(`${server.httpUrl}${path}`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        status: "SERVING",
+        dependencies: { postgres: { up: true, required: true }, redis: { up: true, required: false } },
+      });
+    }
+    expect((await fetch(`${server.httpUrl}/livez`)).status).toBe(200);
   });
 });
 
@@ -257,7 +263,7 @@ describe("health through graceful shutdown (SIGTERM, SHUTDOWN_DRAIN_MS=1500)", (
   test("/healthz answers 503 NOT_SERVING during the drain", () => {
     const s = observed("healthz", "sigtermAt");
     expect(s.healthz.status).toBe(503);
-    expect(s.healthz.body).toEqual({ status: "NOT_SERVING" });
+    expect(s.healthz.body).toMatchObject({ status: "NOT_SERVING" });
     expect(s.healthz.exitCodeThen).toBeNull();
     expect(s.healthz.at - s.sigtermAt).toBeLessThan(drainMs);
   });

@@ -1,5 +1,6 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
+import { outageMessage, unavailableDependency } from "../outage.ts";
 import { domainErrorCode, FailedPreconditionError, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
 import type { Logger } from "../log.ts";
@@ -148,9 +149,9 @@ export const metricsInterceptor: ServerInterceptor = async (call, next) => {
  * Error mapping: a domain error becomes its status code with its message (written for the
  * caller), an invalid argument also carries its field violations, which the server sends
  * as a google.rpc.BadRequest detail, and a failed precondition the things it names, sent as a
- * google.rpc.PreconditionFailure detail; an RpcError passes as it is; anything else is a bug or an
- * outage and becomes INTERNAL with the trace id to look it up by, never the internal message
- * or stack.
+ * google.rpc.PreconditionFailure detail; an RpcError passes as it is; Postgres or Redis out of
+ * reach is UNAVAILABLE saying which (outage.ts), so the caller retries; anything else is a bug
+ * and becomes INTERNAL with the trace id to look it up by, never the internal message or stack.
  */
 export const errorMappingInterceptor: ServerInterceptor = async (call, next) => {
   try {
@@ -162,6 +163,11 @@ export const errorMappingInterceptor: ServerInterceptor = async (call, next) => 
     const violations = err instanceof InvalidArgumentError ? err.violations.filter((v) => v.field) : [];
     const preconditions = err instanceof FailedPreconditionError ? err.violations : [];
     if (code !== undefined) throw new RpcError(code, (err as Error).message, { violations, preconditions });
+    const down = unavailableDependency(err);
+    if (down) {
+      call.ctx.log.warn("dependency unavailable", { dependency: down, error: (err as Error).message });
+      throw new RpcError(status.UNAVAILABLE, outageMessage(down));
+    }
     call.ctx.log.error("unexpected error in handler", { err });
     const traceId = trace.getActiveSpan()?.spanContext().traceId;
     throw new RpcError(status.INTERNAL, `internal error (trace ${traceId ?? "unknown"}); the server's logs have the details`);

@@ -11,7 +11,8 @@ import { seedCatalog } from "./seed.ts";
 const service = startService("catalog", env);
 const database = await service.openDatabase({ schema });
 if (env.SEED_DEMO_DATA) await seedCatalog(database);
-const redis = await service.connectRedis();
+// Redis is the catalog's cache only: without it, reads go to Postgres.
+const redis = await service.connectRedis({ required: false });
 const broker = await service.connectBroker();
 const relay = await service.useOutbox(database);
 const cache = service.cache(redis, { name: "product", ttlSeconds: env.PRODUCT_CACHE_TTL_SECONDS, codec: productCodec });

@@ -1,0 +1,82 @@
+import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, SocketClosedUnexpectedlyError, SocketTimeoutError } from "redis";
+
+/**
+ * Telling an outage from a bug. A query that fails because Postgres cannot be reached, or a
+ * Redis command on a lost connection, is not the caller's fault nor the code's: the chassis
+ * answers it UNAVAILABLE (gRPC) or 503 (HTTP) with what is down, instead of INTERNAL / 500,
+ * so clients retry and operators look at the right server. Mapped once, here; the gRPC error
+ * interceptor and the BFF's error handler ask {@link unavailableDependency}.
+ */
+
+/** An infrastructure server a process depends on. */
+export type Dependency = "Postgres" | "Redis";
+
+const dependencyOf = Symbol("bazaar.dependency");
+
+/**
+ * Errors of postgres.js and of Node's sockets that mean the server could not be reached or
+ * the connection was lost (postgres.js's own codes, then Node's system errors).
+ */
+const connectionCodes = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/**
+ * SQLSTATEs that mean the server is going away or not taking work: connection exceptions
+ * (class 08), shutting down or starting up (57P01–57P03), too many connections (53300).
+ */
+function unavailableSqlState(code: string): boolean {
+  return code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300";
+}
+
+/**
+ * Marks `err` as Postgres's if it says the server is unreachable. The database layer calls it
+ * on every failed query (see db.ts), because a bare ECONNREFUSED does not say whose it was.
+ */
+export function markPostgresOutage(err: unknown): void {
+  if (typeof err !== "object" || err === null) return;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && (connectionCodes.has(code) || unavailableSqlState(code))) {
+    Object.defineProperty(err, dependencyOf, { value: "Postgres", enumerable: false });
+  }
+}
+
+function isRedisConnectionError(err: unknown): boolean {
+  return (
+    err instanceof ClientOfflineError ||
+    err instanceof ClientClosedError ||
+    err instanceof SocketClosedUnexpectedlyError ||
+    err instanceof ConnectionTimeoutError ||
+    err instanceof SocketTimeoutError
+  );
+}
+
+/**
+ * The dependency whose outage `err` is (looking through `cause`s, as drizzle wraps driver
+ * errors), or undefined for any other error.
+ */
+export function unavailableDependency(err: unknown): Dependency | undefined {
+  for (let e: unknown = err, depth = 0; e && typeof e === "object" && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const marked = (e as { [dependencyOf]?: Dependency })[dependencyOf];
+    if (marked) return marked;
+    if (isRedisConnectionError(e)) return "Redis";
+  }
+  return undefined;
+}
+
+/** What a caller is told when `dependency` is down: what is down, and that a retry may work. */
+export function outageMessage(dependency: Dependency): string {
+  const what = dependency === "Postgres" ? "the service's database (Postgres)" : "Redis";
+  return `${what} cannot be reached right now; try again shortly`;
+}

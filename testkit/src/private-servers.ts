@@ -1,0 +1,130 @@
+/**
+ * Infrastructure servers of a test's own, for fault tests: a real Postgres cluster (initdb in
+ * a temporary directory) and a real redis-server, each on a free port, which the test stops,
+ * kills and starts again without touching the machine's shared servers. Debian's binaries;
+ * Postgres runs as the `postgres` user when the test runs as root (initdb refuses root).
+ */
+import { mkdtempSync, readdirSync, rmSync, chownSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./fixtures.ts";
+
+const asRoot = process.getuid?.() === 0;
+
+/** The directory of Debian's Postgres binaries (the newest installed version). */
+function postgresBin(): string {
+  const root = "/usr/lib/postgresql";
+  const versions = readdirSync(root)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
+  if (!versions[0]) throw new Error(`no Postgres binaries under ${root}: apt-get install postgresql`);
+  return join(root, versions[0], "bin");
+}
+
+/** Runs a command to completion (as the postgres user when root), bounded to 30 s; throws with its output on failure. */
+async function run(command: string[], what: string): Promise<void> {
+  const argv = asRoot ? ["runuser", "-u", "postgres", "--", ...command] : command;
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`${what} failed (exit ${code}): ${await new Response(proc.stderr).text()}${await new Response(proc.stdout).text()}`);
+}
+
+/** A Postgres cluster of the test's own. */
+export class PrivatePostgres {
+  private constructor(
+    private readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  /** Creates the cluster (about a second) and starts it. */
+  static async create(): Promise<PrivatePostgres> {
+    const dir = mkdtempSync(join(tmpdir(), "bazaar-pg-"));
+    if (asRoot) chownSync(dir, Number(await idOf("postgres")), -1);
+    const pg = new PrivatePostgres(dir, freePort());
+    await run([join(postgresBin(), "initdb"), "-D", pg.dataDir, "-A", "trust", "-U", "postgres", "--no-sync"], "initdb");
+    await pg.start();
+    return pg;
+  }
+
+  private get dataDir(): string {
+    return join(this.dir, "data");
+  }
+
+  /** A URL of a database on this server. */
+  url(database = "postgres"): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
+  }
+
+  /** Starts the server and waits until it accepts connections. */
+  async start(): Promise<void> {
+    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
+    await run([join(postgresBin(), "pg_ctl"), "-D", this.dataDir, "-o", options, "-l", join(this.dir, "log"), "-w", "-t", "20", "start"], "pg_ctl start");
+  }
+
+  /** Stops the server: "immediate" drops every connection at once, as a crash would. */
+  async stop(mode: "fast" | "immediate" = "immediate"): Promise<void> {
+    await run([join(postgresBin(), "pg_ctl"), "-D", this.dataDir, "-m", mode, "-w", "-t", "20", "stop"], "pg_ctl stop");
+  }
+
+  /** Stops the server if it runs and deletes its files. */
+  async destroy(): Promise<void> {
+    await this.stop().catch(() => {});
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function idOf(user: string): Promise<string> {
+  const proc = Bun.spawn(["id", "-u", user], { stdout: "pipe" });
+  const out = (await new Response(proc.stdout).text()).trim();
+  if ((await proc.exited) !== 0 || !out) throw new Error(`no user ${user}: Postgres's package creates it`);
+  return out;
+}
+
+/** A redis-server of the test's own, keeping nothing on disk (as the machine's Redis). */
+export class PrivateRedis {
+  private proc: ReturnType<typeof Bun.spawn> | undefined;
+
+  private constructor(readonly port: number) {}
+
+  static async create(): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(freePort());
+    await redis.start();
+    return redis;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the server and waits (up to 10 s) until it answers. */
+  async start(): Promise<void> {
+    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const ok = await fetch(`http://127.0.0.1:${this.port}`).then(
+        () => true,
+        // redis-server closes an HTTP request's connection: any answer but "refused" means it listens.
+        (err: Error) => !/ECONNREFUSED|Unable to connect/i.test(`${err.message} ${(err as { code?: string }).code ?? ""}`),
+      );
+      if (ok) return;
+      await Bun.sleep(50);
+    }
+    throw new Error(`redis-server on port ${this.port} did not start within 10 s`);
+  }
+
+  /** Kills the server (SIGKILL: a crash; everything in memory is lost). */
+  async stop(): Promise<void> {
+    this.proc?.kill("SIGKILL");
+    await this.proc?.exited;
+    this.proc = undefined;
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+  }
+}

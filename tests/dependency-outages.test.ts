@@ -1,0 +1,104 @@
+/**
+ * Health tells the truth, and outages come back as UNAVAILABLE: catalog and cart run as real
+ * processes against a Postgres and a Redis of this test's own, which the test stops and
+ * starts. The machine's shared servers are never touched (identity uses those).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { status } from "@grpc/grpc-js";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { configureLogging } from "@bazaar/platform/log";
+import { eventually } from "@bazaar/testkit/eventually";
+import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
+import { PrivatePostgres, PrivateRedis } from "@bazaar/testkit/private-servers";
+import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@bazaar/proto/grpc/health/v1/health_pb";
+
+let postgres: PrivatePostgres;
+let redis: PrivateRedis;
+let platform: TestPlatform;
+let buyer: BearerAuth;
+const health: Record<string, GrpcClient<typeof Health>> = {};
+
+beforeAll(async () => {
+  configureLogging("outage-test", "error");
+  [postgres, redis] = await Promise.all([PrivatePostgres.create(), PrivateRedis.create()]);
+  platform = await startTestPlatform(
+    {
+      catalog: { DATABASE_URL: postgres.url("bazaar_catalog"), REDIS_URL: redis.url },
+      cart: { REDIS_URL: redis.url },
+    },
+    { only: ["identity", "catalog", "cart"] },
+  );
+  for (const name of ["catalog", "cart"] as const) health[name] = createClient(Health, platform.address(name), { defaultTimeoutMs: 2_000 });
+  const email = `${uniqueName("outage")}@example.com`;
+  await platform.clients.identity.register({ email, password: "correct horse battery", displayName: "Outage Buyer" });
+  buyer = bearer((await platform.clients.identity.login({ email, password: "correct horse battery" })).tokens!.accessToken);
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of Object.values(health)) c.close();
+  await platform?.cleanup();
+  await Promise.all([postgres?.destroy(), redis?.destroy()]);
+}, 60_000);
+
+const grpcHealth = async (name: "catalog" | "cart") => (await health[name]!.check({ service: "" })).status;
+const readyz = async (name: "catalog" | "cart") => {
+  const res = await fetch(`${platform.httpUrl(name)}/readyz`, { signal: AbortSignal.timeout(2_000) });
+  return { status: res.status, body: (await res.json()) as { status: string; dependencies: Record<string, { up: boolean; required: boolean }> } };
+};
+const livez = async (name: "catalog" | "cart") => (await fetch(`${platform.httpUrl(name)}/livez`, { signal: AbortSignal.timeout(2_000) })).status;
+
+describe("Postgres down", () => {
+  test("catalog reports NOT_SERVING (gRPC health and /readyz) while alive, answers UNAVAILABLE naming Postgres, and serves again by itself", async () => {
+    expect(await grpcHealth("catalog")).toBe(ServingStatus.SERVING);
+    await platform.clients.catalog.listProducts({ pageSize: 5 });
+    await postgres.stop("immediate");
+    try {
+      await eventually(async () => (await grpcHealth("catalog")) === ServingStatus.NOT_SERVING, { what: "catalog to report NOT_SERVING", timeoutMs: 5_000 });
+      const ready = await readyz("catalog");
+      expect(ready.status).toBe(503);
+      expect(ready.body.dependencies.postgres).toMatchObject({ up: false, required: true });
+      expect(await livez("catalog")).toBe(200);
+      const started = performance.now();
+      const err = await rpcError(platform.clients.catalog.listProducts({ pageSize: 5 }));
+      const tookMs = performance.now() - started;
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.message).toContain("Postgres");
+      console.log(`ListProducts with Postgres down: ${err.codeName} in ${tookMs.toFixed(0)} ms`);
+    } finally {
+      await postgres.start();
+    }
+    const back = performance.now();
+    await eventually(async () => (await grpcHealth("catalog")) === ServingStatus.SERVING, { what: "catalog to serve again", timeoutMs: 10_000 });
+    await eventually(() => platform.clients.catalog.listProducts({ pageSize: 5 }).then(() => true), { what: "ListProducts to work again", timeoutMs: 10_000 });
+    console.log(`catalog serving ${(performance.now() - back).toFixed(0)} ms after Postgres was back`);
+    expect((await readyz("catalog")).status).toBe(200);
+  }, 60_000);
+});
+
+describe("Redis down", () => {
+  test("cart, which keeps carts in Redis, reports NOT_SERVING and answers UNAVAILABLE naming Redis; catalog, which only caches there, keeps serving; both recover by themselves", async () => {
+    await platform.clients.cart.getCart({}, buyer);
+    await redis.stop();
+    try {
+      await eventually(async () => (await grpcHealth("cart")) === ServingStatus.NOT_SERVING, { what: "cart to report NOT_SERVING", timeoutMs: 5_000 });
+      const err = await rpcError(platform.clients.cart.getCart({}, buyer));
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.message).toContain("Redis");
+      expect(await livez("cart")).toBe(200);
+      // Catalog notices Redis is gone but carries on: it is a cache.
+      await eventually(async () => (await readyz("catalog")).body.dependencies.redis?.up === false, {
+        what: "catalog to notice Redis is down",
+        timeoutMs: 5_000,
+      });
+      expect(await grpcHealth("catalog")).toBe(ServingStatus.SERVING);
+      await platform.clients.catalog.listProducts({ pageSize: 5 });
+    } finally {
+      await redis.start();
+    }
+    const back = performance.now();
+    await eventually(async () => (await grpcHealth("cart")) === ServingStatus.SERVING, { what: "cart to serve again", timeoutMs: 10_000 });
+    await eventually(() => platform.clients.cart.getCart({}, buyer).then(() => true), { what: "GetCart to work again", timeoutMs: 10_000 });
+    console.log(`cart serving ${(performance.now() - back).toFixed(0)} ms after Redis was back`);
+  }, 60_000);
+});
