@@ -2,6 +2,7 @@ import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
 import { log } from "./log.ts";
+import { currentCallBudget } from "./call-budget.ts";
 import { markPostgresOutage } from "./outage.ts";
 import { redactUrl } from "./redact-url.ts";
 import { recordError, SpanKind, tracer } from "./telemetry.ts";
@@ -141,12 +142,19 @@ function traceSql(sql: Sql, database: string): Sql {
         "db.query.text": text,
       },
     });
+    // A query made for a gRPC call is cancelled when that call runs out of time or its
+    // caller gives up (postgres.js sends Postgres a cancel request): no work for nobody.
+    const budget = currentCallBudget();
+    const cancel = () => (query as Query & { cancel?: () => void }).cancel?.();
+    budget?.signal.addEventListener("abort", cancel, { once: true });
     const { resolve, reject } = query;
     query.resolve = (x) => {
+      budget?.signal.removeEventListener("abort", cancel);
       span.end();
       resolve(x);
     };
     query.reject = (e) => {
+      budget?.signal.removeEventListener("abort", cancel);
       markPostgresOutage(e);
       recordError(span, e);
       span.end();

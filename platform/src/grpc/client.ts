@@ -1,5 +1,6 @@
 import { create, type DescMessage, type DescService, type Message, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { currentCallBudget } from "../call-budget.ts";
 import { RpcError } from "../errors.ts";
 import { grpcClientDuration, grpcClientHandled } from "../metrics.ts";
 import { injectContext, SpanKind, withSpan } from "../telemetry.ts";
@@ -69,7 +70,13 @@ export function createClient<S extends DescService>(service: S, address: string,
           injectContext(carrier);
           for (const [k, v] of Object.entries(carrier)) metadata.set(k, v);
           const started = performance.now();
-          const deadline = Date.now() + (callOptions.timeoutMs ?? defaultTimeoutMs);
+          // Made on behalf of a call being served: no later than that call's deadline, and
+          // cancelled with it.
+          const budget = currentCallBudget();
+          const deadline = Math.min(Date.now() + (callOptions.timeoutMs ?? defaultTimeoutMs), budget?.deadline.getTime() ?? Number.POSITIVE_INFINITY);
+          if (budget?.signal.aborted || deadline <= Date.now()) {
+            throw new RpcError(status.DEADLINE_EXCEEDED, `${method.name} not called: the call it was for has run out of time or was cancelled`);
+          }
           return new Promise<Message>((resolve, reject) => {
             const call = client.makeUnaryRequest(
               def.path,
@@ -90,6 +97,7 @@ export function createClient<S extends DescService>(service: S, address: string,
               },
             );
             callOptions.signal?.addEventListener("abort", () => call.cancel(), { once: true });
+            budget?.signal.addEventListener("abort", () => call.cancel(), { once: true });
           });
         },
       );

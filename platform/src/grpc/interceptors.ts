@@ -1,5 +1,6 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
+import { type CallBudget, withCallBudget } from "../call-budget.ts";
 import { outageMessage, unavailableDependency } from "../outage.ts";
 import { domainErrorCode, FailedPreconditionError, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
@@ -50,7 +51,9 @@ function codeOf(err: unknown): status {
 /**
  * Deadline: answers DEADLINE_EXCEEDED if the handler has not finished by the call's deadline.
  * The deadline itself (the client's, or the server default) and the abort signal are put on
- * the call context before the chain runs, so every handler has both.
+ * the call context before the chain runs, so every handler has both, and in scope as the
+ * call's budget (call-budget.ts): downstream calls get the time left, database queries are
+ * cancelled when it runs out or the caller gives up.
  */
 export const deadlineInterceptor: ServerInterceptor = async (call, next) => {
   const { deadline, signal } = call.ctx;
@@ -60,9 +63,11 @@ export const deadlineInterceptor: ServerInterceptor = async (call, next) => {
     onAbort = () => reject(new RpcError(status.DEADLINE_EXCEEDED, `the call did not finish before its deadline (${deadline.toISOString()})`));
     signal.addEventListener("abort", onAbort, { once: true });
   });
+  const budget: CallBudget = { deadline, signal, inFlight: true };
   try {
-    return await Promise.race([next(), expired]);
+    return await Promise.race([withCallBudget(budget, next), expired]);
   } finally {
+    budget.inFlight = false;
     if (onAbort) signal.removeEventListener("abort", onAbort);
   }
 };

@@ -1,5 +1,6 @@
 import { and, asc, eq, inArray, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { outsideCall } from "@bazaar/platform/call-budget";
 import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
 import { events } from "@bazaar/platform/messaging/events";
@@ -196,7 +197,8 @@ export class SagaExecutor {
    */
   runNow(orderId: string): Promise<void> {
     if (this.stopping) return Promise.resolve();
-    return this.track(this.claim(1, orderId).then((claimed) => Promise.all(claimed.map((s) => this.drive(s))).then(() => undefined)));
+    // The saga outlives the call that asked for it: it must not be cancelled with that call.
+    return outsideCall(() => this.track(this.claim(1, orderId).then((claimed) => Promise.all(claimed.map((s) => this.drive(s))).then(() => undefined))));
   }
 
   /**
@@ -211,11 +213,13 @@ export class SagaExecutor {
 
   /** Works on a saga inserted with {@link claimNew}'s lease; resolves like {@link runNow}. */
   runClaimed(orderId: string, leaseOwner: string): Promise<void> {
-    return this.track(
-      (async () => {
-        const [saga] = await this.database.db.select().from(sagas).where(eq(sagas.orderId, orderId));
-        if (saga?.leaseOwner === leaseOwner && saga.step !== "done") await this.drive(saga);
-      })(),
+    return outsideCall(() =>
+      this.track(
+        (async () => {
+          const [saga] = await this.database.db.select().from(sagas).where(eq(sagas.orderId, orderId));
+          if (saga?.leaseOwner === leaseOwner && saga.step !== "done") await this.drive(saga);
+        })(),
+      ),
     );
   }
 
