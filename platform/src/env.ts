@@ -115,10 +115,10 @@ const bindHost = z.union([z.ipv4(), z.ipv6(), z.string().regex(/^[a-zA-Z0-9.-]+$
 /** Variables every process understands: where it listens, logging and tracing. */
 export const commonEnv = {
   /**
-   * "development" or "production" (see {@link deploymentMode}); unset, it follows NODE_ENV.
+   * "development" or "production" (see {@link deploymentMode}); unset or empty, it follows NODE_ENV.
    * Outside development a secret left at its development default refuses to start.
    */
-  DEPLOYMENT_MODE: z.enum(["development", "production"]).optional(),
+  DEPLOYMENT_MODE: z.enum(["development", "production", ""]).optional(),
   /**
    * The address every server of the process (gRPC, HTTP, metrics) binds. Loopback by default,
    * so a developer's machine exposes nothing to its network; compose.yaml sets 0.0.0.0.
