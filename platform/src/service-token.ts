@@ -10,11 +10,12 @@ export interface OAuthClient {
 
 /** Options of {@link ServiceTokenSource}. */
 export interface ServiceTokenSourceOptions {
-  /** How long one token request may take, in milliseconds. */
+  /** How long one token request may take, in milliseconds (default 3 s). */
   timeoutMs?: number;
-  /** How long before expiry a token is renewed, in milliseconds. */
-  renewBeforeMs?: number;
 }
+
+/** How long before it expires a token is renewed. */
+const renewBeforeMs = 60_000;
 
 /** A token endpoint's success response (RFC 6749 §5.1), the fields used. */
 interface TokenResponse {
@@ -36,22 +37,21 @@ export function basicCredentials(clientId: string, clientSecret: string): string
  * A service's own access token, for calls it makes on nobody's behalf (the orders saga
  * resuming after a restart, the BFF signing shoppers in): obtained from identity's token
  * endpoint with the OAuth 2.0 client-credentials grant (RFC 6749 §4.4, client_secret_basic),
- * cached, and renewed a minute before it expires. Concurrent callers share one request. While
- * a renewal fails, the current token is used until it expires; after that the error (naming
- * the endpoint and what it answered) reaches the caller.
+ * cached, and renewed a minute before it expires (halfway, for a token shorter-lived than two
+ * minutes). Concurrent callers share one request. While a renewal fails, the current token is
+ * used until it expires (retrying each second); after that the error, naming the endpoint and
+ * what it answered, reaches the caller.
  */
 export class ServiceTokenSource {
   private current: { token: string; renewAt: number; expiresAt: number } | undefined;
   private pending: Promise<string> | undefined;
   private readonly timeoutMs: number;
-  private readonly renewBeforeMs: number;
 
   constructor(
     private readonly client: OAuthClient,
     options: ServiceTokenSourceOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? 3_000;
-    this.renewBeforeMs = options.renewBeforeMs ?? 60_000;
   }
 
   /** A valid token (fetching a new one when needed). */
@@ -60,10 +60,12 @@ export class ServiceTokenSource {
     if (this.current && now < this.current.renewAt) return Promise.resolve(this.current.token);
     this.pending ??= this.request()
       .catch((err: unknown) => {
-        // Renewal failed but the token in hand is still good for a while: keep using it.
+        // Renewal failed but the token in hand is still good for a while: keep using it, and
+        // try again in a second rather than on every call.
         const held = this.current;
         if (held && Date.now() < held.expiresAt - 5_000) {
           log.warn("service token renewal failed; using the current token until it expires", { err: (err as Error).message });
+          held.renewAt = Date.now() + 1_000;
           return held.token;
         }
         throw err;
@@ -101,7 +103,7 @@ export class ServiceTokenSource {
     const now = Date.now();
     const expiresAt = now + body.expires_in * 1000;
     // A token shorter-lived than the renewal margin is renewed halfway through its life.
-    const renewAt = Math.max(now + (body.expires_in * 1000) / 2, expiresAt - this.renewBeforeMs);
+    const renewAt = Math.max(now + (body.expires_in * 1000) / 2, expiresAt - renewBeforeMs);
     this.current = { token: body.access_token, renewAt, expiresAt };
     return body.access_token;
   }
