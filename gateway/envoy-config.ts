@@ -30,6 +30,8 @@ export interface EdgeMethod {
   access: Access;
   /** A read that may be retried: Get*, List*, BatchGet*. */
   idempotentRead: boolean;
+  /** Marked deprecated in its proto: retired, so never let through without a token, whatever its access. */
+  deprecated: boolean;
 }
 
 /** One gRPC service of the catalog with its methods. */
@@ -71,7 +73,7 @@ export async function loadEdgeServices(): Promise<EdgeService[]> {
       methods: service.methods.map((m: DescMethod) => {
         const level = access[m.localName];
         if (!level) throw new Error(`${entry.name}: ${entry.name}Access declares no access for ${m.name}`);
-        return { path: `/${typeName}/${m.name}`, access: level, idempotentRead: readPattern.test(m.name) };
+        return { path: `/${typeName}/${m.name}`, access: level, idempotentRead: readPattern.test(m.name), deprecated: m.deprecated };
       }),
     });
   }
@@ -240,8 +242,9 @@ function jwtAuthn(services: EdgeService[]) {
   const identity = services.find((s) => s.name === "identity");
   if (!identity) throw new Error("the catalog has no identity service: the gateway has no JWKS to verify tokens with");
   const rules: unknown[] = [];
-  // Public RPCs pass without a token (a rule without `requires` verifies nothing).
-  for (const s of services) for (const m of s.methods) if (m.access === "public") rules.push({ match: { path: m.path } });
+  // Public RPCs pass without a token (a rule without `requires` verifies nothing); deprecated
+  // ones do not, as nothing outside should still call them.
+  for (const s of services) for (const m of s.methods) if (m.access === "public" && !m.deprecated) rules.push({ match: { path: m.path } });
   rules.push({ match: { prefix: "/grpc.health.v1.Health/" } });
   // Reflection describes every service to whoever asks: it is for inside the trust boundary,
   // so from the internet it takes a valid access token like any non-public RPC.

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { amqpEnv, commonEnv, flagVar, hostPort, parseEnv, portVar, redisEnv, serviceAuthEnv } from "@bazaar/platform/env";
+import { amqpEnv, commonEnv, flagVar, hostPort, oauthClientEnv, parseEnv, portVar, redisEnv } from "@bazaar/platform/env";
 import { defaultGrpcAddress, serviceEntry } from "@bazaar/platform/service-catalog";
 
 /** A proxy's address or network. */
@@ -15,9 +15,9 @@ export const env = parseEnv(
     METRICS_PORT: portVar(serviceEntry("bff").metricsPort),
     /** The identity service's gRPC address (sign-up, sign-in, token refresh). */
     IDENTITY_ADDR: hostPort.default(defaultGrpcAddress("identity")),
-    // The BFF signs in for shoppers with a service token of its own (traded for this secret),
-    // so that identity believes the shopper's address it passes along (see routes/auth.ts).
-    INTERNAL_AUTH_SECRET: serviceAuthEnv.INTERNAL_AUTH_SECRET,
+    // The BFF signs in for shoppers with a service token of its own (its OAuth client's), so
+    // that identity believes the shopper's address it passes along (see routes/auth.ts).
+    ...oauthClientEnv("bff"),
     /** The catalog service's gRPC address. */
     CATALOG_ADDR: hostPort.default(defaultGrpcAddress("catalog")),
     /** The inventory service's gRPC address. */

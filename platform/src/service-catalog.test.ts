@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { authEnv, serviceAuthEnv, serviceEnv } from "./env.ts";
-import { defaultGrpcAddress, jwksUrl, serviceCatalog, serviceEntry, type ServiceName } from "./service-catalog.ts";
+import { authEnv, oauthClientEnv, serviceEnv } from "./env.ts";
+import { defaultGrpcAddress, jwksUrl, peerEnv, serviceCatalog, serviceEntry, type ServiceName, tokenEndpointUrl } from "./service-catalog.ts";
 
 describe("service catalog", () => {
   test("a service's env defaults are its catalog entry's ports and database", () => {
@@ -30,8 +30,13 @@ describe("service catalog", () => {
   test("token and service-token defaults point at identity's catalog ports", () => {
     const identity = serviceEntry("identity");
     expect(z.object(authEnv).parse({}).JWKS_URL).toBe(`http://127.0.0.1:${identity.httpPort}/.well-known/jwks.json`);
-    expect(z.object(serviceAuthEnv).parse({}).IDENTITY_ADDR).toBe(`127.0.0.1:${identity.grpcPort}`);
+    expect(z.object(oauthClientEnv("orders")).parse({})).toMatchObject({
+      OAUTH_TOKEN_URL: `http://127.0.0.1:${identity.httpPort}/oauth2/token`,
+      OAUTH_CLIENT_ID: "orders",
+    });
     expect(jwksUrl("identity", 80)).toBe("http://identity:80/.well-known/jwks.json");
+    expect(tokenEndpointUrl("identity", 80)).toBe("http://identity:80/oauth2/token");
+    expect(peerEnv((name) => ({ http: name === "identity" ? 19101 : 1 })).OAUTH_TOKEN_URL).toBe("http://127.0.0.1:19101/oauth2/token");
     expect(defaultGrpcAddress("orders")).toBe("127.0.0.1:50055");
   });
 

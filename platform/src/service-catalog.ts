@@ -161,12 +161,18 @@ export function jwksUrl(host = loopback, identityHttpPort: number = serviceEntry
   return `http://${joinHostPort(host, identityHttpPort)}/.well-known/jwks.json`;
 }
 
+/** identity's OAuth 2.0 token endpoint (client credentials), given its host and HTTP port. */
+export function tokenEndpointUrl(host = "127.0.0.1", identityHttpPort: number = serviceEntry("identity").httpPort): string {
+  return `http://${host}:${identityHttpPort}/oauth2/token`;
+}
+
 /** The repository's root directory, without a trailing slash: catalog entries and migrations are relative to it. */
 export const repositoryRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 /**
  * The variables that tell a process where its peers are, given where each process listens:
- * `<NAME>_ADDR` (host:port of each gRPC service) and `JWKS_URL` (identity's signing keys).
+ * `<NAME>_ADDR` (host:port of each gRPC service), `JWKS_URL` (identity's signing keys) and
+ * `OAUTH_TOKEN_URL` (identity's token endpoint).
  */
 export function peerEnv(portsOf: (name: string) => { grpc?: number; http: number }, host = loopback): Record<string, string> {
   const env: Record<string, string> = {};
@@ -175,6 +181,7 @@ export function peerEnv(portsOf: (name: string) => { grpc?: number; http: number
     if (ports.grpc !== undefined) env[`${peer.name.toUpperCase()}_ADDR`] = joinHostPort(host, ports.grpc);
   }
   env.JWKS_URL = jwksUrl(host, portsOf("identity").http);
+  env.OAUTH_TOKEN_URL = tokenEndpointUrl(host, portsOf("identity").http);
   return env;
 }
 

@@ -123,6 +123,15 @@ export const currencyCode: Rule<string, string> = (code) => {
   return code;
 };
 
+/** An OAuth client id (a service's): a lower-case letter, then 1 to 31 lower-case letters, digits or dashes. */
+export const oauthClientIdPattern = /^[a-z][a-z0-9-]{1,31}$/;
+
+/** What {@link oauthClientId} asks for, in words. */
+export const oauthClientIdRule = "must be a client id: a lower-case letter, then 1 to 31 lower-case letters, digits or dashes";
+
+/** An OAuth client id such as orders. */
+export const oauthClientId: Rule<string, string> = (id) => (oauthClientIdPattern.test(id) ? id : violation(oauthClientIdRule));
+
 /**
  * An idempotency key: 8 to 128 visible ASCII characters. Keys end up in messages and logs, so
  * no spaces or control characters; a random UUID per operation is a good key.

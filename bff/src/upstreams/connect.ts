@@ -11,12 +11,25 @@ import { createOrdersClient } from "./orders.ts";
 export function connectUpstreams(
   env: Pick<
     BffEnv,
-    "IDENTITY_ADDR" | "INTERNAL_AUTH_SECRET" | "CATALOG_ADDR" | "INVENTORY_ADDR" | "CART_ADDR" | "ORDERS_ADDR" | "NOTIFICATIONS_ADDR" | "UPSTREAM_TIMEOUT_MS"
+    | "IDENTITY_ADDR"
+    | "OAUTH_TOKEN_URL"
+    | "OAUTH_CLIENT_ID"
+    | "OAUTH_CLIENT_SECRET"
+    | "CATALOG_ADDR"
+    | "INVENTORY_ADDR"
+    | "CART_ADDR"
+    | "ORDERS_ADDR"
+    | "NOTIFICATIONS_ADDR"
+    | "UPSTREAM_TIMEOUT_MS"
   >,
 ): Upstreams {
   const timeout = env.UPSTREAM_TIMEOUT_MS;
   return {
-    identity: createIdentityClient(env.IDENTITY_ADDR, timeout, env.INTERNAL_AUTH_SECRET),
+    identity: createIdentityClient(env.IDENTITY_ADDR, timeout, {
+      tokenUrl: env.OAUTH_TOKEN_URL,
+      clientId: env.OAUTH_CLIENT_ID,
+      clientSecret: env.OAUTH_CLIENT_SECRET,
+    }),
     catalog: createCatalogClient(env.CATALOG_ADDR, timeout),
     inventory: createInventoryClient(env.INVENTORY_ADDR, timeout),
     cart: createCartClient(env.CART_ADDR, timeout),

@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import { type RedisConnection, connectRedis } from "@bazaar/platform/cache";
 import { Broker } from "@bazaar/platform/messaging/broker";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
-import { serviceAuthEnv } from "@bazaar/platform/env";
+import { developmentClientSecret } from "@bazaar/platform/env";
 import { testEnv, testRedisPrefix } from "@bazaar/testkit/fixtures";
 import type { ServiceName } from "@bazaar/platform/service-catalog";
 import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
@@ -50,8 +50,10 @@ export async function startBffTestPlatform(env: Parameters<typeof startTestPlatf
     const at = (name: ServiceName) => overrides[name] ?? platform.address(name);
     return connectUpstreams({
       IDENTITY_ADDR: at("identity"),
-      // The test platform's identity runs with the development default.
-      INTERNAL_AUTH_SECRET: serviceAuthEnv.INTERNAL_AUTH_SECRET.parse(undefined),
+      // The test platform's identity knows the development clients, the BFF's among them.
+      OAUTH_TOKEN_URL: `${platform.httpUrl("identity")}/oauth2/token`,
+      OAUTH_CLIENT_ID: "bff",
+      OAUTH_CLIENT_SECRET: developmentClientSecret("bff"),
       CATALOG_ADDR: at("catalog"),
       INVENTORY_ADDR: at("inventory"),
       CART_ADDR: at("cart"),

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { postgresError } from "@bazaar/platform/db";
@@ -29,10 +29,6 @@ export interface AccountsOptions {
   accessTokenTtlSeconds: number;
   /** Lifetime of each refresh token, in seconds. */
   refreshTokenTtlSeconds: number;
-  /** Lifetime of a service's access token, in seconds. */
-  serviceTokenTtlSeconds: number;
-  /** The deployment's internal secret, which services trade for a service token. */
-  internalSecret: string;
 }
 
 /** A new account, already validated. */
@@ -57,7 +53,7 @@ function withoutHash({ passwordHash: _passwordHash, ...user }: UserRow): User {
 
 /**
  * Accounts and sessions: registration, password sign-in, refresh-token rotation with reuse
- * detection, logout, and service tokens for the deployment's own services.
+ * detection and logout. (Services get their tokens at the token endpoint, token-endpoint.ts.)
  */
 export class Accounts {
   constructor(
@@ -235,26 +231,4 @@ export class Accounts {
     const [row] = await this.database.db.select().from(users).where(eq(users.email, email));
     return row ? withoutHash(row) : undefined;
   }
-
-  /**
-   * An access token for one of the deployment's services (subject "service:<name>", role
-   * "service"), for whoever knows the internal secret. UNAUTHENTICATED otherwise.
-   */
-  async serviceToken(serviceName: string, secret: string): Promise<AccessToken> {
-    if (!secretMatches(secret, this.options.internalSecret)) {
-      log.warn("service token refused: wrong secret", { serviceName });
-      throw new UnauthenticatedError("the secret is wrong");
-    }
-    return this.tokens.issue(`service:${serviceName}`, ["service"], this.options.serviceTokenTtlSeconds);
-  }
-}
-
-/**
- * Compares secrets in constant time: both sides are hashed first, so the comparison runs on
- * equal-length digests and neither the content nor the length of the secret leaks by timing.
- */
-export function secretMatches(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b) && given.length > 0;
 }

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import type { AccountsOptions } from "./accounts.ts";
-import { amqpEnv, authEnv, flagVar, parseEnv, redisEnv, serviceAuthEnv, serviceEnv } from "@bazaar/platform/env";
+import { amqpEnv, authEnv, flagVar, parseEnv, redisEnv, serviceEnv } from "@bazaar/platform/env";
+import { oauthClientsVar } from "./oauth-clients.ts";
+import type { TokenEndpointOptions } from "./token-endpoint.ts";
 
 const seconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -15,8 +17,8 @@ export const env = parseEnv(
     // identity verifies tokens against its own key set, in process (see main.ts).
     JWT_ISSUER: authEnv.JWT_ISSUER,
     JWT_AUDIENCE: authEnv.JWT_AUDIENCE,
-    // Only INTERNAL_AUTH_SECRET: identity is the one that checks it.
-    INTERNAL_AUTH_SECRET: serviceAuthEnv.INTERNAL_AUTH_SECRET,
+    /** The OAuth clients (calling services) and the hashes of their secrets; see oauth-clients.ts. */
+    OAUTH_CLIENTS: oauthClientsVar,
     /** Lifetime of a user's access token. */
     ACCESS_TOKEN_TTL_SECONDS: seconds(30, 86_400, 900),
     /** Lifetime of a refresh token (each Refresh issues a new one with a fresh lifetime). */
@@ -25,8 +27,8 @@ export const env = parseEnv(
     REFRESH_TOKEN_PURGE_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
     /** How long a family's rows are kept after its last token expired (clock skew, requests in flight). */
     REFRESH_TOKEN_PURGE_GRACE_SECONDS: seconds(60, 30 * 86_400, 86_400),
-    /** Lifetime of a service's access token (IssueServiceToken). */
-    SERVICE_TOKEN_TTL_SECONDS: seconds(30, 86_400, 600),
+    /** Lifetime of a service's access token (the token endpoint's); callers renew a minute early. */
+    SERVICE_TOKEN_TTL_SECONDS: seconds(30, 3_600, 300),
     /**
      * Where identity is reached from outside, e.g. https://identity.bazaar.example; the
      * discovery document's jwks_uri is built from it. Unset: from the request's Host.
@@ -45,10 +47,14 @@ export const env = parseEnv(
   }),
 );
 
-/** Token lifetimes and the secret services prove themselves with, as Accounts takes them. */
+/** Token lifetimes, as Accounts takes them. */
 export const accountSettings: AccountsOptions = {
   accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
   refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
-  serviceTokenTtlSeconds: env.SERVICE_TOKEN_TTL_SECONDS,
-  internalSecret: env.INTERNAL_AUTH_SECRET,
+};
+
+/** The clients and the service-token lifetime, as the token endpoint takes them. */
+export const tokenEndpointSettings: TokenEndpointOptions = {
+  clients: env.OAUTH_CLIENTS,
+  ttlSeconds: env.SERVICE_TOKEN_TTL_SECONDS,
 };

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { RedisConnection } from "@bazaar/platform/cache";
 import { ResourceExhaustedError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
+import { type DelayPolicy, FailureDelays, growingWaitLua, waitInWords } from "./failure-delays.ts";
 
 /** Options of {@link LoginThrottle}. */
 export interface LoginThrottleOptions {
@@ -35,30 +36,15 @@ export const defaultLoginThrottle: LoginThrottleOptions = {
   accountDelayMs: 1_000,
 };
 
-// The per-address delay, shared by both scripts: forget the address's entries older than its
-// window; past its free failures, the wait left (ms) until the delay since its last failure,
-// doubling with each failure, has passed; else 0.
-const addressWaitLua = `
-local function addressWait(key, now, aWindow, aFree, aBase, aMax)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - aWindow)
-  local a = redis.call('ZCARD', key)
-  if a >= aFree then
-    local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    local delay = math.min(aMax, aBase * 2 ^ (a - aFree))
-    if now < tonumber(last[2]) + delay then return math.max(1, tonumber(last[2]) + delay - now) end
-  end
-  return 0
-end
-`;
-
 // Three sorted sets of failure timestamps: KEYS[1] per (address, email), KEYS[2] per address,
 // KEYS[3] per email. Atomically: forget entries older than their window; refuse when the pair
 // has `maxFailures` (answer: until the oldest leaves the window) or when the address is past
-// its free failures and the growing delay since its last failure has not passed; otherwise
+// its free failures and the growing delay since its last failure has not passed (see
+// failure-delays.ts, which also records sign-up probes on the per-address set); otherwise
 // record this attempt in all three and answer whether the email is past its ceiling (slow it).
 // Recording before the password is checked (and removing the record on success) means
 // parallel guesses cannot all slip past the check. Refused attempts are not recorded.
-const attemptScript = `${addressWaitLua}
+const attemptScript = `${growingWaitLua}
 local now = tonumber(ARGV[1])
 local window, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local aWindow, aFree, aBase, aMax = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -70,7 +56,7 @@ if n >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
   return {1, math.max(1, tonumber(oldest[2]) + window - now)}
 end
-local wait = addressWait(KEYS[2], now, aWindow, aFree, aBase, aMax)
+local wait = growingWait(KEYS[2], now, aWindow, aFree, aBase, aMax)
 if wait > 0 then return {2, wait} end
 local slow = redis.call('ZCARD', KEYS[3]) >= ceiling and 1 or 0
 redis.call('ZADD', KEYS[1], now, ARGV[2])
@@ -82,26 +68,8 @@ redis.call('PEXPIRE', KEYS[3], window)
 return {0, slow}
 `;
 
-// A sign-up probe from one address, on the per-address set of attempts (KEYS[1]): refused
-// while the address waits out its growing delay (as in attemptScript); otherwise recorded.
-const probeScript = `${addressWaitLua}
-local now = tonumber(ARGV[1])
-local wait = addressWait(KEYS[1], now, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-if wait > 0 then return wait end
-local aWindow = tonumber(ARGV[3])
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], aWindow)
-return 0
-`;
-
 /** The refusal of an address that is waiting out its growing delay. */
-const addressRefusal = (waitMs: number) => new ResourceExhaustedError(`too many failed sign-ins from your address; try again in ${inWords(waitMs)}`);
-
-/** A wait in words: seconds under two minutes, minutes above. */
-function inWords(ms: number): string {
-  const [n, unit] = ms < 120_000 ? [Math.ceil(ms / 1000), "second"] : [Math.ceil(ms / 60_000), "minute"];
-  return `${n} ${unit}${n === 1 ? "" : "s"}`;
-}
+const addressRefusal = (waitMs: number) => new ResourceExhaustedError(`too many failed sign-ins from your address; try again in ${waitInWords(waitMs)}`);
 
 /** A recorded attempt: pass it to {@link LoginThrottle.succeeded} when the password was right. */
 export interface LoginAttempt {
@@ -131,12 +99,20 @@ export interface LoginAttempt {
  */
 export class LoginThrottle {
   private readonly options: LoginThrottleOptions;
+  private readonly probes: FailureDelays;
 
   constructor(
     private readonly redis: RedisConnection,
     options: Partial<LoginThrottleOptions> = {},
   ) {
     this.options = { ...defaultLoginThrottle, ...options };
+    this.probes = new FailureDelays(redis, "sign-up");
+  }
+
+  /** The per-address count's policy, shared by login attempts and sign-up probes. */
+  private get addressPolicy(): DelayPolicy {
+    const o = this.options;
+    return { windowMs: o.addressWindowMs, freeFailures: o.addressFreeFailures, baseDelayMs: o.addressBaseDelayMs, maxDelayMs: o.addressMaxDelayMs };
   }
 
   // Emails and addresses are hashed: keys should not carry personal data. The per-email key
@@ -167,7 +143,7 @@ export class LoginThrottle {
       return attempt;
     }
     const [refused, value] = reply.map(Number) as [number, number];
-    if (refused === 1) throw new ResourceExhaustedError(`too many attempts; try again in ${inWords(value)}`);
+    if (refused === 1) throw new ResourceExhaustedError(`too many attempts; try again in ${waitInWords(value)}`);
     if (refused === 2) throw addressRefusal(value);
     if (value === 1) await Bun.sleep(o.accountDelayMs);
     return attempt;
@@ -181,25 +157,14 @@ export class LoginThrottle {
    * did not find its email taken.
    */
   async signUpProbe(address: string): Promise<LoginAttempt> {
-    const o = this.options;
-    const probe = { email: "", address, id: crypto.randomUUID() };
-    let waitMs: number;
-    try {
-      const args = [Date.now(), probe.id, o.addressWindowMs, o.addressFreeFailures, o.addressBaseDelayMs, o.addressMaxDelayMs];
-      waitMs = Number(await this.redis.client.eval(probeScript, { keys: [this.keys("", address)[1]!], arguments: args.map(String) }));
-    } catch (err) {
-      log.warn("sign-up throttle unavailable; allowing the attempt", { err: (err as Error).message });
-      return probe;
-    }
-    if (waitMs > 0) throw addressRefusal(waitMs);
-    return probe;
+    const verdict = await this.probes.attempt([{ key: this.keys("", address)[1] as string, policy: this.addressPolicy }]);
+    if (!verdict.allowed) throw addressRefusal(verdict.waitMs);
+    return { email: "", address, id: verdict.attempt.id };
   }
 
   /** After a sign-up that did not find its email taken: it taught nothing, and does not count. */
   async clearSignUpProbe(probe: LoginAttempt): Promise<void> {
-    await this.redis.client.zRem(this.keys("", probe.address)[1]!, probe.id).catch((err: unknown) => {
-      log.warn("could not clear the sign-up attempt", { err: (err as Error).message });
-    });
+    await this.probes.forget({ id: probe.id, keys: [this.keys("", probe.address)[1] as string] });
   }
 
   /** After a successful login: clears the address's failures for the email; the attempt itself is not a failure. */

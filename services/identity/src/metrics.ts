@@ -22,3 +22,14 @@ export const refreshTokensPurged = new Counter({
   help: "Expired refresh tokens deleted by the purge.",
   registers: [registry],
 });
+
+/**
+ * Requests to the OAuth token endpoint, by outcome: issued, or the OAuth error answered
+ * (invalid_client counts failed client authentications; temporarily_unavailable, throttled ones).
+ */
+export const tokenRequests = new Counter({
+  name: "bazaar_identity_token_requests_total",
+  help: "OAuth token endpoint requests by outcome: issued or the error code.",
+  labelNames: ["outcome"] as const,
+  registers: [registry],
+});

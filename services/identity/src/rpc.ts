@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { clientAddressMetadata, isAdmin, requireUserId } from "@bazaar/platform/auth";
-import { NotFoundError } from "@bazaar/platform/errors";
+import { FailedPreconditionError, NotFoundError } from "@bazaar/platform/errors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import type { CallContext } from "@bazaar/platform/grpc/interceptors";
 import type { IdentityService, TokensSchema, UserSchema } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -14,14 +14,18 @@ import { field, nonEmpty, text, uuid, validate, violation } from "@bazaar/platfo
 const atom = "[a-z0-9!#$%&'*+/=?^_`{|}~-]+";
 const label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const emailPattern = new RegExp(`^${atom}(?:\\.${atom})*@${label}(?:\\.${label})+$`);
-const servicePattern = /^[a-z][a-z0-9-]{1,31}$/;
 // Control characters, and the invisible format characters (bidi overrides …) that spoof names.
 const unprintable = /[\p{Cc}\p{Cf}]/u;
 
 /** Length in characters (code points), not UTF-16 units. */
 const length = (s: string) => [...s].length;
 
-/** Who may call what: signing in is for anyone; reading a user needs a signed-in caller. */
+/**
+ * Who may call what: signing in is for anyone; reading a user needs a signed-in caller.
+ * IssueServiceToken is retired and refuses everyone; it stays "public" here so that an old
+ * caller, which has no token yet, reaches the refusal that names the token endpoint instead of
+ * an UNAUTHENTICATED. The gateway does not let deprecated RPCs through without a token.
+ */
 export const identityAccess: ServiceAccess<typeof IdentityService> = {
   register: "public",
   login: "public",
@@ -30,6 +34,14 @@ export const identityAccess: ServiceAccess<typeof IdentityService> = {
   getUser: "user",
   issueServiceToken: "public",
 };
+
+/** The refusal of the retired IssueServiceToken, naming what replaced it. */
+export const issueServiceTokenRetired = () =>
+  new FailedPreconditionError(
+    "IssueServiceToken is retired: get a service token from identity's OAuth 2.0 token endpoint, POST /oauth2/token on its HTTP port " +
+      "(grant_type=client_credentials, client id and secret in an Authorization: Basic header; see the token_endpoint of /.well-known/openid-configuration)",
+    [{ type: "DEPRECATED", subject: "bazaar.identity.v1.IdentityService/IssueServiceToken", description: "use the OAuth 2.0 token endpoint /oauth2/token" }],
+  );
 
 /** Row → message. */
 export function toUserMessage(u: User): MessageInitShape<typeof UserSchema> {
@@ -150,15 +162,8 @@ export function identityHandlers(accounts: Accounts): ServiceImpl<typeof Identit
       return { user: toUserMessage(await accounts.user(id)) };
     },
 
-    async issueServiceToken(req) {
-      validate({
-        serviceName: field("service_name", req.serviceName, (name) => {
-          if (!servicePattern.test(name)) violation("must be a service name: a lower-case letter, then 1 to 31 lower-case letters, digits or dashes");
-          return name;
-        }),
-      });
-      const access = await accounts.serviceToken(req.serviceName, req.secret);
-      return { accessToken: access.token, expireTime: timestampFromDate(access.expiresAt) };
+    issueServiceToken() {
+      throw issueServiceTokenRetired();
     },
   };
 }

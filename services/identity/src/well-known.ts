@@ -1,6 +1,7 @@
 import type { Hono } from "hono";
 import type { JSONWebKeySet } from "jose";
 import { jwtSettings } from "@bazaar/platform/auth";
+import { supportedAuthMethods, supportedGrantTypes, tokenEndpointPath } from "./token-endpoint.ts";
 
 /** Options of {@link addWellKnownRoutes}. */
 export interface WellKnownOptions {
@@ -21,8 +22,9 @@ const cacheControl = "public, max-age=300";
 
 /**
  * Serves the documents verifiers need: the JWKS (RFC 7517) at /.well-known/jwks.json and an
- * OpenID Provider discovery document at /.well-known/openid-configuration that points to it.
- * Sign-in itself happens over gRPC, so the document lists no authorization or token endpoint.
+ * OpenID Provider discovery document at /.well-known/openid-configuration that points to it
+ * and to the token endpoint (client credentials for services, see token-endpoint.ts). Users
+ * sign in over gRPC, so the document lists no authorization endpoint.
  */
 export function addWellKnownRoutes(app: Hono, options: WellKnownOptions): void {
   const jwksBody = JSON.stringify(options.jwks);
@@ -33,6 +35,9 @@ export function addWellKnownRoutes(app: Hono, options: WellKnownOptions): void {
       {
         issuer: options.issuer,
         jwks_uri: `${base}/.well-known/jwks.json`,
+        token_endpoint: `${base}${tokenEndpointPath}`,
+        grant_types_supported: supportedGrantTypes,
+        token_endpoint_auth_methods_supported: supportedAuthMethods,
         subject_types_supported: ["public"],
         id_token_signing_alg_values_supported: [jwtSettings.algorithm],
         claims_supported: ["iss", "aud", "sub", "roles", "iat", "exp", "jti"],

@@ -17,7 +17,7 @@ import { eventually } from "@bazaar/testkit/eventually";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "../src/access-tokens.ts";
-import { Accounts, secretMatches } from "../src/accounts.ts";
+import { Accounts } from "../src/accounts.ts";
 import * as schema from "../src/db/schema.ts";
 import { LoginThrottle } from "../src/login-throttle.ts";
 import { identityAccess, identityHandlers } from "../src/rpc.ts";
@@ -32,11 +32,11 @@ const scope = new TestScope();
 const redisPrefix = scope.redisPrefix();
 const issuer = "https://identity.bazaar.local";
 const audience = "bazaar";
-const internalSecret = "a-test-internal-secret-of-some-length";
 const accessTtl = 900;
 let db: IdentityDatabase;
 let redis: RedisConnection;
 let accounts: Accounts;
+let tokenIssuer: AccessTokenIssuer;
 let grpc: TestGrpcServer<typeof IdentityService>;
 let client: GrpcClient<typeof IdentityService>;
 let http: ReturnType<typeof Bun.serve>;
@@ -47,12 +47,8 @@ beforeAll(async () => {
   db = await scope.database("identity", schema);
   const keys = await loadKeyRing(db);
   redis = scope.add(await connectRedis(testEnv.REDIS_URL, redisPrefix), (r) => r.close());
-  accounts = new Accounts(db, new AccessTokenIssuer(keys.signing, { issuer, audience }), new LoginThrottle(redis), {
-    accessTokenTtlSeconds: accessTtl,
-    refreshTokenTtlSeconds: 30 * 86_400,
-    serviceTokenTtlSeconds: 600,
-    internalSecret,
-  });
+  tokenIssuer = new AccessTokenIssuer(keys.signing, { issuer, audience });
+  accounts = new Accounts(db, tokenIssuer, new LoginThrottle(redis), { accessTokenTtlSeconds: accessTtl, refreshTokenTtlSeconds: 30 * 86_400 });
   const app = new Hono();
   addWellKnownRoutes(app, { issuer, jwks: keys.jwks });
   http = scope.add(Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }), (h) => h.stop(true));
@@ -68,6 +64,8 @@ beforeAll(async () => {
 afterAll(() => scope.cleanup(), 60_000);
 
 const password = "correct horse battery";
+// A service's token, as the token endpoint issues it (token-endpoint.test.ts tests the endpoint).
+const serviceTokenOf = async (clientId: string) => (await tokenIssuer.issue(`service:${clientId}`, ["service"], 300)).token;
 const newEmail = () => `${uniqueName("user")}@example.com`;
 
 async function signUp(email = newEmail()) {
@@ -282,7 +280,7 @@ describe("Login throttling: nobody can lock an owner out", () => {
   // The BFF signs in for shoppers elsewhere: with a service token it names their address.
   let serviceToken: string;
   beforeAll(async () => {
-    serviceToken = (await accounts.serviceToken("bff", internalSecret)).token;
+    serviceToken = await serviceTokenOf("bff");
   });
   const from = (address: string) => ({ metadata: { ...bearer(serviceToken).metadata, "x-client-address": address } });
   const guess = (email: string, address: string) => rpcError(client.login({ email, password: "wrong password!" }, from(address)));
@@ -497,7 +495,7 @@ describe("GetUser", () => {
   });
 
   test("a service reads any user, but has no 'own' account", async () => {
-    const { accessToken } = await client.issueServiceToken({ serviceName: "orders", secret: internalSecret });
+    const accessToken = await serviceTokenOf("orders");
     expect((await client.getUser({ id: bob.user.id }, bearer(accessToken))).user?.id).toBe(bob.user.id);
     expect((await rpcError(client.getUser({ id: "" }, bearer(accessToken)))).code).toBe(status.PERMISSION_DENIED);
   });
@@ -517,35 +515,15 @@ describe("GetUser", () => {
   });
 });
 
-describe("IssueServiceToken", () => {
-  test("with the right secret gives a short-lived token for service:<name> with the role service", async () => {
-    const before = Date.now();
-    const res = await client.issueServiceToken({ serviceName: "orders", secret: internalSecret });
-    expect(await verifier.verify(res.accessToken)).toEqual({ subject: "service:orders", userId: undefined, roles: ["service"] });
-    const ttl = (timestampDate(res.expireTime!).getTime() - before) / 1000;
-    expect(ttl).toBeGreaterThan(590);
-    expect(ttl).toBeLessThanOrEqual(601);
-  });
-
-  test("a wrong or empty secret is UNAUTHENTICATED", async () => {
-    for (const secret of ["", "wrong", `${internalSecret}x`, internalSecret.slice(0, -1)]) {
-      const err = await rpcError(client.issueServiceToken({ serviceName: "orders", secret }));
-      expect(err.code).toBe(status.UNAUTHENTICATED);
-    }
-  });
-
-  test("a malformed service name is INVALID_ARGUMENT", async () => {
-    for (const serviceName of ["", "Orders", "o", "9orders", "orders service", "a".repeat(33)]) {
-      const err = await rpcError(client.issueServiceToken({ serviceName, secret: internalSecret }));
-      expect(err.code).toBe(status.INVALID_ARGUMENT);
-      expect(err.message).toStartWith("service_name: ");
-    }
-  });
-
-  test("the secret comparison tells equal from different secrets of any length", () => {
-    expect(secretMatches(internalSecret, internalSecret)).toBe(true);
-    expect(secretMatches("", "")).toBe(false);
-    expect(secretMatches("short", internalSecret)).toBe(false);
+describe("IssueServiceToken (retired)", () => {
+  test("refuses even the old shared secret with FAILED_PRECONDITION naming the token endpoint that replaced it", async () => {
+    const err = await rpcError(client.issueServiceToken({ serviceName: "orders", secret: "bazaar-dev-internal-secret-change-me" }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.message).toContain("IssueServiceToken is retired");
+    expect(err.message).toContain("POST /oauth2/token");
+    expect(err.preconditions).toEqual([
+      { type: "DEPRECATED", subject: "bazaar.identity.v1.IdentityService/IssueServiceToken", description: "use the OAuth 2.0 token endpoint /oauth2/token" },
+    ]);
   });
 });
 

@@ -58,10 +58,12 @@ async function json(url: string): Promise<{ body: Record<string, unknown>; heade
 }
 
 describe("well-known documents", () => {
-  test("the OpenID discovery document names the issuer, the JWKS URL and ES256", async () => {
+  test("the OpenID discovery document names the issuer, the JWKS URL, the token endpoint and ES256", async () => {
     const { body, headers } = await json(`${replicas[0]!.httpUrl}/.well-known/openid-configuration`);
     expect(body.issuer).toBe(issuer);
     expect(body.jwks_uri).toBe(`${replicas[0]!.httpUrl}/.well-known/jwks.json`);
+    expect(body.token_endpoint).toBe(`${replicas[0]!.httpUrl}/oauth2/token`);
+    expect(body.grant_types_supported).toEqual(["client_credentials"]);
     expect(body.id_token_signing_alg_values_supported).toEqual(["ES256"]);
     expect(body.subject_types_supported).toEqual(["public"]);
     expect(headers.get("cache-control")).toBe("public, max-age=300");

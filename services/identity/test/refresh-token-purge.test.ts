@@ -29,12 +29,7 @@ beforeAll(async () => {
   const keys = await loadKeyRing(db);
   const redis = scope.add(await connectRedis(testEnv.REDIS_URL, scope.redisPrefix()), (r) => r.close());
   const issuer = new AccessTokenIssuer(keys.signing, { issuer: "https://identity.bazaar.local", audience: "bazaar" });
-  accounts = new Accounts(db, issuer, new LoginThrottle(redis), {
-    accessTokenTtlSeconds: 900,
-    refreshTokenTtlSeconds: 30 * day,
-    serviceTokenTtlSeconds: 600,
-    internalSecret: "a-test-internal-secret-of-some-length",
-  });
+  accounts = new Accounts(db, issuer, new LoginThrottle(redis), { accessTokenTtlSeconds: 900, refreshTokenTtlSeconds: 30 * day });
   userId = (await accounts.createAccount({ email: `${uniqueName("purge")}@example.com`, password: "correct horse battery", displayName: "Purge" })).id;
 }, 60_000);
 

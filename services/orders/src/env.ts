@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { amqpEnv, authEnv, hostPort, parseEnv, serviceAuthEnv, serviceEnv } from "@bazaar/platform/env";
+import { amqpEnv, authEnv, hmacKeyVar, hostPort, oauthClientEnv, parseEnv, serviceEnv } from "@bazaar/platform/env";
 import { defaultGrpcAddress } from "@bazaar/platform/service-catalog";
 
 const ms = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -11,7 +11,8 @@ export const env = parseEnv(
       ...serviceEnv("orders"),
       ...amqpEnv,
       ...authEnv,
-      ...serviceAuthEnv,
+      // The saga calls inventory and payments as the orders service (its own OAuth client).
+      ...oauthClientEnv("orders"),
       /** Where the saga's peers are. */
       CATALOG_ADDR: hostPort.default(defaultGrpcAddress("catalog")),
       INVENTORY_ADDR: hostPort.default(defaultGrpcAddress("inventory")),
@@ -30,9 +31,9 @@ export const env = parseEnv(
       /**
        * The key of the HMAC that fingerprints the card in a PlaceOrder request hash (to tell a
        * retry from a different request). Keyed, so a stored hash cannot be brute-forced back to a
-       * card number; set a long random value in any real deployment.
+       * card number. Its development default is refused outside development.
        */
-      REQUEST_HASH_SECRET: z.string().min(16, "must be at least 16 characters").default("bazaar-dev-orders-request-hash-change-me"),
+      REQUEST_HASH_SECRET: hmacKeyVar("bazaar-dev-orders-request-hash-change-me"),
     })
     .refine((e) => e.SAGA_CALL_TIMEOUT_MS * 2 <= e.SAGA_LEASE_MS, {
       message: "must be at most half of SAGA_LEASE_MS, so a step always ends inside its lease",

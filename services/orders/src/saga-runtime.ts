@@ -14,7 +14,7 @@ import type { SagaPorts } from "./saga-ports.ts";
  * (closers run in reverse order).
  */
 export function startSaga(service: ServiceHost, database: OrdersDatabase, relay: OutboxSignal): { ports: SagaPorts; executor: SagaExecutor } {
-  const tokens = new ServiceTokenSource(env.IDENTITY_ADDR, "orders", env.INTERNAL_AUTH_SECRET);
+  const tokens = new ServiceTokenSource({ tokenUrl: env.OAUTH_TOKEN_URL, clientId: env.OAUTH_CLIENT_ID, clientSecret: env.OAUTH_CLIENT_SECRET });
   const ports = grpcSagaPorts({
     catalogAddress: env.CATALOG_ADDR,
     inventoryAddress: env.INVENTORY_ADDR,
@@ -33,7 +33,6 @@ export function startSaga(service: ServiceHost, database: OrdersDatabase, relay:
   service.onShutdown("saga executor", async () => {
     await executor.stop();
     ports.close();
-    tokens.close();
   });
   return { ports, executor };
 }

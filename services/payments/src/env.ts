@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { amqpEnv, authEnv, parseEnv, serviceEnv } from "@bazaar/platform/env";
+import { amqpEnv, authEnv, hmacKeyVar, parseEnv, serviceEnv } from "@bazaar/platform/env";
 
 /** The payments service's configuration, validated at start. */
 export const env = parseEnv(
@@ -15,9 +15,9 @@ export const env = parseEnv(
     /**
      * The key of the HMAC-SHA-256 that fingerprints a charge request (card number included) for
      * idempotency checks. Keyed, so the stored fingerprint cannot be brute-forced back to a card
-     * number without it; set a long random value in any real deployment.
+     * number without it. Its development default is refused outside development.
      */
-    REQUEST_HASH_SECRET: z.string().min(16, "must be at least 16 characters").default("bazaar-dev-payments-request-hash-change-me"),
+    REQUEST_HASH_SECRET: hmacKeyVar("bazaar-dev-payments-request-hash-change-me"),
     /** How long a replica reuses the fault settings it read, in milliseconds (at most 1 s). */
     FAULT_SETTINGS_CACHE_MS: z.coerce.number().int().min(0).max(1000).default(500),
   }),

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bazaar/identity/v1/identity.proto.
  */
 export const file_bazaar_identity_v1_identity: GenFile = /*@__PURE__*/
-  fileDesc("CiFiYXphYXIvaWRlbnRpdHkvdjEvaWRlbnRpdHkucHJvdG8SEmJhemFhci5pZGVudGl0eS52MSJ3CgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisgEKBlRva2VucxIUCgxhY2Nlc3NfdG9rZW4YASABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEj0KGXJlZnJlc2hfdG9rZW5fZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkgKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiZgoQUmVnaXN0ZXJSZXNwb25zZRImCgR1c2VyGAEgASgLMhguYmF6YWFyLmlkZW50aXR5LnYxLlVzZXISKgoGdG9rZW5zGAIgASgLMhouYmF6YWFyLmlkZW50aXR5LnYxLlRva2VucyIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiYwoNTG9naW5SZXNwb25zZRImCgR1c2VyGAEgASgLMhguYmF6YWFyLmlkZW50aXR5LnYxLlVzZXISKgoGdG9rZW5zGAIgASgLMhouYmF6YWFyLmlkZW50aXR5LnYxLlRva2VucyInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIj0KD1JlZnJlc2hSZXNwb25zZRIqCgZ0b2tlbnMYASABKAsyGi5iYXphYXIuaWRlbnRpdHkudjEuVG9rZW5zIiYKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIcCg5HZXRVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI5Cg9HZXRVc2VyUmVzcG9uc2USJgoEdXNlchgBIAEoCzIYLmJhemFhci5pZGVudGl0eS52MS5Vc2VyIkAKGElzc3VlU2VydmljZVRva2VuUmVxdWVzdBIUCgxzZXJ2aWNlX25hbWUYASABKAkSDgoGc2VjcmV0GAIgASgJImIKGUlzc3VlU2VydmljZVRva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKhBAoPSWRlbnRpdHlTZXJ2aWNlElUKCFJlZ2lzdGVyEiMuYmF6YWFyLmlkZW50aXR5LnYxLlJlZ2lzdGVyUmVxdWVzdBokLmJhemFhci5pZGVudGl0eS52MS5SZWdpc3RlclJlc3BvbnNlEkwKBUxvZ2luEiAuYmF6YWFyLmlkZW50aXR5LnYxLkxvZ2luUmVxdWVzdBohLmJhemFhci5pZGVudGl0eS52MS5Mb2dpblJlc3BvbnNlElIKB1JlZnJlc2gSIi5iYXphYXIuaWRlbnRpdHkudjEuUmVmcmVzaFJlcXVlc3QaIy5iYXphYXIuaWRlbnRpdHkudjEuUmVmcmVzaFJlc3BvbnNlEk8KBkxvZ291dBIhLmJhemFhci5pZGVudGl0eS52MS5Mb2dvdXRSZXF1ZXN0GiIuYmF6YWFyLmlkZW50aXR5LnYxLkxvZ291dFJlc3BvbnNlElIKB0dldFVzZXISIi5iYXphYXIuaWRlbnRpdHkudjEuR2V0VXNlclJlcXVlc3QaIy5iYXphYXIuaWRlbnRpdHkudjEuR2V0VXNlclJlc3BvbnNlEnAKEUlzc3VlU2VydmljZVRva2VuEiwuYmF6YWFyLmlkZW50aXR5LnYxLklzc3VlU2VydmljZVRva2VuUmVxdWVzdBotLmJhemFhci5pZGVudGl0eS52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiFiYXphYXIvaWRlbnRpdHkvdjEvaWRlbnRpdHkucHJvdG8SEmJhemFhci5pZGVudGl0eS52MSJ3CgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisgEKBlRva2VucxIUCgxhY2Nlc3NfdG9rZW4YASABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEj0KGXJlZnJlc2hfdG9rZW5fZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkgKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiZgoQUmVnaXN0ZXJSZXNwb25zZRImCgR1c2VyGAEgASgLMhguYmF6YWFyLmlkZW50aXR5LnYxLlVzZXISKgoGdG9rZW5zGAIgASgLMhouYmF6YWFyLmlkZW50aXR5LnYxLlRva2VucyIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiYwoNTG9naW5SZXNwb25zZRImCgR1c2VyGAEgASgLMhguYmF6YWFyLmlkZW50aXR5LnYxLlVzZXISKgoGdG9rZW5zGAIgASgLMhouYmF6YWFyLmlkZW50aXR5LnYxLlRva2VucyInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIj0KD1JlZnJlc2hSZXNwb25zZRIqCgZ0b2tlbnMYASABKAsyGi5iYXphYXIuaWRlbnRpdHkudjEuVG9rZW5zIiYKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIcCg5HZXRVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI5Cg9HZXRVc2VyUmVzcG9uc2USJgoEdXNlchgBIAEoCzIYLmJhemFhci5pZGVudGl0eS52MS5Vc2VyIkwKGElzc3VlU2VydmljZVRva2VuUmVxdWVzdBIYCgxzZXJ2aWNlX25hbWUYASABKAlCAhgBEhIKBnNlY3JldBgCIAEoCUICGAE6AhgBIm4KGUlzc3VlU2VydmljZVRva2VuUmVzcG9uc2USGAoMYWNjZXNzX3Rva2VuGAEgASgJQgIYARIzCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCAhgBOgIYATKmBAoPSWRlbnRpdHlTZXJ2aWNlElUKCFJlZ2lzdGVyEiMuYmF6YWFyLmlkZW50aXR5LnYxLlJlZ2lzdGVyUmVxdWVzdBokLmJhemFhci5pZGVudGl0eS52MS5SZWdpc3RlclJlc3BvbnNlEkwKBUxvZ2luEiAuYmF6YWFyLmlkZW50aXR5LnYxLkxvZ2luUmVxdWVzdBohLmJhemFhci5pZGVudGl0eS52MS5Mb2dpblJlc3BvbnNlElIKB1JlZnJlc2gSIi5iYXphYXIuaWRlbnRpdHkudjEuUmVmcmVzaFJlcXVlc3QaIy5iYXphYXIuaWRlbnRpdHkudjEuUmVmcmVzaFJlc3BvbnNlEk8KBkxvZ291dBIhLmJhemFhci5pZGVudGl0eS52MS5Mb2dvdXRSZXF1ZXN0GiIuYmF6YWFyLmlkZW50aXR5LnYxLkxvZ291dFJlc3BvbnNlElIKB0dldFVzZXISIi5iYXphYXIuaWRlbnRpdHkudjEuR2V0VXNlclJlcXVlc3QaIy5iYXphYXIuaWRlbnRpdHkudjEuR2V0VXNlclJlc3BvbnNlEnUKEUlzc3VlU2VydmljZVRva2VuEiwuYmF6YWFyLmlkZW50aXR5LnYxLklzc3VlU2VydmljZVRva2VuUmVxdWVzdBotLmJhemFhci5pZGVudGl0eS52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlc3BvbnNlIgOIAgFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * User is an account of the shop.
@@ -345,22 +345,25 @@ export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
   messageDesc(file_bazaar_identity_v1_identity, 11);
 
 /**
- * IssueServiceTokenRequest identifies a service.
+ * IssueServiceTokenRequest identified a service to the retired IssueServiceToken.
  *
  * @generated from message bazaar.identity.v1.IssueServiceTokenRequest
+ * @deprecated
  */
 export type IssueServiceTokenRequest = Message<"bazaar.identity.v1.IssueServiceTokenRequest"> & {
   /**
-   * The calling service's name, e.g. "orders"; it becomes the token's subject "service:orders".
+   * The calling service's name; the token endpoint takes it as the OAuth client id.
    *
-   * @generated from field: string service_name = 1;
+   * @generated from field: string service_name = 1 [deprecated = true];
+   * @deprecated
    */
   serviceName: string;
 
   /**
-   * The deployment's internal secret (INTERNAL_AUTH_SECRET).
+   * The shared internal secret, no longer accepted; each client has a secret of its own.
    *
-   * @generated from field: string secret = 2;
+   * @generated from field: string secret = 2 [deprecated = true];
+   * @deprecated
    */
   secret: string;
 };
@@ -368,27 +371,31 @@ export type IssueServiceTokenRequest = Message<"bazaar.identity.v1.IssueServiceT
 /**
  * Describes the message bazaar.identity.v1.IssueServiceTokenRequest.
  * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
+ * @deprecated
  */
 export const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest> = /*@__PURE__*/
   messageDesc(file_bazaar_identity_v1_identity, 12);
 
 /**
- * IssueServiceTokenResponse carries the service's access token.
+ * IssueServiceTokenResponse carried the service's access token from the retired IssueServiceToken.
  *
  * @generated from message bazaar.identity.v1.IssueServiceTokenResponse
+ * @deprecated
  */
 export type IssueServiceTokenResponse = Message<"bazaar.identity.v1.IssueServiceTokenResponse"> & {
   /**
-   * A signed JWT with the role "service".
+   * A signed JWT with the role "service"; the token endpoint answers access_token.
    *
-   * @generated from field: string access_token = 1;
+   * @generated from field: string access_token = 1 [deprecated = true];
+   * @deprecated
    */
   accessToken: string;
 
   /**
-   * When it expires; ask again before then.
+   * When it expires; the token endpoint answers expires_in.
    *
-   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   * @generated from field: google.protobuf.Timestamp expire_time = 2 [deprecated = true];
+   * @deprecated
    */
   expireTime?: Timestamp | undefined;
 };
@@ -396,6 +403,7 @@ export type IssueServiceTokenResponse = Message<"bazaar.identity.v1.IssueService
 /**
  * Describes the message bazaar.identity.v1.IssueServiceTokenResponse.
  * Use `create(IssueServiceTokenResponseSchema)` to create a new message.
+ * @deprecated
  */
 export const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse> = /*@__PURE__*/
   messageDesc(file_bazaar_identity_v1_identity, 13);
@@ -461,11 +469,13 @@ export const IdentityService: GenService<{
     output: typeof GetUserResponseSchema;
   },
   /**
-   * IssueServiceToken gives a service an access token of its own (role "service") for calls
-   * made on nobody's behalf, such as the orders saga resuming after a restart: OAuth 2.0's
-   * client-credentials grant, with the deployment's internal secret.
+   * IssueServiceToken is retired: it always fails with FAILED_PRECONDITION. A service gets its
+   * token from identity's OAuth 2.0 token endpoint instead, POST /oauth2/token on identity's
+   * HTTP port (client-credentials grant, RFC 6749 section 4.4, with a client id and secret of
+   * its own); the OpenID discovery document names it as token_endpoint.
    *
    * @generated from rpc bazaar.identity.v1.IdentityService.IssueServiceToken
+   * @deprecated
    */
   issueServiceToken: {
     methodKind: "unary";
