@@ -27,12 +27,6 @@ export const env = parseEnv(
       /** First retry delay after a transient failure; it doubles per attempt up to SAGA_RETRY_MAX_MS. */
       SAGA_RETRY_BASE_MS: ms(1, 60_000, 250),
       SAGA_RETRY_MAX_MS: ms(1, 600_000, 30_000),
-      /**
-       * The key of the HMAC that fingerprints the card in a PlaceOrder request hash (to tell a
-       * retry from a different request). Keyed, so a stored hash cannot be brute-forced back to a
-       * card number; set a long random value in any real deployment.
-       */
-      REQUEST_HASH_SECRET: z.string().min(16, "must be at least 16 characters").default("bazaar-dev-orders-request-hash-change-me"),
     })
     .refine((e) => e.SAGA_CALL_TIMEOUT_MS * 2 <= e.SAGA_LEASE_MS, {
       message: "must be at most half of SAGA_LEASE_MS, so a step always ends inside its lease",

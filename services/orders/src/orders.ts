@@ -1,4 +1,4 @@
-import { createHash, createHmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import { and, asc, desc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { status } from "@grpc/grpc-js";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -6,10 +6,9 @@ import { postgresError } from "@bazaar/platform/db";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, RpcError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
-import { requireUnexpired } from "@bazaar/platform/payment-card";
 import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
 import type { OrdersDatabase, SagaExecutor } from "./saga.ts";
-import { type Card, isTransient, type SagaPorts } from "./saga-ports.ts";
+import { isTransient, type SagaPorts } from "./saga-ports.ts";
 
 /** An order with its lines, in the order they were placed. */
 export interface OrderWithItems extends OrderRow {
@@ -20,7 +19,8 @@ export interface OrderWithItems extends OrderRow {
 export interface PlaceOrderInput {
   idempotencyKey: string;
   lines: { productId: string; quantity: number }[];
-  card: Card;
+  /** The shopper's payment method token (payments' CreatePaymentMethod); checked by payments when charged. */
+  paymentMethodToken: string;
 }
 
 /** Who is asking: a user, who sees their own orders, or an admin, who sees everyone's. */
@@ -42,11 +42,6 @@ export interface OrderCursor {
 export interface OrderStoreOptions {
   /** How long PlaceOrder and CancelOrder wait for a final state before answering with PENDING. */
   waitMs: number;
-  /**
-   * The key of the card fingerprint in request hashes: a keyed hash, because a plain hash of
-   * a card number can be reversed by trying every number.
-   */
-  fingerprintKey: string;
 }
 
 /**
@@ -62,14 +57,16 @@ export class OrderStore {
     private readonly options: OrderStoreOptions,
   ) {}
 
-  /** What a PlaceOrder request is, for telling a retry (same hash) from a different order under the same key. */
-  requestHash(input: Pick<PlaceOrderInput, "lines" | "card">): string {
+  /**
+   * What a PlaceOrder request is, for telling a retry (same hash) from a different order under
+   * the same key: its lines. Not its payment method token: a retried checkout tokenizes the card
+   * anew, so the same key and lines with another token is the same checkout, answered with the
+   * order placed first (its token is the one charged; the new one is left to expire).
+   */
+  requestHash(input: Pick<PlaceOrderInput, "lines">): string {
     const lines = input.lines.map((l) => [l.productId, l.quantity] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const card = createHmac("sha256", this.options.fingerprintKey)
-      .update(`${input.card.number}|${input.card.expiryMonth}|${input.card.expiryYear}`)
-      .digest("hex");
     return createHash("sha256")
-      .update(JSON.stringify({ v: 1, lines, card }))
+      .update(JSON.stringify({ v: 2, lines }))
       .digest("hex");
   }
 
@@ -83,7 +80,6 @@ export class OrderStore {
     const existing = await this.findByKey(userId, input.idempotencyKey);
     if (existing) return this.answerRetry(existing, hash, maxWaitMs);
 
-    requireUnexpired(input.card);
     const priced = await this.price(input.lines);
     const currency = priced[0]!.currency;
     const totalMinor = input.lines.reduce((sum, l, i) => sum + priced[i]!.unitPriceMinor * l.quantity, 0);
@@ -107,10 +103,7 @@ export class OrderStore {
           orderId: order.id,
           step: "reserve",
           ...claim,
-          cardNumber: input.card.number,
-          cardExpiryMonth: input.card.expiryMonth,
-          cardExpiryYear: input.card.expiryYear,
-          cardCvc: input.card.cvc,
+          paymentMethodToken: input.paymentMethodToken,
         });
         await enqueueEvent(tx, events.orderPlaced, {
           orderId: order.id,
@@ -137,7 +130,7 @@ export class OrderStore {
 
   private async answerRetry(existing: OrderRow, hash: string, maxWaitMs: number): Promise<OrderWithItems> {
     if (existing.requestHash !== hash) {
-      throw new FailedPreconditionError("idempotency_key: was used before for a different order (other lines or card); use a new key for a new checkout");
+      throw new FailedPreconditionError("idempotency_key: was used before for a different order (other lines); use a new key for a new checkout");
     }
     await this.executor.waitForFinal(existing.id, maxWaitMs);
     return this.load(existing.id);
