@@ -587,6 +587,8 @@ try {
       grpcAddr("identity"),
       "--orders",
       grpcAddr("orders"),
+      "--payments",
+      grpcAddr("payments"),
       "--products",
       orderProducts.join(","),
       "--warmup",
@@ -718,7 +720,7 @@ try {
       ? [`   ⚠ up to ${noisiest.toFixed(2)} cores went to other processes during a measured window: the numbers are noisy; rerun on a quiet machine.`]
       : []),
     "",
-    "4. Orders end to end: PlaceOrder → saga (reserve stock, charge, commit) → CONFIRMED; one line of one unit, test card that pays",
+    "4. Orders end to end: CreatePaymentMethod, then PlaceOrder → saga (reserve stock, charge, commit) → CONFIRMED; one line of one unit, test card that pays",
     table(
       ["run", "orders confirmed/s", "p50 ms", "p99 ms", "not confirmed", "services' cores"],
       orderRuns.map((r) => [

@@ -3,6 +3,7 @@ import { status } from "@grpc/grpc-js";
 import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
 import { OrderStatus, type Order } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+import { findCardData } from "@bazaar/testkit/card-data";
 import { eventually } from "@bazaar/testkit/eventually";
 import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 
@@ -18,8 +19,16 @@ afterAll(async () => {
   await platform?.cleanup();
 }, 60_000);
 
-const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
-const declinedCard = { ...goodCard, number: "4000 0000 0000 0002" };
+// Security codes with a leading zero, which the card-data scan below tells from anything else.
+const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "0917" };
+const declinedCard = { ...goodCard, number: "4000 0000 0000 0002", cvc: "0386" };
+const insufficientCard = { ...goodCard, number: "4000 0000 0000 9995", cvc: "0452" };
+
+/** A payment method token of the user's for `card`, from payments (as the BFF gets one at checkout). */
+async function tokenize(user: { auth: BearerAuth }, card = goodCard): Promise<string> {
+  const { paymentMethod } = await platform.clients.payments.createPaymentMethod({ card }, user.auth);
+  return paymentMethod!.token;
+}
 
 async function newUser(): Promise<{ id: string; auth: BearerAuth }> {
   const { identity } = platform.clients;
@@ -72,7 +81,7 @@ describe("a purchase", () => {
     expect(filled?.itemCount).toBe(3);
 
     const lines = filled!.lines.map((l) => ({ productId: l.productId, quantity: l.quantity }));
-    const placed = await orders.placeOrder({ idempotencyKey: uniqueName("checkout"), lines, card: goodCard }, buyer.auth);
+    const placed = await orders.placeOrder({ idempotencyKey: uniqueName("checkout"), lines, paymentMethodToken: await tokenize(buyer) }, buyer.auth);
     const order = await finalOrder(placed.order!.id, buyer.auth);
     expect(order.status).toBe(OrderStatus.CONFIRMED);
     expect(order.total?.amountMinor).toBe(filled!.total!.amountMinor);
@@ -101,7 +110,7 @@ describe("a purchase", () => {
     const [p] = await stocked(1, 2);
     const before = await available(p!.id);
     const placed = await orders.placeOrder(
-      { idempotencyKey: uniqueName("declined"), lines: [{ productId: p!.id, quantity: 1 }], card: declinedCard },
+      { idempotencyKey: uniqueName("declined"), lines: [{ productId: p!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer, declinedCard) },
       buyer.auth,
     );
     const order = await finalOrder(placed.order!.id, buyer.auth);
@@ -129,7 +138,7 @@ describe("a purchase", () => {
           { productId: plenty!.id, quantity: 1 },
           { productId: scarce!.id, quantity: before.scarce + 1 },
         ],
-        card: goodCard,
+        paymentMethodToken: await tokenize(buyer),
       },
       buyer.auth,
     );
@@ -151,7 +160,9 @@ describe("concurrency", () => {
       if (now !== 1) await inventory.adjustStock({ productId: p!.id, delta: 1 - now, reason: `race round ${round}` }, admin);
       const [x, y] = [await newUser(), await newUser()];
       const results = await Promise.all(
-        [x, y].map((u) => orders.placeOrder({ idempotencyKey: uniqueName("race"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard }, u.auth)),
+        [x, y].map(async (u) =>
+          orders.placeOrder({ idempotencyKey: uniqueName("race"), lines: [{ productId: p!.id, quantity: 1 }], paymentMethodToken: await tokenize(u) }, u.auth),
+        ),
       );
       const finals = await Promise.all(results.map((r, i) => finalOrder(r.order!.id, [x, y][i]!.auth)));
       expect(finals.filter((o) => o.status === OrderStatus.CONFIRMED)).toHaveLength(1);
@@ -162,12 +173,16 @@ describe("concurrency", () => {
     }
   }, 60_000);
 
-  test("the same PlaceOrder key sent 10 times at once makes one order and one charge", async () => {
+  test("the same PlaceOrder key sent 10 times at once makes one order and one charge, whether the retries bring the same token or fresh ones", async () => {
     const { orders } = platform.clients;
     const buyer = await newUser();
     const [p] = await stocked(1, 2);
-    const request = { idempotencyKey: uniqueName("tenfold"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard };
-    const results = await Promise.all(Array.from({ length: 10 }, () => orders.placeOrder(request, buyer.auth)));
+    const request = { idempotencyKey: uniqueName("tenfold"), lines: [{ productId: p!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer) };
+    const fresh = await Promise.all(Array.from({ length: 5 }, () => tokenize(buyer)));
+    const results = await Promise.all([
+      ...Array.from({ length: 5 }, () => orders.placeOrder(request, buyer.auth)),
+      ...fresh.map((paymentMethodToken) => orders.placeOrder({ ...request, paymentMethodToken }, buyer.auth)),
+    ]);
     const ids = new Set(results.map((r) => r.order!.id));
     expect(ids.size).toBe(1);
     const order = await finalOrder([...ids][0]!, buyer.auth);
@@ -184,7 +199,10 @@ describe("access", () => {
     const { orders } = platform.clients;
     const [a, b] = [await newUser(), await newUser()];
     const [p] = await stocked(1, 1);
-    const placed = await orders.placeOrder({ idempotencyKey: uniqueName("mine"), lines: [{ productId: p!.id, quantity: 1 }], card: declinedCard }, b.auth);
+    const placed = await orders.placeOrder(
+      { idempotencyKey: uniqueName("mine"), lines: [{ productId: p!.id, quantity: 1 }], paymentMethodToken: await tokenize(b, declinedCard) },
+      b.auth,
+    );
     expect((await rpcError(orders.getOrder({ id: placed.order!.id }, a.auth))).code).toBe(status.NOT_FOUND);
     expect((await rpcError(orders.cancelOrder({ id: placed.order!.id }, a.auth))).code).toBe(status.NOT_FOUND);
     const { orders: listed } = await orders.listOrders({}, a.auth);
@@ -201,46 +219,74 @@ describe("access", () => {
   });
 });
 
+/**
+ * Places an order with `card` and kills the orders process while its saga is inside the charge
+ * step (a slow processor holds it there), runs `whileDown`, then starts orders again; resolves
+ * with the order's id.
+ */
+async function killOrdersMidCharge(
+  buyer: { auth: BearerAuth },
+  productId: string,
+  card = goodCard,
+  whileDown: () => Promise<void> = async () => {},
+): Promise<string> {
+  const { orders, payments } = platform.clients;
+  const admin = await adminAuth();
+  const earlier = new Set((await orders.listOrders({ pageSize: 100 }, buyer.auth)).orders.map((o) => o.id));
+  await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 1500 } }, admin);
+  try {
+    const placing = orders
+      .placeOrder(
+        { idempotencyKey: uniqueName("crash"), lines: [{ productId, quantity: 1 }], paymentMethodToken: await tokenize(buyer, card) },
+        { ...buyer.auth },
+      )
+      .catch((err: unknown) => err);
+    const order = await eventually(async () => (await orders.listOrders({}, buyer.auth)).orders.find((o) => !earlier.has(o.id)), {
+      what: "the order to exist",
+    });
+    // The reserve step recorded, the charge claimed: the slow processor holds the saga there.
+    await eventually(
+      async () =>
+        (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [order.id]))[0]?.step === "charge",
+      { what: "the saga to reach the charge step" },
+    );
+    // Killed mid-saga: the saga holds the token (and, before tokens, held the card).
+    expect((await platform.query<{ t: string | null }>("orders", "select payment_method_token as t from sagas where order_id = $1", [order.id]))[0]?.t).toMatch(
+      /^pm_/,
+    );
+    await platform.stop("orders", "SIGKILL");
+    await placing;
+    await whileDown();
+    await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
+    await platform.start("orders");
+    return order.id;
+  } finally {
+    await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
+  }
+}
+
 describe("failures", () => {
   test("the orders process killed mid-saga: after a restart the order reaches one final state, charged once", async () => {
-    const { orders, payments } = platform.clients;
-    const admin = await adminAuth();
     const buyer = await newUser();
     const [p] = await stocked(1, 2);
-    // A slow processor keeps the saga inside the charge step long enough to kill orders there.
-    await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 1500 } }, admin);
-    try {
-      const placing = orders
-        .placeOrder({ idempotencyKey: uniqueName("crash"), lines: [{ productId: p!.id, quantity: 1 }], card: goodCard }, { ...buyer.auth })
-        .catch((err: unknown) => err);
-      const order = await eventually(async () => (await orders.listOrders({}, buyer.auth)).orders[0], { what: "the order to exist" });
-      // The reserve step recorded, the charge claimed: the slow processor holds the saga there.
-      await eventually(
-        async () =>
-          (await platform.query<{ step: string }>("orders", "select step from sagas where order_id = $1 and attempts > 0", [order.id]))[0]?.step === "charge",
-        { what: "the saga to reach the charge step" },
-      );
-      await platform.stop("orders", "SIGKILL");
-      await placing;
-      await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
-      await platform.start("orders");
-      const final = await finalOrder(order.id, buyer.auth, 30_000);
-      expect([OrderStatus.CONFIRMED, OrderStatus.CANCELLED]).toContain(final.status);
-      const captured = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1 and status = 'CAPTURED'", [
-        order.id,
-      ]);
-      expect(Number(captured[0]?.n)).toBe(final.status === OrderStatus.CONFIRMED ? 1 : 0);
-    } finally {
-      await payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 0 } }, admin);
-    }
+    const orderId = await killOrdersMidCharge(buyer, p!.id);
+    const final = await finalOrder(orderId, buyer.auth, 30_000);
+    expect([OrderStatus.CONFIRMED, OrderStatus.CANCELLED]).toContain(final.status);
+    const captured = await platform.query<{ n: string }>("payments", "select count(*) as n from payments where order_id = $1 and status = 'CAPTURED'", [
+      orderId,
+    ]);
+    expect(Number(captured[0]?.n)).toBe(final.status === OrderStatus.CONFIRMED ? 1 : 0);
   }, 90_000);
 
   test("RabbitMQ connections dropped during a stream of orders: every order ends final and no event is lost", async () => {
     const { orders, notifications } = platform.clients;
     const buyer = await newUser();
     const products = await stocked(3, 4);
-    const placing = Array.from({ length: 9 }, (_, i) =>
-      orders.placeOrder({ idempotencyKey: uniqueName(`stream${i}`), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], card: goodCard }, buyer.auth),
+    const placing = Array.from({ length: 9 }, async (_, i) =>
+      orders.placeOrder(
+        { idempotencyKey: uniqueName(`stream${i}`), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer) },
+        buyer.auth,
+      ),
     );
     // Cut while the stream is under way: once the first of its sagas is recorded.
     await eventually(async () => Number((await platform.query<{ n: string }>("orders", "select count(*) as n from sagas"))[0]?.n) > 0, {
@@ -271,4 +317,43 @@ describe("failures", () => {
       );
     }
   }, 90_000);
+});
+
+describe("card data", () => {
+  test("no column of any service's database holds a card number or security code after purchases, declines and a crash mid-saga", async () => {
+    const { orders } = platform.clients;
+    const buyer = await newUser();
+    const products = await stocked(3, 3);
+    const place = async (card: typeof goodCard, i: number) => {
+      const { order } = await orders.placeOrder(
+        { idempotencyKey: uniqueName("scan"), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer, card) },
+        buyer.auth,
+      );
+      return finalOrder(order!.id, buyer.auth);
+    };
+    expect((await place(goodCard, 0)).status).toBe(OrderStatus.CONFIRMED);
+    expect((await place(declinedCard, 1)).cancelReason).toBe("Your card was declined.");
+    expect((await place(insufficientCard, 2)).cancelReason).toBe("Your card has insufficient funds.");
+    // A tokenized card that is never used.
+    await tokenize(buyer, { ...goodCard, number: "5555 5555 5555 4444", cvc: "0733" });
+    const secrets = {
+      numbers: [goodCard, declinedCard, insufficientCard].map((c) => c.number).concat("5555 5555 5555 4444"),
+      cvcs: ["0917", "0386", "0452", "0629", "0733"],
+    };
+    const databases = ["identity", "catalog", "inventory", "orders", "payments", "notifications"] as const;
+    const scanAll = async (when: string) => {
+      for (const name of databases) {
+        const { hits, columns } = await findCardData((text, params) => platform.query(name, text, params), secrets);
+        expect({ when, database: name, searched: columns > 5, hits }).toEqual({ when, database: name, searched: true, hits: [] });
+      }
+    };
+    // Killed while the saga is at the charge step, and scanned then: that is when main's sagas
+    // table held the card (number and CVC, wiped only once the charge was recorded).
+    const crashed = await killOrdersMidCharge(buyer, products[0]!.id, { ...goodCard, cvc: "0629" }, () => scanAll("orders down mid-saga"));
+    expect((await finalOrder(crashed, buyer.auth, 30_000)).status).toBe(OrderStatus.CONFIRMED);
+    await scanAll("after the run");
+    // The search does look where the cards' traces are: the last four digits payments keeps.
+    const last4 = await findCardData((text) => platform.query("payments", text), { numbers: [], cvcs: ["9995"] });
+    expect(last4.hits.map((h) => `${h.table}.${h.column}`)).toEqual(["payment_methods.card_last4", "payments.card_last4"]);
+  }, 120_000);
 });

@@ -19,6 +19,7 @@ import type { IdentityClient } from "./upstreams/identity.ts";
 import type { InventoryClient } from "./upstreams/inventory.ts";
 import type { NotificationsClient } from "./upstreams/notifications.ts";
 import type { OrdersClient } from "./upstreams/orders.ts";
+import type { PaymentsClient } from "./upstreams/payments.ts";
 
 /** What the BFF talks to. */
 export interface Upstreams {
@@ -27,6 +28,7 @@ export interface Upstreams {
   inventory: InventoryClient;
   cart: CartClient;
   orders: OrdersClient;
+  payments: PaymentsClient;
   notifications: NotificationsClient;
 }
 
@@ -53,7 +55,7 @@ export function apiRoutes({ upstreams, redis, live, isHealthy, secureCookies, ch
     .route("/products", productRoutes(upstreams.catalog, upstreams.inventory, upstreams.cart))
     .route("/categories", categoryRoutes(upstreams.catalog))
     .route("/cart", cartRoutes(upstreams.cart))
-    .route("/checkout", checkoutRoutes(upstreams.cart, upstreams.orders, redis, checkoutTimeoutMs))
+    .route("/checkout", checkoutRoutes(upstreams, redis, checkoutTimeoutMs))
     .route("/orders", orderRoutes(upstreams.orders))
     .route("/events", eventRoutes(live, isHealthy, events))
     .route("/notifications", notificationRoutes(upstreams.notifications))

@@ -72,6 +72,7 @@ export function createApp(options: AppOptions): Hono {
     inventory: options.upstreams.inventory ?? missing("inventory"),
     cart: options.upstreams.cart ?? missing("cart"),
     orders: options.upstreams.orders ?? missing("orders"),
+    payments: options.upstreams.payments ?? missing("payments"),
     notifications: options.upstreams.notifications ?? missing("notifications"),
   };
   const secureCookies = options.secureCookies ?? false;

@@ -26,6 +26,8 @@ export const env = parseEnv(
     CART_ADDR: hostPort.default(defaultGrpcAddress("cart")),
     /** The orders service's gRPC address. */
     ORDERS_ADDR: hostPort.default(defaultGrpcAddress("orders")),
+    /** The payments service's gRPC address (checkout tokenizes the shopper's card there). */
+    PAYMENTS_ADDR: hostPort.default(defaultGrpcAddress("payments")),
     /** The notifications service's gRPC address. */
     NOTIFICATIONS_ADDR: hostPort.default(defaultGrpcAddress("notifications")),
     /** Deadline of each call to a service, in milliseconds. */

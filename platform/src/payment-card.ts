@@ -2,10 +2,10 @@ import { InvalidArgumentError } from "./errors.ts";
 import { field, integer, required, validate, violation } from "./validation.ts";
 
 /**
- * The checks of a payment card that every service taking one makes the same way: orders when
- * an order is placed (so a typo is INVALID_ARGUMENT at once, not a cancelled order later) and
- * payments when it charges. Errors name the field at fault (`card.number`, …) and never quote
- * the number: it would end up in logs and traces.
+ * The checks of a payment card, made when payments tokenizes one (CreatePaymentMethod), the
+ * only place a card is taken: a typo is INVALID_ARGUMENT at checkout, not a cancelled order
+ * later. Errors name the field at fault (`card.number`, …) and never quote the number: it
+ * would end up in logs and traces.
  */
 
 /** A card as a request carries it (the `bazaar.payments.v1.Card` message's fields). */
@@ -89,9 +89,14 @@ function cardNumber(number: string): string {
  */
 export function requireUnexpired(card: Pick<PaymentCard, "expiryMonth" | "expiryYear">, now = new Date()): void {
   const { expiryMonth: month, expiryYear: year } = card;
-  const thisYear = now.getUTCFullYear();
-  if (year < thisYear || (year === thisYear && month < now.getUTCMonth() + 1)) {
-    const field = year === thisYear ? "card.expiry_month" : "card.expiry_year";
+  if (hasExpired(card, now)) {
+    const field = year === now.getUTCFullYear() ? "card.expiry_month" : "card.expiry_year";
     throw new InvalidArgumentError(`the card expired in ${String(month).padStart(2, "0")}/${year}; use another card`, field);
   }
+}
+
+/** True if the card is past its expiry month on the day `now` (UTC); see {@link requireUnexpired}. */
+export function hasExpired(card: Pick<PaymentCard, "expiryMonth" | "expiryYear">, now = new Date()): boolean {
+  const thisYear = now.getUTCFullYear();
+  return card.expiryYear < thisYear || (card.expiryYear === thisYear && card.expiryMonth < now.getUTCMonth() + 1);
 }

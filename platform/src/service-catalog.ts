@@ -120,7 +120,7 @@ export const serviceCatalog = [
     entry: "bff/src/main.ts",
     messaging: true,
     redis: true,
-    calls: ["identity", "catalog", "inventory", "cart", "orders", "notifications"],
+    calls: ["identity", "catalog", "inventory", "cart", "orders", "payments", "notifications"],
   },
 ] as const satisfies readonly ServiceEntry[];
 

@@ -144,6 +144,21 @@ export const idempotencyKey: Rule<string, string> = (key) => {
   return key;
 };
 
+/** What every payment method token starts with, so that one is recognisable in a request (or a log). */
+export const paymentMethodTokenPrefix = "pm_";
+
+/**
+ * A payment method token as PaymentsService.CreatePaymentMethod issues it: "pm_" and 43
+ * base64url characters (256 random bits). Orders checks the form when an order is placed;
+ * whether the token is usable (its user's, unexpired, unused) only payments can say.
+ */
+export const paymentMethodToken: Rule<string, string> = (token) => {
+  if (!token) violation("is required: tokenize the card with PaymentsService.CreatePaymentMethod and send its token");
+  if (!token.startsWith(paymentMethodTokenPrefix) || !/^[A-Za-z0-9_-]{43}$/.test(token.slice(paymentMethodTokenPrefix.length)))
+    violation("must be a payment method token from PaymentsService.CreatePaymentMethod (pm_ and 43 characters)");
+  return token;
+};
+
 /** A whole number from `min` to `max`, such as a quantity. */
 export function integer(min: number, max: number): Rule<number, number> {
   return (n) => {

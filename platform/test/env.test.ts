@@ -44,7 +44,6 @@ describe("development defaults outside development", () => {
     expect(orders.code).toBe(1);
     expect(orders.stderr).toContain("invalid environment variable OAUTH_CLIENT_SECRET: it is not set, so it would be its development default");
     expect(orders.stderr).toContain("bun run oauth:client orders");
-    expect(orders.stderr).toContain("invalid environment variable REQUEST_HASH_SECRET");
     expect(orders.stderr).not.toContain("DEPLOYMENT_MODE:");
     const identity = await run("services/identity/src/main.ts", production);
     expect(identity.code).toBe(1);

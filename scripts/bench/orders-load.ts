@@ -1,22 +1,34 @@
 /**
  * Orders load generator: registers its own buyers, then places orders (one line, one unit of a
- * product picked in turn, the test card that pays) through OrdersService/PlaceOrder, which
- * answers once the saga is final (reserve → charge → commit). A call counts only if its order
- * came back CONFIRMED. Two modes:
+ * product picked in turn, the test card that pays, tokenized with PaymentsService first, as the
+ * BFF's checkout does) through OrdersService/PlaceOrder, which answers once the saga is final
+ * (reserve → charge → commit). A call counts only if its order came back CONFIRMED. Two modes:
  *
  *   --mode closed --concurrency 16   as many orders as the platform can confirm (max throughput)
  *   --mode open --rate 40            a fixed rate, for latency at a load the platform can carry
  *
- *   bun scripts/bench/orders-load.ts --identity 127.0.0.1:50051 --orders 127.0.0.1:50055 --products id1,id2 …
+ *   bun scripts/bench/orders-load.ts --identity 127.0.0.1:50051 --orders 127.0.0.1:50055 --payments 127.0.0.1:50056 --products id1,id2 …
  */
 import { createClient } from "@bazaar/platform/grpc/client";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import { OrdersService } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
+import { PaymentsService } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import { closedLoop, flags, numberFlag, openLoop, printResult } from "./common.ts";
 
-const args = flags({ identity: "", orders: "", products: "", mode: "closed", concurrency: "16", rate: "20", buyers: "16", warmup: "2", duration: "8" });
-for (const name of ["identity", "orders"] as const) {
+const args = flags({
+  identity: "",
+  orders: "",
+  payments: "",
+  products: "",
+  mode: "closed",
+  concurrency: "16",
+  rate: "20",
+  buyers: "16",
+  warmup: "2",
+  duration: "8",
+});
+for (const name of ["identity", "orders", "payments"] as const) {
   if (!/^127\.0\.0\.1:\d+$/.test(args[name])) {
     process.stderr.write(`--${name} must be 127.0.0.1:<port>, got ${JSON.stringify(args[name])}\n`);
     process.exit(2);
@@ -30,6 +42,7 @@ if (products.length === 0) {
 
 const identity = createClient(IdentityService, args.identity, { defaultTimeoutMs: 10_000 });
 const orders = createClient(OrdersService, args.orders, { defaultTimeoutMs: 15_000 });
+const payments = createClient(PaymentsService, args.payments, { defaultTimeoutMs: 10_000 });
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const buyers: { metadata: { authorization: string } }[] = [];
 for (let i = 0; i < numberFlag("buyers", args.buyers); i++) {
@@ -40,9 +53,11 @@ const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new D
 let n = 0;
 const placeOne = async () => {
   const i = n++;
+  const buyer = buyers[i % buyers.length];
+  const { paymentMethod } = await payments.createPaymentMethod({ card }, buyer);
   const { order } = await orders.placeOrder(
-    { idempotencyKey: `bench-${run}-${i}`, lines: [{ productId: products[i % products.length]!, quantity: 1 }], card },
-    buyers[i % buyers.length],
+    { idempotencyKey: `bench-${run}-${i}`, lines: [{ productId: products[i % products.length]!, quantity: 1 }], paymentMethodToken: paymentMethod!.token },
+    buyer,
   );
   if (order?.status !== OrderStatus.CONFIRMED) throw new Error(`order ${order?.id} ended ${OrderStatus[order?.status ?? 0]}: ${order?.cancelReason}`);
 };
@@ -59,5 +74,6 @@ const result =
     : await closedLoop({ ...common, concurrency: numberFlag("concurrency", args.concurrency) });
 identity.close();
 orders.close();
+payments.close();
 printResult(result);
 process.exit(0);

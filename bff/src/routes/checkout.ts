@@ -7,8 +7,7 @@ import { SpanKind, withSpan } from "@bazaar/platform/telemetry";
 import { type AppEnv, requireUser } from "../auth.ts";
 import { apiError } from "../errors.ts";
 import { orderView } from "../shape.ts";
-import type { CartClient } from "../upstreams/cart.ts";
-import type { OrdersClient } from "../upstreams/orders.ts";
+import type { Upstreams } from "../api-routes.ts";
 import { valid } from "../validate.ts";
 
 const checkoutBody = z.object({
@@ -94,8 +93,18 @@ class CheckoutMemo {
  * client's idempotencyKey makes a double-click or a retry return the same order (201 when
  * placed, 200 when it is the same one again). The answer comes once the order is final or after orders' wait, whichever is first;
  * a PENDING order's outcome arrives on /api/events.
+ *
+ * The card goes to payments only: it is tokenized there as the shopper (their access token
+ * binds the token to them), and orders gets the single-use token. A card payments refuses
+ * (a typo, an expired card) is a 400 naming the field, before any order exists. A retry
+ * tokenizes again; orders answers it with the order the key placed first, and the new token
+ * expires unused.
  */
-export function checkoutRoutes(cart: CartClient, orders: OrdersClient, redis: RedisConnection | undefined, checkoutTimeoutMs: number) {
+export function checkoutRoutes(
+  { cart, orders, payments }: Pick<Upstreams, "cart" | "orders" | "payments">,
+  redis: RedisConnection | undefined,
+  checkoutTimeoutMs: number,
+) {
   const memo = new CheckoutMemo(redis);
   return new Hono<AppEnv>().use(requireUser).post("/", valid("json", checkoutBody), async (c) => {
     const { idempotencyKey, card, expectedTotal } = c.req.valid("json");
@@ -108,11 +117,13 @@ export function checkoutRoutes(cart: CartClient, orders: OrdersClient, redis: Re
     }
     const { cart: current } = await cart.getCart({}, auth);
     if (!current?.lines.length) return apiError(c, 409, "failed_precondition", "Your cart is empty: add something to it before checking out.");
+    const { paymentMethod } = await payments.createPaymentMethod({ card }, auth);
+    if (!paymentMethod?.token) throw new Error("payments answered CreatePaymentMethod without a token");
     const { order } = await orders.placeOrder(
       {
         idempotencyKey,
         lines: current.lines.map((l) => ({ productId: l.productId, quantity: l.quantity })),
-        card,
+        paymentMethodToken: paymentMethod.token,
         expectedTotal: { currencyCode: expectedTotal.currency, amountMinor: BigInt(expectedTotal.amountMinor) },
       },
       { ...auth, timeoutMs: checkoutTimeoutMs },

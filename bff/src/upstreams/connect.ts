@@ -6,6 +6,7 @@ import { createIdentityClient } from "./identity.ts";
 import { createInventoryClient } from "./inventory.ts";
 import { createNotificationsClient } from "./notifications.ts";
 import { createOrdersClient } from "./orders.ts";
+import { createPaymentsClient } from "./payments.ts";
 
 /** Clients of every service the BFF calls, at the configured addresses, with the configured deadline. */
 export function connectUpstreams(
@@ -19,6 +20,7 @@ export function connectUpstreams(
     | "INVENTORY_ADDR"
     | "CART_ADDR"
     | "ORDERS_ADDR"
+    | "PAYMENTS_ADDR"
     | "NOTIFICATIONS_ADDR"
     | "UPSTREAM_TIMEOUT_MS"
   >,
@@ -34,6 +36,7 @@ export function connectUpstreams(
     inventory: createInventoryClient(env.INVENTORY_ADDR, timeout),
     cart: createCartClient(env.CART_ADDR, timeout),
     orders: createOrdersClient(env.ORDERS_ADDR, timeout),
+    payments: createPaymentsClient(env.PAYMENTS_ADDR, timeout),
     notifications: createNotificationsClient(env.NOTIFICATIONS_ADDR, timeout),
   };
 }

@@ -58,6 +58,7 @@ export async function startBffTestPlatform(env: Parameters<typeof startTestPlatf
       INVENTORY_ADDR: at("inventory"),
       CART_ADDR: at("cart"),
       ORDERS_ADDR: at("orders"),
+      PAYMENTS_ADDR: at("payments"),
       NOTIFICATIONS_ADDR: at("notifications"),
       UPSTREAM_TIMEOUT_MS: 5_000,
     });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { amqpEnv, authEnv, hmacKeyVar, hostPort, oauthClientEnv, parseEnv, serviceEnv } from "@bazaar/platform/env";
+import { amqpEnv, authEnv, hostPort, oauthClientEnv, parseEnv, serviceEnv } from "@bazaar/platform/env";
 import { defaultGrpcAddress } from "@bazaar/platform/service-catalog";
 
 const ms = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -28,12 +28,6 @@ export const env = parseEnv(
       /** First retry delay after a transient failure; it doubles per attempt up to SAGA_RETRY_MAX_MS. */
       SAGA_RETRY_BASE_MS: ms(1, 60_000, 250),
       SAGA_RETRY_MAX_MS: ms(1, 600_000, 30_000),
-      /**
-       * The key of the HMAC that fingerprints the card in a PlaceOrder request hash (to tell a
-       * retry from a different request). Keyed, so a stored hash cannot be brute-forced back to a
-       * card number. Its development default is refused outside development.
-       */
-      REQUEST_HASH_SECRET: hmacKeyVar("bazaar-dev-orders-request-hash-change-me"),
     })
     .refine((e) => e.SAGA_CALL_TIMEOUT_MS * 2 <= e.SAGA_LEASE_MS, {
       message: "must be at most half of SAGA_LEASE_MS, so a step always ends inside its lease",

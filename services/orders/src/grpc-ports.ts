@@ -4,7 +4,7 @@ import { createClient } from "@bazaar/platform/grpc/client";
 import type { ServiceTokenSource } from "@bazaar/platform/service-token";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
-import { PaymentStatus, PaymentsService } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
+import { type Payment, PaymentStatus, PaymentsService } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import type { ChargeOutcome, CommitOutcome, PricedProducts, ReserveOutcome, SagaPorts } from "./saga-ports.ts";
 
 /** Where the peers are and how long a call may take. */
@@ -71,13 +71,23 @@ export function grpcSagaPorts(options: GrpcPortsOptions): SagaPorts & { close():
     },
 
     async charge(request): Promise<ChargeOutcome> {
-      const { payment } = await payments.charge({
-        idempotencyKey: request.idempotencyKey,
-        orderId: request.orderId,
-        userId: request.userId,
-        amount: { currencyCode: request.currency, amountMinor: BigInt(request.amountMinor) },
-        card: { number: request.card.number, expiryMonth: request.card.expiryMonth, expiryYear: request.card.expiryYear, cvc: request.card.cvc },
-      });
+      let payment: Payment | undefined;
+      try {
+        ({ payment } = await payments.charge({
+          idempotencyKey: request.idempotencyKey,
+          orderId: request.orderId,
+          userId: request.userId,
+          amount: { currencyCode: request.currency, amountMinor: BigInt(request.amountMinor) },
+          paymentMethodToken: request.paymentMethodToken ?? "",
+        }));
+      } catch (err) {
+        // The token expired, was used, or is not this user's (a PAYMENT_METHOD_* violation,
+        // payments.proto): payments charged nothing and never will with this token.
+        if (err instanceof RpcError && err.code === status.FAILED_PRECONDITION && err.preconditions.some((v) => v.type.startsWith("PAYMENT_METHOD_"))) {
+          return { kind: "payment_method_unusable", message: err.message };
+        }
+        throw err;
+      }
       if (!payment) throw new Error("payments answered Charge without a payment");
       switch (payment.status) {
         // A replayed charge of a payment refunded since was captured all the same.

@@ -10,7 +10,7 @@ const service = startService("orders", env);
 const database = await service.openDatabase({ schema });
 const relay = await service.useOutbox(database);
 const { ports, executor } = startSaga(service, database, relay);
-const store = new OrderStore(database, ports, executor, relay, { waitMs: env.PLACE_ORDER_WAIT_MS, fingerprintKey: env.REQUEST_HASH_SECRET });
+const store = new OrderStore(database, ports, executor, relay, { waitMs: env.PLACE_ORDER_WAIT_MS });
 service.addGrpc(OrdersService, ordersHandlers(store, { waitMs: env.PLACE_ORDER_WAIT_MS }), ordersAccess);
 await service.listen();
 // The port is ours now: whatever this instance held when it last died can resume at once.

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import { and, asc, desc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { status } from "@grpc/grpc-js";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -7,11 +7,10 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, RpcError 
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import { formatMoney } from "@bazaar/platform/money";
-import { requireUnexpired } from "@bazaar/platform/payment-card";
 import type { CheckedMoney } from "@bazaar/platform/validation";
 import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
 import type { OrdersDatabase, SagaExecutor } from "./saga.ts";
-import { type Card, isTransient, type SagaPorts } from "./saga-ports.ts";
+import { isTransient, type SagaPorts } from "./saga-ports.ts";
 
 /** An order with its lines, in the order they were placed. */
 export interface OrderWithItems extends OrderRow {
@@ -22,7 +21,8 @@ export interface OrderWithItems extends OrderRow {
 export interface PlaceOrderInput {
   idempotencyKey: string;
   lines: { productId: string; quantity: number }[];
-  card: Card;
+  /** The shopper's payment method token (payments' CreatePaymentMethod); checked by payments when charged. */
+  paymentMethodToken: string;
   /** The total the shopper was shown; the order is refused if the catalog's total is another. */
   expectedTotal?: CheckedMoney | undefined;
 }
@@ -59,11 +59,6 @@ function requireTotalAsShown(shown: CheckedMoney, now: CheckedMoney): void {
 export interface OrderStoreOptions {
   /** How long PlaceOrder and CancelOrder wait for a final state before answering with PENDING. */
   waitMs: number;
-  /**
-   * The key of the card fingerprint in request hashes: a keyed hash, because a plain hash of
-   * a card number can be reversed by trying every number.
-   */
-  fingerprintKey: string;
 }
 
 /**
@@ -79,14 +74,16 @@ export class OrderStore {
     private readonly options: OrderStoreOptions,
   ) {}
 
-  /** What a PlaceOrder request is, for telling a retry (same hash) from a different order under the same key. */
-  requestHash(input: Pick<PlaceOrderInput, "lines" | "card">): string {
+  /**
+   * What a PlaceOrder request is, for telling a retry (same hash) from a different order under
+   * the same key: its lines. Not its payment method token: a retried checkout tokenizes the card
+   * anew, so the same key and lines with another token is the same checkout, answered with the
+   * order placed first (its token is the one charged; the new one is left to expire).
+   */
+  requestHash(input: Pick<PlaceOrderInput, "lines">): string {
     const lines = input.lines.map((l) => [l.productId, l.quantity] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const card = createHmac("sha256", this.options.fingerprintKey)
-      .update(`${input.card.number}|${input.card.expiryMonth}|${input.card.expiryYear}`)
-      .digest("hex");
     return createHash("sha256")
-      .update(JSON.stringify({ v: 1, lines, card }))
+      .update(JSON.stringify({ v: 2, lines }))
       .digest("hex");
   }
 
@@ -100,7 +97,6 @@ export class OrderStore {
     const existing = await this.findByKey(userId, input.idempotencyKey);
     if (existing) return this.answerRetry(existing, hash, maxWaitMs);
 
-    requireUnexpired(input.card);
     const priced = await this.price(input.lines);
     const currency = priced[0]!.currency;
     const totalMinor = input.lines.reduce((sum, l, i) => sum + priced[i]!.unitPriceMinor * l.quantity, 0);
@@ -125,10 +121,7 @@ export class OrderStore {
           orderId: order.id,
           step: "reserve",
           ...claim,
-          cardNumber: input.card.number,
-          cardExpiryMonth: input.card.expiryMonth,
-          cardExpiryYear: input.card.expiryYear,
-          cardCvc: input.card.cvc,
+          paymentMethodToken: input.paymentMethodToken,
         });
         await enqueueEvent(tx, events.orderPlaced, {
           orderId: order.id,
@@ -155,7 +148,7 @@ export class OrderStore {
 
   private async answerRetry(existing: OrderRow, hash: string, maxWaitMs: number): Promise<OrderWithItems> {
     if (existing.requestHash !== hash) {
-      throw new FailedPreconditionError("idempotency_key: was used before for a different order (other lines or card); use a new key for a new checkout");
+      throw new FailedPreconditionError("idempotency_key: was used before for a different order (other lines); use a new key for a new checkout");
     }
     await this.executor.waitForFinal(existing.id, maxWaitMs);
     return this.load(existing.id);

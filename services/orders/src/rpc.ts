@@ -4,11 +4,11 @@ import { isAdmin, type Principal, requireUserId } from "@bazaar/platform/auth";
 import type { CallContext } from "@bazaar/platform/grpc/interceptors";
 import type { ServiceAccess, ServiceImpl } from "@bazaar/platform/grpc/server";
 import { isJsonObject, pageTokenCodec } from "@bazaar/platform/page-token";
-import { validatePaymentCard } from "@bazaar/platform/payment-card";
 import { type OrderSchema, type OrdersService, OrderStatus, type PlaceOrderRequest } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import type { Caller, OrderCursor, OrderStore, OrderWithItems, PlaceOrderInput } from "./orders.ts";
 import { uuidPattern } from "@bazaar/platform/ids";
-import { field, idempotencyKey, money, optional, pageSize, productLines, uuid, validate } from "@bazaar/platform/validation";
+import { InvalidArgumentError } from "@bazaar/platform/errors";
+import { field, idempotencyKey, money, optional, pageSize, paymentMethodToken, productLines, uuid, validate } from "@bazaar/platform/validation";
 
 const maxLines = 50;
 const maxQuantity = 99;
@@ -68,15 +68,20 @@ const orderLines = productLines({
 });
 
 /**
- * Checks a PlaceOrder request field by field; returns it normalized (ids lower-case, card
- * digits only). The card's expiry is checked when a new order is placed (OrderStore.place).
+ * Checks a PlaceOrder request field by field; returns it normalized (ids lower-case). A card is
+ * refused outright: orders never takes one (payments tokenizes it).
  */
-export function validatePlaceOrder(req: PlaceOrderRequest, now = new Date()): PlaceOrderInput {
+export function validatePlaceOrder(req: PlaceOrderRequest): PlaceOrderInput {
+  if (req.card) {
+    throw new InvalidArgumentError(
+      "is no longer accepted: orders never sees a card; tokenize it with PaymentsService.CreatePaymentMethod and send payment_method_token",
+      "card",
+    );
+  }
   return validate({
     idempotencyKey: field("idempotency_key", req.idempotencyKey, idempotencyKey),
     lines: field("lines", req.lines, orderLines),
-    // The card's rule names its fields (card, card.number …) itself.
-    card: field("", req.card, (card) => validatePaymentCard(card, now)),
+    paymentMethodToken: field("payment_method_token", req.paymentMethodToken, paymentMethodToken),
     expectedTotal: field("expected_total", req.expectedTotal, optional(money(0n, BigInt(Number.MAX_SAFE_INTEGER)))),
   });
 }

@@ -19,7 +19,7 @@ export interface SagaPorts {
   commit(orderId: string): Promise<CommitOutcome>;
   /** Gives the order's reserved stock back; succeeds when there is nothing to release. */
   release(orderId: string): Promise<void>;
-  /** Charges the card; a declined card is an outcome, not an error. */
+  /** Charges the payment method; a declined card, or a token payments will not charge, is an outcome, not an error. */
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
   /** Refunds a captured payment. */
   refund(request: RefundRequest): Promise<void>;
@@ -51,15 +51,6 @@ export type ReserveOutcome = { kind: "reserved" } | { kind: "out_of_stock"; prod
 /** Committed, or refused because the reservation is gone (expired, released, never made). */
 export type CommitOutcome = { kind: "committed" } | { kind: "refused"; message: string };
 
-/** A card as the simulated processor takes it. */
-export interface Card {
-  /** Digits only. */
-  number: string;
-  expiryMonth: number;
-  expiryYear: number;
-  cvc: string;
-}
-
 /** A charge of an order's total. */
 export interface ChargeRequest {
   idempotencyKey: string;
@@ -67,11 +58,22 @@ export interface ChargeRequest {
   userId: string;
   amountMinor: number;
   currency: string;
-  card: Card;
+  /**
+   * The shopper's payment method token (from payments' CreatePaymentMethod). Undefined only
+   * when replaying a charge of a saga that held a card before tokens (see migration 0001):
+   * payments then answers with the payment the key made, if any.
+   */
+  paymentMethodToken: string | undefined;
 }
 
-/** The money was taken, or the card was declined (no money taken). */
-export type ChargeOutcome = { kind: "captured"; paymentId: string } | { kind: "declined"; paymentId: string; reason: string };
+/**
+ * The money was taken; or the card was declined (a FAILED payment, no money taken); or
+ * payments would not charge the token at all (expired, used, not the user's: no payment).
+ */
+export type ChargeOutcome =
+  | { kind: "captured"; paymentId: string }
+  | { kind: "declined"; paymentId: string; reason: string }
+  | { kind: "payment_method_unusable"; message: string };
 
 /** A refund of a whole payment. */
 export interface RefundRequest {

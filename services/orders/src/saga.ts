@@ -8,7 +8,7 @@ import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outb
 import type * as schema from "./db/schema.ts";
 import { type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
 import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
-import { type Card, chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
+import { chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
 
 /** The orders service's database. */
 export type OrdersDatabase = Database<typeof schema>;
@@ -51,6 +51,8 @@ type StepResult =
   | { kind: "reserve_failed"; error: string }
   | { kind: "captured"; paymentId: string }
   | { kind: "declined"; reason: string }
+  /** Payments would not charge the token (expired, used, not the shopper's): nothing was taken. */
+  | { kind: "payment_method_unusable"; error: string }
   | { kind: "charge_failed"; error: string }
   | { kind: "committed" }
   | { kind: "commit_refused"; error: string }
@@ -101,6 +103,16 @@ function transition(saga: SagaRow, order: OrderRow, result: Exclude<StepResult, 
         step: "release",
         cancel: saga.cancelRequested ? cancelledByUser : { code: "payment_declined", reason: result.reason || "Your card was declined." },
       };
+    case "payment_method_unusable":
+      return {
+        step: "release",
+        cancel: saga.cancelRequested
+          ? cancelledByUser
+          : {
+              code: "payment_method_unusable",
+              reason: "Your payment details expired before the order could be paid; you have not been charged. Please check out again.",
+            },
+      };
     case "charge_failed":
       return { step: "release", cancel: { code: "payment_failed", reason: "Your payment could not be processed; you have not been charged." } };
     case "committed":
@@ -125,11 +137,6 @@ function transition(saga: SagaRow, order: OrderRow, result: Exclude<StepResult, 
 function listNames(names: string[]): string {
   if (names.length <= 1) return names[0] ?? "one of the products";
   return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
-}
-
-function cardOf(saga: SagaRow): Card | undefined {
-  if (!saga.cardNumber || !saga.cardExpiryMonth || !saga.cardExpiryYear || !saga.cardCvc) return undefined;
-  return { number: saga.cardNumber, expiryMonth: saga.cardExpiryMonth, expiryYear: saga.cardExpiryYear, cvc: saga.cardCvc };
 }
 
 const msFromNow = (ms: number) => sql`now() + ${Math.round(ms)} * interval '1 millisecond'`;
@@ -376,8 +383,10 @@ export class SagaExecutor {
         }
       }
       case "charge": {
-        const card = cardOf(saga);
-        if (!card) return { kind: "charge_failed", error: "the card details are missing" };
+        // Without a token (a saga from before tokens, see migration 0001) a charge can only be
+        // replayed, to learn what an earlier attempt did; there is nothing to make a new one with.
+        const paymentMethodToken = saga.paymentMethodToken ?? undefined;
+        if (!paymentMethodToken && !attemptedBefore) return { kind: "charge_failed", error: "the saga holds no payment method token" };
         try {
           const outcome = await this.ports.charge({
             idempotencyKey: chargeKey(orderId),
@@ -385,9 +394,11 @@ export class SagaExecutor {
             userId: order.userId,
             amountMinor: order.totalMinor,
             currency: order.currency,
-            card,
+            paymentMethodToken,
           });
-          return outcome.kind === "captured" ? { kind: "captured", paymentId: outcome.paymentId } : { kind: "declined", reason: outcome.reason };
+          if (outcome.kind === "captured") return { kind: "captured", paymentId: outcome.paymentId };
+          if (outcome.kind === "declined") return { kind: "declined", reason: outcome.reason };
+          return { kind: "payment_method_unusable", error: outcome.message };
         } catch (err) {
           // Refused outright (an invalid request): no money was taken.
           return isTransient(err) ? retry(err) : { kind: "charge_failed", error: describeError(err) };
@@ -450,7 +461,8 @@ export class SagaExecutor {
       const done = next.step === "done";
       const cancelReason = saga.cancelReason ?? next.cancel?.reason ?? null;
       const cancelCode = saga.cancelCode ?? next.cancel?.code ?? null;
-      const wipeCard = next.step !== "charge";
+      // The token is needed only until the charge is recorded (as the card was before it).
+      const wipeToken = next.step !== "charge";
       const [updated] = await tx
         .update(sagas)
         .set({
@@ -463,7 +475,7 @@ export class SagaExecutor {
           lastError: null,
           cancelReason,
           cancelCode,
-          ...(wipeCard ? { cardNumber: null, cardExpiryMonth: null, cardExpiryYear: null, cardCvc: null } : {}),
+          ...(wipeToken ? { paymentMethodToken: null } : {}),
           updatedAt: sql`now()`,
         })
         .where(eq(sagas.orderId, orderId))

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { RpcError } from "@bazaar/platform/errors";
 import type {
@@ -15,12 +16,11 @@ import type {
 /**
  * Honest in-memory stand-ins for the saga's peers, keeping the promises the real services
  * make in their protos: inventory holds all lines or none, never oversells, and is
- * idempotent by order id; payments charge once per idempotency key (a different request
- * under a used key is an error), decline the test card 4000 0000 0000 0002, and refund only
- * captured payments, once.
+ * idempotent by order id; payments charge a payment method token once (its user's, unexpired,
+ * unused; anything else is charged nothing), once per idempotency key (a different request
+ * under a used key is an error; a replay without a token gets the key's payment), decline a
+ * token of the declined test card, and refund only captured payments, once.
  */
-
-export const declinedCardNumber = "4000000000000002";
 
 type ReservationStatus = "reserved" | "committed" | "released" | "expired";
 
@@ -89,29 +89,59 @@ interface FakePayment {
   request: string;
 }
 
-/** Payments: charges and refunds by idempotency key. */
+/** A payment method token as payments keeps it. */
+interface FakePaymentMethod {
+  userId: string;
+  /** A token of the declined test card (4000 0000 0000 0002). */
+  declined: boolean;
+  expiresAt: number;
+  used: boolean;
+}
+
+/** Payments: payment method tokens, and charges and refunds by idempotency key. */
 export class FakePayments {
   readonly byKey = new Map<string, FakePayment>();
   readonly refundKeys = new Map<string, string>();
+  readonly methods = new Map<string, FakePaymentMethod>();
   /** Charges that reached the processor (a replay with a used key does not). */
   processorCharges = 0;
 
+  /** A token for `userId`, as CreatePaymentMethod issues it: of the good test card, or the declined one. */
+  tokenize(userId: string, card: "good" | "declined" = "good", ttlMs = 15 * 60_000): string {
+    const token = `pm_${randomBytes(32).toString("base64url")}`;
+    this.methods.set(token, { userId, declined: card === "declined", expiresAt: Date.now() + ttlMs, used: false });
+    return token;
+  }
+
+  /** Makes a token unusable as if its time had passed. */
+  expire(token: string): void {
+    const method = this.methods.get(token);
+    if (method) method.expiresAt = Date.now() - 1;
+  }
+
   charge(req: ChargeRequest): ChargeOutcome {
     if (req.amountMinor <= 0) throw new RpcError(status.INVALID_ARGUMENT, "amount.amount_minor: must be positive");
-    const fingerprint = JSON.stringify([req.orderId, req.amountMinor, req.currency, req.card, req.userId]);
+    const fingerprint = JSON.stringify([req.orderId, req.amountMinor, req.currency, req.paymentMethodToken ?? "", req.userId]);
     const existing = this.byKey.get(req.idempotencyKey);
     if (existing) {
-      if (existing.request !== fingerprint) throw new RpcError(status.FAILED_PRECONDITION, "idempotency_key: used for a different charge");
+      const replay = req.paymentMethodToken === undefined && existing.orderId === req.orderId && existing.amountMinor === req.amountMinor;
+      if (existing.request !== fingerprint && !replay) throw new RpcError(status.FAILED_PRECONDITION, "idempotency_key: used for a different charge");
       return this.outcome(existing);
     }
+    if (req.paymentMethodToken === undefined) throw new RpcError(status.INVALID_ARGUMENT, "payment_method_token: is required");
+    const method = this.methods.get(req.paymentMethodToken);
+    if (!method || method.userId !== req.userId)
+      return { kind: "payment_method_unusable", message: "payment_method_token: no payment method of this user has this token" };
+    if (method.used) return { kind: "payment_method_unusable", message: "payment_method_token: was used for a charge already" };
+    if (method.expiresAt <= Date.now()) return { kind: "payment_method_unusable", message: "payment_method_token: has expired" };
+    method.used = true;
     this.processorCharges++;
-    const declined = req.card.number === declinedCardNumber;
     const payment: FakePayment = {
       id: crypto.randomUUID(),
       orderId: req.orderId,
       amountMinor: req.amountMinor,
-      status: declined ? "FAILED" : "CAPTURED",
-      reason: declined ? "Your card was declined." : "",
+      status: method.declined ? "FAILED" : "CAPTURED",
+      reason: method.declined ? "Your card was declined." : "",
       request: fingerprint,
     };
     this.byKey.set(req.idempotencyKey, payment);

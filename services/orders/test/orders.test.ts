@@ -1,12 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { and, eq } from "drizzle-orm";
+import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
 import { eventually } from "@bazaar/testkit/eventually";
 import { type BearerAuth, rpcError, startTestGrpcServer, type TestGrpcServerWithIssuer } from "@bazaar/testkit/fixtures";
+import { findCardData } from "@bazaar/testkit/card-data";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { OrderCancelledSchema, OrderConfirmedSchema, OrderPlacedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { type Order, OrdersService, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
@@ -21,8 +26,8 @@ import { FakePorts, gate } from "./fakes.ts";
 // the honest fakes of fakes.ts. test/platform.test.ts runs it against the real services.
 const scope = new TestScope();
 const noOutbox = { wake() {} };
+const migrations = new URL("../drizzle", import.meta.url).pathname;
 const fast: SagaExecutorOptions = { leaseMs: 30_000, pollMs: 50, retryBaseMs: 20, retryMaxMs: 200 };
-const fingerprintKey = "test-fingerprint-key-0123456789";
 let db: OrdersDatabase;
 let ports: FakePorts;
 let executor: SagaExecutor;
@@ -38,7 +43,7 @@ beforeAll(async () => {
   scope.defer(() => Promise.all([executor, ...others].map((e) => Promise.race([e?.stop(), Bun.sleep(2_000)]))), "stopping the saga executors");
   ports = new FakePorts();
   executor = new SagaExecutor(db, ports, noOutbox, fast).start();
-  store = new OrderStore(db, ports, executor, noOutbox, { waitMs: 3_000, fingerprintKey });
+  store = new OrderStore(db, ports, executor, noOutbox, { waitMs: 3_000 });
   grpc = scope.add(
     await startTestGrpcServer({
       service: OrdersService,
@@ -53,8 +58,9 @@ beforeAll(async () => {
 
 afterAll(() => scope.cleanup(), 60_000);
 
-const goodCard = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
-const declinedCard = { ...goodCard, number: "4000 0000 0000 0002" };
+/** A fresh payment method token of the user's, of the test card that pays (or of the declined one), from the fake payments. */
+const good = (user: { id: string }) => ports.payments.tokenize(user.id);
+const declined = (user: { id: string }) => ports.payments.tokenize(user.id, "declined");
 const newKey = () => `checkout-${crypto.randomUUID()}`;
 
 async function newUser(roles = ["customer"]): Promise<{ id: string; auth: BearerAuth }> {
@@ -104,11 +110,11 @@ async function outcomeCount(outcome: string, reason: string): Promise<number> {
 function replica(options: Partial<SagaExecutorOptions> = {}): { executor: SagaExecutor; store: OrderStore } {
   const e = new SagaExecutor(db, ports, noOutbox, { ...fast, ...options });
   others.push(e);
-  return { executor: e, store: new OrderStore(db, ports, e, noOutbox, { waitMs: 0, fingerprintKey }) };
+  return { executor: e, store: new OrderStore(db, ports, e, noOutbox, { waitMs: 0 }) };
 }
 
 describe("PlaceOrder", () => {
-  test("a good card: CONFIRMED, priced by the catalog, charged once, stock sold, events queued, card wiped", async () => {
+  test("a good card's token: CONFIRMED, priced by the catalog, charged once, stock sold, events queued, token wiped", async () => {
     const buyer = await newUser();
     const mug = product("Stoneware Mug", 1_250, 10);
     const kettle = product("Copper Kettle", 4_999, 3);
@@ -120,7 +126,7 @@ describe("PlaceOrder", () => {
           { productId: mug, quantity: 2 },
           { productId: kettle, quantity: 1 },
         ],
-        card: goodCard,
+        paymentMethodToken: good(buyer),
       },
       buyer.auth,
     );
@@ -138,7 +144,7 @@ describe("PlaceOrder", () => {
     expect(ports.inventory.available(kettle)).toBe(2);
     expect((await eventsOf(order!.id)).map((e) => e.key)).toEqual(["order.placed.v1", "order.confirmed.v1"]);
     const saga = await sagaOf(order!.id);
-    expect(saga).toMatchObject({ step: "done", cardNumber: null, cardExpiryMonth: null, cardExpiryYear: null, cardCvc: null, leaseOwner: null });
+    expect(saga).toMatchObject({ step: "done", paymentMethodToken: null, leaseOwner: null });
     expect(await outcomeCount("confirmed", "none")).toBe(confirmedBefore + 1);
   });
 
@@ -146,7 +152,10 @@ describe("PlaceOrder", () => {
     const buyer = await newUser();
     const lamp = product("Desk Lamp", 3_000, 1);
     const declinedBefore = await outcomeCount("cancelled", "payment_declined");
-    const { order } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: lamp, quantity: 1 }], card: declinedCard }, buyer.auth);
+    const { order } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: lamp, quantity: 1 }], paymentMethodToken: declined(buyer) },
+      buyer.auth,
+    );
     expect(order?.status).toBe(OrderStatus.CANCELLED);
     expect(order?.cancelReason).toBe("Your card was declined.");
     expect(order?.paymentId).toBe("");
@@ -155,11 +164,14 @@ describe("PlaceOrder", () => {
     expect(ports.payments.of(order!.id).map((p) => p.status)).toEqual(["FAILED"]);
     expect(ports.count("commit", order!.id)).toBe(0);
     expect((await eventsOf(order!.id)).at(-1)).toEqual({ key: "order.cancelled.v1", orderId: order!.id, reason: "Your card was declined." });
-    expect((await sagaOf(order!.id)).cardNumber).toBeNull();
+    expect((await sagaOf(order!.id)).paymentMethodToken).toBeNull();
     expect(await outcomeCount("cancelled", "payment_declined")).toBe(declinedBefore + 1);
     // The stock is back: someone else can buy it.
     const other = await newUser();
-    const { order: second } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: lamp, quantity: 1 }], card: goodCard }, other.auth);
+    const { order: second } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: lamp, quantity: 1 }], paymentMethodToken: good(other) },
+      other.auth,
+    );
     expect(second?.status).toBe(OrderStatus.CONFIRMED);
   });
 
@@ -174,7 +186,7 @@ describe("PlaceOrder", () => {
           { productId: plenty, quantity: 1 },
           { productId: scarce, quantity: 2 },
         ],
-        card: goodCard,
+        paymentMethodToken: good(buyer),
       },
       buyer.auth,
     );
@@ -183,7 +195,7 @@ describe("PlaceOrder", () => {
     expect(ports.count("charge", order!.id)).toBe(0);
     expect(ports.inventory.available(plenty)).toBe(50);
     expect(ports.inventory.available(scarce)).toBe(1);
-    expect((await sagaOf(order!.id)).cardNumber).toBeNull();
+    expect((await sagaOf(order!.id)).paymentMethodToken).toBeNull();
   });
 
   test("a peer failing twice with UNAVAILABLE then working: the step is retried and the order CONFIRMED, charged once", async () => {
@@ -191,7 +203,7 @@ describe("PlaceOrder", () => {
     const pen = product("Fountain Pen", 2_400, 5);
     ports.failNext("reserve", 2);
     ports.failNext("charge", 2, status.DEADLINE_EXCEEDED);
-    const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: pen, quantity: 1 }], card: goodCard }, buyer.auth);
+    const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: pen, quantity: 1 }], paymentMethodToken: good(buyer) }, buyer.auth);
     const order = await finalOrder(placed.order!.id, buyer.auth);
     expect(order.status).toBe(OrderStatus.CONFIRMED);
     expect(ports.count("reserve", order.id)).toBe(3);
@@ -212,7 +224,7 @@ describe("PlaceOrder", () => {
         {
           idempotencyKey: newKey(),
           lines: [{ productId: rug, quantity: 1 }],
-          card: { number: "4242424242424242", expiryMonth: 12, expiryYear: goodCard.expiryYear, cvc: "123" },
+          paymentMethodToken: good(buyer),
         },
         100,
       )
@@ -225,7 +237,7 @@ describe("PlaceOrder", () => {
   test("the same key sent 10 times at once: one order, one saga, one charge", async () => {
     const buyer = await newUser();
     const chair = product("Oak Chair", 9_900, 5);
-    const request = { idempotencyKey: newKey(), lines: [{ productId: chair, quantity: 1 }], card: goodCard };
+    const request = { idempotencyKey: newKey(), lines: [{ productId: chair, quantity: 1 }], paymentMethodToken: good(buyer) };
     const results = await Promise.all(Array.from({ length: 10 }, () => client.placeOrder(request, buyer.auth)));
     const ids = new Set(results.map((r) => r.order!.id));
     expect(ids.size).toBe(1);
@@ -248,22 +260,26 @@ describe("PlaceOrder", () => {
     expect(ports.count("reserve", id)).toBe(1);
   });
 
-  test("the same key with a different request is FAILED_PRECONDITION and places nothing", async () => {
+  test("the same key with other lines is FAILED_PRECONDITION and places nothing; with only another token (a retried checkout) it is the same order, charged once", async () => {
     const buyer = await newUser();
     const a = product("Notebook", 600, 10);
     const key = newKey();
-    const { order } = await client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 1 }], card: goodCard }, buyer.auth);
-    const otherLines = await rpcError(client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 2 }], card: goodCard }, buyer.auth));
+    const { order } = await client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 1 }], paymentMethodToken: good(buyer) }, buyer.auth);
+    const otherLines = await rpcError(
+      client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 2 }], paymentMethodToken: good(buyer) }, buyer.auth),
+    );
     expect(otherLines.code).toBe(status.FAILED_PRECONDITION);
     expect(otherLines.message).toContain("idempotency_key");
-    const otherCard = await rpcError(
-      client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 1 }], card: { ...goodCard, number: "5555 5555 5555 4444" } }, buyer.auth),
-    );
-    expect(otherCard.code).toBe(status.FAILED_PRECONDITION);
+    const retried = await client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 1 }], paymentMethodToken: good(buyer) }, buyer.auth);
+    expect(retried.order?.id).toBe(order!.id);
+    expect(ports.payments.of(order!.id)).toHaveLength(1);
     expect(await db.db.select().from(schema.orders).where(eq(schema.orders.userId, buyer.id))).toHaveLength(1);
     // The key is the user's own: another user may use the same one.
     const other = await newUser();
-    const { order: theirs } = await client.placeOrder({ idempotencyKey: key, lines: [{ productId: a, quantity: 2 }], card: goodCard }, other.auth);
+    const { order: theirs } = await client.placeOrder(
+      { idempotencyKey: key, lines: [{ productId: a, quantity: 2 }], paymentMethodToken: good(other) },
+      other.auth,
+    );
     expect(theirs?.id).not.toBe(order?.id);
   });
 
@@ -274,7 +290,7 @@ describe("PlaceOrder", () => {
     ports.catalog.products.get(id)!.unitPriceMinor = 99_999;
     const key = newKey();
     const err = await rpcError(
-      client.placeOrder({ idempotencyKey: key, lines: [{ productId: id, quantity: 1 }], card: goodCard, expectedTotal: shown }, buyer.auth),
+      client.placeOrder({ idempotencyKey: key, lines: [{ productId: id, quantity: 1 }], paymentMethodToken: good(buyer), expectedTotal: shown }, buyer.auth),
     );
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toContain("the total is now $999.99, not the $14.50 you were shown");
@@ -283,7 +299,12 @@ describe("PlaceOrder", () => {
     expect(ports.inventory.available(id)).toBe(10);
     // Shown the new price, the shopper may check out again with the same key.
     const { order } = await client.placeOrder(
-      { idempotencyKey: key, lines: [{ productId: id, quantity: 1 }], card: goodCard, expectedTotal: { currencyCode: "USD", amountMinor: 99_999n } },
+      {
+        idempotencyKey: key,
+        lines: [{ productId: id, quantity: 1 }],
+        paymentMethodToken: good(buyer),
+        expectedTotal: { currencyCode: "USD", amountMinor: 99_999n },
+      },
       buyer.auth,
     );
     expect(order?.status).toBe(OrderStatus.CONFIRMED);
@@ -295,17 +316,23 @@ describe("PlaceOrder", () => {
     const id = product("Tea Towel", 800, 10);
     const line = [{ productId: id, quantity: 2 }];
     const otherCurrency = await rpcError(
-      client.placeOrder({ idempotencyKey: newKey(), lines: line, card: goodCard, expectedTotal: { currencyCode: "EUR", amountMinor: 1_600n } }, buyer.auth),
+      client.placeOrder(
+        { idempotencyKey: newKey(), lines: line, paymentMethodToken: good(buyer), expectedTotal: { currencyCode: "EUR", amountMinor: 1_600n } },
+        buyer.auth,
+      ),
     );
     expect(otherCurrency.code).toBe(status.FAILED_PRECONDITION);
     expect(otherCurrency.message).toContain("the total is now $16.00, not the €16.00 you were shown");
     const bad = await rpcError(
-      client.placeOrder({ idempotencyKey: newKey(), lines: line, card: goodCard, expectedTotal: { currencyCode: "usd", amountMinor: -1n } }, buyer.auth),
+      client.placeOrder(
+        { idempotencyKey: newKey(), lines: line, paymentMethodToken: good(buyer), expectedTotal: { currencyCode: "usd", amountMinor: -1n } },
+        buyer.auth,
+      ),
     );
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
     expect(bad.violations.map((v) => v.field).sort()).toEqual(["expected_total.amount_minor", "expected_total.currency_code"]);
     const { order } = await client.placeOrder(
-      { idempotencyKey: newKey(), lines: line, card: goodCard, expectedTotal: { currencyCode: "USD", amountMinor: 1_600n } },
+      { idempotencyKey: newKey(), lines: line, paymentMethodToken: good(buyer), expectedTotal: { currencyCode: "USD", amountMinor: 1_600n } },
       buyer.auth,
     );
     expect(order?.status).toBe(OrderStatus.CONFIRMED);
@@ -315,7 +342,7 @@ describe("PlaceOrder", () => {
     const buyer = await newUser();
     const p = product("Candle", 1_000, 5);
     const line = { productId: p, quantity: 1 };
-    const base = { idempotencyKey: newKey(), lines: [line], card: goodCard };
+    const base = { idempotencyKey: newKey(), lines: [line], paymentMethodToken: good(buyer) };
     const cases: [string, Parameters<typeof client.placeOrder>[0]][] = [
       ["idempotency_key", { ...base, idempotencyKey: "short" }],
       ["idempotency_key", { ...base, idempotencyKey: "x".repeat(129) }],
@@ -326,14 +353,9 @@ describe("PlaceOrder", () => {
       ["lines[1].product_id", { ...base, lines: [line, { ...line, quantity: 2 }] }],
       ["lines[0].quantity", { ...base, lines: [{ productId: p, quantity: 0 }] }],
       ["lines[0].quantity", { ...base, lines: [{ productId: p, quantity: 100 }] }],
-      ["card", { ...base, card: undefined }],
-      ["card.number", { ...base, card: { ...goodCard, number: "4242-4242-4242-4242" } }],
-      ["card.number", { ...base, card: { ...goodCard, number: "4242 4242" } }],
-      ["card.number", { ...base, card: { ...goodCard, number: "4242 4242 4242 4241" } }],
-      ["card.expiry_month", { ...base, card: { ...goodCard, expiryMonth: 13 } }],
-      ["card.expiry_year", { ...base, card: { ...goodCard, expiryYear: new Date().getFullYear() - 1 } }],
-      ["card.expiry_year", { ...base, card: { ...goodCard, expiryYear: 26 } }],
-      ["card.cvc", { ...base, card: { ...goodCard, cvc: "12" } }],
+      ["payment_method_token", { ...base, paymentMethodToken: "" }],
+      ["payment_method_token", { ...base, paymentMethodToken: "4242424242424242" }],
+      ["payment_method_token", { ...base, paymentMethodToken: `pm_${"x".repeat(44)}` }],
       ["lines[0].product_id", { ...base, lines: [{ productId: "00000000-0000-4000-8000-000000000000", quantity: 1 }] }],
     ];
     for (const [field, request] of cases) {
@@ -363,10 +385,69 @@ describe("PlaceOrder", () => {
     }
   });
 
+  test("a card (the deprecated field) is refused with INVALID_ARGUMENT naming payment_method_token, and nothing is placed", async () => {
+    const buyer = await newUser();
+    const p = product("Card Wallet", 1_900, 5);
+    const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "0917" };
+    for (const request of [
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card },
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card, paymentMethodToken: good(buyer) },
+    ]) {
+      const err = await rpcError(client.placeOrder(request, buyer.auth));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.message).toBe(
+        "card: is no longer accepted: orders never sees a card; tokenize it with PaymentsService.CreatePaymentMethod and send payment_method_token",
+      );
+      expect(err.violations.map((v) => v.field)).toEqual(["card"]);
+    }
+    expect(await db.db.select().from(schema.orders).where(eq(schema.orders.userId, buyer.id))).toHaveLength(0);
+    expect(ports.inventory.available(p)).toBe(5);
+  });
+
+  test("a token that expired, was used, or is another user's by the charge: CANCELLED telling the shopper to check out again; stock released, nothing charged", async () => {
+    const buyer = await newUser();
+    const thief = await newUser();
+    const p = product("Enamel Pin", 700, 10);
+    const unusableBefore = await outcomeCount("cancelled", "payment_method_unusable");
+    const expired = good(buyer);
+    ports.payments.expire(expired);
+    const spent = good(buyer);
+    const { order: first } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: spent },
+      buyer.auth,
+    );
+    expect(first?.status).toBe(OrderStatus.CONFIRMED);
+    const stolen = good(buyer);
+    const charges = ports.payments.processorCharges;
+    const attempts: [string, { id: string; auth: BearerAuth }][] = [
+      [expired, buyer],
+      [spent, buyer],
+      [stolen, thief],
+    ];
+    for (const [paymentMethodToken, user] of attempts) {
+      const { order } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken }, user.auth);
+      expect(order?.status).toBe(OrderStatus.CANCELLED);
+      expect(order?.cancelReason).toBe("Your payment details expired before the order could be paid; you have not been charged. Please check out again.");
+      expect(order?.paymentId).toBe("");
+      expect(ports.payments.of(order!.id)).toEqual([]);
+      expect(ports.inventory.reservations.get(order!.id)?.status).toBe("released");
+      expect((await sagaOf(order!.id)).paymentMethodToken).toBeNull();
+    }
+    expect(ports.payments.processorCharges).toBe(charges);
+    expect(ports.inventory.available(p)).toBe(9);
+    expect(await outcomeCount("cancelled", "payment_method_unusable")).toBe(unusableBefore + 3);
+    // The stolen token is still its owner's to use.
+    const { order: own } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: stolen },
+      buyer.auth,
+    );
+    expect(own?.status).toBe(OrderStatus.CONFIRMED);
+  });
+
   test("without a token every RPC is UNAUTHENTICATED", async () => {
     const id = crypto.randomUUID();
     for (const call of [
-      client.placeOrder({ idempotencyKey: newKey(), lines: [], card: goodCard }),
+      client.placeOrder({ idempotencyKey: newKey(), lines: [], paymentMethodToken: good({ id: id }) }),
       client.getOrder({ id }),
       client.listOrders({}),
       client.cancelOrder({ id }),
@@ -388,7 +469,7 @@ describe("crashes and leases", () => {
     const placed = await crashing.store.place(buyer.id, {
       idempotencyKey: newKey(),
       lines: [{ productId: vase, quantity: 1 }],
-      card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+      paymentMethodToken: good(buyer),
     });
     await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     // Leased: the other executor (polling every 50 ms) leaves it alone.
@@ -412,7 +493,7 @@ describe("crashes and leases", () => {
     expect((await eventsOf(placed.id)).map((e) => e.key)).toEqual(["order.placed.v1", "order.confirmed.v1"]);
   });
 
-  test("crash after the charge was recorded: the card is already wiped, and the order still ends CONFIRMED, charged once", async () => {
+  test("crash after the charge was recorded: the token is already wiped, and the order still ends CONFIRMED, charged once", async () => {
     const buyer = await newUser();
     const clock = product("Wall Clock", 4_100, 2);
     const crashing = replica({ leaseMs: 400 });
@@ -421,7 +502,7 @@ describe("crashes and leases", () => {
     const placed = await crashing.store.place(buyer.id, {
       idempotencyKey: newKey(),
       lines: [{ productId: clock, quantity: 1 }],
-      card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+      paymentMethodToken: good(buyer),
     });
     const mid = await eventually(
       async () => {
@@ -430,7 +511,7 @@ describe("crashes and leases", () => {
       },
       { what: "the saga to reach the commit step" },
     );
-    expect(mid).toMatchObject({ cardNumber: null, cardExpiryMonth: null, cardExpiryYear: null, cardCvc: null });
+    expect(mid).toMatchObject({ paymentMethodToken: null });
     const [row] = await db.db.select().from(schema.orders).where(eq(schema.orders.id, placed.id));
     expect(row?.paymentId).toBe(ports.payments.of(placed.id)[0]!.id);
     const order = await finalOrder(placed.id, buyer.auth);
@@ -463,7 +544,7 @@ describe("crashes and leases", () => {
       {
         idempotencyKey: newKey(),
         lines: [{ productId: p, quantity: 1 }],
-        card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+        paymentMethodToken: good(buyer),
       },
       0,
     );
@@ -507,14 +588,13 @@ describe("crashes and leases", () => {
   async function restartReclaim() {
     const buyer = await newUser();
     const p = product("Soap Dish", 900, 5);
-    const card = { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" };
     // Two instances, "host-a:1" and "host-a:10", each die inside a charge (a long lease each).
     const dead = gate();
     const placed: string[] = [];
     for (const instanceId of ["host-a:1", "host-a:10"]) {
       ports.hook("charge", { after: dead.wait });
       const run = replica({ instanceId });
-      placed.push((await run.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card })).id);
+      placed.push((await run.store.place(buyer.id, { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(buyer) })).id);
       await eventually(async () => ports.payments.of(placed.at(-1)!).length === 1, { what: "the charge" });
     }
     // "host-a:1" restarts: its new run takes back only its own saga and finishes it now.
@@ -550,7 +630,7 @@ describe("crashes and leases", () => {
             {
               idempotencyKey: newKey(),
               lines: [{ productId: p, quantity: 1 }],
-              card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+              paymentMethodToken: good(buyer),
             },
             0,
           )
@@ -575,7 +655,7 @@ describe("CancelOrder", () => {
     const held = gate();
     ports.hook("reserve", { after: held.wait });
     const placed = await client.placeOrder(
-      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard },
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(buyer) },
       { ...buyer.auth, timeoutMs: 400 },
     );
     expect(placed.order?.status).toBe(OrderStatus.PENDING);
@@ -588,7 +668,7 @@ describe("CancelOrder", () => {
     expect(ports.count("charge", order!.id)).toBe(0);
     expect(ports.inventory.reservations.get(order!.id)?.status).toBe("released");
     expect(ports.inventory.available(p)).toBe(1);
-    expect((await sagaOf(order!.id)).cardNumber).toBeNull();
+    expect((await sagaOf(order!.id)).paymentMethodToken).toBeNull();
   });
 
   test("while the charge is in flight: the charge completes, then is refunded and the stock released", async () => {
@@ -597,7 +677,7 @@ describe("CancelOrder", () => {
     const held = gate();
     ports.hook("charge", { before: held.wait });
     const placed = await client.placeOrder(
-      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard },
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(buyer) },
       { ...buyer.auth, timeoutMs: 400 },
     );
     const cancelling = client.cancelOrder({ id: placed.order!.id }, buyer.auth);
@@ -620,7 +700,7 @@ describe("CancelOrder", () => {
       {
         idempotencyKey: newKey(),
         lines: [{ productId: p, quantity: 1 }],
-        card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+        paymentMethodToken: good(buyer),
       },
       0,
     );
@@ -653,7 +733,7 @@ describe("CancelOrder", () => {
     const placed = await crashing.store.place(buyer.id, {
       idempotencyKey: newKey(),
       lines: [{ productId: p, quantity: 1 }],
-      card: { number: "4242424242424242", expiryMonth: 1, expiryYear: goodCard.expiryYear, cvc: "123" },
+      paymentMethodToken: good(buyer),
     });
     await eventually(async () => ports.payments.of(placed.id).length === 1, { what: "the charge to reach payments" });
     const { order } = await client.cancelOrder({ id: placed.id }, buyer.auth);
@@ -671,12 +751,18 @@ describe("CancelOrder", () => {
   test("a final order cannot be cancelled: FAILED_PRECONDITION", async () => {
     const buyer = await newUser();
     const p = product("Teapot", 2_800, 3);
-    const { order: confirmed } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, buyer.auth);
+    const { order: confirmed } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(buyer) },
+      buyer.auth,
+    );
     expect(confirmed?.status).toBe(OrderStatus.CONFIRMED);
     const err = await rpcError(client.cancelOrder({ id: confirmed!.id }, buyer.auth));
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toContain("already confirmed");
-    const { order: cancelled } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: declinedCard }, buyer.auth);
+    const { order: cancelled } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: declined(buyer) },
+      buyer.auth,
+    );
     expect((await rpcError(client.cancelOrder({ id: cancelled!.id }, buyer.auth))).code).toBe(status.FAILED_PRECONDITION);
     expect(ports.payments.of(confirmed!.id).map((x) => x.status)).toEqual(["CAPTURED"]);
   });
@@ -694,7 +780,10 @@ describe("compensation", () => {
         ports.inventory.expire(orderId!);
       },
     });
-    const { order } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, buyer.auth);
+    const { order } = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(buyer) },
+      buyer.auth,
+    );
     expect(order?.status).toBe(OrderStatus.CANCELLED);
     expect(order?.cancelReason).toContain("refunded");
     expect(ports.payments.of(order!.id).map((x) => x.status)).toEqual(["REFUNDED"]);
@@ -712,7 +801,7 @@ describe("compensation", () => {
       },
     });
     ports.failNext("refund", 3, status.INTERNAL);
-    const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, buyer.auth);
+    const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(buyer) }, buyer.auth);
     const order = await finalOrder(placed.order!.id, buyer.auth);
     expect(order.status).toBe(OrderStatus.CANCELLED);
     expect(ports.count("refund", order.id)).toBe(4);
@@ -728,7 +817,10 @@ describe("reading orders", () => {
     const p = product("Bird Feeder", 1_700, 5);
     const held = gate();
     ports.hook("reserve", { before: held.wait });
-    const placed = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, { ...b.auth, timeoutMs: 400 });
+    const placed = await client.placeOrder(
+      { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(b) },
+      { ...b.auth, timeoutMs: 400 },
+    );
     const id = placed.order!.id;
     expect((await rpcError(client.getOrder({ id }, a.auth))).code).toBe(status.NOT_FOUND);
     expect((await rpcError(client.cancelOrder({ id }, a.auth))).code).toBe(status.NOT_FOUND);
@@ -745,7 +837,10 @@ describe("reading orders", () => {
     const p = product("Postcard", 150, 100);
     const placedIds: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const { order } = await client.placeOrder({ idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], card: goodCard }, buyer.auth);
+      const { order } = await client.placeOrder(
+        { idempotencyKey: newKey(), lines: [{ productId: p, quantity: 1 }], paymentMethodToken: good(buyer) },
+        buyer.auth,
+      );
       placedIds.push(order!.id);
     }
     const seen: string[] = [];
@@ -768,5 +863,88 @@ describe("reading orders", () => {
     expect(all.orders.length).toBeGreaterThan(5);
     const mine = await client.listOrders({ pageSize: 1 }, buyer.auth);
     expect((await rpcError(client.listOrders({ pageToken: mine.nextPageToken }, admin.auth))).code).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe("the migration that drops the card from the saga", () => {
+  test("sagas still holding a card end CANCELLED telling the shopper to order again: stock released, a charge that went through refunded, nothing charged anew or left PENDING", async () => {
+    // A database as main left it (migration 0000: sagas with card columns), with sagas in
+    // flight, some holding a card: the state an upgrade meets.
+    const url = scope.databaseUrl("orders");
+    const initOnly = await mkdtemp(join(tmpdir(), "orders-0000-"));
+    scope.defer(() => rm(initOnly, { recursive: true, force: true }), "removing the 0000-only migrations");
+    await mkdir(join(initOnly, "meta"));
+    await copyFile(join(migrations, "0000_init.sql"), join(initOnly, "0000_init.sql"));
+    const journal = JSON.parse(await readFile(join(migrations, "meta/_journal.json"), "utf8")) as { entries: { tag: string }[] };
+    await writeFile(join(initOnly, "meta/_journal.json"), JSON.stringify({ ...journal, entries: journal.entries.filter((e) => e.tag === "0000_init") }));
+    const legacy = await openDatabase({ url, schema, migrationsFolder: initOnly });
+    const buyer = await newUser();
+    const p = product("Hand-Thrown Bowl", 2_000, 10);
+    const card = { number: "4000000000009995", cvc: "0917" };
+    const sagaStates = {
+      reserving: { step: "reserve", attempts: 1 },
+      chargeNotTried: { step: "charge", attempts: 0 },
+      chargedBefore: { step: "charge", attempts: 1 },
+      chargeLost: { step: "charge", attempts: 1 },
+    } as const;
+    const ids: Record<string, string> = {};
+    try {
+      for (const [name, state] of Object.entries(sagaStates)) {
+        const [order] = await legacy.sql`insert into orders (user_id, currency, total_minor, idempotency_key, request_hash)
+          values (${buyer.id}, 'USD', 2000, ${newKey()}, 'legacy') returning id`;
+        const id = order!.id as string;
+        ids[name] = id;
+        await legacy.sql`insert into order_items (order_id, line_no, product_id, name, unit_price_minor, quantity) values (${id}, 0, ${p}, 'Hand-Thrown Bowl', 2000, 1)`;
+        // A lease that has run out: its process died (or stopped) mid-saga.
+        await legacy.sql`insert into sagas (order_id, step, attempts, lease_until, lease_owner, card_number, card_expiry_month, card_expiry_year, card_cvc)
+          values (${id}, ${state.step}, ${state.attempts}, now() - interval '1 second', 'a-previous-run', ${card.number}, 12, 2099, ${card.cvc})`;
+        ports.inventory.reserve(id, [{ productId: p, quantity: 1 }]);
+      }
+      // The charge of one went through before the upgrade (under the saga's key), the other's never arrived.
+      const legacyToken = ports.payments.tokenize(buyer.id);
+      ports.payments.charge({
+        idempotencyKey: `order:${ids.chargedBefore}`,
+        orderId: ids.chargedBefore!,
+        userId: buyer.id,
+        amountMinor: 2000,
+        currency: "USD",
+        paymentMethodToken: legacyToken,
+      });
+      // The scan finds the card in main's schema: this is what the scans elsewhere would have caught.
+      const before = await findCardData((text) => legacy.sql.unsafe(text), { numbers: [card.number], cvcs: [card.cvc] });
+      expect(before.hits.map((h) => `${h.table}.${h.column}`).sort()).toEqual(["sagas.card_cvc", "sagas.card_number", "sagas.card_number"]);
+    } finally {
+      await legacy.close();
+    }
+
+    const upgraded = await openDatabase({ url, schema, migrationsFolder: migrations });
+    scope.defer(() => upgraded.close(), "closing the upgraded database");
+    expect((await findCardData((text) => upgraded.sql.unsafe(text), { numbers: [card.number], cvcs: [card.cvc] })).hits).toEqual([]);
+    const charges = ports.payments.processorCharges;
+    const upgradedExecutor = new SagaExecutor(upgraded, ports, noOutbox, fast).start();
+    others.push(upgradedExecutor);
+    const reason =
+      "We changed how card details are handled while your order was being processed, so it could not be completed; any payment taken has been refunded. Please place the order again.";
+    const finals = await eventually(
+      async () => {
+        const rows = await upgraded.db.select().from(schema.orders);
+        return rows.every((o) => o.status !== "PENDING") ? rows : undefined;
+      },
+      { what: "every upgraded order to be final", timeoutMs: 10_000 },
+    );
+    const byId = (a: string[], b: string[]) => (a[0]! < b[0]! ? -1 : 1);
+    expect(finals.map((o) => [o.id, o.status, o.cancelReason]).sort(byId)).toEqual(
+      Object.values(ids)
+        .map((id) => [id, "CANCELLED", reason])
+        .sort(byId),
+    );
+    expect(ports.payments.processorCharges).toBe(charges);
+    expect(ports.payments.of(ids.chargedBefore!).map((x) => x.status)).toEqual(["REFUNDED"]);
+    for (const name of ["reserving", "chargeNotTried", "chargeLost"]) expect(ports.payments.of(ids[name]!)).toEqual([]);
+    for (const id of Object.values(ids)) expect(ports.inventory.reservations.get(id)?.status).toBe("released");
+    expect(ports.inventory.available(p)).toBe(10);
+    const sagaRows = await upgraded.db.select().from(schema.sagas);
+    expect(sagaRows.map((r) => [r.step, r.cancelCode, r.paymentMethodToken])).toEqual(Object.values(ids).map(() => ["done", "card_details_discarded", null]));
+    await upgradedExecutor.stop();
   });
 });

@@ -31,6 +31,12 @@ async function newBuyer(): Promise<{ id: string; auth: BearerAuth }> {
   return { id: res.user!.id, auth: bearer(res.tokens!.accessToken) };
 }
 
+/** A payment method token of the buyer's for `card`, from payments (as the BFF gets one at checkout). */
+async function tokenize(buyer: { auth: BearerAuth }, card = goodCard): Promise<string> {
+  const { paymentMethod } = await clients.payments.createPaymentMethod({ card }, buyer.auth);
+  return paymentMethod!.token;
+}
+
 async function adminAuth(): Promise<BearerAuth> {
   const res = await clients.identity.login({ email: "admin@bazaar.local", password: "bazaar-admin" });
   return bearer(res.tokens!.accessToken);
@@ -73,11 +79,38 @@ async function paymentsOf(orderId: string): Promise<{ status: string }[]> {
 }
 
 describe("orders with the real services", () => {
+  test("a token is its owner's only: another buyer's order with it is CANCELLED, nothing charged, and the owner's own order with it goes through once", async () => {
+    const [owner, thief] = [await newBuyer(), await newBuyer()];
+    const p = await stocked(2);
+    const token = await tokenize(owner);
+    const { order: stolen } = await clients.orders.placeOrder(
+      { idempotencyKey: uniqueName("stolen"), lines: [{ productId: p.id, quantity: 1 }], paymentMethodToken: token },
+      thief.auth,
+    );
+    const refused = await finalOrder(stolen!.id, thief.auth);
+    expect(refused.status).toBe(OrderStatus.CANCELLED);
+    expect(refused.cancelReason).toBe("Your payment details expired before the order could be paid; you have not been charged. Please check out again.");
+    expect(await paymentsOf(refused.id)).toEqual([]);
+    const { order: placed } = await clients.orders.placeOrder(
+      { idempotencyKey: uniqueName("own"), lines: [{ productId: p.id, quantity: 1 }], paymentMethodToken: token },
+      owner.auth,
+    );
+    expect((await finalOrder(placed!.id, owner.auth)).status).toBe(OrderStatus.CONFIRMED);
+    // Used once: a second order with it is cancelled the same way, and charged nothing.
+    const { order: again } = await clients.orders.placeOrder(
+      { idempotencyKey: uniqueName("again"), lines: [{ productId: p.id, quantity: 1 }], paymentMethodToken: token },
+      owner.auth,
+    );
+    expect((await finalOrder(again!.id, owner.auth)).status).toBe(OrderStatus.CANCELLED);
+    expect(await paymentsOf(again!.id)).toEqual([]);
+    expect(await available(p.id)).toBe(p.available - 1);
+  }, 30_000);
+
   test("a good card: CONFIRMED, one captured payment, stock sold", async () => {
     const buyer = await newBuyer();
     const p = await stocked(2);
     const { order: placed } = await clients.orders.placeOrder(
-      { idempotencyKey: uniqueName("good"), lines: [{ productId: p.id, quantity: 2 }], card: goodCard },
+      { idempotencyKey: uniqueName("good"), lines: [{ productId: p.id, quantity: 2 }], paymentMethodToken: await tokenize(buyer) },
       buyer.auth,
     );
     const order = await finalOrder(placed!.id, buyer.auth);
@@ -98,7 +131,7 @@ describe("orders with the real services", () => {
     const buyer = await newBuyer();
     const p = await stocked(1);
     const { order: placed } = await clients.orders.placeOrder(
-      { idempotencyKey: uniqueName("declined"), lines: [{ productId: p.id, quantity: 1 }], card: declinedCard },
+      { idempotencyKey: uniqueName("declined"), lines: [{ productId: p.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer, declinedCard) },
       buyer.auth,
     );
     const order = await finalOrder(placed!.id, buyer.auth);
@@ -115,7 +148,7 @@ describe("orders with the real services", () => {
     // Leave exactly 2 units available.
     await clients.inventory.adjustStock({ productId: p.id, delta: 2 - p.available, reason: "orders test: make it scarce" }, admin);
     const { order: placed } = await clients.orders.placeOrder(
-      { idempotencyKey: uniqueName("scarce"), lines: [{ productId: p.id, quantity: 3 }], card: goodCard },
+      { idempotencyKey: uniqueName("scarce"), lines: [{ productId: p.id, quantity: 3 }], paymentMethodToken: await tokenize(buyer) },
       buyer.auth,
     );
     const order = await finalOrder(placed!.id, buyer.auth);
@@ -133,7 +166,10 @@ describe("orders with the real services", () => {
     await clients.payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 1_500 } }, admin);
     try {
       const placing = clients.orders
-        .placeOrder({ idempotencyKey: uniqueName("crash"), lines: [{ productId: p.id, quantity: 1 }], card: goodCard }, { ...buyer.auth, timeoutMs: 10_000 })
+        .placeOrder(
+          { idempotencyKey: uniqueName("crash"), lines: [{ productId: p.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer) },
+          { ...buyer.auth, timeoutMs: 10_000 },
+        )
         .catch((err: unknown) => err);
       const pending = await eventually(async () => (await clients.orders.listOrders({}, buyer.auth)).orders[0], { what: "the order to exist" });
       // The reserve step recorded, the charge claimed: the slow processor holds the saga there.

@@ -13,11 +13,12 @@ export const env = parseEnv(
      */
     DATABASE_MAX_CONNECTIONS: z.coerce.number().int().min(2).max(200).default(20),
     /**
-     * The key of the HMAC-SHA-256 that fingerprints a charge request (card number included) for
-     * idempotency checks. Keyed, so the stored fingerprint cannot be brute-forced back to a card
-     * number without it. Its development default is refused outside development.
+     * The key of the HMAC-SHA-256 that fingerprints a charge request for idempotency checks.
+     * Its development default is refused outside development.
      */
     REQUEST_HASH_SECRET: hmacKeyVar("bazaar-dev-payments-request-hash-change-me"),
+    /** How long a payment method token (CreatePaymentMethod) can be charged, in seconds. */
+    PAYMENT_METHOD_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(900),
     /** How long a replica reuses the fault settings it read, in milliseconds (at most 1 s). */
     FAULT_SETTINGS_CACHE_MS: z.coerce.number().int().min(0).max(1000).default(500),
   }),

@@ -1,12 +1,13 @@
-import { createHmac } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { eq, sql } from "drizzle-orm";
+import { eq, getTableColumns, sql } from "drizzle-orm";
 import { type Database, postgresError } from "@bazaar/platform/db";
-import { AbortedError, FailedPreconditionError, NotFoundError } from "@bazaar/platform/errors";
+import { AbortedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
+import { paymentMethodTokenPrefix } from "@bazaar/platform/validation";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
-import { ledgerEntries, type PaymentRow, payments, refunds } from "./db/schema.ts";
+import { ledgerEntries, type PaymentMethodRow, type PaymentRow, paymentMethods, payments, refunds } from "./db/schema.ts";
 import type * as schema from "./db/schema.ts";
 import type { FaultSettingsStore } from "./fault-settings.ts";
 import type { SimulatedProcessor, ValidCard } from "./processor.ts";
@@ -21,7 +22,14 @@ export interface ChargeCommand {
   userId: string;
   amountMinor: number;
   currency: string;
-  card: ValidCard;
+  /** The payment method token; undefined only for a replay of a charge made before (see charge()). */
+  paymentMethodToken: string | undefined;
+}
+
+/** A new payment method, as CreatePaymentMethod answers it: the token is shown this once. */
+export interface IssuedPaymentMethod {
+  token: string;
+  row: PaymentMethodRow;
 }
 
 /** A validated refund. */
@@ -41,6 +49,8 @@ export interface CallBudget {
 export interface PaymentStoreOptions {
   /** The HMAC key of request fingerprints (see REQUEST_HASH_SECRET). */
   requestHashSecret: string;
+  /** How long a payment method token can be charged, in milliseconds (see PAYMENT_METHOD_TTL_SECONDS). */
+  paymentMethodTtlMs: number;
   /** Woken after a commit that wrote events (the outbox relay). */
   outbox?: OutboxSignal;
 }
@@ -88,12 +98,51 @@ export class PaymentStore {
   }
 
   /**
-   * Charges a card once per idempotency key. A declined or failed charge is a FAILED payment,
-   * not an error. The same key with a different request is FAILED_PRECONDITION and writes nothing.
+   * Vaults a card with the processor and issues a token for it, bound to `userId`, usable once
+   * until the TTL passes. Only the token's hash and the vaulted card's reference, last four
+   * digits, brand and expiry are stored. An expired card is INVALID_ARGUMENT.
+   */
+  async createPaymentMethod(userId: string, card: ValidCard): Promise<IssuedPaymentMethod> {
+    const vaulted = this.processor.vault(card);
+    const token = `${paymentMethodTokenPrefix}${randomBytes(32).toString("base64url")}`;
+    const [row] = await this.database.db
+      .insert(paymentMethods)
+      .values({
+        tokenHash: tokenHash(token),
+        userId,
+        processorReference: vaulted.reference,
+        cardLast4: vaulted.last4,
+        cardBrand: vaulted.brand,
+        cardExpiryMonth: vaulted.expiryMonth,
+        cardExpiryYear: vaulted.expiryYear,
+        expiresAt: sql`now() + ${this.options.paymentMethodTtlMs} * interval '1 millisecond'`,
+      })
+      .returning();
+    if (!row) throw new Error("the payment method insert returned no row");
+    return { token, row };
+  }
+
+  /**
+   * Charges a payment method once per idempotency key. A declined or failed charge is a FAILED
+   * payment, not an error. The same key with a different request is FAILED_PRECONDITION and
+   * writes nothing.
+   *
+   * The token is checked, and used up, inside the charge's transaction, after the key's lookup:
+   * a retry of a charge gets its payment back though its token is spent, and a charge that
+   * fails before it is recorded (the caller gave up, the process died) leaves the token as it
+   * was. It must be the user's (another user's is as unknown as a made-up one), unexpired (by
+   * the database's clock) and unused; otherwise FAILED_PRECONDITION with a PAYMENT_METHOD_*
+   * violation, and nothing is charged.
+   *
+   * Without a token a charge can only be a replay: the payment its key made for the same order,
+   * user and amount comes back; anything else is INVALID_ARGUMENT. That is how the orders saga
+   * learns what became of a charge it made before it carried tokens (its migration dropped the
+   * card it held).
    */
   async charge(command: ChargeCommand, budget: CallBudget): Promise<PaymentRow> {
-    const { idempotencyKey, orderId, userId, amountMinor, currency, card } = command;
-    const requestHash = this.fingerprint(["charge", orderId, userId, amountMinor, currency, card.digits, card.expiryMonth, card.expiryYear]);
+    const { idempotencyKey, orderId, userId, amountMinor, currency, paymentMethodToken } = command;
+    const hashedToken = paymentMethodToken === undefined ? undefined : tokenHash(paymentMethodToken);
+    const requestHash = this.fingerprint(["charge", orderId, userId, amountMinor, currency, hashedToken ?? ""]);
     // Read before the transaction: a charge holds its connection while it waits on the lock, so
     // a cache miss inside it could wait for a pool connection held by its own duplicates.
     const faults = await this.faults.current();
@@ -102,10 +151,40 @@ export class PaymentStore {
         await lockKey(tx, chargeLockSpace, idempotencyKey, budget);
         const [existing] = await tx.select().from(payments).where(eq(payments.idempotencyKey, idempotencyKey));
         if (existing) {
-          if (existing.requestHash !== requestHash) throw keyReused(idempotencyKey);
+          const replay =
+            hashedToken === undefined &&
+            existing.orderId === orderId &&
+            existing.userId === userId &&
+            existing.amountMinor === amountMinor &&
+            existing.currency === currency;
+          if (existing.requestHash !== requestHash && !replay) throw keyReused(idempotencyKey);
           return { payment: existing, created: false };
         }
-        const outcome = await this.processor.charge(card, faults, budget.signal);
+        if (hashedToken === undefined) {
+          throw new InvalidArgumentError(
+            "is required: tokenize the card with CreatePaymentMethod and send its token (only a replay of an earlier charge may leave it out)",
+            "payment_method_token",
+          );
+        }
+        // Locked, so that two charges with one token (under different keys) cannot both use it.
+        // Expiry by the database's clock, the one that set expires_at.
+        const [found] = await tx
+          .select({ ...getTableColumns(paymentMethods), expired: sql<boolean>`${paymentMethods.expiresAt} <= now()` })
+          .from(paymentMethods)
+          .where(eq(paymentMethods.tokenHash, hashedToken))
+          .for("update");
+        const card = usablePaymentMethod(found, userId);
+        const outcome = await this.processor.charge(
+          {
+            reference: card.processorReference,
+            last4: card.cardLast4,
+            brand: card.cardBrand,
+            expiryMonth: card.cardExpiryMonth,
+            expiryYear: card.cardExpiryYear,
+          },
+          faults,
+          budget.signal,
+        );
         const [row] = await tx
           .insert(payments)
           .values({
@@ -117,10 +196,11 @@ export class PaymentStore {
             currency,
             status: outcome.captured ? "CAPTURED" : "FAILED",
             failureReason: outcome.captured ? null : outcome.reason,
-            cardLast4: card.last4,
+            cardLast4: card.cardLast4,
           })
           .returning();
         if (!row) throw new Error("the payment insert returned no row");
+        await tx.update(paymentMethods).set({ paymentId: row.id }).where(eq(paymentMethods.id, card.id));
         const amount = { currencyCode: currency, amountMinor: BigInt(amountMinor) };
         if (outcome.captured) {
           await tx.insert(ledgerEntries).values({ paymentId: row.id, kind: "CHARGE", amountMinor, currency });
@@ -179,6 +259,19 @@ export class PaymentStore {
     return payment;
   }
 
+  /**
+   * Deletes payment methods that expired more than an hour ago, used or not: nothing can charge
+   * them any more (a retry of a charge finds its payment by key), and the hour keeps a refusal
+   * saying "expired" rather than "unknown" for a while. Resolves with how many it deleted.
+   */
+  async purgeExpiredPaymentMethods(): Promise<number> {
+    const deleted = await this.database.db
+      .delete(paymentMethods)
+      .where(sql`${paymentMethods.expiresAt} < now() - interval '1 hour'`)
+      .returning({ id: paymentMethods.id });
+    return deleted.length;
+  }
+
   /** A payment by id, or undefined. */
   async get(id: string): Promise<PaymentRow | undefined> {
     const [row] = await this.database.db.select().from(payments).where(eq(payments.id, id));
@@ -187,6 +280,35 @@ export class PaymentStore {
 }
 
 type Tx = Parameters<Parameters<PaymentsDatabase["db"]["transaction"]>[0]>[0];
+
+/** The stored form of a token: SHA-256, hex. */
+function tokenHash(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/**
+ * Why a payment method token cannot be charged, as the PreconditionFailure violation's type
+ * (see ChargeRequest in payments.proto).
+ */
+export const paymentMethodProblems = {
+  notFound: "PAYMENT_METHOD_NOT_FOUND",
+  expired: "PAYMENT_METHOD_EXPIRED",
+  used: "PAYMENT_METHOD_USED",
+} as const;
+
+/** The payment method a charge of `userId` may use, or FAILED_PRECONDITION saying why not. */
+function usablePaymentMethod(method: (PaymentMethodRow & { expired: boolean }) | undefined, userId: string): PaymentMethodRow {
+  const refuse = (type: string, message: string): never => {
+    throw new FailedPreconditionError(`payment_method_token: ${message}`, [{ type, subject: "payment_method_token", description: message }]);
+  };
+  // Someone else's token is as unknown as one never issued: a token cannot be probed for.
+  if (!method || method.userId !== userId) {
+    return refuse(paymentMethodProblems.notFound, "no payment method of this user has this token; tokenize the card again (CreatePaymentMethod)");
+  }
+  if (method.paymentId) return refuse(paymentMethodProblems.used, "was used for a charge already; a token pays once, so tokenize the card again");
+  if (method.expired) return refuse(paymentMethodProblems.expired, "has expired; tokenize the card again (CreatePaymentMethod)");
+  return method;
+}
 
 /**
  * Takes the transaction-scoped advisory lock of an idempotency key, waiting at most until the

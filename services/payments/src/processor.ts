@@ -1,14 +1,17 @@
 import { Counter } from "prom-client";
 import { AbortedError } from "@bazaar/platform/errors";
 import { registry } from "@bazaar/platform/metrics";
-import { requireUnexpired, validatePaymentCard } from "@bazaar/platform/payment-card";
+import { hasExpired, type PaymentCard, requireUnexpired, validatePaymentCard } from "@bazaar/platform/payment-card";
 import type { Card } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 
 /**
- * A simulated card processor, the stand-in for Stripe or Adyen. Test cards decide the outcome
- * (like Stripe's): 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined, 4000 0000
- * 0000 9995 has insufficient funds, any other valid number succeeds. Fault settings make it
- * slow or unavailable on purpose, like the OpenTelemetry demo's `paymentFailure` flag.
+ * A simulated card processor, the stand-in for Stripe or Adyen. A card is vaulted first
+ * ({@link SimulatedProcessor.vault}) and charged by the processor's reference to it, never by
+ * its number. Test cards decide the outcome (like Stripe's test cards and their tokens
+ * tok_visa, tok_chargeDeclined …): 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is
+ * declined, 4000 0000 0000 9995 has insufficient funds, any other valid number succeeds. Fault
+ * settings make it slow or unavailable on purpose, like the OpenTelemetry demo's
+ * `paymentFailure` flag.
  */
 
 /** Card numbers with a fixed outcome. */
@@ -18,18 +21,42 @@ export const testCards = {
   insufficientFunds: "4000000000009995",
 } as const;
 
+/**
+ * The references the simulated vault gives cards, by outcome (Stripe's test token names). A
+ * real processor's reference is unique per card; these stand for "a card that will do this".
+ */
+export const processorReferences = {
+  visa: "tok_visa",
+  declined: "tok_chargeDeclined",
+  insufficientFunds: "tok_chargeDeclinedInsufficientFunds",
+  /** Any other valid card: charges succeed. */
+  approved: "tok_approved",
+} as const;
+
 /** What the processor says when no money was taken, in words a shopper understands. */
 export const declineReasons = {
   declined: "Your card was declined.",
   insufficientFunds: "Your card has insufficient funds.",
+  expired: "Your card has expired.",
   unavailable: "The payment processor is unavailable; no money was taken.",
 } as const;
 
-/** A card that passed validation. Only `last4` may be stored; `digits` never leaves memory. */
+/** A card that passed validation. Only what {@link VaultedCard} holds may be stored; the number never leaves memory. */
 export interface ValidCard {
   /** The number without spaces. */
   digits: string;
   last4: string;
+  expiryMonth: number;
+  expiryYear: number;
+}
+
+/** A card in the processor's vault, as payments may keep it: no number, no security code. */
+export interface VaultedCard {
+  /** The processor's reference: what a charge names. */
+  reference: string;
+  last4: string;
+  /** "visa", "mastercard", "amex", "discover", or "". */
+  brand: string;
   expiryMonth: number;
   expiryYear: number;
 }
@@ -46,13 +73,23 @@ export interface Faults {
 export type ChargeOutcome = { captured: true } | { captured: false; reason: string };
 
 /**
- * Checks the form of a card ({@link validatePaymentCard}) and keeps only what a charge needs.
- * Whether the card has expired depends on the day, so the processor checks that only when it
- * charges: a retry of a charge made before the card expired still gets its payment back.
+ * Checks the form of a card ({@link validatePaymentCard}: number, Luhn, month, year, security
+ * code) and keeps only what vaulting needs: the security code is checked, then dropped.
  */
 export function validateCard(card: Card | undefined): ValidCard {
-  const { number, expiryMonth, expiryYear } = validatePaymentCard(card);
+  const { number, expiryMonth, expiryYear }: PaymentCard = validatePaymentCard(card);
   return { digits: number, last4: number.slice(-4), expiryMonth, expiryYear };
+}
+
+/** A card's brand from its number's prefix (the issuer identification number ranges). */
+export function cardBrand(digits: string): string {
+  if (digits.startsWith("4")) return "visa";
+  const two = Number(digits.slice(0, 2));
+  const four = Number(digits.slice(0, 4));
+  if ((two >= 51 && two <= 55) || (four >= 2221 && four <= 2720)) return "mastercard";
+  if (two === 34 || two === 37) return "amex";
+  if (digits.startsWith("6011") || digits.startsWith("65")) return "discover";
+  return "";
 }
 
 /** Calls made to the processor, by operation and outcome. */
@@ -102,11 +139,29 @@ export class SimulatedProcessor {
   }
 
   /**
-   * Charges a card: captured, or declined/unavailable with the reason (never an error for
-   * those). An expired card is INVALID_ARGUMENT, before any money moves.
+   * Puts a card in the vault and returns the reference to charge it by, with what may be kept
+   * of it. An expired card is INVALID_ARGUMENT (naming card.expiry_month or card.expiry_year).
    */
-  async charge(card: ValidCard, faults: Faults, signal: AbortSignal): Promise<ChargeOutcome> {
+  vault(card: ValidCard): VaultedCard {
     requireUnexpired(card, this.now());
+    const { digits, last4, expiryMonth, expiryYear } = card;
+    const brand = cardBrand(digits);
+    const reference =
+      digits === testCards.declined
+        ? processorReferences.declined
+        : digits === testCards.insufficientFunds
+          ? processorReferences.insufficientFunds
+          : digits === testCards.success
+            ? processorReferences.visa
+            : processorReferences.approved;
+    return { reference, last4, brand, expiryMonth, expiryYear };
+  }
+
+  /**
+   * Charges a vaulted card: captured, or declined/expired/unavailable with the reason (never
+   * an error for those: no money moved, and the payment records why).
+   */
+  async charge(card: VaultedCard, faults: Faults, signal: AbortSignal): Promise<ChargeOutcome> {
     await this.delay(faults, signal);
     const outcome = this.decide(card, faults);
     processorCalls.inc({
@@ -127,10 +182,12 @@ export class SimulatedProcessor {
     if (faults.addedLatencyMs > 0) await sleep(faults.addedLatencyMs, signal);
   }
 
-  private decide(card: ValidCard, faults: Faults): ChargeOutcome {
+  private decide(card: VaultedCard, faults: Faults): ChargeOutcome {
     if (faults.failureRate > 0 && this.random() < faults.failureRate) return { captured: false, reason: declineReasons.unavailable };
-    if (card.digits === testCards.declined) return { captured: false, reason: declineReasons.declined };
-    if (card.digits === testCards.insufficientFunds) return { captured: false, reason: declineReasons.insufficientFunds };
+    // The card may have expired since it was vaulted (a token lives minutes, a month can end in them).
+    if (hasExpired(card, this.now())) return { captured: false, reason: declineReasons.expired };
+    if (card.reference === processorReferences.declined) return { captured: false, reason: declineReasons.declined };
+    if (card.reference === processorReferences.insufficientFunds) return { captured: false, reason: declineReasons.insufficientFunds };
     return { captured: true };
   }
 }

@@ -20,16 +20,21 @@ let sql: postgres.Sql;
 let broker: Broker;
 let asService: BearerAuth;
 let asAdmin: BearerAuth;
+const buyer = { id: crypto.randomUUID(), auth: bearer("") };
 const captured: string[] = [];
 
-const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getUTCFullYear() + 2, cvc: "123" };
-const chargeRequest = () => ({
-  idempotencyKey: uniqueName("charge"),
-  orderId: crypto.randomUUID(),
-  userId: crypto.randomUUID(),
-  amount: { currencyCode: "USD", amountMinor: 1500n },
-  card,
-});
+const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getUTCFullYear() + 2, cvc: "0917" };
+/** A charge of the buyer's with a token from one replica (the first unless said otherwise), to charge on either. */
+async function chargeRequest(tokenizeOn = 0) {
+  const { paymentMethod } = await clients[tokenizeOn]!.createPaymentMethod({ card }, buyer.auth);
+  return {
+    idempotencyKey: uniqueName("charge"),
+    orderId: crypto.randomUUID(),
+    userId: buyer.id,
+    amount: { currencyCode: "USD", amountMinor: 1500n },
+    paymentMethodToken: paymentMethod!.token,
+  };
+}
 
 beforeAll(async () => {
   configureLogging("payments-replicas-test", "warn");
@@ -37,6 +42,7 @@ beforeAll(async () => {
   const vhost = await scope.vhost();
   asService = bearer(await issuer.token({ sub: "service:orders", roles: ["service"] }));
   asAdmin = bearer(await issuer.token({ sub: crypto.randomUUID(), roles: ["admin"] }));
+  buyer.auth = bearer(await issuer.token({ sub: buyer.id, roles: ["customer"] }));
   const env = {
     JWKS_URL: issuer.jwksUrl,
     JWT_ISSUER: issuer.issuer,
@@ -64,14 +70,14 @@ afterAll(() => scope.cleanup(), 60_000);
 describe("two replicas", () => {
   test("a fault setting changed through one replica applies to the other's charges within its cache time, without a restart", async () => {
     const [a, b] = clients as [GrpcClient<typeof PaymentsService>, GrpcClient<typeof PaymentsService>];
-    expect((await b.charge(chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.CAPTURED);
+    expect((await b.charge(await chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.CAPTURED);
     try {
       await a.setFaultSettings({ settings: { failureRate: 1, addedLatencyMs: 0 } }, asAdmin);
       const changedAt = performance.now();
-      expect((await a.charge(chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.FAILED);
+      expect((await a.charge(await chargeRequest(), asService)).payment?.status).toBe(PaymentStatus.FAILED);
       const failed = await eventually(
         async () => {
-          const { payment } = await b.charge(chargeRequest(), asService);
+          const { payment } = await b.charge(await chargeRequest(), asService);
           return payment?.status === PaymentStatus.FAILED ? payment : undefined;
         },
         { what: "replica b to fail charges" },
@@ -85,7 +91,7 @@ describe("two replicas", () => {
   });
 
   test("the same charge sent to both replicas at once is charged once", async () => {
-    const request = chargeRequest();
+    const request = await chargeRequest();
     try {
       await clients[0]!.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 200 } }, asAdmin);
       await Bun.sleep(300); // both replicas now run with the latency
@@ -100,8 +106,9 @@ describe("two replicas", () => {
     }
   });
 
-  test("captures are published to RabbitMQ, and neither process ever logs the card number", async () => {
-    const { payment } = await clients[1]!.charge(chargeRequest(), asService);
+  test("a card tokenized on one replica is charged on the other; captures are published to RabbitMQ, and neither process ever logs the card number", async () => {
+    const { payment } = await clients[1]!.charge(await chargeRequest(0), asService);
+    expect(payment?.status).toBe(PaymentStatus.CAPTURED);
     await eventually(async () => captured.includes(payment!.id), { what: "the PaymentCaptured event" });
     await eventually(
       async () => {

@@ -31,7 +31,7 @@ export const orders = pgTable(
     paymentId: text("payment_id"),
     /** The client's key for this checkout: a retry with the same key finds this order. */
     idempotencyKey: text("idempotency_key").notNull(),
-    /** What the order was placed with (lines and a fingerprint of the card), to tell a retry from a different request. */
+    /** What the order was placed with (its lines), to tell a retry from a different request. */
     requestHash: text("request_hash").notNull(),
     createdAt: timestamp("created_at", ms).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", ms).notNull().defaultNow(),
@@ -98,24 +98,20 @@ export const sagas = pgTable(
     /** The holder's claim token: a step's outcome is recorded only by the claim that holds the lease (fencing). */
     leaseOwner: text("lease_owner"),
     lastError: text("last_error"),
-    // The card, for the charge step only: the processor here is simulated and takes raw card
-    // details. A real system never stores them; it sends the card to the processor (or its
-    // hosted fields) at checkout and keeps only the processor's token. Even here they are
-    // wiped in the transaction that leaves the charge step, and a check enforces it.
-    cardNumber: text("card_number"),
-    cardExpiryMonth: integer("card_expiry_month"),
-    cardExpiryYear: integer("card_expiry_year"),
-    cardCvc: text("card_cvc"),
+    /**
+     * The shopper's payment method token (payments' CreatePaymentMethod), for the charge step
+     * only: orders never sees the card. Single-use and short-lived, and still cleared in the
+     * transaction that leaves the charge step (a check enforces it): once charged it is of no
+     * use to anyone, and nothing of the payment lingers here.
+     */
+    paymentMethodToken: text("payment_method_token"),
     createdAt: timestamp("created_at", ms).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", ms).notNull().defaultNow(),
   },
   (t) => [
     // The poller's query: sagas not done whose time has come.
     index("sagas_due_idx").on(t.nextAttemptAt).where(sql`step <> 'done'`),
-    check(
-      "sagas_card_only_until_charged",
-      sql`${t.step} in ('reserve', 'charge') or (${t.cardNumber} is null and ${t.cardExpiryMonth} is null and ${t.cardExpiryYear} is null and ${t.cardCvc} is null)`,
-    ),
+    check("sagas_payment_method_token_only_until_charged", sql`${t.step} in ('reserve', 'charge') or ${t.paymentMethodToken} is null`),
     check("sagas_step_known", sql`${t.step} in ('reserve', 'charge', 'commit', 'refund', 'release', 'done')`),
     check("sagas_attempts_non_negative", sql`${t.attempts} >= 0`),
   ],

@@ -6,8 +6,45 @@ export const paymentStatuses = ["CAPTURED", "FAILED", "REFUNDED"] as const;
 export type PaymentStatusName = (typeof paymentStatuses)[number];
 
 /**
- * One charge attempt, whatever its outcome. The card is kept only as its last four digits; the
- * full number lives nowhere, only inside the keyed request hash used to recognise retries.
+ * A tokenized card (CreatePaymentMethod): single-use, short-lived, one user's. Neither the card
+ * number nor its security code is here: the processor vaulted the card, and what is kept is
+ * its reference (which decides the simulated outcome), the last four digits, the brand and the
+ * expiry. The token itself is not stored either, only its SHA-256 (a 256-bit random token
+ * cannot be guessed from its hash, so no key is needed).
+ */
+export const paymentMethods = pgTable(
+  "payment_methods",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    /** SHA-256 (hex) of the token the user was given. */
+    tokenHash: text("token_hash").notNull().unique(),
+    /** The user it was issued to: only their charges may use it. */
+    userId: uuid("user_id").notNull(),
+    /** The processor's reference to the vaulted card. */
+    processorReference: text("processor_reference").notNull(),
+    cardLast4: text("card_last4").notNull(),
+    /** "visa", "mastercard", "amex", "discover", or "" when unknown. */
+    cardBrand: text("card_brand").notNull(),
+    cardExpiryMonth: smallint("card_expiry_month").notNull(),
+    cardExpiryYear: smallint("card_expiry_year").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    /** After this the token is refused. */
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    /** The charge that used it up (one per token), null while unused. */
+    paymentId: uuid("payment_id")
+      .unique()
+      .references(() => payments.id),
+  },
+  (t) => [
+    index("payment_methods_expires_at_idx").on(t.expiresAt),
+    check("payment_methods_card_last4_digits", sql`${t.cardLast4} ~ '^[0-9]{4}$'`),
+    check("payment_methods_expiry_month_range", sql`${t.cardExpiryMonth} between 1 and 12`),
+  ],
+);
+
+/**
+ * One charge attempt, whatever its outcome. The card is kept only as its last four digits (from
+ * the payment method it used); the number never reaches this service's database.
  */
 export const payments = pgTable(
   "payments",
@@ -102,6 +139,8 @@ export const faultSettings = pgTable(
 
 /** A payment row. */
 export type PaymentRow = typeof payments.$inferSelect;
+/** A payment method row. */
+export type PaymentMethodRow = typeof paymentMethods.$inferSelect;
 
 // The transactional outbox: Payment* events are written with the change that caused them.
 export { outbox } from "@bazaar/platform/messaging/tables";

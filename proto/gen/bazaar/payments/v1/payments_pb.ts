@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bazaar/payments/v1/payments.proto.
  */
 export const file_bazaar_payments_v1_payments: GenFile = /*@__PURE__*/
-  fileDesc("CiFiYXphYXIvcGF5bWVudHMvdjEvcGF5bWVudHMucHJvdG8SEmJhemFhci5wYXltZW50cy52MSLxAQoHUGF5bWVudBIKCgJpZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRInCgZhbW91bnQYAyABKAsyFy5iYXphYXIuY29tbW9uLnYxLk1vbmV5EjEKBnN0YXR1cxgEIAEoDjIhLmJhemFhci5wYXltZW50cy52MS5QYXltZW50U3RhdHVzEhYKDmZhaWx1cmVfcmVhc29uGAUgASgJEhIKCmNhcmRfbGFzdDQYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYCCABKAkiTgoEQ2FyZBIOCgZudW1iZXIYASABKAkSFAoMZXhwaXJ5X21vbnRoGAIgASgFEhMKC2V4cGlyeV95ZWFyGAMgASgFEgsKA2N2YxgEIAEoCSKcAQoNQ2hhcmdlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSJwoGYW1vdW50GAMgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRImCgRjYXJkGAQgASgLMhguYmF6YWFyLnBheW1lbnRzLnYxLkNhcmQSDwoHdXNlcl9pZBgFIAEoCSI+Cg5DaGFyZ2VSZXNwb25zZRIsCgdwYXltZW50GAEgASgLMhsuYmF6YWFyLnBheW1lbnRzLnYxLlBheW1lbnQiTAoNUmVmdW5kUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiPgoOUmVmdW5kUmVzcG9uc2USLAoHcGF5bWVudBgBIAEoCzIbLmJhemFhci5wYXltZW50cy52MS5QYXltZW50Ih8KEUdldFBheW1lbnRSZXF1ZXN0EgoKAmlkGAEgASgJIkIKEkdldFBheW1lbnRSZXNwb25zZRIsCgdwYXltZW50GAEgASgLMhsuYmF6YWFyLnBheW1lbnRzLnYxLlBheW1lbnQiPwoNRmF1bHRTZXR0aW5ncxIUCgxmYWlsdXJlX3JhdGUYASABKAESGAoQYWRkZWRfbGF0ZW5jeV9tcxgCIAEoBSIZChdHZXRGYXVsdFNldHRpbmdzUmVxdWVzdCJPChhHZXRGYXVsdFNldHRpbmdzUmVzcG9uc2USMwoIc2V0dGluZ3MYASABKAsyIS5iYXphYXIucGF5bWVudHMudjEuRmF1bHRTZXR0aW5ncyJOChdTZXRGYXVsdFNldHRpbmdzUmVxdWVzdBIzCghzZXR0aW5ncxgBIAEoCzIhLmJhemFhci5wYXltZW50cy52MS5GYXVsdFNldHRpbmdzIk8KGFNldEZhdWx0U2V0dGluZ3NSZXNwb25zZRIzCghzZXR0aW5ncxgBIAEoCzIhLmJhemFhci5wYXltZW50cy52MS5GYXVsdFNldHRpbmdzKoQBCg1QYXltZW50U3RhdHVzEh4KGlBBWU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXUEFZTUVOVF9TVEFUVVNfQ0FQVFVSRUQQARIZChVQQVlNRU5UX1NUQVRVU19GQUlMRUQQAhIbChdQQVlNRU5UX1NUQVRVU19SRUZVTkRFRBADMu4DCg9QYXltZW50c1NlcnZpY2USTwoGQ2hhcmdlEiEuYmF6YWFyLnBheW1lbnRzLnYxLkNoYXJnZVJlcXVlc3QaIi5iYXphYXIucGF5bWVudHMudjEuQ2hhcmdlUmVzcG9uc2USTwoGUmVmdW5kEiEuYmF6YWFyLnBheW1lbnRzLnYxLlJlZnVuZFJlcXVlc3QaIi5iYXphYXIucGF5bWVudHMudjEuUmVmdW5kUmVzcG9uc2USWwoKR2V0UGF5bWVudBIlLmJhemFhci5wYXltZW50cy52MS5HZXRQYXltZW50UmVxdWVzdBomLmJhemFhci5wYXltZW50cy52MS5HZXRQYXltZW50UmVzcG9uc2USbQoQR2V0RmF1bHRTZXR0aW5ncxIrLmJhemFhci5wYXltZW50cy52MS5HZXRGYXVsdFNldHRpbmdzUmVxdWVzdBosLmJhemFhci5wYXltZW50cy52MS5HZXRGYXVsdFNldHRpbmdzUmVzcG9uc2USbQoQU2V0RmF1bHRTZXR0aW5ncxIrLmJhemFhci5wYXltZW50cy52MS5TZXRGYXVsdFNldHRpbmdzUmVxdWVzdBosLmJhemFhci5wYXltZW50cy52MS5TZXRGYXVsdFNldHRpbmdzUmVzcG9uc2ViBnByb3RvMw", [file_bazaar_common_v1_money, file_google_protobuf_timestamp]);
+  fileDesc("CiFiYXphYXIvcGF5bWVudHMvdjEvcGF5bWVudHMucHJvdG8SEmJhemFhci5wYXltZW50cy52MSLxAQoHUGF5bWVudBIKCgJpZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRInCgZhbW91bnQYAyABKAsyFy5iYXphYXIuY29tbW9uLnYxLk1vbmV5EjEKBnN0YXR1cxgEIAEoDjIhLmJhemFhci5wYXltZW50cy52MS5QYXltZW50U3RhdHVzEhYKDmZhaWx1cmVfcmVhc29uGAUgASgJEhIKCmNhcmRfbGFzdDQYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYCCABKAkiTgoEQ2FyZBIOCgZudW1iZXIYASABKAkSFAoMZXhwaXJ5X21vbnRoGAIgASgFEhMKC2V4cGlyeV95ZWFyGAMgASgFEgsKA2N2YxgEIAEoCSJyCg1QYXltZW50TWV0aG9kEg0KBXRva2VuGAEgASgJEhIKCmNhcmRfbGFzdDQYAiABKAkSDQoFYnJhbmQYAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKGkNyZWF0ZVBheW1lbnRNZXRob2RSZXF1ZXN0EiYKBGNhcmQYASABKAsyGC5iYXphYXIucGF5bWVudHMudjEuQ2FyZCJYChtDcmVhdGVQYXltZW50TWV0aG9kUmVzcG9uc2USOQoOcGF5bWVudF9tZXRob2QYASABKAsyIS5iYXphYXIucGF5bWVudHMudjEuUGF5bWVudE1ldGhvZCK+AQoNQ2hhcmdlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSJwoGYW1vdW50GAMgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIqCgRjYXJkGAQgASgLMhguYmF6YWFyLnBheW1lbnRzLnYxLkNhcmRCAhgBEg8KB3VzZXJfaWQYBSABKAkSHAoUcGF5bWVudF9tZXRob2RfdG9rZW4YBiABKAkiPgoOQ2hhcmdlUmVzcG9uc2USLAoHcGF5bWVudBgBIAEoCzIbLmJhemFhci5wYXltZW50cy52MS5QYXltZW50IkwKDVJlZnVuZFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhIKCnBheW1lbnRfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIj4KDlJlZnVuZFJlc3BvbnNlEiwKB3BheW1lbnQYASABKAsyGy5iYXphYXIucGF5bWVudHMudjEuUGF5bWVudCIfChFHZXRQYXltZW50UmVxdWVzdBIKCgJpZBgBIAEoCSJCChJHZXRQYXltZW50UmVzcG9uc2USLAoHcGF5bWVudBgBIAEoCzIbLmJhemFhci5wYXltZW50cy52MS5QYXltZW50Ij8KDUZhdWx0U2V0dGluZ3MSFAoMZmFpbHVyZV9yYXRlGAEgASgBEhgKEGFkZGVkX2xhdGVuY3lfbXMYAiABKAUiGQoXR2V0RmF1bHRTZXR0aW5nc1JlcXVlc3QiTwoYR2V0RmF1bHRTZXR0aW5nc1Jlc3BvbnNlEjMKCHNldHRpbmdzGAEgASgLMiEuYmF6YWFyLnBheW1lbnRzLnYxLkZhdWx0U2V0dGluZ3MiTgoXU2V0RmF1bHRTZXR0aW5nc1JlcXVlc3QSMwoIc2V0dGluZ3MYASABKAsyIS5iYXphYXIucGF5bWVudHMudjEuRmF1bHRTZXR0aW5ncyJPChhTZXRGYXVsdFNldHRpbmdzUmVzcG9uc2USMwoIc2V0dGluZ3MYASABKAsyIS5iYXphYXIucGF5bWVudHMudjEuRmF1bHRTZXR0aW5ncyqEAQoNUGF5bWVudFN0YXR1cxIeChpQQVlNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF1BBWU1FTlRfU1RBVFVTX0NBUFRVUkVEEAESGQoVUEFZTUVOVF9TVEFUVVNfRkFJTEVEEAISGwoXUEFZTUVOVF9TVEFUVVNfUkVGVU5ERUQQAzLmBAoPUGF5bWVudHNTZXJ2aWNlEnYKE0NyZWF0ZVBheW1lbnRNZXRob2QSLi5iYXphYXIucGF5bWVudHMudjEuQ3JlYXRlUGF5bWVudE1ldGhvZFJlcXVlc3QaLy5iYXphYXIucGF5bWVudHMudjEuQ3JlYXRlUGF5bWVudE1ldGhvZFJlc3BvbnNlEk8KBkNoYXJnZRIhLmJhemFhci5wYXltZW50cy52MS5DaGFyZ2VSZXF1ZXN0GiIuYmF6YWFyLnBheW1lbnRzLnYxLkNoYXJnZVJlc3BvbnNlEk8KBlJlZnVuZBIhLmJhemFhci5wYXltZW50cy52MS5SZWZ1bmRSZXF1ZXN0GiIuYmF6YWFyLnBheW1lbnRzLnYxLlJlZnVuZFJlc3BvbnNlElsKCkdldFBheW1lbnQSJS5iYXphYXIucGF5bWVudHMudjEuR2V0UGF5bWVudFJlcXVlc3QaJi5iYXphYXIucGF5bWVudHMudjEuR2V0UGF5bWVudFJlc3BvbnNlEm0KEEdldEZhdWx0U2V0dGluZ3MSKy5iYXphYXIucGF5bWVudHMudjEuR2V0RmF1bHRTZXR0aW5nc1JlcXVlc3QaLC5iYXphYXIucGF5bWVudHMudjEuR2V0RmF1bHRTZXR0aW5nc1Jlc3BvbnNlEm0KEFNldEZhdWx0U2V0dGluZ3MSKy5iYXphYXIucGF5bWVudHMudjEuU2V0RmF1bHRTZXR0aW5nc1JlcXVlc3QaLC5iYXphYXIucGF5bWVudHMudjEuU2V0RmF1bHRTZXR0aW5nc1Jlc3BvbnNlYgZwcm90bzM", [file_bazaar_common_v1_money, file_google_protobuf_timestamp]);
 
 /**
  * Payment is one charge.
@@ -87,14 +87,15 @@ export const PaymentSchema: GenMessage<Payment> = /*@__PURE__*/
   messageDesc(file_bazaar_payments_v1_payments, 0);
 
 /**
- * Card is a payment card; only test cards exist in this simulated processor.
+ * Card is a payment card; only test cards exist in this simulated processor. Only
+ * CreatePaymentMethod takes one.
  *
  * @generated from message bazaar.payments.v1.Card
  */
 export type Card = Message<"bazaar.payments.v1.Card"> & {
   /**
    * The card number, 12 to 19 digits (spaces allowed). 4242 4242 4242 4242 always succeeds;
-   * 4000 0000 0000 0002 is always declined.
+   * 4000 0000 0000 0002 is always declined; 4000 0000 0000 9995 has insufficient funds.
    *
    * @generated from field: string number = 1;
    */
@@ -115,7 +116,7 @@ export type Card = Message<"bazaar.payments.v1.Card"> & {
   expiryYear: number;
 
   /**
-   * The security code, 3 or 4 digits.
+   * The security code, 3 or 4 digits; checked at tokenization and never stored.
    *
    * @generated from field: string cvc = 4;
    */
@@ -130,7 +131,92 @@ export const CardSchema: GenMessage<Card> = /*@__PURE__*/
   messageDesc(file_bazaar_payments_v1_payments, 1);
 
 /**
- * ChargeRequest takes money from a card.
+ * PaymentMethod is a tokenized card: what a charge names instead of the card.
+ *
+ * @generated from message bazaar.payments.v1.PaymentMethod
+ */
+export type PaymentMethod = Message<"bazaar.payments.v1.PaymentMethod"> & {
+  /**
+   * The single-use token, opaque ("pm_" and 43 random characters). Only its hash is stored:
+   * whoever holds it can pay once as its user, so treat it like a password until it is used.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * The last four digits of the card, for showing the shopper which card it is.
+   *
+   * @generated from field: string card_last4 = 2;
+   */
+  cardLast4: string;
+
+  /**
+   * The card's brand: "visa", "mastercard", "amex", "discover", or "" when unknown.
+   *
+   * @generated from field: string brand = 3;
+   */
+  brand: string;
+
+  /**
+   * When the token stops being usable.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 4;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message bazaar.payments.v1.PaymentMethod.
+ * Use `create(PaymentMethodSchema)` to create a new message.
+ */
+export const PaymentMethodSchema: GenMessage<PaymentMethod> = /*@__PURE__*/
+  messageDesc(file_bazaar_payments_v1_payments, 2);
+
+/**
+ * CreatePaymentMethodRequest tokenizes a card for the caller.
+ *
+ * @generated from message bazaar.payments.v1.CreatePaymentMethodRequest
+ */
+export type CreatePaymentMethodRequest = Message<"bazaar.payments.v1.CreatePaymentMethodRequest"> & {
+  /**
+   * The card.
+   *
+   * @generated from field: bazaar.payments.v1.Card card = 1;
+   */
+  card?: Card | undefined;
+};
+
+/**
+ * Describes the message bazaar.payments.v1.CreatePaymentMethodRequest.
+ * Use `create(CreatePaymentMethodRequestSchema)` to create a new message.
+ */
+export const CreatePaymentMethodRequestSchema: GenMessage<CreatePaymentMethodRequest> = /*@__PURE__*/
+  messageDesc(file_bazaar_payments_v1_payments, 3);
+
+/**
+ * CreatePaymentMethodResponse carries the new payment method.
+ *
+ * @generated from message bazaar.payments.v1.CreatePaymentMethodResponse
+ */
+export type CreatePaymentMethodResponse = Message<"bazaar.payments.v1.CreatePaymentMethodResponse"> & {
+  /**
+   * The payment method, with its token.
+   *
+   * @generated from field: bazaar.payments.v1.PaymentMethod payment_method = 1;
+   */
+  paymentMethod?: PaymentMethod | undefined;
+};
+
+/**
+ * Describes the message bazaar.payments.v1.CreatePaymentMethodResponse.
+ * Use `create(CreatePaymentMethodResponseSchema)` to create a new message.
+ */
+export const CreatePaymentMethodResponseSchema: GenMessage<CreatePaymentMethodResponse> = /*@__PURE__*/
+  messageDesc(file_bazaar_payments_v1_payments, 4);
+
+/**
+ * ChargeRequest takes money with a payment method token.
  *
  * @generated from message bazaar.payments.v1.ChargeRequest
  */
@@ -157,18 +243,31 @@ export type ChargeRequest = Message<"bazaar.payments.v1.ChargeRequest"> & {
   amount?: Money | undefined;
 
   /**
-   * The card.
+   * No longer accepted (INVALID_ARGUMENT): send payment_method_token instead, from
+   * CreatePaymentMethod, so that no card number passes through (or is stored by) the caller.
    *
-   * @generated from field: bazaar.payments.v1.Card card = 4;
+   * @generated from field: bazaar.payments.v1.Card card = 4 [deprecated = true];
+   * @deprecated
    */
   card?: Card | undefined;
 
   /**
-   * The user who pays (for their notifications); the caller vouches for it.
+   * The user who pays (for their notifications, and the owner the token must belong to);
+   * the caller vouches for it.
    *
    * @generated from field: string user_id = 5;
    */
   userId: string;
+
+  /**
+   * The payment method to charge, from CreatePaymentMethod: the user's, unexpired, unused.
+   * A replay of a charge whose idempotency key was used before may leave it empty: it then
+   * only gets back the payment that key made (for sagas that started before tokens); a new
+   * charge without a token is INVALID_ARGUMENT.
+   *
+   * @generated from field: string payment_method_token = 6;
+   */
+  paymentMethodToken: string;
 };
 
 /**
@@ -176,7 +275,7 @@ export type ChargeRequest = Message<"bazaar.payments.v1.ChargeRequest"> & {
  * Use `create(ChargeRequestSchema)` to create a new message.
  */
 export const ChargeRequestSchema: GenMessage<ChargeRequest> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 2);
+  messageDesc(file_bazaar_payments_v1_payments, 5);
 
 /**
  * ChargeResponse carries the payment (CAPTURED or FAILED).
@@ -197,7 +296,7 @@ export type ChargeResponse = Message<"bazaar.payments.v1.ChargeResponse"> & {
  * Use `create(ChargeResponseSchema)` to create a new message.
  */
 export const ChargeResponseSchema: GenMessage<ChargeResponse> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 3);
+  messageDesc(file_bazaar_payments_v1_payments, 6);
 
 /**
  * RefundRequest gives a payment back.
@@ -232,7 +331,7 @@ export type RefundRequest = Message<"bazaar.payments.v1.RefundRequest"> & {
  * Use `create(RefundRequestSchema)` to create a new message.
  */
 export const RefundRequestSchema: GenMessage<RefundRequest> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 4);
+  messageDesc(file_bazaar_payments_v1_payments, 7);
 
 /**
  * RefundResponse carries the refunded payment.
@@ -253,7 +352,7 @@ export type RefundResponse = Message<"bazaar.payments.v1.RefundResponse"> & {
  * Use `create(RefundResponseSchema)` to create a new message.
  */
 export const RefundResponseSchema: GenMessage<RefundResponse> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 5);
+  messageDesc(file_bazaar_payments_v1_payments, 8);
 
 /**
  * GetPaymentRequest names a payment.
@@ -274,7 +373,7 @@ export type GetPaymentRequest = Message<"bazaar.payments.v1.GetPaymentRequest"> 
  * Use `create(GetPaymentRequestSchema)` to create a new message.
  */
 export const GetPaymentRequestSchema: GenMessage<GetPaymentRequest> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 6);
+  messageDesc(file_bazaar_payments_v1_payments, 9);
 
 /**
  * GetPaymentResponse carries the payment.
@@ -295,7 +394,7 @@ export type GetPaymentResponse = Message<"bazaar.payments.v1.GetPaymentResponse"
  * Use `create(GetPaymentResponseSchema)` to create a new message.
  */
 export const GetPaymentResponseSchema: GenMessage<GetPaymentResponse> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 7);
+  messageDesc(file_bazaar_payments_v1_payments, 10);
 
 /**
  * FaultSettings make the simulated processor misbehave on purpose.
@@ -323,7 +422,7 @@ export type FaultSettings = Message<"bazaar.payments.v1.FaultSettings"> & {
  * Use `create(FaultSettingsSchema)` to create a new message.
  */
 export const FaultSettingsSchema: GenMessage<FaultSettings> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 8);
+  messageDesc(file_bazaar_payments_v1_payments, 11);
 
 /**
  * GetFaultSettingsRequest asks for the fault settings.
@@ -338,7 +437,7 @@ export type GetFaultSettingsRequest = Message<"bazaar.payments.v1.GetFaultSettin
  * Use `create(GetFaultSettingsRequestSchema)` to create a new message.
  */
 export const GetFaultSettingsRequestSchema: GenMessage<GetFaultSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 9);
+  messageDesc(file_bazaar_payments_v1_payments, 12);
 
 /**
  * GetFaultSettingsResponse carries them.
@@ -359,7 +458,7 @@ export type GetFaultSettingsResponse = Message<"bazaar.payments.v1.GetFaultSetti
  * Use `create(GetFaultSettingsResponseSchema)` to create a new message.
  */
 export const GetFaultSettingsResponseSchema: GenMessage<GetFaultSettingsResponse> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 10);
+  messageDesc(file_bazaar_payments_v1_payments, 13);
 
 /**
  * SetFaultSettingsRequest changes the fault settings.
@@ -380,7 +479,7 @@ export type SetFaultSettingsRequest = Message<"bazaar.payments.v1.SetFaultSettin
  * Use `create(SetFaultSettingsRequestSchema)` to create a new message.
  */
 export const SetFaultSettingsRequestSchema: GenMessage<SetFaultSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 11);
+  messageDesc(file_bazaar_payments_v1_payments, 14);
 
 /**
  * SetFaultSettingsResponse carries the settings now in force.
@@ -401,7 +500,7 @@ export type SetFaultSettingsResponse = Message<"bazaar.payments.v1.SetFaultSetti
  * Use `create(SetFaultSettingsResponseSchema)` to create a new message.
  */
 export const SetFaultSettingsResponseSchema: GenMessage<SetFaultSettingsResponse> = /*@__PURE__*/
-  messageDesc(file_bazaar_payments_v1_payments, 12);
+  messageDesc(file_bazaar_payments_v1_payments, 15);
 
 /**
  * PaymentStatus is where a payment stands.
@@ -446,6 +545,11 @@ export const PaymentStatusSchema: GenEnum<PaymentStatus> = /*@__PURE__*/
 
 /**
  * PaymentsService charges and refunds through a simulated card processor, with a ledger.
+ * It is the only service that ever sees a card number: a shopper's card is tokenized first
+ * (CreatePaymentMethod), and charges name the single-use token, never the card. Neither
+ * the number nor the security code is stored anywhere (PCI DSS 3.2): the processor vaults
+ * the card and payments keeps only the processor's reference, the last four digits, the
+ * brand and the expiry.
  * Charge and Refund take idempotency keys: the same key and request give the same result,
  * the same key with a different request is an error, and concurrent duplicates charge once.
  * Like the OpenTelemetry demo's payment service, its failure rate and latency can be set at
@@ -455,8 +559,28 @@ export const PaymentStatusSchema: GenEnum<PaymentStatus> = /*@__PURE__*/
  */
 export const PaymentsService: GenService<{
   /**
-   * Charge takes money from a card. A declined card is not an error: the payment comes back
-   * FAILED with a reason.
+   * CreatePaymentMethod tokenizes the signed-in caller's card: the answer's token is opaque,
+   * bound to the caller, good for one charge, and expires after a few minutes
+   * (PAYMENT_METHOD_TTL_SECONDS, 15 by default). A malformed or expired card is
+   * INVALID_ARGUMENT naming the field (card.number, card.expiry_month …); the number is
+   * never echoed.
+   *
+   * @generated from rpc bazaar.payments.v1.PaymentsService.CreatePaymentMethod
+   */
+  createPaymentMethod: {
+    methodKind: "unary";
+    input: typeof CreatePaymentMethodRequestSchema;
+    output: typeof CreatePaymentMethodResponseSchema;
+  },
+  /**
+   * Charge takes money with a payment method token (services only; the caller vouches for
+   * user_id). A declined card is not an error: the payment comes back FAILED with a reason.
+   * The token must be the user's, unexpired and unused; the first charge uses it up, so a
+   * retry with the same idempotency key gets the stored payment, and any other charge with
+   * it is FAILED_PRECONDITION with a PreconditionFailure violation of subject
+   * "payment_method_token" and type PAYMENT_METHOD_EXPIRED, PAYMENT_METHOD_USED or
+   * PAYMENT_METHOD_NOT_FOUND (also for another user's token, so that tokens cannot be probed).
+   * Nothing is charged then. The deprecated card field is INVALID_ARGUMENT.
    *
    * @generated from rpc bazaar.payments.v1.PaymentsService.Charge
    */
