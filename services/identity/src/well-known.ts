@@ -6,8 +6,10 @@ import { jwtSettings } from "@bazaar/platform/auth";
 export interface WellKnownOptions {
   /** The `iss` of identity's tokens. */
   issuer: string;
-  /** The published keys. */
-  jwks: JSONWebKeySet;
+  /** The published keys as they are now (they rotate). */
+  jwks: () => JSONWebKeySet;
+  /** How long verifiers and caches may keep the documents (JWKS_CACHE_SECONDS). */
+  cacheSeconds: number;
   /**
    * Identity's public base URL. Without it, URLs are built from the request's scheme and Host,
    * which is right for direct calls but not behind a proxy that terminates TLS: set it there.
@@ -15,18 +17,18 @@ export interface WellKnownOptions {
   publicUrl?: string | undefined;
 }
 
-// Verifiers cache the key set; a few minutes bounds how long a new key takes to be seen
-// by caches in between (Envoy refetches on its own schedule, services on an unknown kid).
-const cacheControl = "public, max-age=300";
-
 /**
  * Serves the documents verifiers need: the JWKS (RFC 7517) at /.well-known/jwks.json and an
  * OpenID Provider discovery document at /.well-known/openid-configuration that points to it.
  * Sign-in itself happens over gRPC, so the document lists no authorization or token endpoint.
  */
 export function addWellKnownRoutes(app: Hono, options: WellKnownOptions): void {
-  const jwksBody = JSON.stringify(options.jwks);
-  app.get("/.well-known/jwks.json", (c) => c.body(jwksBody, 200, { "content-type": "application/jwk-set+json", "cache-control": cacheControl }));
+  // Verifiers and caches in between keep the key set at most this long: a new key is published
+  // longer than that before it signs (SIGNING_KEY_LEAD_SECONDS), so every copy has it in time.
+  const cacheControl = `public, max-age=${options.cacheSeconds}`;
+  app.get("/.well-known/jwks.json", (c) =>
+    c.body(JSON.stringify(options.jwks()), 200, { "content-type": "application/jwk-set+json", "cache-control": cacheControl }),
+  );
   app.get("/.well-known/openid-configuration", (c) => {
     const base = (options.publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
     return c.json(
