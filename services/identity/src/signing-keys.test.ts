@@ -94,7 +94,7 @@ describe("key lifecycle plan", () => {
     for (let now = 0; now <= 1000; now += 3) {
       const before = new Set(keys.map((k) => k.kid));
       // The operator rotates once, past the middle, while a successor is pending.
-      const byHand = !rotatedByHand && now >= 500 && keys.some((k) => k.signsFrom > at(now));
+      const byHand: boolean = !rotatedByHand && now >= 500 && keys.some((k) => k.signsFrom > at(now));
       rotatedByHand ||= byHand;
       const { keys: next } = apply(keys, at(now), byHand);
       for (const k of next) history.set(k.kid, { ...history.get(k.kid), ...k });
