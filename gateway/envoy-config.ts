@@ -266,7 +266,9 @@ function jwtAuthn(services: EdgeService[]) {
           audiences: [audience],
           remote_jwks: {
             http_uri: { uri: `http://identity:${identity.httpPort}/.well-known/jwks.json`, cluster: "identity_jwks", timeout: "2s" },
-            cache_duration: "300s",
+            // As long as every verifier may keep the key set: identity publishes a key at least
+            // this long before it signs with it (signing-keys.ts), so a refetch always comes first.
+            cache_duration: `${authEnv.JWKS_CACHE_SECONDS.parse(undefined)}s`,
             // Fetched when the gateway starts and refreshed in the background, not on a request.
             async_fetch: { fast_listener: false, failed_refetch_duration: "5s" },
             retry_policy: { num_retries: 5, retry_back_off: { base_interval: "0.5s", max_interval: "5s" } },

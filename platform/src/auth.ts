@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.ts";
 
 /**
@@ -20,28 +20,75 @@ export const jwtSettings = {
   algorithm: "ES256",
   /** Clock skew tolerated between machines, in seconds. */
   clockToleranceSeconds: 5,
+  /** How long a verifier keeps the JWKS unless told otherwise (authEnv's JWKS_CACHE_SECONDS). */
+  jwksCacheSeconds: 300,
 } as const;
 
+/**
+ * How the platform verifier caches a remote JWKS that may be kept `cacheSeconds`: refetched
+ * once older than that, and on a token naming an unknown key unless it fetched within the
+ * cooldown (which stops a stream of made-up kids from hammering the issuer).
+ */
+export function jwksCacheOptions(cacheSeconds: number): { cacheMaxAge: number; cooldownDuration: number } {
+  const cacheMaxAge = cacheSeconds * 1000;
+  return { cacheMaxAge, cooldownDuration: Math.min(30_000, cacheMaxAge) };
+}
+
+/** Where an {@link AccessTokenVerifier} finds the issuer's keys. */
+export type VerifierKeys =
+  | {
+      /** Where the issuer publishes its signing keys, e.g. http://127.0.0.1:9101/.well-known/jwks.json. */
+      jwksUrl: string;
+      /** The longest the key set is kept before it is fetched again (JWKS_CACHE_SECONDS); 300 unless given. */
+      jwksCacheSeconds?: number;
+    }
+  | {
+      /**
+       * The issuer's key set as it is now, read on every verification: for the issuer itself
+       * (identity), which checks its own tokens in process, with no HTTP round trip to itself.
+       */
+      jwks: () => JSONWebKeySet;
+    };
+
 /** Options of {@link AccessTokenVerifier}. */
-export interface VerifierOptions {
-  /** Where the issuer publishes its signing keys, e.g. http://127.0.0.1:9101/.well-known/jwks.json. */
-  jwksUrl: string;
+export type VerifierOptions = VerifierKeys & {
   /** The `iss` every token must carry. */
   issuer: string;
   /** The `aud` every token must carry. */
   audience: string;
+};
+
+/** Verifies against a key set given in process, rebuilt whenever the set handed out changes. */
+function localKeys(current: () => JSONWebKeySet): JWTVerifyGetKey {
+  let set: JSONWebKeySet | undefined;
+  let getKey: JWTVerifyGetKey | undefined;
+  return (header, token) => {
+    const now = current();
+    if (now !== set || !getKey) {
+      set = now;
+      getKey = createLocalJWKSet(now);
+    }
+    return getKey(header, token);
+  };
 }
 
 /**
- * Verifies access tokens: signature against the issuer's JWKS (fetched once and cached,
- * refetched when a token names an unknown key), algorithm allow-list, issuer, audience and
- * expiry. Each failure is UNAUTHENTICATED with a message saying which check failed.
+ * Verifies access tokens: signature against the issuer's JWKS (fetched and cached for
+ * `jwksCacheSeconds`, refetched when a token names an unknown key), algorithm allow-list,
+ * issuer, audience and expiry. Each failure is UNAUTHENTICATED with a message saying which
+ * check failed.
  */
 export class AccessTokenVerifier {
-  private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+  private readonly jwks: JWTVerifyGetKey;
 
   constructor(private readonly options: VerifierOptions) {
-    this.jwks = createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 3_000 });
+    this.jwks =
+      "jwks" in options
+        ? localKeys(options.jwks)
+        : createRemoteJWKSet(new URL(options.jwksUrl), {
+            ...jwksCacheOptions(options.jwksCacheSeconds ?? jwtSettings.jwksCacheSeconds),
+            timeoutDuration: 3_000,
+          });
   }
 
   /** Verifies a compact JWT and returns its principal. */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { jwtSettings } from "./auth.ts";
 import { withDatabase } from "./db.ts";
 import { loopback } from "./host-port.ts";
 import { type DatabaseServiceName, type GrpcServiceName, infrastructureDefaults, jwksUrl, serviceEntry, tokenEndpointUrl } from "./service-catalog.ts";
@@ -169,6 +170,13 @@ export const authEnv = {
   JWT_ISSUER: z.string().min(1).default("https://identity.bazaar.local"),
   /** The `aud` of Bazaar's access tokens. */
   JWT_AUDIENCE: z.string().min(1).default("bazaar"),
+  /**
+   * The longest any verifier keeps a copy of the JWKS, in seconds: identity's Cache-Control
+   * max-age, the platform verifier's cache and Envoy's cache_duration (generated from this
+   * default). Identity publishes a new signing key at least this long before it signs with it
+   * (SIGNING_KEY_LEAD_SECONDS), so set it alike everywhere.
+   */
+  JWKS_CACHE_SECONDS: z.coerce.number().int().min(1).max(86_400).default(jwtSettings.jwksCacheSeconds),
 };
 
 /** RabbitMQ, for events. The URL's path is the vhost (tests use one of their own). */

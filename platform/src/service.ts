@@ -44,6 +44,8 @@ export interface AuthHostEnv {
   JWKS_URL: string;
   JWT_ISSUER: string;
   JWT_AUDIENCE: string;
+  /** How long the JWKS is cached; 300 s unless given. */
+  JWKS_CACHE_SECONDS?: number;
 }
 
 /** What {@link ServiceHost.openDatabase} takes: the URL and migrations default by convention. */
@@ -268,7 +270,7 @@ export interface StartServiceOptions {
 export function startService(name: string, env: ServiceHostEnv & AuthHostEnv, options?: StartServiceOptions & { auth?: true }): ServiceHost;
 export function startService(name: string, env: ServiceHostEnv, options: StartServiceOptions & { auth: false }): ServiceHost;
 export function startService(name: string, env: ServiceHostEnv & Partial<AuthHostEnv>, options: StartServiceOptions = {}): ServiceHost {
-  const { JWKS_URL, JWT_ISSUER, JWT_AUDIENCE } = env;
+  const { JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, JWKS_CACHE_SECONDS } = env;
   const auth = options.auth !== false;
   if (auth && (!JWKS_URL || !JWT_ISSUER || !JWT_AUDIENCE)) {
     throw new Error(`${name} verifies tokens but its environment lacks JWKS_URL, JWT_ISSUER or JWT_AUDIENCE (authEnv declares them)`);
@@ -278,6 +280,7 @@ export function startService(name: string, env: ServiceHostEnv & Partial<AuthHos
   startTelemetry({ serviceName: name, otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT });
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { err }));
   const host = new ServiceHost(name, env);
-  if (auth && JWKS_URL && JWT_ISSUER && JWT_AUDIENCE) host.useAuth({ jwksUrl: JWKS_URL, issuer: JWT_ISSUER, audience: JWT_AUDIENCE });
+  if (auth && JWKS_URL && JWT_ISSUER && JWT_AUDIENCE)
+    host.useAuth({ jwksUrl: JWKS_URL, jwksCacheSeconds: JWKS_CACHE_SECONDS, issuer: JWT_ISSUER, audience: JWT_AUDIENCE });
   return host;
 }

@@ -7,18 +7,16 @@ import { supportedAuthMethods, supportedGrantTypes, tokenEndpointPath } from "./
 export interface WellKnownOptions {
   /** The `iss` of identity's tokens. */
   issuer: string;
-  /** The published keys. */
-  jwks: JSONWebKeySet;
+  /** The published keys as they are now (they rotate). */
+  jwks: () => JSONWebKeySet;
+  /** How long verifiers and caches may keep the documents (JWKS_CACHE_SECONDS). */
+  cacheSeconds: number;
   /**
    * Identity's public base URL. Without it, URLs are built from the request's scheme and Host,
    * which is right for direct calls but not behind a proxy that terminates TLS: set it there.
    */
   publicUrl?: string | undefined;
 }
-
-// Verifiers cache the key set; a few minutes bounds how long a new key takes to be seen
-// by caches in between (Envoy refetches on its own schedule, services on an unknown kid).
-const cacheControl = "public, max-age=300";
 
 /**
  * Serves the documents verifiers need: the JWKS (RFC 7517) at /.well-known/jwks.json and an
@@ -27,8 +25,12 @@ const cacheControl = "public, max-age=300";
  * sign in over gRPC, so the document lists no authorization endpoint.
  */
 export function addWellKnownRoutes(app: Hono, options: WellKnownOptions): void {
-  const jwksBody = JSON.stringify(options.jwks);
-  app.get("/.well-known/jwks.json", (c) => c.body(jwksBody, 200, { "content-type": "application/jwk-set+json", "cache-control": cacheControl }));
+  // Verifiers and caches in between keep the key set at most this long: a new key is published
+  // longer than that before it signs (SIGNING_KEY_LEAD_SECONDS), so every copy has it in time.
+  const cacheControl = `public, max-age=${options.cacheSeconds}`;
+  app.get("/.well-known/jwks.json", (c) =>
+    c.body(JSON.stringify(options.jwks()), 200, { "content-type": "application/jwk-set+json", "cache-control": cacheControl }),
+  );
   app.get("/.well-known/openid-configuration", (c) => {
     const base = (options.publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
     return c.json(

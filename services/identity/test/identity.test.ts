@@ -22,7 +22,7 @@ import * as schema from "../src/db/schema.ts";
 import { LoginThrottle } from "../src/login-throttle.ts";
 import { identityAccess, identityHandlers } from "../src/rpc.ts";
 import { seedAdmin } from "../src/seed.ts";
-import { type IdentityDatabase, inlineJwksUrl, loadKeyRing } from "../src/signing-keys.ts";
+import { type IdentityDatabase, type SigningKeySettings, SigningKeys } from "../src/signing-keys.ts";
 import { addWellKnownRoutes } from "../src/well-known.ts";
 
 // Identity's handlers behind a real gRPC server and client, wired as main.ts wires them
@@ -33,6 +33,7 @@ const redisPrefix = scope.redisPrefix();
 const issuer = "https://identity.bazaar.local";
 const audience = "bazaar";
 const accessTtl = 900;
+const keySettings: SigningKeySettings = { rotationSeconds: 30 * 86_400, leadSeconds: 3600, longestTokenTtlSeconds: accessTtl, reloadMs: 60_000 };
 let db: IdentityDatabase;
 let redis: RedisConnection;
 let accounts: Accounts;
@@ -45,15 +46,15 @@ let verifier: AccessTokenVerifier;
 beforeAll(async () => {
   configureLogging("identity", "error");
   db = await scope.database("identity", schema);
-  const keys = await loadKeyRing(db);
+  const keys = await SigningKeys.open(db, keySettings);
   redis = scope.add(await connectRedis(testEnv.REDIS_URL, redisPrefix), (r) => r.close());
-  tokenIssuer = new AccessTokenIssuer(keys.signing, { issuer, audience });
+  tokenIssuer = new AccessTokenIssuer(keys, { issuer, audience });
   accounts = new Accounts(db, tokenIssuer, new LoginThrottle(redis), { accessTokenTtlSeconds: accessTtl, refreshTokenTtlSeconds: 30 * 86_400 });
   const app = new Hono();
-  addWellKnownRoutes(app, { issuer, jwks: keys.jwks });
+  addWellKnownRoutes(app, { issuer, jwks: () => keys.jwks(), cacheSeconds: 300 });
   http = scope.add(Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch }), (h) => h.stop(true));
   verifier = new AccessTokenVerifier({ jwksUrl: `http://127.0.0.1:${http.port}/.well-known/jwks.json`, issuer, audience });
-  const selfVerifier = new AccessTokenVerifier({ jwksUrl: inlineJwksUrl(keys.jwks), issuer, audience });
+  const selfVerifier = new AccessTokenVerifier({ jwks: () => keys.jwks(), issuer, audience });
   grpc = scope.add(
     await startTestGrpcServer({ service: IdentityService, impl: identityHandlers(accounts), access: identityAccess, verifier: selfVerifier }),
     (g) => g.stop(),
@@ -528,13 +529,13 @@ describe("IssueServiceToken (retired)", () => {
 });
 
 describe("signing keys", () => {
-  test("loading again finds the same single key instead of making another", async () => {
-    const again = await loadKeyRing(db);
+  test("opening the keys again finds the same single key instead of making another", async () => {
+    const again = await SigningKeys.open(db, keySettings);
     const rows = await db.db.select().from(schema.signingKeys);
     expect(rows).toHaveLength(1);
-    expect(again.signing.kid).toBe(rows[0]!.kid);
-    expect(again.jwks.keys).toEqual([rows[0]!.publicJwk]);
-    expect(JSON.stringify(again.jwks)).not.toContain('"d"');
+    expect(again.signingKey().kid).toBe(rows[0]!.kid);
+    expect(again.jwks().keys).toEqual([rows[0]!.publicJwk]);
+    expect(JSON.stringify(again.jwks())).not.toContain('"d"');
   });
 });
 

@@ -12,7 +12,7 @@ import { Accounts } from "../src/accounts.ts";
 import * as schema from "../src/db/schema.ts";
 import { LoginThrottle } from "../src/login-throttle.ts";
 import { purgeExpiredRefreshTokens, RefreshTokenPurge } from "../src/refresh-token-purge.ts";
-import { type IdentityDatabase, loadKeyRing } from "../src/signing-keys.ts";
+import { type IdentityDatabase, SigningKeys } from "../src/signing-keys.ts";
 
 // The purge against a real Postgres. Each test gives its rows expiries that only its own grace
 // reaches, so the tests of this file do not purge one another's rows.
@@ -26,9 +26,9 @@ let userId: string;
 beforeAll(async () => {
   configureLogging("identity", "error");
   db = await scope.database("identity", schema);
-  const keys = await loadKeyRing(db);
+  const keys = await SigningKeys.open(db, { rotationSeconds: 30 * day, leadSeconds: hour, longestTokenTtlSeconds: 900, reloadMs: 60_000 });
   const redis = scope.add(await connectRedis(testEnv.REDIS_URL, scope.redisPrefix()), (r) => r.close());
-  const issuer = new AccessTokenIssuer(keys.signing, { issuer: "https://identity.bazaar.local", audience: "bazaar" });
+  const issuer = new AccessTokenIssuer(keys, { issuer: "https://identity.bazaar.local", audience: "bazaar" });
   accounts = new Accounts(db, issuer, new LoginThrottle(redis), { accessTokenTtlSeconds: 900, refreshTokenTtlSeconds: 30 * day });
   userId = (await accounts.createAccount({ email: `${uniqueName("purge")}@example.com`, password: "correct horse battery", displayName: "Purge" })).id;
 }, 60_000);

@@ -19,7 +19,7 @@ import * as schema from "../src/db/schema.ts";
 import { FailureDelays } from "../src/failure-delays.ts";
 import { developmentOAuthClients, mintClient, oauthClientsVar } from "../src/oauth-clients.ts";
 import { hashPassword } from "../src/passwords.ts";
-import { type KeyRing, loadKeyRing } from "../src/signing-keys.ts";
+import { type SigningKeySettings, SigningKeys } from "../src/signing-keys.ts";
 import { addTokenEndpoint, basicClientCredentials, type TokenThrottleOptions } from "../src/token-endpoint.ts";
 import { addWellKnownRoutes } from "../src/well-known.ts";
 
@@ -28,7 +28,8 @@ const issuer = "https://identity.bazaar.local";
 const audience = "bazaar";
 // A secret with every character client_secret_basic must form-urlencode: ":", "+", "%", " ", "é".
 const oddSecret = "colon:plus+percent%space é-and-long-enough";
-let keys: KeyRing;
+let keys: SigningKeys;
+const keySettings: SigningKeySettings = { rotationSeconds: 30 * 86_400, leadSeconds: 3600, longestTokenTtlSeconds: 900, reloadMs: 60_000 };
 let orders: { clientId: string; secret: string };
 let clients: Map<string, string>;
 let endpoint: string;
@@ -39,8 +40,8 @@ let verifier: AccessTokenVerifier;
 async function serveIdentityHttp(throttle?: Partial<TokenThrottleOptions>): Promise<string> {
   const redis = scope.add(await connectRedis(testEnv.REDIS_URL, scope.redisPrefix()), (r) => r.close());
   const app = new Hono();
-  addWellKnownRoutes(app, { issuer, jwks: keys.jwks });
-  addTokenEndpoint(app, new AccessTokenIssuer(keys.signing, { issuer, audience }), new FailureDelays(redis, "token endpoint"), {
+  addWellKnownRoutes(app, { issuer, jwks: () => keys.jwks(), cacheSeconds: 300 });
+  addTokenEndpoint(app, new AccessTokenIssuer(keys, { issuer, audience }), new FailureDelays(redis, "token endpoint"), {
     clients,
     ttlSeconds: 300,
     ...(throttle ? { throttle } : {}),
@@ -51,7 +52,7 @@ async function serveIdentityHttp(throttle?: Partial<TokenThrottleOptions>): Prom
 
 beforeAll(async () => {
   configureLogging("identity", "error");
-  keys = await loadKeyRing(await scope.database("identity", schema));
+  keys = await SigningKeys.open(await scope.database("identity", schema), keySettings);
   const minted = await mintClient("orders");
   orders = { clientId: minted.clientId, secret: minted.secret };
   clients = new Map([

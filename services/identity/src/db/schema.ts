@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { boolean, check, index, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { check, index, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import type { JWK } from "jose";
 
 /** Accounts. The email is stored lower-cased, so the unique index is case-insensitive. */
@@ -52,18 +52,36 @@ export const refreshTokens = pgTable(
 );
 
 /**
- * The ES256 keys access tokens are signed with. The first replica to start generates one
- * (under an advisory lock, so replicas agree); the JWKS publishes the public half of every
- * active key, and tokens are signed with the newest.
+ * The ES256 keys access tokens are signed with, each with its lifecycle in explicit times
+ * (signing-keys.ts keeps them): published in the JWKS from `created_at`, signing from
+ * `signs_from` (a lead after it was published, so every verifier has it first), until
+ * `signs_until` (when its successor starts), and in the JWKS until `published_until` (after the
+ * last token it signed has expired), when the row, private half and all, is deleted.
  */
-export const signingKeys = pgTable("signing_keys", {
-  /** The RFC 7638 thumbprint of the public key; the `kid` of tokens and of the JWKS entry. */
-  kid: text("kid").primaryKey(),
-  privateJwk: jsonb("private_jwk").$type<JWK>().notNull(),
-  publicJwk: jsonb("public_jwk").$type<JWK>().notNull(),
-  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-  active: boolean("active").notNull().default(true),
-});
+export const signingKeys = pgTable(
+  "signing_keys",
+  {
+    /** The RFC 7638 thumbprint of the public key; the `kid` of tokens and of the JWKS entry. */
+    kid: text("kid").primaryKey(),
+    privateJwk: jsonb("private_jwk").$type<JWK>().notNull(),
+    publicJwk: jsonb("public_jwk").$type<JWK>().notNull(),
+    /** When the key was made, and so published. */
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    /** From when new tokens are signed with it. */
+    signsFrom: timestamp("signs_from", { withTimezone: true }).notNull().defaultNow(),
+    /** When its successor takes over; unset while it has none. */
+    signsUntil: timestamp("signs_until", { withTimezone: true }),
+    /** When it leaves the JWKS: signs_until plus the longest token lifetime and a clock-skew allowance. */
+    publishedUntil: timestamp("published_until", { withTimezone: true }),
+  },
+  (t) => [
+    check("signing_keys_signs_after_published", sql`${t.signsFrom} >= ${t.createdAt}`),
+    check("signing_keys_published_until_after_retired", sql`${t.publishedUntil} is null or ${t.publishedUntil} >= ${t.signsUntil}`),
+  ],
+);
+
+/** A signing key's row. */
+export type SigningKeyRow = typeof signingKeys.$inferSelect;
 
 /** A user row. */
 export type UserRow = typeof users.$inferSelect;
