@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
-import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
+import { type BearerAuth, bearer, registerAndLogin, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
 import { OrderStatus, type Order } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import { findCardData } from "@bazaar/testkit/card-data";
@@ -31,9 +31,8 @@ async function tokenize(user: { auth: BearerAuth }, card = goodCard): Promise<st
 }
 
 async function newUser(): Promise<{ id: string; auth: BearerAuth }> {
-  const { identity } = platform.clients;
-  const res = await identity.register({ email: `${uniqueName("buyer")}@example.com`, password: "correct horse battery", displayName: "Test Buyer" });
-  return { id: res.user!.id, auth: bearer(res.tokens!.accessToken) };
+  const { user, tokens } = await registerAndLogin(platform.clients.identity);
+  return { id: user.id, auth: bearer(tokens.accessToken) };
 }
 
 async function adminAuth(): Promise<BearerAuth> {

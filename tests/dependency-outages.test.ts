@@ -8,7 +8,7 @@ import { status } from "@grpc/grpc-js";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { eventually } from "@bazaar/testkit/eventually";
-import { type BearerAuth, bearer, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
+import { type BearerAuth, bearer, registerAndLogin, rpcError } from "@bazaar/testkit/fixtures";
 import { PrivatePostgres, PrivateRedis } from "@bazaar/testkit/private-servers";
 import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@bazaar/proto/grpc/health/v1/health_pb";
@@ -30,9 +30,7 @@ beforeAll(async () => {
     { only: ["identity", "catalog", "cart"] },
   );
   for (const name of ["catalog", "cart"] as const) health[name] = createClient(Health, platform.address(name), { defaultTimeoutMs: 2_000 });
-  const email = `${uniqueName("outage")}@example.com`;
-  await platform.clients.identity.register({ email, password: "correct horse battery", displayName: "Outage Buyer" });
-  buyer = bearer((await platform.clients.identity.login({ email, password: "correct horse battery" })).tokens!.accessToken);
+  buyer = bearer((await registerAndLogin(platform.clients.identity)).tokens.accessToken);
 }, 120_000);
 
 afterAll(async () => {

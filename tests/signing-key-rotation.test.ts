@@ -14,7 +14,7 @@ import { ensureDatabase } from "@bazaar/platform/db";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { eventually } from "@bazaar/testkit/eventually";
-import { bearer, type LaunchedProcess, repoRoot, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
+import { bearer, type LaunchedProcess, registerAndLogin, repoRoot, rpcError, uniqueName } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -131,7 +131,7 @@ function watch(control: { stop: boolean }): Promise<void> {
 /** One signed-in user refreshing at both replicas in turn and checking each token, and an older one, everywhere. */
 async function load(worker: number, control: { stop: boolean }): Promise<void> {
   const email = `${uniqueName(`load${worker}`)}@example.com`;
-  let refreshToken = (await identities[worker % 2]!.register({ email, password: "correct horse battery", displayName: "Load" })).tokens!.refreshToken;
+  let refreshToken = (await registerAndLogin(identities[worker % 2]!, { email, displayName: "Load" })).tokens.refreshToken;
   const check = async (t: Issued) => {
     const what = `a token of key ${t.kid.slice(0, 8)} from replica ${t.replica}`;
     await verifier.verify(t.token).then(
@@ -275,7 +275,7 @@ describe("the operator's rotate command", () => {
 
   test("--revoke: tokens the old keys signed are refused everywhere, saying the key is not published; new tokens verify", async () => {
     const email = `${uniqueName("revoke")}@example.com`;
-    const signedIn = await identities[0]!.register({ email, password: "correct horse battery", displayName: "Revoke" });
+    const signedIn = await registerAndLogin(identities[0]!, { email, displayName: "Revoke" });
     const old = signedIn.tokens!.accessToken;
     await cart.getCart({}, bearer(old));
     const run = command("--revoke");

@@ -46,7 +46,10 @@ const payments = createClient(PaymentsService, args.payments, { defaultTimeoutMs
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const buyers: { metadata: { authorization: string } }[] = [];
 for (let i = 0; i < numberFlag("buyers", args.buyers); i++) {
-  const { tokens } = await identity.register({ email: `bench-${run}-${i}@example.com`, password: "bench-password-123", displayName: `Bench ${i}` });
+  const account = { email: `bench-${run}-${i}@example.com`, password: "bench-password-123" };
+  // Register answers with nothing to sign in with (it must not tell a taken email from a free one).
+  await identity.register({ ...account, displayName: `Bench ${i}` });
+  const { tokens } = await identity.login(account);
   buyers.push({ metadata: { authorization: `Bearer ${tokens!.accessToken}` } });
 }
 const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };

@@ -11,6 +11,7 @@ import { parseEnv } from "@bazaar/platform/env";
 import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
 import { infrastructureDefaults, repositoryRoot, type ServiceName, serviceEntry } from "@bazaar/platform/service-catalog";
 import { field, pageSize, text, validate } from "@bazaar/platform/validation";
+import type { IdentityService, Tokens, User } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { NotificationsService } from "@bazaar/proto/bazaar/notifications/v1/notifications_pb";
 import { startTestIssuer, type TestIssuer } from "./test-issuer.ts";
 
@@ -29,6 +30,32 @@ export const testEnv = parseEnv(
 /** A name no other test run uses: letters, digits and underscores. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** A new customer's account and sign-in: what {@link registerAndLogin} gives back. */
+export interface SignedUp {
+  email: string;
+  password: string;
+  user: User;
+  tokens: Tokens;
+}
+
+/**
+ * Signs a new customer up and in, as a shopper does: Register (which answers alike whether or
+ * not the email was free, so it returns nothing to sign in with), then Login. The email is
+ * unique unless given.
+ */
+export async function registerAndLogin(
+  identity: Pick<GrpcClient<typeof IdentityService>, "register" | "login">,
+  options: { email?: string; password?: string; displayName?: string; metadata?: Record<string, string> } = {},
+): Promise<SignedUp> {
+  const email = options.email ?? `${uniqueName("buyer")}@example.com`;
+  const password = options.password ?? "correct horse battery";
+  const call = options.metadata ? { metadata: options.metadata } : {};
+  await identity.register({ email, password, displayName: options.displayName ?? "Test Buyer" }, call);
+  const { user, tokens } = await identity.login({ email, password }, call);
+  if (!user || !tokens) throw new Error(`Login after Register answered without ${user ? "tokens" : "a user"}`);
+  return { email, password, user, tokens };
 }
 
 /** A database URL for a fresh, uniquely named database (created by the code under test). */

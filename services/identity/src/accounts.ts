@@ -82,23 +82,27 @@ export class Accounts {
   }
 
   /**
-   * Creates an account and signs it in. The UserRegistered event is written in the same
-   * transaction. ALREADY_EXISTS if the email is taken. A sign-up from `address` that finds its
-   * email taken counts as a failed sign-in of that address (see {@link LoginThrottle.signUpProbe}).
+   * Creates an account, without signing it in, and resolves alike whether the email was free
+   * or taken: the answer must not tell who has an account. The UserRegistered event is written
+   * in the same transaction. Both paths hash the password first, so their timing is alike too.
+   * A sign-up from `address` that finds its email taken counts as a failed sign-in of that
+   * address (see {@link LoginThrottle.signUpProbe}).
    */
-  async register(account: NewAccount, address: string): Promise<{ user: User; session: Session }> {
+  async register(account: NewAccount, address: string): Promise<void> {
     const probe = await this.throttle.signUpProbe(address);
-    const { user, refresh } = await this.insertAccount(account, true).catch(async (err: unknown) => {
-      // Only a taken email taught the caller something; any other failure does not count.
-      if (!(err instanceof AlreadyExistsError)) await this.throttle.clearSignUpProbe(probe);
+    try {
+      await this.insertAccount(account, false);
+    } catch (err) {
+      // A taken email is answered as a free one, and counts against the address; any other
+      // failure does not count, and is the caller's to see.
+      if (err instanceof AlreadyExistsError) return;
+      await this.throttle.clearSignUpProbe(probe);
       throw err;
-    });
+    }
     await this.throttle.clearSignUpProbe(probe);
-    if (!refresh) throw new Error("the registration issued no refresh token");
-    return { user, session: await this.session(user, refresh) };
   }
 
-  /** Creates an account without signing it in (the seed's admin); otherwise like {@link register}. */
+  /** Creates an account (the seed's admin): ALREADY_EXISTS if the email is taken, not throttled. */
   async createAccount(account: NewAccount): Promise<User> {
     return (await this.insertAccount(account, false)).user;
   }

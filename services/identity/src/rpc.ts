@@ -131,8 +131,8 @@ export function identityHandlers(accounts: Accounts): ServiceImpl<typeof Identit
         password: field("password", req.password, validPassword),
         displayName: field("display_name", req.displayName, validDisplayName),
       });
-      const { user, session } = await accounts.register(account, clientAddress(ctx));
-      return { user: toUserMessage(user), tokens: toTokensMessage(session) };
+      await accounts.register(account, clientAddress(ctx));
+      return {};
     },
 
     async login(req, ctx) {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { eq } from "drizzle-orm";
@@ -11,11 +11,11 @@ import type { RpcError } from "@bazaar/platform/errors";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { startTestIssuer } from "@bazaar/testkit/test-issuer";
-import { bearer, rpcError, startTestGrpcServer, type TestGrpcServer, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
+import { bearer, registerAndLogin, rpcError, startTestGrpcServer, type TestGrpcServer, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
 import { TestScope } from "@bazaar/testkit/test-scope";
 import { eventually } from "@bazaar/testkit/eventually";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
-import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
+import { IdentityService, RegisterResponseSchema } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { AccessTokenIssuer } from "../src/access-tokens.ts";
 import { Accounts } from "../src/accounts.ts";
 import * as schema from "../src/db/schema.ts";
@@ -69,10 +69,8 @@ const password = "correct horse battery";
 const serviceTokenOf = async (clientId: string) => (await tokenIssuer.issue(`service:${clientId}`, ["service"], 300)).token;
 const newEmail = () => `${uniqueName("user")}@example.com`;
 
-async function signUp(email = newEmail()) {
-  const res = await client.register({ email, password, displayName: "Test User" });
-  return { user: res.user!, tokens: res.tokens! };
-}
+/** A new account, signed in (Register answers with nothing to sign in with). */
+const signUp = (email = newEmail()) => registerAndLogin(client, { email, password, displayName: "Test User" });
 
 const countRows = async () => ({
   users: (await db.db.select().from(schema.users)).length,
@@ -87,11 +85,13 @@ const tokenRow = async (token: string) => {
 };
 
 describe("Register", () => {
-  test("creates a customer (email lower-cased, name trimmed) and signs them in with tokens that verify against the JWKS", async () => {
+  test("creates a customer (email lower-cased, name trimmed), answers with nothing, and Login then gives tokens that verify against the JWKS", async () => {
     const email = newEmail();
     const before = Date.now();
+    const registered = await client.register({ email: `  ${email.toUpperCase()} `, password, displayName: "  Ada Lovelace  " });
+    expect(toBinary(RegisterResponseSchema, registered)).toEqual(new Uint8Array());
     const { user, tokens } = await (async () => {
-      const res = await client.register({ email: `  ${email.toUpperCase()} `, password, displayName: "  Ada Lovelace  " });
+      const res = await client.login({ email, password });
       return { user: res.user!, tokens: res.tokens! };
     })();
     expect(user.email).toBe(email);
@@ -142,14 +142,17 @@ describe("Register", () => {
     expect(mine[0]!.occurTime).toBeDefined();
   });
 
-  test("a taken email, in any case, is ALREADY_EXISTS and writes nothing", async () => {
+  test("enumeration: a taken email, in any case, is answered exactly as a free one, and the account is left as it was", async () => {
     const email = newEmail();
     await signUp(email);
     const before = await countRows();
-    const err = await rpcError(client.register({ email: email.toUpperCase(), password, displayName: "Someone Else" }));
-    expect(err.code).toBe(status.ALREADY_EXISTS);
-    expect(err.message).toContain("exists already");
-    expect(await countRows()).toEqual(before);
+    const taken = await client.register({ email: email.toUpperCase(), password: "a password of the prober", displayName: "Someone Else" });
+    const free = await client.register({ email: newEmail(), password, displayName: "Someone Else" });
+    expect(toBinary(RegisterResponseSchema, taken)).toEqual(toBinary(RegisterResponseSchema, free));
+    // Only the free email made an account (and its event); the taken one's owner still signs in with their own password.
+    expect(await countRows()).toEqual({ ...before, users: before.users + 1, outbox: before.outbox + 1 });
+    await client.login({ email, password });
+    expect((await rpcError(client.login({ email, password: "a password of the prober" }))).code).toBe(status.UNAUTHENTICATED);
   });
 
   test("each invalid input is INVALID_ARGUMENT naming the field, and writes no row", async () => {
@@ -332,8 +335,9 @@ describe("Login throttling: nobody can lock an owner out", () => {
     const { user } = await signUp();
     const address = "203.0.113.60";
     for (let i = 0; i < 50; i++) {
-      const err = await rpcError(client.register({ email: user.email, password, displayName: "Probe" }, from(address)));
-      expect(err.code).toBe(status.ALREADY_EXISTS);
+      expect(toBinary(RegisterResponseSchema, await client.register({ email: user.email, password, displayName: "Probe" }, from(address)))).toEqual(
+        new Uint8Array(),
+      );
     }
     const before = await countRows();
     const refused = await rpcError(client.register({ email: newEmail(), password, displayName: "Probe" }, from(address)));
@@ -343,9 +347,10 @@ describe("Login throttling: nobody can lock an owner out", () => {
   }, 30_000);
 
   test("sign-ups that create accounts do not count: many people behind one address (an office) can all sign up", async () => {
-    for (let i = 0; i < 52; i++) {
-      expect((await client.register({ email: newEmail(), password, displayName: "Colleague" }, from("198.51.100.61"))).user).toBeDefined();
-    }
+    const emails = Array.from({ length: 52 }, newEmail);
+    for (const email of emails) await client.register({ email, password, displayName: "Colleague" }, from("198.51.100.61"));
+    // Every one of them has an account: the last can sign in.
+    expect((await client.login({ email: emails.at(-1)!, password })).user?.displayName).toBe("Colleague");
   }, 30_000);
 
   test("a malformed client address from a service is INVALID_ARGUMENT", async () => {

@@ -14,7 +14,7 @@ import { configureLogging } from "@bazaar/platform/log";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { events, eventsExchange } from "@bazaar/platform/messaging/events";
 import { eventually } from "@bazaar/testkit/eventually";
-import { bearer, type LaunchedProcess, uniqueName } from "@bazaar/testkit/fixtures";
+import { bearer, type LaunchedProcess, registerAndLogin, uniqueName } from "@bazaar/testkit/fixtures";
 import { type ScopedVhost, TestScope } from "@bazaar/testkit/test-scope";
 import { UserRegisteredSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
@@ -87,14 +87,14 @@ describe("well-known documents", () => {
 });
 
 describe("tokens", () => {
-  test("register then login: the access tokens verify against the published JWKS with the right claims", async () => {
+  test("register then login (twice): the access tokens verify against the published JWKS with the right claims", async () => {
     const { body: discovery } = await json(`${replicas[1]!.httpUrl}/.well-known/openid-configuration`);
     const verifier = new AccessTokenVerifier({ jwksUrl: discovery.jwks_uri as string, issuer, audience });
     const email = `${uniqueName("buyer")}@example.com`;
-    const registered = await client.register({ email, password: "correct horse battery", displayName: "Buyer" });
-    const login = await client.login({ email, password: "correct horse battery" });
-    for (const token of [registered.tokens!.accessToken, login.tokens!.accessToken]) {
-      expect(await verifier.verify(token)).toEqual({ subject: registered.user!.id, userId: registered.user!.id, roles: ["customer"] });
+    const first = await registerAndLogin(client, { email, displayName: "Buyer" });
+    const login = await client.login({ email, password: first.password });
+    for (const token of [first.tokens.accessToken, login.tokens!.accessToken]) {
+      expect(await verifier.verify(token)).toEqual({ subject: first.user.id, userId: first.user.id, roles: ["customer"] });
       const claims = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as Record<string, number | string>;
       expect(claims.exp).toBe(Number(claims.iat) + 900);
       expect(Math.abs(Number(claims.iat) - Date.now() / 1000)).toBeLessThan(30);
@@ -110,7 +110,7 @@ describe("tokens", () => {
   });
 
   test("the seeded admin (admin@bazaar.local / bazaar-admin) signs in as admin and reads other users", async () => {
-    const customer = await client.register({ email: `${uniqueName("c")}@example.com`, password: "correct horse battery", displayName: "C" });
+    const customer = await registerAndLogin(client, { displayName: "C" });
     const admin = await client.login({ email: "admin@bazaar.local", password: "bazaar-admin" });
     expect(admin.user?.roles).toEqual(["customer", "admin"]);
     const { user } = await client.getUser({ id: customer.user!.id }, bearer(admin.tokens!.accessToken));
@@ -121,7 +121,7 @@ describe("tokens", () => {
 describe("UserRegistered", () => {
   test("is published on bazaar.events as user.registered.v1, with the outbox row id as message id", async () => {
     const email = `${uniqueName("evt")}@example.com`;
-    const { user } = await client.register({ email, password: "correct horse battery", displayName: "Event Person" });
+    const { user } = await registerAndLogin(client, { email, displayName: "Event Person" });
     const message = await eventually(() => delivered.find((m) => fromBinary(UserRegisteredSchema, m.content).userId === user!.id), {
       what: "the UserRegistered message",
     });

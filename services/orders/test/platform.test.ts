@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RpcError } from "@bazaar/platform/errors";
 import { configureLogging } from "@bazaar/platform/log";
 import { eventually } from "@bazaar/testkit/eventually";
-import { type BearerAuth, bearer, uniqueName } from "@bazaar/testkit/fixtures";
+import { type BearerAuth, bearer, registerAndLogin, uniqueName } from "@bazaar/testkit/fixtures";
 import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 import { type Order, OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
@@ -27,8 +27,8 @@ afterAll(async () => {
 }, 60_000);
 
 async function newBuyer(): Promise<{ id: string; auth: BearerAuth }> {
-  const res = await clients.identity.register({ email: `${uniqueName("buyer")}@example.com`, password: "correct horse battery", displayName: "Test Buyer" });
-  return { id: res.user!.id, auth: bearer(res.tokens!.accessToken) };
+  const { user, tokens } = await registerAndLogin(clients.identity);
+  return { id: user.id, auth: bearer(tokens.accessToken) };
 }
 
 /** A payment method token of the buyer's for `card`, from payments (as the BFF gets one at checkout). */
