@@ -3,7 +3,8 @@
  * while the platform serves is restarted and awaited healthy while every other process runs
  * on; a process that crashes on every start (its port taken by another program, a real cause)
  * is given up on after the crash-loop limit and the runner stops everything with exit code 3;
- * Ctrl-C while a crashed process waits out its backoff restarts nothing.
+ * Ctrl-C while a crashed process waits out its backoff restarts nothing; and a process that
+ * fails its first start (a setup problem) stops the runner at once, as before supervision.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
@@ -207,5 +208,21 @@ describe("bun run dev stopped while a crashed process waits to restart", () => {
     expect(said).toMatch(/stopped \(exit codes: .*cart=not running/);
     expect(said).toMatch(/catalog=0/);
     expect(processesOfInstance(instance)).toEqual([]);
+  }, 120_000);
+});
+
+describe("bun run dev when a process fails its first start", () => {
+  test("a setup problem no restart fixes (an invalid variable orders rejects): the runner stops at once with exit code 1 and the variable named, restarting nothing", async () => {
+    const started = performance.now();
+    const error = await startDevInstance({ instancePrefix: "badenv", env: { PLACE_ORDER_WAIT_MS: "soon" } }).then(
+      () => undefined,
+      (err: Error) => err.message,
+    );
+    expect(error).toContain("exited with code 1");
+    expect(error).toMatch(/invalid environment variable PLACE_ORDER_WAIT_MS: .*\(got "soon"\)/);
+    expect(error).toMatch(/dev\s+│ orders exited \(code 1\) before it was healthy/);
+    expect(error).not.toMatch(/restarting orders|restart \d in/);
+    // At once: not after a crash loop's backoffs.
+    expect(performance.now() - started).toBeLessThan(30_000);
   }, 120_000);
 });

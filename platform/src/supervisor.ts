@@ -132,11 +132,6 @@ export class Supervisor {
     for (const slot of this.slots) this.watch(slot);
   }
 
-  /** The process that runs now under each name (the latest one after a restart). */
-  get children(): ChildProcess[] {
-    return this.slots.map((s) => s.child);
-  }
-
   /**
    * Waits until every process is healthy. Rejects with the first that exits before it is, or is
    * not healthy within the timeout (its last lines in the message); the caller stops the rest.
@@ -171,7 +166,8 @@ export class Supervisor {
   private watch(slot: Slot): void {
     slot.startedAt = performance.now();
     const child = slot.child;
-    void child.proc.exited.then(() => this.exited(slot, child));
+    // Once its output is read to the end: giving up shows its last lines.
+    void child.finished.then(() => this.exited(slot, child));
   }
 
   private exited(slot: Slot, child: ChildProcess): void {
