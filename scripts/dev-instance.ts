@@ -327,7 +327,7 @@ export async function startDevInstance(options: DevInstanceOptions = {}): Promis
 }
 
 /** The pid of each catalog process of `instance`, or the entry point no process runs. */
-function pidsOfInstance(instance: string): Record<string, number> | string {
+export function pidsOfInstance(instance: string): Record<string, number> | string {
   const running = processesOfInstance(instance).map((pid) => ({ pid, cmdline: (readProc(`/proc/${pid}/cmdline`) ?? "").split("\0") }));
   const pids: Record<string, number> = {};
   for (const e of entries) {

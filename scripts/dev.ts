@@ -5,15 +5,19 @@
  * 2. starts every process of the service catalog with prefixed logs (each service creates
  *    and migrates its own database at start, and the catalog seeds demo data when empty);
  * 3. waits until every process reports healthy and prints a table of addresses;
- * 4. on Ctrl-C (or SIGTERM) stops everything gracefully; if one process dies, stops the rest.
+ * 4. keeps them running: a process that exits unexpectedly is restarted with backoff and
+ *    awaited healthy again while the others serve on; one that crash-loops (5 crashes in
+ *    2 minutes) is given up on and the runner stops everything with exit code 3;
+ * 5. on Ctrl-C (or SIGTERM) stops everything gracefully, restarting nothing, and exits 0.
  *
  * DEV_PORT_OFFSET and DEV_INSTANCE run a second, isolated platform beside the first (the
  * end-to-end tests do).
  */
 import { withDatabase } from "@bazaar/platform/db";
-import { type ChildProcess, startProcess, waitForHealthy } from "@bazaar/platform/processes";
+import { startProcess } from "@bazaar/platform/processes";
 import { metricsPortOf, peerEnv, serviceCatalog, type ServiceEntry, serviceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
+import { Supervisor } from "@bazaar/platform/supervisor";
 import { devEnv, devVhostName } from "./dev-env.ts";
 import { checkInfrastructure } from "./infra-check.ts";
 
@@ -84,56 +88,82 @@ if (missing.length) {
 // An isolated instance gets a vhost of its own, so its queues never meet the default platform's.
 const amqpUrl = devEnv.DEV_INSTANCE ? await ensureVhost(devEnv.AMQP_URL, devVhostName(devEnv.DEV_INSTANCE)) : devEnv.AMQP_URL;
 
-const children: ChildProcess[] = [];
-let stopping: Promise<void> | undefined;
-let exitCode = 0;
+/**
+ * How the runner ends, by its exit code: 0 stopped on request (Ctrl-C or SIGTERM) with every
+ * process stopped cleanly; 1 could not start (or a process did not stop cleanly when asked);
+ * 3 gave up on a crash-looping process and stopped the rest.
+ */
+const exitCodes = { stopped: 0, failed: 1, gaveUp: 3 } as const;
 
-/** Stops every child once; every caller waits for that one shutdown, the first caller's code wins. */
+let stopping: Promise<void> | undefined;
+let exitCode: number = exitCodes.stopped;
+
+/**
+ * Stops every process once; every caller waits for that one shutdown, the first caller's code
+ * wins, except that a stop on request where a process did not exit 0 ends with code 1.
+ */
 async function stopAll(code: number): Promise<never> {
   if (!stopping) {
     exitCode = code;
     stopping = (async () => {
       say("stopping every process…");
-      const codes = await Promise.all(children.map((c) => c.stop("SIGTERM")));
-      say(`stopped (exit codes: ${children.map((c, i) => `${c.name}=${codes[i]}`).join(", ")})`);
+      const stopped = await supervisor.stop();
+      say(`stopped (exit codes: ${stopped.map((s) => `${s.name}=${s.code === undefined ? "not running" : s.code}`).join(", ")})`);
+      const unclean = stopped.filter((s) => s.code !== undefined && s.code !== 0);
+      if (exitCode === exitCodes.stopped && unclean.length) {
+        say(paint(31, `${unclean.map((s) => s.name).join(", ")} did not stop cleanly (see their last lines above).`));
+        exitCode = exitCodes.failed;
+      }
     })();
   }
   await stopping;
   process.exit(exitCode);
 }
 
-for (const [i, entry] of (serviceCatalog as readonly ServiceEntry[]).entries()) {
-  const prefix = `${paint(colors[i % colors.length] ?? 37, entry.name.padEnd(width))} │ `;
-  const child = startProcess({
-    name: entry.name,
-    cmd: ["bun", entry.entry],
-    cwd: root,
-    env: processEnv(entry),
-    onLine: (line) => process.stdout.write(`${prefix}${pretty(line)}\n`),
-  });
-  children.push(child);
-  void child.proc.exited.then((code) => {
-    if (stopping) return;
-    say(paint(31, `${entry.name} exited unexpectedly (code ${code}); stopping the rest.`));
-    void stopAll(1);
-  });
-}
+const entries = serviceCatalog as readonly ServiceEntry[];
+const supervisor = new Supervisor(
+  entries.map((entry, i) => {
+    const prefix = `${paint(colors[i % colors.length] ?? 37, entry.name.padEnd(width))} │ `;
+    return {
+      name: entry.name,
+      healthUrl: `http://127.0.0.1:${port(entry.httpPort)}/healthz`,
+      start: () =>
+        startProcess({
+          name: entry.name,
+          cmd: ["bun", entry.entry],
+          cwd: root,
+          env: processEnv(entry),
+          onLine: (line) => process.stdout.write(`${prefix}${pretty(line)}\n`),
+        }),
+    };
+  }),
+  {
+    healthTimeoutMs: devEnv.DEV_HEALTH_TIMEOUT_MS,
+    report: (line, severity, lines = []) => {
+      say(severity === "info" ? line : paint(severity === "error" ? 31 : 33, line));
+      for (const own of lines) say(`    ${pretty(own)}`);
+    },
+    // A crash-looping process stops the whole platform rather than leaving it running without
+    // that process (compose's `restart: on-failure:N` would keep the rest up, Kubernetes retries
+    // for ever). Here nothing can bring the process back short of rerunning `bun run dev` after
+    // fixing the cause; the rest running on would answer every request that needs it with an
+    // error, burying its last lines (the cause) under their own; and whoever started the runner
+    // — a person, a script, startDevInstance in a test — learns of it from the exit code.
+    onGiveUp: () => void stopAll(exitCodes.gaveUp),
+  },
+);
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stopAll(0));
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stopAll(exitCodes.stopped));
 
 try {
-  await Promise.all(
-    (serviceCatalog as readonly ServiceEntry[]).map((entry, i) =>
-      waitForHealthy(children[i]!, `http://127.0.0.1:${port(entry.httpPort)}/healthz`, devEnv.DEV_HEALTH_TIMEOUT_MS),
-    ),
-  );
+  await supervisor.start();
 } catch (err) {
   if (!stopping) say(paint(31, (err as Error).message.split("\n")[0] ?? "a process did not become healthy"));
-  await stopAll(1);
+  await stopAll(exitCodes.failed);
 }
 
 const seconds = ((performance.now() - started) / 1000).toFixed(2);
-const rows = (serviceCatalog as readonly ServiceEntry[]).map((e) => [
+const rows = entries.map((e) => [
   e.name,
   e.grpcPort !== undefined ? `127.0.0.1:${port(e.grpcPort)}` : "—",
   `http://127.0.0.1:${port(e.httpPort)}`,
@@ -144,7 +174,7 @@ const header = ["process", "gRPC", "HTTP (/healthz)", "metrics", "database"];
 const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
 const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c]!)).join("   ");
 const bff = serviceCatalog.find((s) => s.name === "bff");
-const firstGrpc = (serviceCatalog as readonly ServiceEntry[]).find((s) => s.grpcPort !== undefined);
+const firstGrpc = entries.find((s) => s.grpcPort !== undefined);
 process.stdout.write(
   [
     "",

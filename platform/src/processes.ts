@@ -6,6 +6,12 @@ export interface ChildProcess {
   readonly proc: Subprocess<"ignore", "pipe", "pipe">;
   /** Everything the process wrote so far (stdout and stderr, interleaved by line). */
   output(): string;
+  /**
+   * Resolves once the process has exited and its last lines have been read: on `proc.exited`
+   * they may still be in the pipe. (At most a second after the exit, should anything else hold
+   * the pipe open.)
+   */
+  readonly finished: Promise<void>;
   /** Sends a signal and waits for the process to exit; returns its exit code. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
@@ -64,12 +70,18 @@ export function startProcess(options: StartProcessOptions): ChildProcess {
     if (lines.length > 5000) lines.splice(0, 1000);
     options.onLine?.(line, stream);
   };
-  void pump(proc.stdout, record("stdout"));
-  void pump(proc.stderr, record("stderr"));
+  const pumped = Promise.all([pump(proc.stdout, record("stdout")), pump(proc.stderr, record("stderr"))]);
+  // A pipe that fails to read has ended too.
+  const outputEnded = pumped.then(
+    () => undefined,
+    () => undefined,
+  );
+  const finished = proc.exited.then(() => Promise.race([outputEnded, Bun.sleep(1_000)]));
   return {
     name: options.name,
     proc,
     output: () => lines.join("\n"),
+    finished,
     async stop(signal = "SIGTERM", timeoutMs = 15_000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       proc.kill(signal);

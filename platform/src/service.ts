@@ -8,7 +8,7 @@ import { ServingStatus } from "./grpc/health.ts";
 import { AccessTokenVerifier, type VerifierOptions } from "./auth.ts";
 import { GrpcServer, type ServedService, servedService, type ServiceAccess, type ServiceImpl } from "./grpc/server.ts";
 import { createHttpApp, createMetricsApp, serveHttp } from "./http.ts";
-import { loopback } from "./host-port.ts";
+import { joinHostPort, loopback } from "./host-port.ts";
 import { configureLogging, log, type LogLevel } from "./log.ts";
 import { configureMetrics } from "./metrics.ts";
 import { Readiness } from "./readiness.ts";
@@ -175,18 +175,20 @@ export class ServiceHost {
    */
   async listen(): Promise<{ grpcPort?: number; httpPort: number; metricsPort?: number }> {
     const bindHost = this.env.BIND_HOST ?? loopback;
+    const { GRPC_PORT, HTTP_PORT, METRICS_PORT } = this.env;
     let grpcPort: number | undefined;
     if (this.services.length) {
-      if (this.env.GRPC_PORT === undefined) throw new Error(`${this.name} has RPC handlers but no GRPC_PORT`);
-      this.grpc = new GrpcServer(this.services, { verifier: this.verifier });
-      grpcPort = await this.grpc.start(this.env.GRPC_PORT, bindHost);
+      if (GRPC_PORT === undefined) throw new Error(`${this.name} has RPC handlers but no GRPC_PORT`);
+      const grpc = new GrpcServer(this.services, { verifier: this.verifier });
+      this.grpc = grpc;
+      grpcPort = await listenOrFail("gRPC", bindHost, GRPC_PORT, () => grpc.start(GRPC_PORT, bindHost));
     }
-    this.httpServer = serveHttp(this.http, this.env.HTTP_PORT, bindHost);
-    const httpPort = this.httpServer.port ?? this.env.HTTP_PORT;
+    this.httpServer = await listenOrFail("HTTP", bindHost, HTTP_PORT, () => serveHttp(this.http, HTTP_PORT, bindHost));
+    const httpPort = this.httpServer.port ?? HTTP_PORT;
     let metricsPort: number | undefined;
-    if (this.env.METRICS_PORT !== undefined) {
-      this.metricsServer = serveHttp(createMetricsApp(), this.env.METRICS_PORT, bindHost);
-      metricsPort = this.metricsServer.port ?? this.env.METRICS_PORT;
+    if (METRICS_PORT !== undefined) {
+      this.metricsServer = await listenOrFail("metrics", bindHost, METRICS_PORT, () => serveHttp(createMetricsApp(), METRICS_PORT, bindHost));
+      metricsPort = this.metricsServer.port ?? METRICS_PORT;
     }
     this.readiness.onChange((ready) => {
       if (!this.stopping) this.grpc?.health.setAll(ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
@@ -252,6 +254,24 @@ export class ServiceHost {
 function fail(what: string, err: unknown): never {
   log.error(`${what}: ${(err as Error).message}`);
   process.exit(1);
+}
+
+/**
+ * Starts one server, or ends the process if it cannot bind its address. A port in use is the
+ * usual reason (an older copy of the process, another program) and grpc-js buries it in "No
+ * address added…"; the message says it in words and how to find the holder.
+ */
+async function listenOrFail<T>(server: string, host: string, port: number, start: () => T | Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    const { code, message } = err as Error & { code?: string };
+    const inUse = code === "EADDRINUSE" || message.includes("EADDRINUSE");
+    fail(
+      `${server} cannot listen on ${joinHostPort(host, port)}`,
+      inUse ? new Error(`the port is in use by another process (\`ss -ltnp 'sport = :${port}'\` shows which)`) : err,
+    );
+  }
 }
 
 /** Options of {@link startService}. */

@@ -7,7 +7,7 @@ import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent } from "@bazaar/platform/messaging/outbox";
 import { outbox } from "@bazaar/platform/messaging/tables";
 import { ServiceHost, type ServiceHostEnv, startService } from "@bazaar/platform/service";
-import { testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
+import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "@bazaar/testkit/fixtures";
 import { eventually } from "@bazaar/testkit/eventually";
 
 // The host's defaults: the database and migrations by convention, one broker per process, the
@@ -66,4 +66,22 @@ describe("ServiceHost", () => {
     );
     expect(startService("catalog", baseEnv, { auth: false })).toBeInstanceOf(ServiceHost);
   });
+});
+
+describe("a service whose port another program holds", () => {
+  test("exits 1 with an error naming the server, the address in use and how to find the holder", async () => {
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const redis = testRedisPrefix();
+    const cart = startTestProcess("cart", { grpcPort: holder.port, httpPort: freePort(), redisPrefix: redis.prefix, amqpUrl: vhost.url, shutdownDrainMs: 0 });
+    try {
+      expect(await Promise.race([cart.finished.then(() => cart.proc.exitCode), Bun.sleep(30_000).then(() => "still running after 30 s")])).toBe(1);
+      expect(cart.output()).toContain(
+        `gRPC cannot listen on 127.0.0.1:${holder.port}: the port is in use by another process (\`ss -ltnp 'sport = :${holder.port}'\``,
+      );
+    } finally {
+      holder.stop(true);
+      await cart.stop();
+      await redis.clear();
+    }
+  }, 40_000);
 });
