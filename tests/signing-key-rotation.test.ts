@@ -228,7 +228,6 @@ describe("signing-key rotation under load", () => {
     // (Not every key need sign at both: on a busy machine a key's few seconds may pass with one
     // replica's worker waiting.)
     expect(new Set(issued.map((t) => t.replica))).toEqual(new Set([0, 1]));
-    expect(new Set(kidsThatSigned().flatMap((kid) => [...new Set(issued.filter((t) => t.kid === kid).map((t) => t.replica))]))).toEqual(new Set([0, 1]));
   });
 
   test("a retired key stays published until the last token it signed has expired, and is then removed", () => {
