@@ -131,7 +131,12 @@ export class CacheAside<T> {
           // A failed probe opens the circuit again: that is said once, when it first opened.
           if (this.openedAt === 0) {
             this.openedAt = Date.now();
-            log.warn("cache circuit opened: bypassing Redis, reading from the source", { cache, reason, retry_after_ms: coolDownMs });
+            log.warn("cache circuit opened: bypassing Redis, reading from the source", {
+              cache,
+              failures_in_a_row: options.breaker?.failureThreshold ?? 5,
+              last_failure: reason,
+              probe_every_ms: coolDownMs,
+            });
           }
           cacheCircuitOpen.set({ cache }, 1);
         } else if (state === "closed") {
