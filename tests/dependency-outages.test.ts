@@ -100,3 +100,77 @@ describe("Redis down", () => {
     console.log(`cart serving ${(performance.now() - back).toFixed(0)} ms after Redis was back`);
   }, 60_000);
 });
+
+/** A series of catalog's /metrics for the product cache, e.g. bazaar_cache_circuit_open or a result of bazaar_cache_requests_total. */
+async function productCacheMetric(name: "bazaar_cache_circuit_open" | "bazaar_cache_requests_total", result?: string): Promise<number | undefined> {
+  const text = await (await fetch(`${platform.httpUrl("catalog")}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
+  for (const line of text.split("\n")) {
+    const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== name || !m[2]!.includes('cache="product"')) continue;
+    if (result && !m[2]!.includes(`result="${result}"`)) continue;
+    return Number(m[3]);
+  }
+  return undefined;
+}
+
+/**
+ * Times GetProduct `calls` times in a row while Redis is out; each call is cut off at 3 s so a
+ * cache that waits on Redis fails the bound rather than the test's timeout.
+ */
+async function timeGetProduct(id: string, calls: number): Promise<{ maxMs: number; lastMs: number; errors: string[] }> {
+  const times: number[] = [];
+  const errors: string[] = [];
+  for (let i = 0; i < calls; i++) {
+    const started = performance.now();
+    try {
+      const { product } = await platform.clients.catalog.getProduct({ id }, { timeoutMs: 3_000 });
+      if (product?.id !== id) errors.push(`call ${i}: got ${product?.id}`);
+    } catch (err) {
+      errors.push(`call ${i}: ${(err as Error).message}`);
+    }
+    times.push(performance.now() - started);
+  }
+  return { maxMs: Math.max(...times), lastMs: times.at(-1)!, errors };
+}
+
+describe("Redis hung or down: catalog's cache steps aside", () => {
+  let productId: string;
+  beforeAll(async () => {
+    await eventually(async () => (await grpcHealth("catalog")) === ServingStatus.SERVING, { what: "catalog to serve", timeoutMs: 10_000 });
+    const { products } = await platform.clients.catalog.listProducts({ pageSize: 1 });
+    productId = products[0]!.id;
+  });
+
+  /** Checks that reads hit the cache (and the circuit is closed) before the fault and after the recovery. */
+  const servedFromCache = async () => {
+    const hits = (await productCacheMetric("bazaar_cache_requests_total", "hit")) ?? 0;
+    await platform.clients.catalog.getProduct({ id: productId }, { timeoutMs: 2_000 });
+    return (await productCacheMetric("bazaar_cache_requests_total", "hit"))! > hits && (await productCacheMetric("bazaar_cache_circuit_open")) === 0;
+  };
+
+  for (const fault of ["paused", "stopped"] as const) {
+    test(`with Redis ${fault}, GetProduct is answered from Postgres well within a second, the cache's circuit opens and catalog stays SERVING; the circuit closes by itself once Redis is back and reads hit the cache again`, async () => {
+      await eventually(servedFromCache, { what: "GetProduct to be a cache hit", timeoutMs: 10_000 });
+      if (fault === "paused") redis.pause();
+      else await redis.stop();
+      let timing: Awaited<ReturnType<typeof timeGetProduct>>;
+      try {
+        timing = await timeGetProduct(productId, 8);
+        console.log(`GetProduct with Redis ${fault}: slowest of 8 ${timing.maxMs.toFixed(0)} ms, last ${timing.lastMs.toFixed(0)} ms`);
+        expect(timing.errors).toEqual([]);
+        expect(timing.maxMs).toBeLessThan(500);
+        expect(await productCacheMetric("bazaar_cache_circuit_open")).toBe(1);
+        expect((await productCacheMetric("bazaar_cache_requests_total", "bypassed"))!).toBeGreaterThan(0);
+        expect(await grpcHealth("catalog")).toBe(ServingStatus.SERVING);
+      } finally {
+        if (fault === "paused") redis.resume();
+        else await redis.start();
+      }
+      const back = performance.now();
+      await eventually(servedFromCache, { what: "the circuit to close and GetProduct to hit the cache again", timeoutMs: 10_000 });
+      console.log(
+        `product cache closed and hitting ${(performance.now() - back).toFixed(0)} ms after Redis was ${fault === "paused" ? "resumed" : "restarted"}`,
+      );
+    }, 30_000);
+  }
+});

@@ -1,6 +1,7 @@
 import { createClient } from "redis";
-import { log } from "./log.ts";
-import { cacheRequests } from "./metrics.ts";
+import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.ts";
+import { log, throttledWarning } from "./log.ts";
+import { cacheCircuitOpen, cacheCommandFailures, cacheRequests } from "./metrics.ts";
 import { SpanKind, withSpan } from "./telemetry.ts";
 
 /** A Redis connection whose keys all start with one prefix. */
@@ -14,9 +15,10 @@ export interface RedisConnection {
 }
 
 /**
- * Connects to Redis. Commands fail at once while the connection is down (no offline queue),
- * so callers that can do without Redis (caches) fall back instead of waiting; the client
- * reconnects by itself.
+ * Connects to Redis. Commands fail at once while the client knows the connection is down (no
+ * offline queue); a Redis that hangs, or a socket that died without a word, makes them wait,
+ * which is why {@link CacheAside} gives every command a time budget. The client reconnects by
+ * itself.
  */
 export async function connectRedis(url: string, keyPrefix: string): Promise<RedisConnection> {
   const client = createClient({
@@ -59,31 +61,126 @@ export interface CacheAsideOptions<T> {
   /** How long an entry lives, in seconds: the bound on staleness if an invalidation is lost. */
   ttlSeconds: number;
   codec: CacheCodec<T>;
+  /**
+   * How long one Redis command may take, in ms; 100 unless given. A read that has not answered
+   * by then is a miss served from the source; a write or invalidation is given up (counted,
+   * logged). Either counts as a failure towards opening the circuit.
+   */
+  commandTimeoutMs?: number;
+  /** The circuit breaker's settings: 5 failures in a row open it for 1 s unless given. */
+  breaker?: Omit<CircuitBreakerOptions, "onChange">;
+}
+
+type Operation = "read" | "write" | "invalidate";
+
+/** What came of one cache command: its value, or why there is none. */
+type Outcome<R> = { ok: true; value: R } | { ok: false; reason: "timeout" | "error" | "bypassed" };
+
+class CommandTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`no answer from Redis within ${ms} ms`);
+    this.name = "CommandTimeoutError";
+  }
+}
+
+/**
+ * `command`, or a CommandTimeoutError after `ms`. The command itself cannot be taken back
+ * (node-redis has sent it); its late answer is ignored.
+ */
+function withinBudget<R>(command: Promise<R>, ms: number): Promise<R> {
+  command.catch(() => {});
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CommandTimeoutError(ms)), ms);
+  });
+  return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
  * Cache-aside over Redis: read through the cache, load what is missing from the source of
  * truth, write it back with a TTL; invalidate on change. Hits and misses are counted in
- * `bazaar_cache_requests_total`, every Redis round trip is a CLIENT span, and when Redis is
- * unreachable reads go straight to the source (logged and counted as misses), so the cache
- * can fail without taking the service down.
+ * `bazaar_cache_requests_total` and every Redis round trip is a CLIENT span.
+ *
+ * The cache can fail without slowing the service down: every command has a time budget
+ * (`commandTimeoutMs`), a read that fails or runs out of it goes to the source, and a write or
+ * invalidation that does is counted in `bazaar_cache_command_failures_total` and logged (at
+ * most a line per 10 s). After a run of failures a circuit breaker opens
+ * (`bazaar_cache_circuit_open` = 1) and the cache is bypassed without asking Redis at all
+ * (look-ups counted as result="bypassed") until, after a cool-down, one probe command
+ * succeeds. The breaker is driven by the cache's own traffic: it closes on the first request
+ * after Redis is back and the cool-down is over.
  */
 export class CacheAside<T> {
+  private readonly breaker: CircuitBreaker;
+  private readonly timeoutMs: number;
+  private readonly warnings: Record<Operation, ReturnType<typeof throttledWarning>>;
+  private openedAt = 0;
+
   constructor(
     private readonly redis: RedisConnection,
     private readonly options: CacheAsideOptions<T>,
-  ) {}
+  ) {
+    const cache = options.name;
+    this.timeoutMs = options.commandTimeoutMs ?? 100;
+    const coolDownMs = options.breaker?.coolDownMs ?? 1_000;
+    this.breaker = new CircuitBreaker({
+      ...options.breaker,
+      coolDownMs,
+      onChange: (state, reason) => {
+        if (state === "open") {
+          // A failed probe opens the circuit again: that is said once, when it first opened.
+          if (this.openedAt === 0) {
+            this.openedAt = Date.now();
+            log.warn("cache circuit opened: bypassing Redis, reading from the source", {
+              cache,
+              failures_in_a_row: options.breaker?.failureThreshold ?? 5,
+              last_failure: reason,
+              probe_every_ms: coolDownMs,
+            });
+          }
+          cacheCircuitOpen.set({ cache }, 1);
+        } else if (state === "closed") {
+          log.info("cache circuit closed: using Redis again", { cache, open_ms: Date.now() - this.openedAt });
+          this.openedAt = 0;
+          cacheCircuitOpen.set({ cache }, 0);
+        }
+      },
+    });
+    cacheCircuitOpen.set({ cache }, 0);
+    this.warnings = {
+      read: throttledWarning("cache read failed; reading from the source"),
+      write: throttledWarning("cache write failed; the next read loads from the source again"),
+      invalidate: throttledWarning("cache invalidation failed; the entry may be stale until its TTL ends"),
+    };
+  }
 
   private key(id: string): string {
     return `${this.redis.keyPrefix}${this.options.name}:${id}`;
   }
 
-  private redisSpan<R>(command: string, keys: number, fn: () => Promise<R>): Promise<R> {
-    return withSpan(
-      `${command} ${this.options.name}`,
-      { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command, "db.operation.batch.size": keys } },
-      fn,
-    );
+  /** Runs one Redis command through the breaker, within the time budget, in a CLIENT span. */
+  private async command<R>(operation: Operation, command: string, keys: number, fn: () => Promise<R>): Promise<Outcome<R>> {
+    const cache = this.options.name;
+    if (!this.breaker.tryAcquire()) {
+      cacheCommandFailures.inc({ cache, operation, reason: "bypassed" });
+      return { ok: false, reason: "bypassed" };
+    }
+    try {
+      const value = await withSpan(
+        `${command} ${cache}`,
+        { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command, "db.operation.batch.size": keys } },
+        () => withinBudget(fn(), this.timeoutMs),
+      );
+      this.breaker.succeeded();
+      return { ok: true, value };
+    } catch (err) {
+      const reason = err instanceof CommandTimeoutError ? "timeout" : "error";
+      const message = (err as Error).message;
+      this.breaker.failed(`${command}: ${message}`);
+      cacheCommandFailures.inc({ cache, operation, reason });
+      this.warnings[operation]({ cache, err: message });
+      return { ok: false, reason };
+    }
   }
 
   /**
@@ -93,32 +190,27 @@ export class CacheAside<T> {
   async getMany(ids: readonly string[], load: (missing: string[]) => Promise<Map<string, T>>): Promise<Map<string, T>> {
     const found = new Map<string, T>();
     if (ids.length === 0) return found;
-    let cached: (string | null)[] = [];
-    try {
-      cached = await this.redisSpan("MGET", ids.length, () => this.redis.client.mGet(ids.map((id) => this.key(id))));
-    } catch (err) {
-      log.warn("cache read failed; reading from the source", { cache: this.options.name, err: (err as Error).message });
-    }
+    const cache = this.options.name;
+    const read = await this.command("read", "MGET", ids.length, () => this.redis.client.mGet(ids.map((id) => this.key(id))));
+    const cached = read.ok ? read.value : [];
     const missing: string[] = [];
     ids.forEach((id, i) => {
       const text = cached[i];
       if (text == null) missing.push(id);
       else found.set(id, this.options.codec.decode(text));
     });
-    if (found.size) cacheRequests.inc({ cache: this.options.name, result: "hit" }, found.size);
+    if (found.size) cacheRequests.inc({ cache, result: "hit" }, found.size);
     if (missing.length === 0) return found;
-    cacheRequests.inc({ cache: this.options.name, result: "miss" }, missing.length);
+    cacheRequests.inc({ cache, result: !read.ok && read.reason === "bypassed" ? "bypassed" : "miss" }, missing.length);
     const loaded = await load(missing);
-    if (loaded.size) {
-      try {
-        await this.redisSpan("SET", loaded.size, async () => {
-          const tx = this.redis.client.multi();
-          for (const [id, value] of loaded) tx.set(this.key(id), this.options.codec.encode(value), { EX: this.options.ttlSeconds });
-          await tx.exec();
-        });
-      } catch (err) {
-        log.warn("cache write failed", { cache: this.options.name, err: (err as Error).message });
-      }
+    // After a failed read Redis is not asked again in this request: that would spend a second
+    // time budget on a server that just failed.
+    if (loaded.size && read.ok) {
+      await this.command("write", "SET", loaded.size, async () => {
+        const tx = this.redis.client.multi();
+        for (const [id, value] of loaded) tx.set(this.key(id), this.options.codec.encode(value), { EX: this.options.ttlSeconds });
+        await tx.exec();
+      });
     }
     for (const [id, value] of loaded) found.set(id, value);
     return found;
@@ -134,11 +226,15 @@ export class CacheAside<T> {
   }
 
   /**
-   * Drops entries after their source changed. Throws if Redis cannot be reached: a caller
-   * that changed data must know the cache may serve the old value until the TTL ends.
+   * Drops entries after their source changed. It does not throw: the change is made, and
+   * failing its caller would not remove the entry. An invalidation that fails, runs out of
+   * time or is skipped while the circuit is open is counted and logged, and leaves the old
+   * entry until its TTL ends: every entry is written with `EX ttlSeconds`, so `ttlSeconds`
+   * bounds how long a lost invalidation can serve stale data, whatever Redis did. (A DEL that
+   * timed out may still run later, which only drops more.)
    */
   async invalidate(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.redisSpan("DEL", ids.length, () => this.redis.client.del(ids.map((id) => this.key(id))));
+    await this.command("invalidate", "DEL", ids.length, () => this.redis.client.del(ids.map((id) => this.key(id))));
   }
 }

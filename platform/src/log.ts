@@ -53,3 +53,22 @@ function makeLogger(base: LogFields): Logger {
 
 /** The process's logger. */
 export const log: Logger = makeLogger({});
+
+/**
+ * A warning that may recur on every call (a cache command failing while Redis is down), written
+ * at most once per `intervalMs`; the next line written says how many were left out meanwhile.
+ */
+export function throttledWarning(msg: string, intervalMs = 10_000): (fields?: LogFields) => void {
+  let lastAt = Number.NEGATIVE_INFINITY;
+  let suppressed = 0;
+  return (fields) => {
+    const now = Date.now();
+    if (now - lastAt < intervalMs) {
+      suppressed++;
+      return;
+    }
+    log.warn(msg, suppressed ? { ...fields, suppressed } : fields);
+    lastAt = now;
+    suppressed = 0;
+  };
+}

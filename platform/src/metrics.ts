@@ -66,11 +66,27 @@ export const httpServerDuration = new Histogram({
   registers: [registry],
 });
 
-/** Cache look-ups, by cache and result (hit or miss). */
+/** Cache look-ups, by cache and result (hit, miss, or bypassed while the cache's circuit was open). */
 export const cacheRequests = new Counter({
   name: "bazaar_cache_requests_total",
-  help: "Cache look-ups by cache name and result (hit or miss); hit ratio = hit / (hit + miss).",
+  help: "Cache look-ups by cache name and result: hit, miss (read from the source, also when Redis failed or was too slow), or bypassed (the circuit was open: Redis was not asked); hit ratio = hit / sum.",
   labelNames: ["cache", "result"] as const,
+  registers: [registry],
+});
+
+/** Redis commands of a cache that did not work, by operation and reason. */
+export const cacheCommandFailures = new Counter({
+  name: "bazaar_cache_command_failures_total",
+  help: "Cache commands that did not happen, by cache, operation (read, write, invalidate) and reason (timeout, error, or bypassed: skipped while the circuit was open). A lost invalidation leaves an entry stale until its TTL.",
+  labelNames: ["cache", "operation", "reason"] as const,
+  registers: [registry],
+});
+
+/** Whether a cache's circuit breaker is open (the cache bypassed), 1 or 0. */
+export const cacheCircuitOpen = new Gauge({
+  name: "bazaar_cache_circuit_open",
+  help: "Whether a cache's circuit breaker is open (1: Redis failed or hung and the cache is bypassed, reads go to the source) or not (0).",
+  labelNames: ["cache"] as const,
   registers: [registry],
 });
 

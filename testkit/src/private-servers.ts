@@ -1,7 +1,7 @@
 /**
  * Infrastructure servers of a test's own, for fault tests: a real Postgres cluster (initdb in
  * a temporary directory) and a real redis-server, each on a free port, which the test stops,
- * kills and starts again without touching the machine's shared servers. Debian's binaries;
+ * kills, pauses and starts again without touching the machine's shared servers. Debian's binaries;
  * Postgres runs as the `postgres` user when the test runs as root (initdb refuses root).
  */
 import { mkdtempSync, readdirSync, rmSync, chownSync } from "node:fs";
@@ -124,7 +124,21 @@ export class PrivateRedis {
     this.proc = undefined;
   }
 
+  /**
+   * Freezes the server (SIGSTOP): connections stay open and commands are accepted by the
+   * kernel but never answered, as with a Redis stuck in a long command or a half-open socket.
+   */
+  pause(): void {
+    this.proc?.kill("SIGSTOP");
+  }
+
+  /** Lets a paused server run again (SIGCONT); it answers what was sent meanwhile. */
+  resume(): void {
+    this.proc?.kill("SIGCONT");
+  }
+
   async destroy(): Promise<void> {
+    this.resume();
     await this.stop();
   }
 }
