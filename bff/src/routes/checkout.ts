@@ -1,7 +1,9 @@
+import { status } from "@grpc/grpc-js";
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { RedisConnection } from "@bazaar/platform/cache";
+import { RpcError } from "@bazaar/platform/errors";
 import { log } from "@bazaar/platform/log";
 import { SpanKind, withSpan } from "@bazaar/platform/telemetry";
 import { type AppEnv, requireUser } from "../auth.ts";
@@ -43,6 +45,12 @@ const checkoutBody = z.object({
   ),
 });
 
+/** A line of an order, as PlaceOrder takes it. */
+interface OrderLine {
+  productId: string;
+  quantity: number;
+}
+
 /** A day: how long the BFF remembers which order a checkout key placed. */
 const rememberSeconds = 24 * 60 * 60;
 
@@ -54,8 +62,8 @@ const rememberSeconds = 24 * 60 * 60;
 class CheckoutMemo {
   constructor(private readonly redis: RedisConnection | undefined) {}
 
-  private key(userId: string, idempotencyKey: string): string {
-    return `${this.redis?.keyPrefix ?? ""}bff:checkout:${userId}:${createHash("sha256").update(idempotencyKey).digest("base64url")}`;
+  private key(userId: string, idempotencyKey: string, what: "checkout" | "checkout-lines" = "checkout"): string {
+    return `${this.redis?.keyPrefix ?? ""}bff:${what}:${userId}:${createHash("sha256").update(idempotencyKey).digest("base64url")}`;
   }
 
   private async call<T>(command: string, fn: (redis: RedisConnection) => Promise<T>, fallback: T): Promise<T> {
@@ -76,6 +84,35 @@ class CheckoutMemo {
     return this.call("GET", async (r) => (await r.client.get(this.key(userId, idempotencyKey))) ?? undefined, undefined);
   }
 
+  /**
+   * The lines a key's first attempt ordered, if remembered. A retry must be the same request:
+   * after an unconfirmed attempt the order may have been confirmed and the cart emptied by it,
+   * or the cart changed in another tab, and orders answers the key only for the same lines.
+   */
+  linesOf(userId: string, idempotencyKey: string): Promise<OrderLine[] | undefined> {
+    return this.call(
+      "GET",
+      async (r) => {
+        const text = await r.client.get(this.key(userId, idempotencyKey, "checkout-lines"));
+        return text ? (JSON.parse(text) as OrderLine[]) : undefined;
+      },
+      undefined,
+    );
+  }
+
+  /** Remembers the lines a key orders (the first attempt's win). */
+  async rememberLines(userId: string, idempotencyKey: string, lines: OrderLine[]): Promise<void> {
+    await this.call(
+      "SET",
+      (r) =>
+        r.client.set(this.key(userId, idempotencyKey, "checkout-lines"), JSON.stringify(lines), {
+          condition: "NX",
+          expiration: { type: "EX", value: rememberSeconds },
+        }),
+      null,
+    );
+  }
+
   /** Remembers the order a key placed; false if it was remembered already (a concurrent twin got there first). */
   remember(userId: string, idempotencyKey: string, orderId: string): Promise<boolean> {
     return this.call(
@@ -84,6 +121,51 @@ class CheckoutMemo {
         (await r.client.set(this.key(userId, idempotencyKey), orderId, { condition: "NX", expiration: { type: "EX", value: rememberSeconds } })) !== null,
       true,
     );
+  }
+}
+
+/**
+ * What the shopper reads when orders did not answer: the order may have been placed (a lost
+ * answer, a crash after the commit), so this is neither a failure nor a success yet.
+ */
+const orderUnconfirmedMessage =
+  "We could not confirm your order yet. We are checking: if it went through, it appears in a moment, and you are never charged twice for it.";
+
+/** PlaceOrder answers after which the order may or may not exist: asked again with the same key. */
+const uncertainCodes: ReadonlySet<status> = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+/** Attempts at PlaceOrder per checkout request, and the pause before the n-th retry (n × this). */
+const placeAttempts = 3;
+const retryPauseMs = 250;
+/** An attempt needs at least this much of the budget left to be worth making. */
+const minAttemptMs = 500;
+
+/** Orders did not answer any attempt: whether the order exists is not known yet. */
+class OrderUnconfirmed extends Error {
+  constructor(
+    readonly attempts: number,
+    cause: RpcError,
+  ) {
+    super(`${cause.codeName}: ${cause.message}`);
+  }
+}
+
+/**
+ * Places the order, asking again with the same idempotency key when the answer left it
+ * uncertain (UNAVAILABLE, DEADLINE_EXCEEDED): orders returns the order the key placed, or
+ * places it now, never a second one. All attempts share `budgetMs`. Throws
+ * {@link OrderUnconfirmed} when none got an answer; any other error as it is.
+ */
+async function placeAskingAgain<T>(place: (timeoutMs: number) => Promise<T>, budgetMs: number): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await place(Math.max(1, deadline - Date.now()));
+    } catch (err) {
+      if (!(err instanceof RpcError && uncertainCodes.has(err.code))) throw err;
+      const pause = retryPauseMs * attempt;
+      if (attempt >= placeAttempts || Date.now() + pause + minAttemptMs > deadline) throw new OrderUnconfirmed(attempt, err);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
   }
 }
 
@@ -99,6 +181,10 @@ class CheckoutMemo {
  * (a typo, an expired card) is a 400 naming the field, before any order exists. A retry
  * tokenizes again; orders answers it with the order the key placed first, and the new token
  * expires unused.
+ *
+ * When orders does not answer (down, restarting, too slow), the BFF asks again with the same
+ * key within the checkout's time budget, then answers 503 `order_unconfirmed`: the page keeps
+ * asking with the same key and shows the order once it is there.
  */
 export function checkoutRoutes(
   { cart, orders, payments }: Pick<Upstreams, "cart" | "orders" | "payments">,
@@ -115,19 +201,32 @@ export function checkoutRoutes(
       const { order } = await orders.getOrder({ id: known }, auth);
       if (order) return c.json({ order: orderView(order) }, 200);
     }
-    const { cart: current } = await cart.getCart({}, auth);
-    if (!current?.lines.length) return apiError(c, 409, "failed_precondition", "Your cart is empty: add something to it before checking out.");
+    let lines = await memo.linesOf(userId, idempotencyKey);
+    if (!lines) {
+      const { cart: current } = await cart.getCart({}, auth);
+      if (!current?.lines.length) return apiError(c, 409, "failed_precondition", "Your cart is empty: add something to it before checking out.");
+      lines = current.lines.map((l) => ({ productId: l.productId, quantity: l.quantity }));
+      await memo.rememberLines(userId, idempotencyKey, lines);
+    }
     const { paymentMethod } = await payments.createPaymentMethod({ card }, auth);
     if (!paymentMethod?.token) throw new Error("payments answered CreatePaymentMethod without a token");
-    const { order } = await orders.placeOrder(
-      {
-        idempotencyKey,
-        lines: current.lines.map((l) => ({ productId: l.productId, quantity: l.quantity })),
-        paymentMethodToken: paymentMethod.token,
-        expectedTotal: { currencyCode: expectedTotal.currency, amountMinor: BigInt(expectedTotal.amountMinor) },
+    const request = {
+      idempotencyKey,
+      lines,
+      paymentMethodToken: paymentMethod.token,
+      expectedTotal: { currencyCode: expectedTotal.currency, amountMinor: BigInt(expectedTotal.amountMinor) },
+    };
+    const order = await placeAskingAgain((timeoutMs) => orders.placeOrder(request, { ...auth, timeoutMs }).then((r) => r.order), checkoutTimeoutMs).catch(
+      (err: unknown) => {
+        if (!(err instanceof OrderUnconfirmed)) throw err;
+        log.warn("checkout unconfirmed: orders did not answer; the shopper's page asks again with the same key", {
+          error: err.message,
+          attempts: err.attempts,
+        });
+        return undefined;
       },
-      { ...auth, timeoutMs: checkoutTimeoutMs },
     );
+    if (order === undefined) return apiError(c, 503, "order_unconfirmed", orderUnconfirmedMessage);
     if (!order) throw new Error("orders answered PlaceOrder without an order");
     const placedNow = await memo.remember(userId, idempotencyKey, order.id);
     return c.json({ order: orderView(order) }, placedNow ? 201 : 200);

@@ -11,6 +11,9 @@ import { cartChanged } from "../state.ts";
 import { emptyState, type Field, type FormError, field, formError, loading, plural, showFormError } from "../ui.ts";
 import { rememberOrder } from "./order.ts";
 
+/** After "order not confirmed yet", the waits before asking again with the same key. */
+const checkAgainAfterMs = [1_000, 2_000, 4_000, 8_000];
+
 /** A random UUID; crypto.randomUUID needs a secure context, so plain http gets the same from getRandomValues. */
 export function newIdempotencyKey(): string {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
@@ -243,22 +246,31 @@ function paymentForm(shown: Cart, idempotencyKey: string, reloadCart: () => Prom
     const card = checkedCard(fields, general);
     if (!card) return;
     setSubmitting(true);
-    try {
-      const { order } = await read(
-        api.checkout.$post({
-          json: {
-            idempotencyKey,
-            card: { number: card.digits, expiryMonth: card.month, expiryYear: card.year, cvc: card.cvc },
-            expectedTotal: { currency: cart.total.currency, amountMinor: cart.total.amountMinor },
-          },
-        }),
-      );
-      rememberOrder(order);
-      navigate(`/orders/${order.id}`, { replace: true });
-    } catch (err) {
-      showFormError(err, fields, general);
-      if (err instanceof ApiError && err.code === "price_changed") cart = await reloadCart().catch(() => cart);
-      setSubmitting(false);
+    const json = {
+      idempotencyKey,
+      card: { number: card.digits, expiryMonth: card.month, expiryYear: card.year, cvc: card.cvc },
+      expectedTotal: { currency: cart.total.currency, amountMinor: cart.total.amountMinor },
+    };
+    // "Not confirmed yet" (orders did not answer): the order may exist, so ask again with the
+    // same key a few times, saying so, until it is there; the same key never orders twice.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { order } = await read(api.checkout.$post({ json }));
+        rememberOrder(order);
+        navigate(`/orders/${order.id}`, { replace: true });
+        return;
+      } catch (err) {
+        const unconfirmed = err instanceof ApiError && err.code === "order_unconfirmed";
+        showFormError(err, fields, general);
+        if (unconfirmed && attempt < checkAgainAfterMs.length) {
+          await new Promise((resolve) => setTimeout(resolve, checkAgainAfterMs[attempt]));
+          continue;
+        }
+        if (unconfirmed) general.set(`${(err as Error).message} Your orders page will show it.`);
+        if (err instanceof ApiError && err.code === "price_changed") cart = await reloadCart().catch(() => cart);
+        setSubmitting(false);
+        return;
+      }
     }
   });
   return form;
