@@ -413,6 +413,48 @@ describe("delayed redelivery and the dead-letter queue", () => {
     expect(attempts).toEqual([2]);
   });
 
+  test("a queue declared before retries existed is taken over as it is, and its messages are retried", async () => {
+    const queue = "test.retry-existing";
+    // The work queue and DLQ as the consumers of the previous release declared them.
+    const conn = await amqp.connect(vhost.url);
+    try {
+      const ch = await conn.createConfirmChannel();
+      await ch.assertExchange("bazaar.events", "topic", { durable: true });
+      await ch.assertExchange("bazaar.events.dlx", "direct", { durable: true });
+      await ch.assertQueue(`${queue}.dlq`, { durable: true, arguments: { "x-queue-type": "quorum" } });
+      await ch.bindQueue(`${queue}.dlq`, "bazaar.events.dlx", queue);
+      await ch.assertQueue(queue, {
+        durable: true,
+        arguments: {
+          "x-queue-type": "quorum",
+          "x-delivery-limit": 5,
+          "x-dead-letter-exchange": "bazaar.events.dlx",
+          "x-dead-letter-routing-key": queue,
+          "x-dead-letter-strategy": "at-least-once",
+          "x-overflow": "reject-publish",
+        },
+      });
+      await ch.bindQueue(queue, "bazaar.events", events.stockChanged.routingKey);
+    } finally {
+      await conn.close();
+    }
+    const broker = await connect();
+    const attempts: number[] = [];
+    await broker.consume({
+      queue,
+      retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 20 },
+      handlers: [
+        on(events.stockChanged, async (_, d) => {
+          attempts.push(d.attempt);
+          if (d.attempt === 1) throw new Error("fails once");
+        }),
+      ],
+    });
+    await broker.publish([stockMessage("existing-queue")]);
+    await eventually(() => attempts.length === 2, { what: "the retry", timeoutMs: 10_000 });
+    expect(attempts).toEqual([1, 2]);
+  });
+
   test("the replay command moves dead-lettered messages back, and with the cause fixed each is processed once", async () => {
     const broker = await connect();
     const queue = "test.replay";
