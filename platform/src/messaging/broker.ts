@@ -117,8 +117,9 @@ export interface BrokerOptions {
 /**
  * Bazaar's RabbitMQ connection: publishes with publisher confirms (pipelined: a batch is sent
  * at once and each message settles on its own ack), consumes from durable quorum queues with
- * manual acks, bounded prefetch and a dead-letter queue, and recovers from a lost connection
- * by reconnecting with backoff and declaring the topology and consumers again.
+ * manual acks, bounded prefetch, delayed retries and a dead-letter queue (see ./redelivery.ts),
+ * and recovers from a lost connection by reconnecting with backoff and declaring the topology
+ * and consumers again.
  */
 export class Broker {
   private publisher: ConfirmChannel | undefined;
