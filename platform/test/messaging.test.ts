@@ -455,6 +455,32 @@ describe("delayed redelivery and the dead-letter queue", () => {
     expect(attempts).toEqual([1, 2]);
   });
 
+  test("a failed delivery whose retry queue was deleted is handed back to its queue, not lost", async () => {
+    const broker = await connect();
+    const queue = "test.retry-queue-gone";
+    let calls = 0;
+    const handled: string[] = [];
+    await broker.consume({
+      queue,
+      retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 20 },
+      handlers: [
+        on(events.stockChanged, async (e) => {
+          if (++calls === 1) throw new Error("fails once");
+          handled.push(e.productId);
+        }),
+      ],
+    });
+    const conn = await amqp.connect(vhost.url);
+    try {
+      await (await conn.createChannel()).deleteQueue(retryQueueName(queue, 1));
+    } finally {
+      await conn.close();
+    }
+    await broker.publish([stockMessage("retry-queue-gone")]);
+    await eventually(() => handled.includes("retry-queue-gone"), { what: "the message after its failure", timeoutMs: 10_000 });
+    expect(calls).toBe(2);
+  });
+
   test("the replay command moves dead-lettered messages back, and with the cause fixed each is processed once", async () => {
     const broker = await connect();
     const queue = "test.replay";

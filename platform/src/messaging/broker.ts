@@ -1,7 +1,14 @@
 import { type DescMessage, fromBinary, type Message, type MessageShape } from "@bufbuild/protobuf";
 import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
 import { hostname } from "node:os";
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from "amqplib";
+import amqp, {
+  type Message as AmqpMessage,
+  type Channel,
+  type ChannelModel,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  type RecoveringChannelModel,
+} from "amqplib";
 import { log } from "../log.ts";
 import { messagesConsumed, messagesDeadLettered, messagesPublished, messagesRedelivered } from "../metrics.ts";
 import { redactUrl } from "../redact-url.ts";
@@ -127,6 +134,8 @@ export class Broker {
   private readonly consumerChannels = new Map<string, Channel>();
   private model: ChannelModel | undefined;
   private closing = false;
+  /** Retry copies the broker returned as unroutable (their retry queue is gone), by {@link retryKey}. */
+  private readonly returnedRetries = new Set<string>();
 
   private constructor(
     private readonly connection: RecoveringChannelModel,
@@ -179,6 +188,10 @@ export class Broker {
     });
     await channel.assertExchange(eventsExchange, "topic", { durable: true });
     await channel.assertExchange(deadLetterExchange, "direct", { durable: true });
+    // A mandatory message that no queue takes comes back before its confirm.
+    channel.on("return", (msg: AmqpMessage) => {
+      if (msg.properties.messageId) this.returnedRetries.add(retryKey(msg.properties.messageId, attemptOf(msg)));
+    });
     this.publisher = channel;
     this.consumerChannels.clear();
     for (const spec of this.consumers) await this.startConsumer(model, spec);
@@ -432,10 +445,13 @@ export class Broker {
       const publisher = this.publisher;
       if (!publisher) throw new Error("no channel to publish the retry on");
       await new Promise<void>((resolve, reject) => {
-        publisher.sendToQueue(retryQueue, content, publishOptions, (nack: unknown) =>
+        // Mandatory: a retry queue deleted under a running consumer must not swallow the message.
+        publisher.sendToQueue(retryQueue, content, { ...publishOptions, mandatory: true }, (nack: unknown) =>
           nack ? reject(new Error(`the broker did not take the retry copy into ${retryQueue}`)) : resolve(),
         );
       });
+      const key = retryKey(messageId, attempt + 1);
+      if (this.returnedRetries.delete(key)) throw new Error(`queue ${retryQueue} does not exist; the consumer declares it when it (re)connects`);
     } catch (publishErr) {
       log.warn("message handler failed and its retry could not be scheduled; handing it back to the queue after the delay", {
         ...where,
@@ -460,6 +476,11 @@ export class Broker {
     await this.publisher?.waitForConfirms().catch(() => {});
     await this.connection.close().catch(() => {});
   }
+}
+
+/** Names one retry copy: its message id and the attempt it is for. */
+function retryKey(messageId: string, attempt: number): string {
+  return `${messageId}\u0000${attempt}`;
 }
 
 /** Why a durable consumer dead-lettered a message: the `reason` label of `bazaar_messages_dead_lettered_total`. */
