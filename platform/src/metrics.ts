@@ -106,6 +106,22 @@ export const messagesConsumed = new Counter({
   registers: [registry],
 });
 
+/** Messages sent to a dead-letter queue by a consumer, by queue and reason. */
+export const messagesDeadLettered = new Counter({
+  name: "bazaar_messages_dead_lettered_total",
+  help: "Messages a durable consumer sent to its dead-letter queue, by queue and reason (poison, malformed, no_handler, retries_exhausted).",
+  labelNames: ["queue", "reason"] as const,
+  registers: [registry],
+});
+
+/** Failed deliveries scheduled for a delayed retry, by queue. */
+export const messagesRedelivered = new Counter({
+  name: "bazaar_messages_redelivered_total",
+  help: "Deliveries whose handler failed and that were sent to a retry queue to be delivered again after a delay, by queue.",
+  labelNames: ["queue"] as const,
+  registers: [registry],
+});
+
 /** Outbox rows not yet published, and the age of the oldest: the outbox lag. */
 export const outboxPending = new Gauge({
   name: "bazaar_outbox_pending_messages",

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import amqp from "amqplib";
@@ -11,11 +11,12 @@ import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on, PoisonMessageError } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import { handleOnce } from "@bazaar/platform/messaging/inbox";
+import { retryQueueName } from "@bazaar/platform/messaging/redelivery";
 import { enqueueEvent, OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { inbox, outbox } from "@bazaar/platform/messaging/tables";
 import { registry } from "@bazaar/platform/metrics";
 import { eventually } from "@bazaar/testkit/eventually";
-import { testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
+import { repoRoot, testDatabaseUrl, testVhost } from "@bazaar/testkit/fixtures";
 import { StockChangedSchema } from "@bazaar/proto/bazaar/events/v1/events_pb";
 
 // The outbox, relay, consumer and inbox against a real Postgres database and a RabbitMQ
@@ -142,8 +143,11 @@ describe("outbox and relay", () => {
         timeoutMs: 20_000,
       });
       expect(broker.connected).toBe(true);
-      const [left] = await db.select({ n: count() }).from(outbox).where(isNull(outbox.publishedAt));
-      expect(left?.n).toBe(0);
+      // A row is marked sent after its confirm, which can come after the consumer had the message.
+      await eventually(async () => (await db.select({ n: count() }).from(outbox).where(isNull(outbox.publishedAt)))[0]?.n === 0, {
+        what: "every row marked sent",
+        timeoutMs: 5_000,
+      });
     } finally {
       await relay.stop();
     }
@@ -236,36 +240,6 @@ describe("consumers", () => {
     await eventually(async () => (await queueDepth("test.poison.dlq")) === 1, { what: "the poison message in the DLQ", timeoutMs: 10_000 });
   });
 
-  test("a message whose handler keeps failing is dead-lettered after the delivery limit, without blocking others", async () => {
-    const broker = await connect();
-    let attempts = 0;
-    const received: string[] = [];
-    await broker.consume({
-      queue: "test.limit",
-      deliveryLimit: 2,
-      handlers: [
-        on(events.stockChanged, async (e) => {
-          if (e.productId === "always-fails") {
-            attempts++;
-            throw new Error("a dependency is down");
-          }
-          if (e.productId === "poison-by-handler") throw new PoisonMessageError("this product id can never be handled");
-          received.push(e.productId);
-        }),
-      ],
-    });
-    const msg = (productId: string) => ({
-      id: crypto.randomUUID(),
-      routingKey: events.stockChanged.routingKey,
-      payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged(productId))),
-      headers: {},
-    });
-    await broker.publish([msg("always-fails"), msg("poison-by-handler"), msg("fine")]);
-    await eventually(() => received.includes("fine"), { what: "the good message", timeoutMs: 10_000 });
-    await eventually(async () => (await queueDepth("test.limit.dlq")) === 2, { what: "both bad messages in the DLQ", timeoutMs: 20_000 });
-    expect(attempts).toBe(3); // the first delivery and two redeliveries
-  }, 30_000);
-
   test("the consumer's span joins the trace of the change that enqueued the event", async () => {
     const { context, trace } = await import("@opentelemetry/api");
     const { startTelemetry } = await import("@bazaar/platform/telemetry");
@@ -293,6 +267,267 @@ describe("consumers", () => {
       await relay.stop();
     }
   });
+});
+
+describe("delayed redelivery and the dead-letter queue", () => {
+  const stockMessage = (productId: string, id: string = crypto.randomUUID()) => ({
+    id,
+    routingKey: events.stockChanged.routingKey,
+    payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged(productId))),
+    headers: {},
+  });
+  const effectCount = async (consumer: string, messageId: string) =>
+    Number((await db.execute<{ n: string }>(sql`select count(*) as n from effects where consumer = ${consumer} and message_id = ${messageId}`))[0]?.n ?? 0);
+  /** The JSON log lines written to stderr while `run` runs, and its result. */
+  async function withLogLines<T>(run: (lines: () => Record<string, unknown>[]) => Promise<T>): Promise<T> {
+    const chunks: string[] = [];
+    const original = process.stderr.write.bind(process.stderr);
+    const spy = spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      chunks.push(typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
+      return original(chunk, ...(rest as []));
+    });
+    try {
+      return await run(() =>
+        chunks
+          .join("")
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      );
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  test("a handler that fails twice and then succeeds has its effect once, after growing delays, and nothing is dead-lettered", async () => {
+    const broker = await connect();
+    const queue = "test.retry-recovers";
+    const deliveries: { at: number; attempt: number }[] = [];
+    await broker.consume({
+      queue,
+      retry: { attempts: 5, initialDelayMs: 100, maxDelayMs: 1_000 },
+      handlers: [
+        on(events.stockChanged, async (e, d) => {
+          deliveries.push({ at: performance.now(), attempt: d.attempt });
+          if (deliveries.length <= 2) throw new Error("the cart store is not answering");
+          return handleOnce(db, queue, d.messageId, async (tx) => {
+            await tx.execute(sql`insert into effects values (${queue}, ${d.messageId}, ${e.productId})`);
+          });
+        }),
+      ],
+    });
+    const redeliveredBefore = await metric("bazaar_messages_redelivered_total", { queue });
+    const message = stockMessage("flaky");
+    await broker.publish([message]);
+    await eventually(async () => (await effectCount(queue, message.id)) === 1, { what: "the effect after two failures", timeoutMs: 10_000 });
+    expect(deliveries.map((d) => d.attempt)).toEqual([1, 2, 3]);
+    const [first, second, third] = deliveries.map((d) => d.at) as [number, number, number];
+    // 100 ms and then 200 ms, each within 20% jitter: the second wait is always the longer.
+    expect(second - first).toBeGreaterThanOrEqual(80);
+    expect(third - second).toBeGreaterThanOrEqual(160);
+    expect(third - second).toBeGreaterThan(second - first);
+    expect(await metric("bazaar_messages_redelivered_total", { queue })).toBe(redeliveredBefore + 2);
+    expect(await queueDepth(`${queue}.dlq`)).toBe(0);
+    expect(await queueDepth(retryQueueName(queue, 1))).toBe(0);
+  });
+
+  test("a handler that always fails is dead-lettered after exactly its attempts, logged and counted, while other messages flow", async () => {
+    const broker = await connect();
+    const queue = "test.retry-exhausted";
+    let calls = 0;
+    const received: string[] = [];
+    await broker.consume({
+      queue,
+      retry: { attempts: 4, initialDelayMs: 20, maxDelayMs: 40 },
+      handlers: [
+        on(events.stockChanged, async (e) => {
+          if (e.productId !== "always-fails") return void received.push(e.productId);
+          calls++;
+          throw new Error("a dependency is down");
+        }),
+      ],
+    });
+    const deadBefore = await metric("bazaar_messages_dead_lettered_total", { queue, reason: "retries_exhausted" });
+    const bad = stockMessage("always-fails");
+    await withLogLines(async (lines) => {
+      await broker.publish([bad, stockMessage("fine")]);
+      await eventually(() => received.includes("fine"), { what: "the good message", timeoutMs: 10_000 });
+      await eventually(async () => (await queueDepth(`${queue}.dlq`)) === 1, { what: "the failing message in the DLQ", timeoutMs: 10_000 });
+      const logged = await eventually(() => lines().find((l) => l.msg === "dead-lettered a message" && l.messageId === bad.id), {
+        what: "the dead-lettering to be logged",
+        timeoutMs: 5_000,
+      });
+      expect(logged).toMatchObject({ level: "error", queue, routingKey: events.stockChanged.routingKey, attempts: 4, reason: "retries_exhausted" });
+      expect(String(logged.why)).toContain("a dependency is down");
+    });
+    expect(calls).toBe(4);
+    expect(await metric("bazaar_messages_dead_lettered_total", { queue, reason: "retries_exhausted" })).toBe(deadBefore + 1);
+  });
+
+  test("a message its handler calls poison is dead-lettered at once, not retried", async () => {
+    const broker = await connect();
+    const queue = "test.retry-poison";
+    let calls = 0;
+    await broker.consume({
+      queue,
+      retry: { attempts: 5, initialDelayMs: 20, maxDelayMs: 40 },
+      handlers: [
+        on(events.stockChanged, async () => {
+          calls++;
+          throw new PoisonMessageError("this product id can never be handled");
+        }),
+      ],
+    });
+    const redeliveredBefore = await metric("bazaar_messages_redelivered_total", { queue });
+    await broker.publish([stockMessage("poison-by-handler")]);
+    await eventually(async () => (await queueDepth(`${queue}.dlq`)) === 1, { what: "the poison message in the DLQ", timeoutMs: 10_000 });
+    expect(calls).toBe(1);
+    expect(await metric("bazaar_messages_dead_lettered_total", { queue, reason: "poison" })).toBe(1);
+    expect(await metric("bazaar_messages_redelivered_total", { queue })).toBe(redeliveredBefore);
+  });
+
+  test("a message waiting for its retry while the consumer restarts is delivered to the new consumer", async () => {
+    const queue = "test.retry-restart";
+    const spec = (handle: Parameters<typeof on<typeof StockChangedSchema>>[1]) => ({
+      queue,
+      retry: { attempts: 3, initialDelayMs: 1_000, maxDelayMs: 1_000 },
+      handlers: [on(events.stockChanged, handle)],
+    });
+    const before = await Broker.connect(vhost.url, { service: "messaging-test" });
+    await before.consume(spec(async () => Promise.reject(new Error("failing until the restart"))));
+    const message = stockMessage("across-restart");
+    await before.publish([message]);
+    await eventually(async () => (await queueDepth(retryQueueName(queue, 1))) === 1, { what: "the message to wait in the retry queue", timeoutMs: 10_000 });
+    await before.close();
+    const after = await connect();
+    const attempts: number[] = [];
+    await after.consume(
+      spec((e, d) => {
+        attempts.push(d.attempt);
+        return handleOnce(db, queue, d.messageId, async (tx) => {
+          await tx.execute(sql`insert into effects values (${queue}, ${d.messageId}, ${e.productId})`);
+        });
+      }),
+    );
+    await eventually(async () => (await effectCount(queue, message.id)) === 1, { what: "the retried message after the restart", timeoutMs: 10_000 });
+    expect(attempts).toEqual([2]);
+  });
+
+  test("a queue declared before retries existed is taken over as it is, and its messages are retried", async () => {
+    const queue = "test.retry-existing";
+    // The work queue and DLQ as the consumers of the previous release declared them.
+    const conn = await amqp.connect(vhost.url);
+    try {
+      const ch = await conn.createConfirmChannel();
+      await ch.assertExchange("bazaar.events", "topic", { durable: true });
+      await ch.assertExchange("bazaar.events.dlx", "direct", { durable: true });
+      await ch.assertQueue(`${queue}.dlq`, { durable: true, arguments: { "x-queue-type": "quorum" } });
+      await ch.bindQueue(`${queue}.dlq`, "bazaar.events.dlx", queue);
+      await ch.assertQueue(queue, {
+        durable: true,
+        arguments: {
+          "x-queue-type": "quorum",
+          "x-delivery-limit": 5,
+          "x-dead-letter-exchange": "bazaar.events.dlx",
+          "x-dead-letter-routing-key": queue,
+          "x-dead-letter-strategy": "at-least-once",
+          "x-overflow": "reject-publish",
+        },
+      });
+      await ch.bindQueue(queue, "bazaar.events", events.stockChanged.routingKey);
+    } finally {
+      await conn.close();
+    }
+    const broker = await connect();
+    const attempts: number[] = [];
+    await broker.consume({
+      queue,
+      retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 20 },
+      handlers: [
+        on(events.stockChanged, async (_, d) => {
+          attempts.push(d.attempt);
+          if (d.attempt === 1) throw new Error("fails once");
+        }),
+      ],
+    });
+    await broker.publish([stockMessage("existing-queue")]);
+    await eventually(() => attempts.length === 2, { what: "the retry", timeoutMs: 10_000 });
+    expect(attempts).toEqual([1, 2]);
+  });
+
+  test("a failed delivery whose retry queue was deleted is handed back to its queue, not lost", async () => {
+    const broker = await connect();
+    const queue = "test.retry-queue-gone";
+    let calls = 0;
+    const handled: string[] = [];
+    await broker.consume({
+      queue,
+      retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 20 },
+      handlers: [
+        on(events.stockChanged, async (e) => {
+          if (++calls === 1) throw new Error("fails once");
+          handled.push(e.productId);
+        }),
+      ],
+    });
+    const conn = await amqp.connect(vhost.url);
+    try {
+      await (await conn.createChannel()).deleteQueue(retryQueueName(queue, 1));
+    } finally {
+      await conn.close();
+    }
+    await broker.publish([stockMessage("retry-queue-gone")]);
+    await eventually(() => handled.includes("retry-queue-gone"), { what: "the message after its failure", timeoutMs: 10_000 });
+    expect(calls).toBe(2);
+  });
+
+  test("the replay command moves dead-lettered messages back, and with the cause fixed each is processed once", async () => {
+    const broker = await connect();
+    const queue = "test.replay";
+    let fixed = false;
+    const attempts: number[] = [];
+    await broker.consume({
+      queue,
+      retry: { attempts: 2, initialDelayMs: 20, maxDelayMs: 20 },
+      handlers: [
+        on(events.stockChanged, (e, d) => {
+          if (!fixed) return Promise.reject(new Error("a bug, fixed later"));
+          attempts.push(d.attempt);
+          return handleOnce(db, queue, d.messageId, async (tx) => {
+            await tx.execute(sql`insert into effects values (${queue}, ${d.messageId}, ${e.productId})`);
+          });
+        }),
+      ],
+    });
+    const messages = ["replay-1", "replay-2", "replay-3"].map((p) => stockMessage(p));
+    await broker.publish(messages);
+    await eventually(async () => (await queueDepth(`${queue}.dlq`)) === 3, { what: "the three messages in the DLQ", timeoutMs: 10_000 });
+    const replay = async (...args: string[]) => {
+      const proc = Bun.spawn(["bun", "scripts/dlq-replay.ts", queue, ...args], {
+        cwd: repoRoot,
+        env: { ...process.env, AMQP_URL: vhost.url },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      expect({ code, err }).toEqual({ code: 0, err: "" });
+      return out;
+    };
+    const dry = await replay("--dry-run");
+    for (const m of messages) expect(dry).toContain(`would move ${m.id} ${events.stockChanged.routingKey} (2 attempts, rejected)`);
+    expect(await queueDepth(`${queue}.dlq`)).toBe(3);
+    fixed = true;
+    const one = await replay("--limit", "1");
+    expect(one).toContain(`moved 1 message(s) from ${queue}.dlq to ${queue}`);
+    await eventually(async () => (await queueDepth(`${queue}.dlq`)) === 2, { what: "one message left the DLQ" });
+    expect(await replay()).toContain(`moved 2 message(s) from ${queue}.dlq to ${queue}`);
+    await eventually(async () => (await Promise.all(messages.map((m) => effectCount(queue, m.id)))).every((n) => n === 1), {
+      what: "each replayed message's effect",
+      timeoutMs: 10_000,
+    });
+    expect(attempts).toEqual([1, 1, 1]);
+    expect(await queueDepth(`${queue}.dlq`)).toBe(0);
+  }, 20_000);
 });
 
 describe("fan-out consumers", () => {

@@ -1,12 +1,20 @@
 import { type DescMessage, fromBinary, type Message, type MessageShape } from "@bufbuild/protobuf";
 import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
 import { hostname } from "node:os";
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from "amqplib";
+import amqp, {
+  type Message as AmqpMessage,
+  type Channel,
+  type ChannelModel,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  type RecoveringChannelModel,
+} from "amqplib";
 import { log } from "../log.ts";
-import { messagesConsumed, messagesPublished } from "../metrics.ts";
+import { messagesConsumed, messagesDeadLettered, messagesPublished, messagesRedelivered } from "../metrics.ts";
 import { redactUrl } from "../redact-url.ts";
 import { extractContext, recordError, tracer } from "../telemetry.ts";
 import { deadLetterExchange, type EventType, eventsExchange } from "./events.ts";
+import { attemptOf, deadLetterQueueName, eventRoutingKey, type RetryPolicy, redeliveryCopy, retryDelayMs, retryPolicy, retryQueueName } from "./redelivery.ts";
 
 /** A message to publish: what an outbox row holds. */
 export interface OutgoingMessage {
@@ -22,13 +30,16 @@ export interface OutgoingMessage {
 export interface Delivery {
   messageId: string;
   routingKey: string;
-  /** How many times RabbitMQ delivered it before (0 the first time). */
+  /** Which attempt this is: 1 the first time, then one more after each failed attempt's delayed retry. */
+  attempt: number;
+  /** How many times it was delivered before (0 the first time): earlier attempts and redeliveries of this one. */
   deliveryCount: number;
 }
 
 /**
- * Handles one event type. Throwing makes RabbitMQ redeliver the message (up to the queue's
- * delivery limit, then it is dead-lettered); PoisonMessageError dead-letters it at once.
+ * Handles one event type. Throwing has the message delivered again after a growing delay (see
+ * {@link ConsumerSpec.retry}), and dead-lettered once its attempts are used up;
+ * PoisonMessageError dead-letters it at once.
  * Returns "duplicate" when the inbox shows the message was handled before.
  */
 export interface EventHandler<S extends DescMessage = DescMessage> {
@@ -55,7 +66,16 @@ export interface ConsumerSpec {
   handlers: readonly EventHandler[];
   /** Unacknowledged messages in flight at once. */
   prefetch?: number;
-  /** Deliveries before a message that keeps failing is dead-lettered. */
+  /**
+   * How a message whose handler fails is retried: after growing delays, then dead-lettered
+   * ({@link defaultRetryPolicy}: 8 attempts over about four minutes).
+   */
+  retry?: Partial<RetryPolicy>;
+  /**
+   * Deliveries of one copy that is never settled (its consumer dies while handling it, again and
+   * again) before the broker dead-letters it. Only a safety net: handler failures are retried by
+   * {@link retry}. Part of the queue's declared arguments, so it cannot change for an existing queue.
+   */
   deliveryLimit?: number;
 }
 
@@ -89,8 +109,8 @@ interface Subscription {
   handlers: readonly EventHandler[];
   prefetch: number;
   declare: (channel: Channel) => Promise<void>;
-  /** Durable consumers retry and dead-letter; fan-out consumers drop what they cannot handle. */
-  durable: boolean;
+  /** Durable consumers retry (by this policy) and dead-letter; fan-out consumers (none) drop what they cannot handle. */
+  retry: RetryPolicy | undefined;
 }
 
 /** Options of {@link Broker.connect}. */
@@ -104,8 +124,9 @@ export interface BrokerOptions {
 /**
  * Bazaar's RabbitMQ connection: publishes with publisher confirms (pipelined: a batch is sent
  * at once and each message settles on its own ack), consumes from durable quorum queues with
- * manual acks, bounded prefetch and a dead-letter queue, and recovers from a lost connection
- * by reconnecting with backoff and declaring the topology and consumers again.
+ * manual acks, bounded prefetch, delayed retries and a dead-letter queue (see ./redelivery.ts),
+ * and recovers from a lost connection by reconnecting with backoff and declaring the topology
+ * and consumers again.
  */
 export class Broker {
   private publisher: ConfirmChannel | undefined;
@@ -113,6 +134,8 @@ export class Broker {
   private readonly consumerChannels = new Map<string, Channel>();
   private model: ChannelModel | undefined;
   private closing = false;
+  /** Retry copies the broker returned as unroutable (their retry queue is gone), by {@link retryKey}. */
+  private readonly returnedRetries = new Set<string>();
 
   private constructor(
     private readonly connection: RecoveringChannelModel,
@@ -165,6 +188,10 @@ export class Broker {
     });
     await channel.assertExchange(eventsExchange, "topic", { durable: true });
     await channel.assertExchange(deadLetterExchange, "direct", { durable: true });
+    // A mandatory message that no queue takes comes back before its confirm.
+    channel.on("return", (msg: AmqpMessage) => {
+      if (msg.properties.messageId) this.returnedRetries.add(retryKey(msg.properties.messageId, attemptOf(msg)));
+    });
     this.publisher = channel;
     this.consumerChannels.clear();
     for (const spec of this.consumers) await this.startConsumer(model, spec);
@@ -248,13 +275,14 @@ export class Broker {
 
   /** Starts a durable consumer now (if connected) and after every reconnection. */
   async consume(spec: ConsumerSpec): Promise<void> {
+    const retry = retryPolicy(spec.retry);
     await this.subscribe({
       queue: spec.queue,
       label: spec.queue,
       handlers: spec.handlers,
       prefetch: spec.prefetch ?? 16,
-      declare: (channel) => assertConsumerQueues(channel, spec),
-      durable: true,
+      declare: (channel) => assertConsumerQueues(channel, { ...spec, retry }),
+      retry,
     });
   }
 
@@ -279,7 +307,7 @@ export class Broker {
         await channel.assertQueue(queue, { exclusive: true, autoDelete: true, durable: false, arguments: args });
         for (const h of spec.handlers) await channel.bindQueue(queue, eventsExchange, h.event.routingKey);
       },
-      durable: false,
+      retry: undefined,
     });
     return queue;
   }
@@ -302,9 +330,10 @@ export class Broker {
   }
 
   private async deliver(channel: Channel, sub: Subscription, byKey: Map<string, EventHandler>, msg: ConsumeMessage): Promise<void> {
-    const routingKey = msg.fields.routingKey;
+    const routingKey = eventRoutingKey(msg);
     const messageId = msg.properties.messageId as string | undefined;
-    const deliveryCount = Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
+    const attempt = attemptOf(msg);
+    const deliveryCount = attempt - 1 + Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
     const outcome = (result: string) => messagesConsumed.inc({ queue: sub.label, routing_key: routingKey, outcome: result });
     // The channel can close under a running handler (a lost connection, or close()): the broker
     // then hands the unacknowledged message out again, so settling it here is moot, not an error.
@@ -322,9 +351,19 @@ export class Broker {
     };
     // Rejected without requeue: a durable queue dead-letters the message, a fan-out queue (no
     // dead-letter exchange) drops it.
-    const reject = (why: string, err?: unknown) => {
-      if (sub.durable) {
-        log.error("rejected a message to the dead-letter queue", { queue: sub.label, routingKey, messageId, why, err });
+    const reject = (reason: DeadLetterReason, why: string, err?: unknown) => {
+      if (sub.retry) {
+        log.error("dead-lettered a message", {
+          queue: sub.label,
+          deadLetterQueue: deadLetterQueueName(sub.queue),
+          routingKey,
+          messageId,
+          attempts: attempt,
+          reason,
+          why,
+          err,
+        });
+        messagesDeadLettered.inc({ queue: sub.label, reason });
         outcome("dead_lettered");
       } else {
         log.warn("dropped a message", { queue: sub.label, routingKey, messageId, why, err });
@@ -333,14 +372,14 @@ export class Broker {
       settle(() => channel.reject(msg, false));
     };
     const handler = byKey.get(routingKey);
-    if (!handler) return reject(`no handler for routing key ${routingKey}`);
+    if (!handler) return reject("no_handler", `no handler for routing key ${routingKey}`);
     const { event } = handler;
-    if (!messageId) return reject("the message has no message id");
+    if (!messageId) return reject("malformed", "the message has no message id");
     let message: Message;
     try {
       message = fromBinary(event.schema, msg.content);
     } catch (err) {
-      return reject(`the body is not a valid ${event.schema.typeName}`, err);
+      return reject("malformed", `the body is not a valid ${event.schema.typeName}`, err);
     }
     const carrier: Record<string, string> = {};
     for (const [k, v] of Object.entries(msg.properties.headers ?? {})) if (typeof v === "string") carrier[k] = v;
@@ -360,23 +399,74 @@ export class Broker {
       extractContext(carrier),
     );
     try {
-      const result = await context.with(trace.setSpan(context.active(), span), () => handler.handle(message, { messageId, routingKey, deliveryCount }));
+      const result = await context.with(trace.setSpan(context.active(), span), () =>
+        handler.handle(message, { messageId, routingKey, attempt, deliveryCount }),
+      );
       settle(() => channel.ack(msg));
       outcome(result === "duplicate" ? "duplicate" : "processed");
     } catch (err) {
       recordError(span, err);
+      const why = (err as Error)?.message ?? String(err);
       // A fan-out consumer has nothing to retry with: what cannot be handled now never can.
-      if (err instanceof PoisonMessageError || !sub.durable) reject((err as Error).message, err);
-      else {
-        log.warn("message handler failed; the message will be redelivered", { queue: sub.label, routingKey, messageId, deliveryCount, err });
-        // Back off a little before handing it back, so a failing dependency is not hammered.
-        await Bun.sleep(Math.min(2_000, 100 * 2 ** deliveryCount));
-        settle(() => channel.nack(msg, false, true));
-        outcome("retried");
-      }
+      if (err instanceof PoisonMessageError || !sub.retry) reject("poison", why, err);
+      else if (attempt >= sub.retry.attempts) reject("retries_exhausted", `${why} (attempt ${attempt} of ${sub.retry.attempts}, the last)`, err);
+      else await this.retryLater(channel, sub, msg, { routingKey, messageId, attempt, policy: sub.retry, err, settle, outcome });
     } finally {
       span.end();
     }
+  }
+
+  /**
+   * Sends a copy of a failed delivery to the retry queue of its attempt, to come back after the
+   * policy's delay, and acknowledges the original once the broker has confirmed the copy: the
+   * message is in one queue or the other at every moment. Without a confirmed copy (no
+   * publishing channel) it is handed back to the work queue after the delay instead.
+   */
+  private async retryLater(
+    channel: Channel,
+    sub: Subscription,
+    msg: ConsumeMessage,
+    failure: {
+      routingKey: string;
+      messageId: string;
+      attempt: number;
+      policy: RetryPolicy;
+      err: unknown;
+      settle: (op: () => void) => void;
+      outcome: (result: string) => void;
+    },
+  ): Promise<void> {
+    const { routingKey, messageId, attempt, policy, err, settle, outcome } = failure;
+    const delayMs = retryDelayMs(policy, attempt);
+    const retryQueue = retryQueueName(sub.queue, attempt);
+    const { content, publishOptions } = redeliveryCopy(msg, { attempt: attempt + 1, routingKey, expirationMs: delayMs });
+    const where = { queue: sub.label, routingKey, messageId, attempt, attempts: policy.attempts, delayMs, err };
+    try {
+      const publisher = this.publisher;
+      if (!publisher) throw new Error("no channel to publish the retry on");
+      await new Promise<void>((resolve, reject) => {
+        // Mandatory: a retry queue deleted under a running consumer must not swallow the message.
+        publisher.sendToQueue(retryQueue, content, { ...publishOptions, mandatory: true }, (nack: unknown) =>
+          nack ? reject(new Error(`the broker did not take the retry copy into ${retryQueue}`)) : resolve(),
+        );
+      });
+      const key = retryKey(messageId, attempt + 1);
+      if (this.returnedRetries.delete(key)) throw new Error(`queue ${retryQueue} does not exist; the consumer declares it when it (re)connects`);
+    } catch (publishErr) {
+      log.warn("message handler failed and its retry could not be scheduled; handing it back to the queue after the delay", {
+        ...where,
+        publishErr: (publishErr as Error).message,
+      });
+      await Bun.sleep(delayMs);
+      settle(() => channel.nack(msg, false, true));
+      outcome("retried");
+      messagesRedelivered.inc({ queue: sub.label });
+      return;
+    }
+    log.warn(`message handler failed; retrying in ${delayMs} ms`, where);
+    settle(() => channel.ack(msg));
+    outcome("retried");
+    messagesRedelivered.inc({ queue: sub.label });
   }
 
   /** Stops consuming, waits for in-flight confirms, and closes the connection. */
@@ -388,12 +478,44 @@ export class Broker {
   }
 }
 
-/** Declares a consumer's quorum queue, its DLQ and its bindings. */
-export async function assertConsumerQueues(channel: Channel, spec: Pick<ConsumerSpec, "queue" | "handlers" | "deliveryLimit">): Promise<void> {
+/** Names one retry copy: its message id and the attempt it is for. */
+function retryKey(messageId: string, attempt: number): string {
+  return `${messageId}\u0000${attempt}`;
+}
+
+/** Why a durable consumer dead-lettered a message: the `reason` label of `bazaar_messages_dead_lettered_total`. */
+type DeadLetterReason = "poison" | "malformed" | "no_handler" | "retries_exhausted";
+
+/**
+ * Declares a consumer's quorum queue, its DLQ, its retry queues and its bindings.
+ *
+ * The work queue and the DLQ keep the arguments they were first declared with (RabbitMQ refuses
+ * to declare an existing queue with others). The retry queues are new queues beside them, one per
+ * attempt that can fail before the last: each holds a message for its own TTL (set per message,
+ * so a changed policy needs no new arguments) and then dead-letters it through the default
+ * exchange straight back to the work queue, at-least-once.
+ */
+export async function assertConsumerQueues(
+  channel: Channel,
+  spec: Pick<ConsumerSpec, "queue" | "handlers" | "deliveryLimit"> & { retry: RetryPolicy },
+): Promise<void> {
   await channel.assertExchange(eventsExchange, "topic", { durable: true });
   await channel.assertExchange(deadLetterExchange, "direct", { durable: true });
-  await channel.assertQueue(`${spec.queue}.dlq`, { durable: true, arguments: { "x-queue-type": "quorum" } });
-  await channel.bindQueue(`${spec.queue}.dlq`, deadLetterExchange, spec.queue);
+  const dlq = deadLetterQueueName(spec.queue);
+  await channel.assertQueue(dlq, { durable: true, arguments: { "x-queue-type": "quorum" } });
+  await channel.bindQueue(dlq, deadLetterExchange, spec.queue);
+  for (let failed = 1; failed < spec.retry.attempts; failed++) {
+    await channel.assertQueue(retryQueueName(spec.queue, failed), {
+      durable: true,
+      arguments: {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": spec.queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+      },
+    });
+  }
   await channel.assertQueue(spec.queue, {
     durable: true,
     arguments: {
