@@ -152,6 +152,37 @@ describe("outbox and relay", () => {
       await relay.stop();
     }
   }, 40_000);
+  test("the backlog of an outage is published as soon as RabbitMQ takes the service back, not at the next sweep", async () => {
+    const broker = await connect();
+    const received: string[] = [];
+    await broker.consume({ queue: "test.backlog", handlers: [on(events.stockChanged, async (e) => void received.push(e.productId))] });
+    // No sweep during the test: only the reconnection can make the relay publish.
+    const relay = new OutboxRelay(db, broker, { pollMs: 600_000 }).start();
+    const rabbitmqctl = async (...args: string[]) => {
+      const proc = Bun.spawn(["rabbitmqctl", "-q", ...args], { stdout: "ignore", stderr: "pipe" });
+      expect(await proc.exited).toBe(0);
+    };
+    const grant = () => rabbitmqctl("set_permissions", "-p", vhost.name, "guest", ".*", ".*", ".*");
+    try {
+      // An outage that lasts: the broker refuses the service's user until it is let back in.
+      await rabbitmqctl("clear_permissions", "-p", vhost.name, "guest");
+      await rabbitmqctl("close_all_connections", "-p", vhost.name, "test: outage");
+      await eventually(() => !broker.connected, { what: "the broker to notice the outage", timeoutMs: 5_000 });
+      await db.transaction(async (tx) => {
+        for (let i = 0; i < 300; i++) await enqueueEvent(tx, events.stockChanged, stockChanged(`backlog-${i}`));
+      });
+      await Bun.sleep(2_500); // the reconnection back-off reaches its cap meanwhile
+      await grant();
+      const back = performance.now();
+      await eventually(() => received.filter((r) => r.startsWith("backlog")).length === 300, { what: "the backlog to be published", timeoutMs: 10_000 });
+      const drainedMs = performance.now() - back;
+      console.log(`300 events waiting through an outage published ${drainedMs.toFixed(0)} ms after RabbitMQ took the service back`);
+      expect(drainedMs).toBeLessThan(5_000);
+    } finally {
+      await grant().catch(() => {});
+      await relay.stop();
+    }
+  }, 40_000);
 });
 
 describe("consumers", () => {

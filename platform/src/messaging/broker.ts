@@ -131,6 +131,8 @@ export interface BrokerOptions {
 export class Broker {
   private publisher: ConfirmChannel | undefined;
   private readonly consumers: Subscription[] = [];
+  /** Called after each (re)connection is set up, e.g. to publish what waited meanwhile. */
+  private readonly connectedListeners: (() => void)[] = [];
   private readonly consumerChannels = new Map<string, Channel>();
   private model: ChannelModel | undefined;
   private closing = false;
@@ -148,8 +150,9 @@ export class Broker {
     const connection = await amqp.connect(withHeartbeat(url), {
       clientProperties: { connection_name: options.service },
       recovery: {
+        // Back within about a second of RabbitMQ's return (doubling from 100 ms, capped at 1 s).
         initialDelay: 100,
-        maxDelay: 5_000,
+        maxDelay: 1_000,
         initialMaxRetries: options.initialRetries ?? 5,
         maxRetries: Number.POSITIVE_INFINITY,
         waitForConnect: false,
@@ -196,6 +199,12 @@ export class Broker {
     this.consumerChannels.clear();
     for (const spec of this.consumers) await this.startConsumer(model, spec);
     log.info("rabbitmq ready", { consumers: this.consumers.map((c) => c.queue) });
+    for (const listener of this.connectedListeners) listener();
+  }
+
+  /** Calls `listener` each time the broker is connected again (and ready to publish). */
+  onConnected(listener: () => void): void {
+    this.connectedListeners.push(listener);
   }
 
   /** True while a channel to publish on is open. */

@@ -67,9 +67,14 @@ export class OutboxRelay implements OutboxSignal {
     this.pollMs = options.pollMs ?? 1_000;
   }
 
-  /** Starts the periodic sweep and publishes what is waiting. */
+  /**
+   * Starts the periodic sweep and publishes what is waiting, and again as soon as a lost
+   * connection is back: the backlog of an outage drains at once, at full speed (batch after
+   * batch), not at the next sweep.
+   */
   start(): this {
     this.timer = setInterval(() => this.wake(), this.pollMs);
+    this.broker.onConnected(() => this.wake());
     this.wake();
     return this;
   }
