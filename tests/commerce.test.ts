@@ -5,7 +5,7 @@ import { OrderStatus, type Order } from "@bazaar/proto/bazaar/orders/v1/orders_p
 import { PaymentStatus } from "@bazaar/proto/bazaar/payments/v1/payments_pb";
 import { findCardData } from "@bazaar/testkit/card-data";
 import { eventually } from "@bazaar/testkit/eventually";
-import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
+import { startTestPlatform, stockedProducts, type TestPlatform } from "@bazaar/testkit/test-platform";
 
 // The commerce domain end to end: every service a real process with its own database, one
 // RabbitMQ vhost and Redis prefix of this run's own.
@@ -40,20 +40,6 @@ async function adminAuth(): Promise<BearerAuth> {
   return bearer(res.tokens!.accessToken);
 }
 
-/** Products that have at least `min` units available (inventory learns of them from catalog events). */
-async function stocked(count: number, min: number): Promise<{ id: string; available: number }[]> {
-  const { catalog, inventory } = platform.clients;
-  const { products } = await catalog.listProducts({ pageSize: 100 });
-  return eventually(
-    async () => {
-      const { levels } = await inventory.getStock({ productIds: products.map((p) => p.id) });
-      const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
-      return ok.length >= count ? ok.slice(0, count) : undefined;
-    },
-    { what: `${count} products with ${min}+ units in stock` },
-  );
-}
-
 async function finalOrder(id: string, auth: BearerAuth, timeoutMs = 20_000): Promise<Order> {
   return eventually(
     async () => {
@@ -73,7 +59,7 @@ describe("a purchase", () => {
   test("register, add to cart, place order → CONFIRMED; stock reduced, one payment, cart emptied, a notification", async () => {
     const { cart, orders, payments, notifications } = platform.clients;
     const buyer = await newUser();
-    const [a, b] = await stocked(2, 3);
+    const [a, b] = await stockedProducts(platform.clients, 2, 3);
     const before = { a: await available(a!.id), b: await available(b!.id) };
     await cart.addItem({ productId: a!.id, quantity: 2 }, buyer.auth);
     const { cart: filled } = await cart.addItem({ productId: b!.id, quantity: 1 }, buyer.auth);
@@ -106,7 +92,7 @@ describe("a purchase", () => {
   test("a declined card ends CANCELLED with a readable reason, stock restored, no charge standing", async () => {
     const { orders, payments } = platform.clients;
     const buyer = await newUser();
-    const [p] = await stocked(1, 2);
+    const [p] = await stockedProducts(platform.clients, 1, 2);
     const before = await available(p!.id);
     const placed = await orders.placeOrder(
       { idempotencyKey: uniqueName("declined"), lines: [{ productId: p!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer, declinedCard) },
@@ -123,7 +109,7 @@ describe("a purchase", () => {
   test("more of one product than is in stock: CANCELLED naming that product (read from inventory's answer), nothing held", async () => {
     const { catalog, inventory, orders } = platform.clients;
     const buyer = await newUser();
-    const [plenty, scarce] = await stocked(2, 2);
+    const [plenty, scarce] = await stockedProducts(platform.clients, 2, 2);
     // Two units left, so that asking for three stays inside the per-line quantity limit.
     const now = await available(scarce!.id);
     if (now !== 2) await inventory.adjustStock({ productId: scarce!.id, delta: 2 - now, reason: "short-stock test" }, await adminAuth());
@@ -153,7 +139,7 @@ describe("concurrency", () => {
   test("two buyers racing for the last unit, many times: never both confirmed, stock never below zero", async () => {
     const { inventory, orders } = platform.clients;
     const admin = await adminAuth();
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(platform.clients, 1, 1);
     for (let round = 0; round < 5; round++) {
       const now = await available(p!.id);
       if (now !== 1) await inventory.adjustStock({ productId: p!.id, delta: 1 - now, reason: `race round ${round}` }, admin);
@@ -175,7 +161,7 @@ describe("concurrency", () => {
   test("the same PlaceOrder key sent 10 times at once makes one order and one charge, whether the retries bring the same token or fresh ones", async () => {
     const { orders } = platform.clients;
     const buyer = await newUser();
-    const [p] = await stocked(1, 2);
+    const [p] = await stockedProducts(platform.clients, 1, 2);
     const request = { idempotencyKey: uniqueName("tenfold"), lines: [{ productId: p!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer) };
     const fresh = await Promise.all(Array.from({ length: 5 }, () => tokenize(buyer)));
     const results = await Promise.all([
@@ -197,7 +183,7 @@ describe("access", () => {
   test("user A reading or cancelling user B's order gets NOT_FOUND", async () => {
     const { orders } = platform.clients;
     const [a, b] = [await newUser(), await newUser()];
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(platform.clients, 1, 1);
     const placed = await orders.placeOrder(
       { idempotencyKey: uniqueName("mine"), lines: [{ productId: p!.id, quantity: 1 }], paymentMethodToken: await tokenize(b, declinedCard) },
       b.auth,
@@ -211,7 +197,7 @@ describe("access", () => {
   test("a customer calling an admin RPC is PERMISSION_DENIED; no token is UNAUTHENTICATED", async () => {
     const { inventory, payments } = platform.clients;
     const buyer = await newUser();
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(platform.clients, 1, 1);
     expect((await rpcError(inventory.adjustStock({ productId: p!.id, delta: 100, reason: "free stuff" }, buyer.auth))).code).toBe(status.PERMISSION_DENIED);
     expect((await rpcError(payments.setFaultSettings({ settings: { failureRate: 1 } }, buyer.auth))).code).toBe(status.PERMISSION_DENIED);
     expect((await rpcError(platform.clients.orders.listOrders({}))).code).toBe(status.UNAUTHENTICATED);
@@ -267,7 +253,7 @@ async function killOrdersMidCharge(
 describe("failures", () => {
   test("the orders process killed mid-saga: after a restart the order reaches one final state, charged once", async () => {
     const buyer = await newUser();
-    const [p] = await stocked(1, 2);
+    const [p] = await stockedProducts(platform.clients, 1, 2);
     const orderId = await killOrdersMidCharge(buyer, p!.id);
     const final = await finalOrder(orderId, buyer.auth, 30_000);
     expect([OrderStatus.CONFIRMED, OrderStatus.CANCELLED]).toContain(final.status);
@@ -280,7 +266,7 @@ describe("failures", () => {
   test("RabbitMQ connections dropped during a stream of orders: every order ends final and no event is lost", async () => {
     const { orders, notifications } = platform.clients;
     const buyer = await newUser();
-    const products = await stocked(3, 4);
+    const products = await stockedProducts(platform.clients, 3, 4);
     const placing = Array.from({ length: 9 }, async (_, i) =>
       orders.placeOrder(
         { idempotencyKey: uniqueName(`stream${i}`), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer) },
@@ -322,7 +308,7 @@ describe("card data", () => {
   test("no column of any service's database holds a card number or security code after purchases, declines and a crash mid-saga", async () => {
     const { orders } = platform.clients;
     const buyer = await newUser();
-    const products = await stocked(3, 3);
+    const products = await stockedProducts(platform.clients, 3, 3);
     const place = async (card: typeof goodCard, i: number) => {
       const { order } = await orders.placeOrder(
         { idempotencyKey: uniqueName("scan"), lines: [{ productId: products[i % 3]!.id, quantity: 1 }], paymentMethodToken: await tokenize(buyer, card) },

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configureLogging } from "@bazaar/platform/log";
 import { eventually } from "@bazaar/testkit/eventually";
 import { bearer } from "@bazaar/testkit/fixtures";
+import { stockedProducts } from "@bazaar/testkit/test-platform";
 import type { OrderView } from "../src/shape.ts";
 import { type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
 import { type ApiErrorBody, body, cards, demoAdmin, TestBrowser } from "./support/browser.ts";
@@ -28,15 +29,8 @@ describe("checkout while orders crashes", () => {
   test("orders SIGKILLed during PlaceOrder: the shopper gets 503 order_unconfirmed (not a failure), and asking again with the same key shows the one order, charged once", async () => {
     const b = new TestBrowser(env.bff.app);
     const user = await b.signUp();
-    const { products } = await env.platform.clients.catalog.listProducts({ pageSize: 100 });
-    const productId = await eventually(
-      async () => {
-        const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
-        return levels.find((l) => l.available >= 1)?.productId;
-      },
-      { what: "a product in stock" },
-    );
-    expect((await b.post("/api/cart/items", { productId, quantity: 1 })).status).toBe(200);
+    const [product] = await stockedProducts(env.platform.clients, 1, 1);
+    expect((await b.post("/api/cart/items", { productId: product!.id, quantity: 1 })).status).toBe(200);
     const admin = await adminAuth();
     await env.platform.clients.payments.setFaultSettings({ settings: { failureRate: 0, addedLatencyMs: 2_000 } }, admin);
     const key = crypto.randomUUID();

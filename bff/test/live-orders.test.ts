@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configureLogging } from "@bazaar/platform/log";
 import { eventually } from "@bazaar/testkit/eventually";
+import { stockedProducts } from "@bazaar/testkit/test-platform";
 import type { OrderView } from "../src/shape.ts";
 import { type BffReplica, type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
 import { body, cards, TestBrowser } from "./support/browser.ts";
@@ -25,15 +26,8 @@ afterAll(async () => {
 async function shopperWithCart(): Promise<TestBrowser> {
   const b = new TestBrowser(env.bff.app);
   await b.signUp();
-  const { products } = await env.platform.clients.catalog.listProducts({ pageSize: 100 });
-  const productId = await eventually(
-    async () => {
-      const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
-      return levels.find((l) => l.available >= 1)?.productId;
-    },
-    { what: "a product in stock" },
-  );
-  expect((await b.post("/api/cart/items", { productId, quantity: 1 })).status).toBe(200);
+  const [product] = await stockedProducts(env.platform.clients, 1, 1);
+  expect((await b.post("/api/cart/items", { productId: product!.id, quantity: 1 })).status).toBe(200);
   return b;
 }
 

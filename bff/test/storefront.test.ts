@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configureLogging } from "@bazaar/platform/log";
 import { freePort } from "@bazaar/testkit/fixtures";
 import { eventually } from "@bazaar/testkit/eventually";
+import { stockedProducts } from "@bazaar/testkit/test-platform";
 import { createApp } from "../src/app.ts";
 import type { CartView, OrderView } from "../src/shape.ts";
 import { type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
@@ -22,19 +23,6 @@ afterAll(async () => {
 
 const browser = () => new TestBrowser(env.bff.app);
 
-/** Products with at least `min` units available (inventory learns of products from catalog events). */
-async function stocked(count: number, min: number): Promise<{ id: string; available: number }[]> {
-  const { products } = await env.platform.clients.catalog.listProducts({ pageSize: 100 });
-  return eventually(
-    async () => {
-      const { levels } = await env.platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
-      const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
-      return ok.length >= count ? ok.slice(0, count) : undefined;
-    },
-    { what: `${count} products with ${min}+ units` },
-  );
-}
-
 async function finalOrder(b: TestBrowser, id: string): Promise<OrderView> {
   return eventually(
     async () => {
@@ -47,7 +35,7 @@ async function finalOrder(b: TestBrowser, id: string): Promise<OrderView> {
 
 describe("product page", () => {
   test("shows the product, its available stock and, signed in, the cart's size: one request", async () => {
-    const [p] = await stocked(1, 3);
+    const [p] = await stockedProducts(env.platform.clients, 1, 3);
     const anonymous = await browser().get(`/api/products/${p!.id}`);
     expect(anonymous.status).toBe(200);
     const page = await body<{ product: { id: string; price: { display: string } }; stock: { available: number }; cartCount: number }>(anonymous);
@@ -79,7 +67,7 @@ describe("product page", () => {
 
 describe("cart", () => {
   test("add, change the quantity, remove: each answer is the whole cart, priced", async () => {
-    const [a, c] = await stocked(2, 1);
+    const [a, c] = await stockedProducts(env.platform.clients, 2, 1);
     const b = browser();
     await b.signUp();
     const empty = await body<{ cart: CartView }>(await b.get("/api/cart"));
@@ -112,7 +100,7 @@ describe("cart", () => {
 
 describe("checkout and orders", () => {
   test("checkout orders the cart: CONFIRMED (eventually), the cart emptied; the same key again is the same order", async () => {
-    const [p] = await stocked(1, 2);
+    const [p] = await stockedProducts(env.platform.clients, 1, 2);
     const b = browser();
     await b.signUp();
     const { cart } = await body<{ cart: CartView }>(await b.post("/api/cart/items", { productId: p!.id, quantity: 2 }));
@@ -144,7 +132,7 @@ describe("checkout and orders", () => {
   });
 
   test("a cart shown at $14.50 is not charged $999.99 after an admin's price change: 409 price_changed, nothing ordered, the cart kept", async () => {
-    const [p] = await stocked(1, 2);
+    const [p] = await stockedProducts(env.platform.clients, 1, 2);
     const admin = browser();
     await admin.signIn(demoAdmin.email, demoAdmin.password);
     expect((await admin.patch(`/api/admin/products/${p!.id}`, { priceMinor: 1450 })).status).toBe(200);
@@ -184,7 +172,7 @@ describe("checkout and orders", () => {
   });
 
   test("a declined card ends CANCELLED with the reason", async () => {
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(env.platform.clients, 1, 1);
     const b = browser();
     await b.signUp();
     await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
@@ -196,7 +184,7 @@ describe("checkout and orders", () => {
   });
 
   test("another user's order is a 404, to read and to cancel; a confirmed order cannot be cancelled", async () => {
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(env.platform.clients, 1, 1);
     const owner = browser();
     await owner.signUp("Owner");
     await owner.post("/api/cart/items", { productId: p!.id, quantity: 1 });
@@ -219,7 +207,7 @@ describe("checkout and orders", () => {
 
 describe("notifications", () => {
   test("an order's notifications are listed, and marking them read lowers the unread count", async () => {
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(env.platform.clients, 1, 1);
     const b = browser();
     await b.signUp();
     await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
@@ -249,7 +237,7 @@ describe("notifications", () => {
 
 describe("admin", () => {
   test("an admin sees everyone's recent orders, edits a product and adjusts stock", async () => {
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(env.platform.clients, 1, 1);
     const buyer = browser();
     const user = await buyer.signUp();
     await buyer.post("/api/cart/items", { productId: p!.id, quantity: 1 });
@@ -278,7 +266,7 @@ describe("admin", () => {
   });
 
   test("a customer's admin requests are 403 and change nothing", async () => {
-    const [p] = await stocked(1, 1);
+    const [p] = await stockedProducts(env.platform.clients, 1, 1);
     const b = browser();
     await b.signUp();
     const before = (await env.platform.clients.inventory.getStock({ productIds: [p!.id] })).levels[0]!;

@@ -8,6 +8,7 @@ import postgres from "postgres";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, waitForHealthy } from "@bazaar/platform/processes";
 import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
+import { eventually } from "./eventually.ts";
 import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "./fixtures.ts";
 import { CartService } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
@@ -48,6 +49,26 @@ export interface TestPlatform {
   /** Runs SQL on a service's own database (to check invariants the RPCs do not show). */
   query<T = Record<string, unknown>>(name: ServiceName, text: string, params?: unknown[]): Promise<T[]>;
   cleanup(): Promise<void>;
+}
+
+/**
+ * `count` products with at least `min` units available, from the first page of the catalog.
+ * Inventory learns of products from catalog events, so it waits until enough are stocked.
+ */
+export async function stockedProducts(
+  clients: Pick<PlatformClients, "catalog" | "inventory">,
+  count: number,
+  min: number,
+): Promise<{ id: string; available: number }[]> {
+  const { products } = await clients.catalog.listProducts({ pageSize: 100 });
+  return eventually(
+    async () => {
+      const { levels } = await clients.inventory.getStock({ productIds: products.map((p) => p.id) });
+      const ok = levels.filter((l) => l.available >= min).map((l) => ({ id: l.productId, available: l.available }));
+      return ok.length >= count ? ok.slice(0, count) : undefined;
+    },
+    { what: `${count} products with ${min}+ units in stock` },
+  );
 }
 
 /** Options of {@link startTestPlatform}. */
