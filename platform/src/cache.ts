@@ -3,6 +3,7 @@ import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.ts
 import { log, throttledWarning } from "./log.ts";
 import { cacheCircuitOpen, cacheCommandFailures, cacheRequests } from "./metrics.ts";
 import { SpanKind, withSpan } from "./telemetry.ts";
+import { withinTime } from "./time-limit.ts";
 
 /** A Redis connection whose keys all start with one prefix. */
 export interface RedisConnection {
@@ -84,19 +85,6 @@ class CommandTimeoutError extends Error {
 }
 
 /**
- * `command`, or a CommandTimeoutError after `ms`. The command itself cannot be taken back
- * (node-redis has sent it); its late answer is ignored.
- */
-function withinBudget<R>(command: Promise<R>, ms: number): Promise<R> {
-  command.catch(() => {});
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CommandTimeoutError(ms)), ms);
-  });
-  return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
  * Cache-aside over Redis: read through the cache, load what is missing from the source of
  * truth, write it back with a TTL; invalidate on change. Hits and misses are counted in
  * `bazaar_cache_requests_total` and every Redis round trip is a CLIENT span.
@@ -169,7 +157,8 @@ export class CacheAside<T> {
       const value = await withSpan(
         `${command} ${cache}`,
         { kind: SpanKind.CLIENT, attributes: { "db.system.name": "redis", "db.operation.name": command, "db.operation.batch.size": keys } },
-        () => withinBudget(fn(), this.timeoutMs),
+        // node-redis has sent the command by then: a late answer is ignored.
+        () => withinTime(fn(), this.timeoutMs, () => new CommandTimeoutError(this.timeoutMs)),
       );
       this.breaker.succeeded();
       return { ok: true, value };

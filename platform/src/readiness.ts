@@ -2,6 +2,7 @@ import { Gauge } from "prom-client";
 import { log } from "./log.ts";
 import { registry } from "./metrics.ts";
 import { PeriodicTask } from "./periodic-task.ts";
+import { withinTime } from "./time-limit.ts";
 
 /** Whether each dependency answered its last check, 1 or 0. */
 const dependencyUp = new Gauge({
@@ -99,12 +100,8 @@ export class Readiness {
   }
 
   private async checkOne(name: string, d: Dependency): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
     try {
-      await Promise.race([d.check(), timeout]);
+      await withinTime(d.check(), this.timeoutMs, () => new Error(`no answer within ${this.timeoutMs} ms`));
       if (!d.up) log.info(`${name} answers again${d.required ? "; serving" : ""}`, { dependency: name });
       d.up = true;
       d.error = undefined;
@@ -114,7 +111,6 @@ export class Readiness {
       d.up = false;
       d.error = error;
     } finally {
-      clearTimeout(timer);
       dependencyUp.set({ dependency: name }, d.up ? 1 : 0);
     }
   }

@@ -5,6 +5,7 @@
  * keep serving; a process that keeps crashing is given up on.
  */
 import { type ChildProcess, tail, waitForHealthy } from "./processes.ts";
+import { backoffDelayMs } from "./backoff.ts";
 
 /** When and how often a crashed process is restarted. */
 export interface RestartPolicy {
@@ -60,8 +61,7 @@ export class CrashHistory {
     this.crashes = [...this.crashes.filter((at) => now - at < crashWindowMs), now];
     if (this.crashes.length >= crashLimit) return { restart: false, crashes: this.crashes.length };
     this.attempt = uptimeMs >= stableAfterMs ? 1 : this.attempt + 1;
-    const backoff = Math.min(maxDelayMs, firstDelayMs * 2 ** (this.attempt - 1));
-    const delayMs = Math.round(Math.min(maxDelayMs, backoff * (1 - jitter + 2 * jitter * random)));
+    const delayMs = Math.round(Math.min(maxDelayMs, backoffDelayMs({ initialDelayMs: firstDelayMs, maxDelayMs, jitter }, this.attempt, random)));
     return { restart: true, attempt: this.attempt, delayMs };
   }
 }

@@ -1,4 +1,5 @@
 import type { Message, Options } from "amqplib";
+import { backoffDelayMs } from "../backoff.ts";
 
 /**
  * Delayed redelivery of a durable consumer's messages, and the names of its retry and
@@ -48,8 +49,7 @@ export function retryPolicy(options: Partial<RetryPolicy> = {}): RetryPolicy {
 
 /** Milliseconds to wait after attempt `failed` (1-based) before the next: doubling from the initial delay, capped, with jitter. */
 export function retryDelayMs(policy: RetryPolicy, failed: number, random: () => number = Math.random): number {
-  const nominal = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (failed - 1));
-  return Math.max(1, Math.round(nominal * (1 - jitter + 2 * jitter * random())));
+  return Math.max(1, Math.round(backoffDelayMs({ ...policy, jitter }, failed, random())));
 }
 
 /** The dead-letter queue of a durable consumer's queue. */
