@@ -12,7 +12,7 @@ import { deleteVhost } from "@bazaar/platform/messaging/vhost";
 import { devVhostName } from "./dev-env.ts";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";
 import { serviceCatalog, type ServiceEntry, serviceEntry } from "@bazaar/platform/service-catalog";
-import { clearRedisPrefix, repoRoot, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
+import { clearRedisPrefix, ephemeralPorts, portIsFree, repoRoot, testEnv, uniqueName } from "@bazaar/testkit/fixtures";
 
 const entries = serviceCatalog as readonly ServiceEntry[];
 
@@ -42,21 +42,6 @@ function portList(offset: number): number[] {
   return Object.values(portsAt(offset)).flatMap((p) => [p.grpc, p.http, p.metrics].filter((port) => port !== undefined));
 }
 
-/** True when nothing listens on `port` on any local address (we can bind it ourselves). */
-export function portIsFree(port: number): boolean {
-  // Binding the wildcard fails if anything holds the port on any address (a process started
-  // with BIND_HOST=0.0.0.0 as well as one on loopback).
-  for (const hostname of ["0.0.0.0", "127.0.0.1"]) {
-    try {
-      const server = Bun.listen({ hostname, port, socket: { data() {} } });
-      server.stop(true);
-    } catch {
-      return false;
-    }
-  }
-  return true;
-}
-
 /** True when something accepts TCP connections on 127.0.0.1:port. */
 export async function isListening(port: number, timeoutMs = 1_000): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
@@ -83,13 +68,6 @@ export async function isListening(port: number, timeoutMs = 1_000): Promise<bool
       },
     }).catch(() => done(false));
   });
-}
-
-/** The kernel's range of ports for outgoing connections (any of which may be taken at any moment). */
-function ephemeralPorts(): [number, number] {
-  const text = readProc("/proc/sys/net/ipv4/ip_local_port_range") ?? "32768 60999";
-  const [lo, hi] = text.trim().split(/\s+/).map(Number);
-  return [lo ?? 32768, hi ?? 60999];
 }
 
 /**

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient as createRedisClient } from "redis";
 import { z } from "zod";
@@ -96,8 +97,45 @@ export async function testVhost(): Promise<{ url: string; name: string; drop: ()
   return { url, name, drop: () => deleteVhost(name) };
 }
 
-/** A TCP port that was free a moment ago. */
+/** The kernel's range of ports for outgoing connections (any of which may be taken at any moment). */
+export function ephemeralPorts(): [number, number] {
+  let text = "32768 60999";
+  try {
+    text = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "latin1");
+  } catch {
+    // not Linux: assume its default range
+  }
+  const [lo, hi] = text.trim().split(/\s+/).map(Number);
+  return [lo ?? 32768, hi ?? 60999];
+}
+
+/** True when nothing listens on `port` on any local address (we can bind it ourselves). */
+export function portIsFree(port: number): boolean {
+  // Binding the wildcard fails if anything holds the port on any address (a process started
+  // with BIND_HOST=0.0.0.0 as well as one on loopback).
+  for (const hostname of ["0.0.0.0", "127.0.0.1"]) {
+    try {
+      const server = Bun.listen({ hostname, port, socket: { data() {} } });
+      server.stop(true);
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * A TCP port that was free a moment ago, below the kernel's ephemeral range: a port the kernel
+ * hands out (port 0) can be taken by any outgoing connection (a service's own Postgres or Redis
+ * connections) between this pick and the process's bind, which made a test's service fail
+ * with "the port is in use".
+ */
 export function freePort(): number {
+  const [lo] = ephemeralPorts();
+  for (let i = 0; i < 200 && lo > 10_001; i++) {
+    const port = 10_000 + Math.floor(Math.random() * (lo - 10_000));
+    if (portIsFree(port)) return port;
+  }
   const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const { port } = server;
   server.stop(true);
