@@ -645,10 +645,15 @@ describe("fan-out consumers", () => {
     const broker = await connect();
     const got: string[] = [];
     const queue = await broker.fanOut({ name: "test.fan-out-recovery", handlers: [on(events.stockChanged, async (e) => void got.push(e.productId))] });
+    // Set up again means the consumers are bound and consuming, not just the publisher open.
+    let setUpAgain = false;
+    broker.onConnected(() => {
+      setUpAgain = true;
+    });
     const proc = Bun.spawn(["rabbitmqctl", "-q", "close_all_connections", "-p", vhost.name, "test: network cut"], { stdout: "ignore", stderr: "pipe" });
     expect(await proc.exited).toBe(0);
     await eventually(() => !broker.connected, { what: "the broker to notice the cut", timeoutMs: 5_000 });
-    await eventually(() => broker.connected, { what: "the broker to reconnect", timeoutMs: 20_000 });
+    await eventually(() => setUpAgain && broker.connected, { what: "the broker to reconnect and set its consumers up again", timeoutMs: 20_000 });
     // Declared again under the same name on the new connection.
     await eventually(() => queueExists(queue), { what: "the queue to be declared again", timeoutMs: 10_000 });
     await publishStock(broker, ["after-cut"]);
