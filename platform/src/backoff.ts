@@ -11,7 +11,8 @@ export interface Backoff {
 /**
  * The delay after attempt `attempt` (1-based), unrounded: doubling from the initial delay,
  * capped, then scaled by the jitter (`random` in [0, 1) picks where). Callers round and clamp
- * it as they need. The dev runner's restarts and the consumers' delayed redeliveries use it.
+ * it as they need. The dev runner's restarts, the consumers' delayed redeliveries and the
+ * database pools' reconnects use it.
  */
 export function backoffDelayMs(backoff: Backoff, attempt: number, random: number): number {
   const nominal = Math.min(backoff.maxDelayMs, backoff.initialDelayMs * 2 ** (attempt - 1));

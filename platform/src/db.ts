@@ -2,6 +2,7 @@ import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
 import { log } from "./log.ts";
+import { backoffDelayMs } from "./backoff.ts";
 import { currentCallBudget } from "./call-budget.ts";
 import { markPostgresOutage } from "./outage.ts";
 import { redactUrl } from "./redact-url.ts";
@@ -48,6 +49,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(opti
   const raw = postgres(options.url, {
     max: options.maxConnections ?? 10,
     connect_timeout: options.connectTimeoutSeconds ?? 2,
+    backoff: reconnectDelaySeconds,
     onnotice: () => {},
     connection: { application_name: name },
   });
@@ -70,6 +72,17 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(opti
     },
     close: () => raw.end({ timeout: 5 }),
   };
+}
+
+/**
+ * How long a pool connection waits before connecting again after its connection failed, by
+ * the pool's count of failures in a row. postgres.js's default (3^n / 100 s, up to 20 s) makes
+ * the queries queued on that connection wait out the delay: during an outage they hung past
+ * their callers' deadlines instead of failing at once, and after it the service took 3–6 s
+ * (up to 20 s) to serve again. Here the delay doubles from 50 ms to at most 500 ms.
+ */
+function reconnectDelaySeconds(failures: number): number {
+  return backoffDelayMs({ initialDelayMs: 50, maxDelayMs: 500, jitter: 0.2 }, Math.max(1, failures), Math.random()) / 1000;
 }
 
 /** Creates the database named in `url` if it does not exist yet; returns its name. */
