@@ -59,15 +59,18 @@ export async function registerAndLogin(
   return { email, password, user, tokens };
 }
 
-/** A database URL for a fresh, uniquely named database (created by the code under test). */
-export function testDatabaseUrl(service: string): { url: string; drop: () => Promise<void> } {
-  const url = withDatabase(testEnv.POSTGRES_URL, uniqueName(`bazaar_${service}_test`));
+/**
+ * A database URL for a fresh, uniquely named database (created by the code under test), on the
+ * machine's Postgres or on `serverUrl`'s.
+ */
+export function testDatabaseUrl(service: string, serverUrl = testEnv.POSTGRES_URL): { url: string; drop: () => Promise<void> } {
+  const url = withDatabase(serverUrl, uniqueName(`bazaar_${service}_test`));
   return { url, drop: () => dropDatabase(url) };
 }
 
 /** Deletes every Redis key that starts with `prefix`; resolves with how many it deleted. */
-export async function clearRedisPrefix(prefix: string): Promise<number> {
-  const client = createRedisClient({ url: testEnv.REDIS_URL });
+export async function clearRedisPrefix(prefix: string, url = testEnv.REDIS_URL): Promise<number> {
+  const client = createRedisClient({ url });
   client.on("error", () => {});
   await client.connect();
   let deleted = 0;
@@ -81,10 +84,10 @@ export async function clearRedisPrefix(prefix: string): Promise<number> {
   }
 }
 
-/** A unique Redis key prefix, and a function that deletes every key under it. */
-export function testRedisPrefix(): { prefix: string; clear: () => Promise<number> } {
+/** A unique Redis key prefix, and a function that deletes every key under it (on the machine's Redis or `url`'s). */
+export function testRedisPrefix(url = testEnv.REDIS_URL): { prefix: string; clear: () => Promise<number> } {
   const prefix = `${uniqueName("bazaar_test")}:`;
-  return { prefix, clear: () => clearRedisPrefix(prefix) };
+  return { prefix, clear: () => clearRedisPrefix(prefix, url) };
 }
 
 /**

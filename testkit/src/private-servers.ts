@@ -1,10 +1,11 @@
 /**
  * Infrastructure servers of a test's own, for fault tests: a real Postgres cluster (initdb in
- * a temporary directory) and a real redis-server, each on a free port, which the test stops,
- * kills, pauses and starts again without touching the machine's shared servers. Debian's binaries;
- * Postgres runs as the `postgres` user when the test runs as root (initdb refuses root).
+ * a temporary directory), a real redis-server and a real RabbitMQ node, each on free ports,
+ * which the test stops, kills, pauses and starts again without touching the machine's shared
+ * servers. Debian's binaries; when the test runs as root, Postgres runs as the `postgres` user
+ * (initdb refuses root) and RabbitMQ as `rabbitmq` (whose Erlang cookie rabbitmqctl uses).
  */
-import { mkdtempSync, readdirSync, rmSync, chownSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./fixtures.ts";
@@ -21,9 +22,9 @@ function postgresBin(): string {
   return join(root, versions[0], "bin");
 }
 
-/** Runs a command to completion (as the postgres user when root), bounded to 30 s; throws with its output on failure. */
-async function run(command: string[], what: string): Promise<void> {
-  const argv = asRoot ? ["runuser", "-u", "postgres", "--", ...command] : command;
+/** Runs a command to completion (as `user` when root), bounded to 30 s; throws with its output on failure. */
+async function run(command: string[], what: string, user = "postgres"): Promise<void> {
+  const argv = asRoot ? ["runuser", "-u", user, "--", ...command] : command;
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
   const code = await proc.exited;
@@ -60,7 +61,10 @@ export class PrivatePostgres {
   /** Starts the server and waits until it accepts connections. */
   async start(): Promise<void> {
     const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
-    await run([join(postgresBin(), "pg_ctl"), "-D", this.dataDir, "-o", options, "-l", join(this.dir, "log"), "-w", "-t", "20", "start"], "pg_ctl start");
+    await run([join(postgresBin(), "pg_ctl"), "-D", this.dataDir, "-o", options, "-l", join(this.dir, "log"), "-w", "-t", "20", "start"], "pg_ctl start").catch((err: Error) => {
+      const log = existsSync(join(this.dir, "log")) ? readFileSync(join(this.dir, "log"), "utf8").split("\n").slice(-15).join("\n") : "(no log)";
+      throw new Error(`${err.message}\nthe server's log ends:\n${log}`);
+    });
   }
 
   /** Stops the server: "immediate" drops every connection at once, as a crash would. */
@@ -82,14 +86,27 @@ async function idOf(user: string): Promise<string> {
   return out;
 }
 
-/** A redis-server of the test's own, keeping nothing on disk (as the machine's Redis). */
+/** How a {@link PrivateRedis} keeps its data. */
+export interface PrivateRedisOptions {
+  /**
+   * Keep an append-only file (fsync every second), as compose runs Redis, so a restart keeps
+   * what was written; without it the server keeps nothing on disk, as the machine's Redis.
+   */
+  appendOnly?: boolean;
+}
+
+/** A redis-server of the test's own. */
 export class PrivateRedis {
   private proc: ReturnType<typeof Bun.spawn> | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly options: PrivateRedisOptions,
+  ) {}
 
-  static async create(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(freePort());
+  static async create(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(freePort(), mkdtempSync(join(tmpdir(), "bazaar-redis-")), options);
     await redis.start();
     return redis;
   }
@@ -98,9 +115,10 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** Starts the server and waits (up to 10 s) until it answers. */
+  /** Starts the server (loading its append-only file, if it keeps one) and waits (up to 10 s) until it answers. */
   async start(): Promise<void> {
-    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    const persistence = this.options.appendOnly ? ["--appendonly", "yes", "--appendfsync", "everysec"] : ["--appendonly", "no"];
+    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", ...persistence], {
       stdout: "ignore",
       stderr: "ignore",
     });
@@ -117,9 +135,12 @@ export class PrivateRedis {
     throw new Error(`redis-server on port ${this.port} did not start within 10 s`);
   }
 
-  /** Kills the server (SIGKILL: a crash; everything in memory is lost). */
-  async stop(): Promise<void> {
-    this.proc?.kill("SIGKILL");
+  /**
+   * Stops the server: SIGKILL is a crash (what is only in memory is lost); SIGTERM is a clean
+   * shutdown, which writes the append-only file out first.
+   */
+  async stop(signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<void> {
+    this.proc?.kill(signal);
     await this.proc?.exited;
     this.proc = undefined;
   }
@@ -140,5 +161,85 @@ export class PrivateRedis {
   async destroy(): Promise<void> {
     this.resume();
     await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A RabbitMQ node of the test's own (its own node name, AMQP and distribution ports, data
+ * and log directories, no plugins), registered with the machine's epmd beside the shared
+ * node. Starting takes about 5 s. Its default vhost "/" and guest user are the test's.
+ */
+export class PrivateRabbitMQ {
+  private constructor(
+    private readonly dir: string,
+    readonly port: number,
+    private readonly distPort: number,
+    readonly node: string,
+  ) {}
+
+  static async create(): Promise<PrivateRabbitMQ> {
+    const dir = mkdtempSync(join(tmpdir(), "bazaar-rabbitmq-"));
+    const port = freePort();
+    const rabbit = new PrivateRabbitMQ(dir, port, freePort(), `bazaar-${port}@localhost`);
+    // Its own config file, so the machine's /etc/rabbitmq (which names the shared node's port) is not read.
+    writeFileSync(join(dir, "rabbitmq.conf"), `listeners.tcp.local = 127.0.0.1:${port}\n`);
+    writeFileSync(join(dir, "enabled_plugins"), "[].\n");
+    if (asRoot) {
+      const uid = Number(await idOf("rabbitmq"));
+      for (const f of ["", "rabbitmq.conf", "enabled_plugins"]) chownSync(join(dir, f), uid, -1);
+    }
+    await rabbit.start();
+    return rabbit;
+  }
+
+  /** The AMQP URL of the node's default vhost. */
+  get url(): string {
+    return `amqp://guest:guest@127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the node and waits (up to 30 s) until RabbitMQ runs on it; what was durable before is there again. */
+  async start(): Promise<void> {
+    const env = [
+      `HOME=${asRoot ? "/var/lib/rabbitmq" : (process.env.HOME ?? this.dir)}`,
+      `RABBITMQ_NODENAME=${this.node}`,
+      `RABBITMQ_DIST_PORT=${this.distPort}`,
+      `RABBITMQ_CONFIG_FILE=${join(this.dir, "rabbitmq.conf")}`,
+      `RABBITMQ_ENABLED_PLUGINS_FILE=${join(this.dir, "enabled_plugins")}`,
+      `RABBITMQ_MNESIA_BASE=${join(this.dir, "mnesia")}`,
+      `RABBITMQ_LOG_BASE=${join(this.dir, "log")}`,
+      `RABBITMQ_PID_FILE=${this.pidFile}`,
+    ];
+    await run(["env", ...env, `${rabbitmqBin}/rabbitmq-server`, "-detached"], "rabbitmq-server start", "rabbitmq");
+    await this.ctl(["wait", this.pidFile, "--timeout", "30"], "rabbitmqctl wait");
+  }
+
+  /** Stops the node (a clean stop: durable queues and persistent messages are kept) and waits until it has. */
+  async stop(): Promise<void> {
+    await this.ctl(["stop", this.pidFile], "rabbitmqctl stop");
+  }
+
+  /** Runs rabbitmqctl against this node, e.g. `["list_queues", "name", "messages"]`; resolves with its output. */
+  async ctl(args: string[], what = `rabbitmqctl ${args[0]}`): Promise<string> {
+    const argv = [`${rabbitmqBin}/rabbitmqctl`, "-q", "-n", this.node, ...args];
+    const proc = Bun.spawn(asRoot ? ["runuser", "-u", "rabbitmq", "--", "env", "HOME=/var/lib/rabbitmq", ...argv] : argv, { stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 40_000);
+    const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    clearTimeout(timer);
+    if (code !== 0) throw new Error(`${what} failed (exit ${code}): ${err}${out}`);
+    return out;
+  }
+
+  private get pidFile(): string {
+    return join(this.dir, "pid");
+  }
+
+  /** Stops the node if it runs and deletes its files. */
+  async destroy(): Promise<void> {
+    await this.stop().catch(() => {});
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Where Debian's RabbitMQ keeps its scripts (the ones on PATH switch users and drop the environment). */
+const rabbitmqBin = "/usr/lib/rabbitmq/bin";

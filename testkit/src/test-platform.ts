@@ -78,6 +78,12 @@ export interface TestPlatformOptions {
    * when not given. The clients of the others point at ports nothing listens on.
    */
   only?: readonly ServiceName[];
+  /**
+   * Servers of the test's own (see ./private-servers.ts) in place of the machine's shared ones:
+   * every service's database on `postgresUrl`'s server, every Redis client on `redisUrl`, every
+   * broker connection to `amqpUrl` (a broker of the test's own needs no vhost of its own).
+   */
+  servers?: { postgresUrl?: string; redisUrl?: string; amqpUrl?: string };
 }
 
 /**
@@ -88,13 +94,13 @@ export async function startTestPlatform(
   env: Partial<Record<ServiceName, Record<string, string>>> = {},
   options: TestPlatformOptions = {},
 ): Promise<TestPlatform> {
-  const { only } = options;
+  const { only, servers = {} } = options;
   if (only && !only.includes("identity")) throw new Error(`startTestPlatform: only must include identity (got ${only.join(", ") || "none"})`);
   const wanted = services.filter((s) => !only || only.includes(s.name as ServiceName));
-  const vhost = await testVhost();
-  const redis = testRedisPrefix();
+  const vhost = servers.amqpUrl ? { url: servers.amqpUrl, name: new URL(servers.amqpUrl).pathname.slice(1) || "/", drop: async () => {} } : await testVhost();
+  const redis = testRedisPrefix(servers.redisUrl);
   const ports = new Map(services.map((s) => [s.name, { grpc: freePort(), http: freePort() }]));
-  const databases = new Map(wanted.flatMap((s) => (s.database ? [[s.name, testDatabaseUrl(s.name)] as const] : [])));
+  const databases = new Map(wanted.flatMap((s) => (s.database ? [[s.name, testDatabaseUrl(s.name, servers.postgresUrl)] as const] : [])));
   const peers = peerEnv((name) => ports.get(name) ?? { http: 0 });
   const children = new Map<string, ChildProcess>();
 
@@ -109,7 +115,7 @@ export async function startTestPlatform(
       databaseUrl: databases.get(name)?.url,
       amqpUrl: vhost.url,
       shutdownDrainMs: 100,
-      env: { ...peers, ...env[name], ...extraEnv },
+      env: { ...peers, ...(servers.redisUrl ? { REDIS_URL: servers.redisUrl } : {}), ...env[name], ...extraEnv },
     });
     children.set(name, child);
     await waitForHealthy(child, `http://127.0.0.1:${p.http}/healthz`, 60_000);

@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { outsideCall } from "@bazaar/platform/call-budget";
+import { currentCallBudget, outsideCall } from "@bazaar/platform/call-budget";
 import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
 import { events } from "@bazaar/platform/messaging/events";
@@ -9,6 +9,9 @@ import type * as schema from "./db/schema.ts";
 import { type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
 import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
 import { chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
+
+/** What {@link SagaExecutor.waitForFinal} leaves of a caller's deadline to read the order and answer. */
+const answerMarginMs = 250;
 
 /** The orders service's database. */
 export type OrdersDatabase = Database<typeof schema>;
@@ -249,12 +252,15 @@ export class SagaExecutor {
   }
 
   /**
-   * Waits until the order is final or `timeoutMs` passed, whichever is first. Woken at once
-   * when this process finalizes it, and looks at the database now and then in case another
-   * replica does.
+   * Waits until the order is final or `timeoutMs` passed, whichever is first, and never past
+   * the time the caller gave the call (less a moment to read and send the order), so a caller
+   * with a short deadline is answered with the pending order rather than left to time out.
+   * Woken at once when this process finalizes it, and looks at the database now and then in
+   * case another replica does.
    */
   async waitForFinal(orderId: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const budget = currentCallBudget();
+    const deadline = Math.min(Date.now() + timeoutMs, budget ? budget.deadline.getTime() - answerMarginMs : Infinity);
     for (;;) {
       const [row] = await this.database.db.select({ status: orders.status }).from(orders).where(eq(orders.id, orderId));
       const left = deadline - Date.now();
