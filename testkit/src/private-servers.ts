@@ -61,10 +61,12 @@ export class PrivatePostgres {
   /** Starts the server and waits until it accepts connections. */
   async start(): Promise<void> {
     const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
-    await run([join(postgresBin(), "pg_ctl"), "-D", this.dataDir, "-o", options, "-l", join(this.dir, "log"), "-w", "-t", "20", "start"], "pg_ctl start").catch((err: Error) => {
-      const log = existsSync(join(this.dir, "log")) ? readFileSync(join(this.dir, "log"), "utf8").split("\n").slice(-15).join("\n") : "(no log)";
-      throw new Error(`${err.message}\nthe server's log ends:\n${log}`);
-    });
+    await run([join(postgresBin(), "pg_ctl"), "-D", this.dataDir, "-o", options, "-l", join(this.dir, "log"), "-w", "-t", "20", "start"], "pg_ctl start").catch(
+      (err: Error) => {
+        const log = existsSync(join(this.dir, "log")) ? readFileSync(join(this.dir, "log"), "utf8").split("\n").slice(-15).join("\n") : "(no log)";
+        throw new Error(`${err.message}\nthe server's log ends:\n${log}`);
+      },
+    );
   }
 
   /** Stops the server: "immediate" drops every connection at once, as a crash would. */

@@ -1,0 +1,377 @@
+/**
+ * The fault suite: the whole platform under a steady order load while its infrastructure
+ * fails — Postgres stopped for 15 s, Redis restarted, RabbitMQ restarted, the orders process
+ * SIGKILLed. The servers are the test's own (./private-servers: a Postgres cluster holding
+ * every service's database, a redis-server with the append-only file compose runs, a RabbitMQ
+ * node), so the machine's shared ones are never touched. After each fault, with the load
+ * stopped and everything settled, the test asserts what a shopper and an operator are owed:
+ * every accepted order in one final state, nothing charged twice, stock exact, every event
+ * delivered once, carts of confirmed orders emptied, health NOT_SERVING during the fault and
+ * SERVING after, errors UNAVAILABLE (never INTERNAL), no server working past its caller's
+ * deadline, and service resumed within 2 s of the dependency's return. Each fault prints its
+ * figures.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
+import { configureLogging } from "@bazaar/platform/log";
+import type { ServiceName } from "@bazaar/platform/service-catalog";
+import { eventually } from "@bazaar/testkit/eventually";
+import { bearer, registerAndLogin } from "@bazaar/testkit/fixtures";
+import { PrivatePostgres, PrivateRabbitMQ, PrivateRedis } from "@bazaar/testkit/private-servers";
+import { startTestPlatform, stockedProducts, type TestPlatform } from "@bazaar/testkit/test-platform";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@bazaar/proto/grpc/health/v1/health_pb";
+import { type Checkout, OrderLoad, type Shopper } from "./support/order-load.ts";
+
+const services = ["identity", "catalog", "inventory", "cart", "orders", "payments", "notifications"] as const satisfies readonly ServiceName[];
+const withDatabase = ["identity", "catalog", "inventory", "orders", "payments", "notifications"] as const satisfies readonly ServiceName[];
+const withOutbox = ["identity", "catalog", "inventory", "orders", "payments"] as const satisfies readonly ServiceName[];
+/** Every call of the load (and of the shoppers' retries) has this deadline. */
+const deadlineMs = 3_000;
+/** A dependency back, the platform must take orders again within this. */
+const recoveryBoundMs = 2_000;
+
+let postgres: PrivatePostgres;
+let redis: PrivateRedis;
+let rabbit: PrivateRabbitMQ;
+let platform: TestPlatform;
+let shoppers: Shopper[];
+let productIds: string[];
+const health: Partial<Record<ServiceName, GrpcClient<typeof Health>>> = {};
+const figures: string[] = [];
+
+beforeAll(async () => {
+  configureLogging("fault-test", "error");
+  [postgres, redis, rabbit] = await Promise.all([PrivatePostgres.create(), PrivateRedis.create({ appendOnly: true }), PrivateRabbitMQ.create()]);
+  platform = await startTestPlatform({}, { servers: { postgresUrl: postgres.url(), redisUrl: redis.url, amqpUrl: rabbit.url } });
+  for (const name of services) health[name] = createClient(Health, platform.address(name), { defaultTimeoutMs: 500 });
+  shoppers = await Promise.all(
+    Array.from({ length: 24 }, async () => {
+      const { user, tokens } = await registerAndLogin(platform.clients.identity);
+      return { id: user.id, auth: bearer(tokens.accessToken) };
+    }),
+  );
+  // Ten products, stocked well beyond what the runs take, so every order can be confirmed.
+  const admin = bearer((await platform.clients.identity.login({ email: "admin@bazaar.local", password: "bazaar-admin" })).tokens!.accessToken);
+  productIds = (await stockedProducts(platform.clients, 10, 1)).map((p) => p.id);
+  for (const productId of productIds) await platform.clients.inventory.adjustStock({ productId, delta: 2_000, reason: "fault suite" }, admin);
+}, 180_000);
+
+afterAll(async () => {
+  for (const c of Object.values(health)) c?.close();
+  await platform?.cleanup();
+  await Promise.all([postgres?.destroy(), redis?.destroy(), rabbit?.destroy()]);
+  if (figures.length) console.log(`\nFault suite figures\n${figures.join("\n")}`);
+}, 120_000);
+
+/** What health said about each service, sampled every 250 ms (a failed check is the code name). */
+class HealthWatch {
+  readonly samples: { at: number; service: ServiceName; status: string }[] = [];
+  private stopped = false;
+  private readonly loop: Promise<void>;
+
+  constructor() {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const at = Date.now();
+        await Promise.all(
+          services.map(async (service) => {
+            const status = await health[service]!.check({ service: "" }).then(
+              (r) => ServingStatus[r.status] ?? String(r.status),
+              (err: { codeName?: string }) => err.codeName ?? "unreachable",
+            );
+            this.samples.push({ at, service, status });
+          }),
+        );
+        await Bun.sleep(Math.max(0, 250 - (Date.now() - at)));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** The services seen not SERVING at some sample in [from, to). */
+  notServing(from: number, to: number): Set<ServiceName> {
+    return new Set(this.samples.filter((s) => s.at >= from && s.at < to && s.status !== "SERVING").map((s) => s.service));
+  }
+
+  /** The first time from `from` on after which every sample of every service is SERVING. */
+  allServingFrom(from: number): number | undefined {
+    const later = this.samples.filter((s) => s.at >= from);
+    const lastBad = later.filter((s) => s.status !== "SERVING").reduce((max, s) => Math.max(max, s.at), -1);
+    if (lastBad < 0) return from;
+    const next = later.find((s) => s.at > lastBad);
+    return next?.at;
+  }
+}
+
+/** Server calls by duration, summed over every method of each service (grpc_server_handling_seconds). */
+async function slowCalls(): Promise<Record<string, { total: number; over2_5s: number; over5s: number }>> {
+  const out: Record<string, { total: number; over2_5s: number; over5s: number }> = {};
+  for (const service of services) {
+    const text = await fetch(`${platform.httpUrl(service)}/metrics`, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.text(),
+      () => "",
+    );
+    const sum = (le: string) =>
+      text
+        .split("\n")
+        .filter((l) => l.startsWith("grpc_server_handling_seconds_bucket{") && l.includes(`le="${le}"`))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+    const total = sum("+Inf");
+    out[service] = { total, over2_5s: total - sum("2.5"), over5s: total - sum("5") };
+  }
+  return out;
+}
+
+/** A fault: what breaks, for how long, and which services must say so. */
+interface Fault {
+  name: string;
+  /** Breaks it; resolves when it is broken. */
+  inject(): Promise<void>;
+  /** How long it stays broken. */
+  holdMs: number;
+  /** Repairs it; resolves when the dependency is back (a server accepting connections, a process healthy). */
+  heal(): Promise<void>;
+  /** Services whose health must not be SERVING while it is broken. */
+  notServing: readonly ServiceName[];
+}
+
+interface Outcome {
+  checkouts: Checkout[];
+  skipped: number;
+  faultAt: number;
+  backAt: number;
+  watch: HealthWatch;
+  slow: { before: Awaited<ReturnType<typeof slowCalls>>; after: Awaited<ReturnType<typeof slowCalls>> };
+  stock: { before: Map<string, { onHand: number; reserved: number }>; after: Map<string, { onHand: number; reserved: number }> };
+}
+
+async function stockLevels(): Promise<Map<string, { onHand: number; reserved: number }>> {
+  const rows = await platform.query<{ product_id: string; on_hand: number; reserved: number }>(
+    "inventory",
+    "select product_id, on_hand, reserved from stock where product_id = any($1)",
+    [productIds],
+  );
+  return new Map(rows.map((r) => [r.product_id, { onHand: r.on_hand, reserved: r.reserved }]));
+}
+
+/** Runs the load for 3 s, breaks `fault` for its hold time, repairs it, loads 6 s more, then lets everything settle. */
+async function underLoad(fault: Fault): Promise<Outcome> {
+  const stockBefore = await stockLevels();
+  const slowBefore = await slowCalls();
+  const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
+  const load = new OrderLoad(platform.clients, shoppers, productIds, { perSecond: 5, deadlineMs, patienceMs: 60_000, card });
+  const watch = new HealthWatch();
+  load.start();
+  await Bun.sleep(3_000);
+  const faultAt = Date.now();
+  await fault.inject();
+  await Bun.sleep(fault.holdMs);
+  await fault.heal();
+  const backAt = Date.now();
+  await Bun.sleep(6_000);
+  await load.stop();
+  await Bun.sleep(1_000);
+  await watch.stop();
+  // Every process lived through it (a process that died would take its last words with it).
+  const dead = services.filter((name) => platform.process(name).proc.exitCode !== null || platform.process(name).proc.signalCode);
+  for (const name of dead)
+    console.log(`${name} exited during "${fault.name}"; its last lines:\n${platform.process(name).output().split("\n").slice(-40).join("\n")}`);
+  expect(dead).toEqual([]);
+  // Settled: nothing left in any outbox, so every event has been handed to RabbitMQ.
+  for (const service of withOutbox) {
+    await eventually(
+      async () => Number((await platform.query<{ n: string }>(service, "select count(*) as n from outbox where published_at is null"))[0]?.n) === 0,
+      { what: `${service}'s outbox to drain after "${fault.name}"`, timeoutMs: 30_000 },
+    );
+  }
+  return {
+    checkouts: load.checkouts,
+    skipped: load.skipped,
+    faultAt,
+    backAt,
+    watch,
+    slow: { before: slowBefore, after: await slowCalls() },
+    stock: { before: stockBefore, after: await stockLevels() },
+  };
+}
+
+const count = <T>(items: T[], key: (t: T) => string) => items.reduce<Record<string, number>>((m, t) => ({ ...m, [key(t)]: (m[key(t)] ?? 0) + 1 }), {});
+
+/** Asserts what every fault owes the shoppers and the operators, and records the figures. */
+async function expectKept(fault: Fault, o: Outcome): Promise<void> {
+  const { checkouts } = o;
+  const placed = checkouts.filter((c) => c.orderId);
+  const ids = placed.map((c) => c.orderId!);
+  const orders = await platform.query<{ id: string; status: string; created_at: Date }>(
+    "orders",
+    "select id, status, created_at from orders where id = any($1)",
+    [ids],
+  );
+  const statusOf = new Map(orders.map((r) => [r.id, r.status]));
+  // Orders the first, failed try of PlaceOrder had made (the retry with the same key found them).
+  const createdDespiteError = placed.filter(
+    (c) => c.firstError?.step === "place order" && (orders.find((r) => r.id === c.orderId)?.created_at.getTime() ?? Infinity) < c.firstError.at + 50,
+  ).length;
+  const errors = checkouts.flatMap((c) => [...(c.firstError ? [c.firstError] : []), ...c.retryErrors]);
+  const recovered = checkouts.filter((c) => c.startedAt >= o.backAt && c.acceptedFirstTry).sort((a, b) => a.acceptedAt! - b.acceptedAt!)[0];
+  const recoveryMs = recovered ? recovered.acceptedAt! - o.backAt : undefined;
+  const servingAgain = o.watch.allServingFrom(o.backAt);
+  const slow = Object.fromEntries(
+    Object.entries(o.slow.after).map(([s, a]) => {
+      const b = o.slow.before[s]!;
+      const restarted = a.total < b.total;
+      return [s, restarted ? a : { total: a.total - b.total, over2_5s: a.over2_5s - b.over2_5s, over5s: a.over5s - b.over5s }];
+    }),
+  );
+  const payments = await platform.query<{ order_id: string; captured: string; rows: string }>(
+    "payments",
+    "select order_id, count(*) filter (where status = 'CAPTURED') as captured, count(*) as rows from payments where order_id = any($1) group by order_id",
+    [ids],
+  );
+  const notifications = await platform.query<{ order_id: string; kind: string; n: string }>(
+    "notifications",
+    "select order_id, kind, count(*) as n from notifications where order_id = any($1) group by order_id, kind",
+    [ids],
+  );
+  const items = await platform.query<{ product_id: string; units: string }>(
+    "orders",
+    "select product_id, sum(quantity) as units from order_items where order_id = any($1) group by product_id",
+    [ids.filter((id) => statusOf.get(id) === "CONFIRMED")],
+  );
+  const queues = (await rabbit.ctl(["list_queues", "name", "messages"]))
+    .trim()
+    .split("\n")
+    .map((l) => l.split("\t"))
+    .filter(([name]) => name && name !== "name");
+
+  const confirmed = ids.filter((id) => statusOf.get(id) === "CONFIRMED");
+  const cancelled = ids.filter((id) => statusOf.get(id) === "CANCELLED");
+  const pending = ids.filter((id) => statusOf.get(id) === "PENDING");
+  const row = {
+    fault: fault.name,
+    attempted: checkouts.length,
+    skipped: o.skipped,
+    accepted: placed.length,
+    acceptedFirstTry: placed.filter((c) => c.acceptedFirstTry).length,
+    createdDespiteError,
+    confirmed: confirmed.length,
+    cancelled: cancelled.length,
+    pending: pending.length,
+    abandoned: count(
+      checkouts.filter((c) => c.abandoned),
+      (c) => c.abandoned!,
+    ),
+    errorsByCode: count(errors, (e) => `${e.step}: ${e.code}`),
+    // When the errors happened: before the fault, while it lasted, after the dependency was back (seconds after its return).
+    errorsByPhase: count(errors, (e) => (e.at < o.faultAt ? "before" : e.at < o.backAt ? "during" : `after +${Math.floor((e.at - o.backAt) / 1000)}s`)),
+    slowestErrorMs: Math.max(0, ...errors.map((e) => e.ms)),
+    recoveryMs,
+    allServingAgainMs: servingAgain === undefined ? undefined : servingAgain - o.backAt,
+    notServingDuringFault: [...o.watch.notServing(o.faultAt, o.backAt)].sort(),
+    serverCallsOver2_5s: Object.fromEntries(
+      Object.entries(slow)
+        .filter(([, v]) => v.over2_5s > 0)
+        .map(([s, v]) => [s, v.over2_5s]),
+    ),
+  };
+  figures.push(JSON.stringify(row));
+  console.log(`${fault.name}: ${JSON.stringify(row, null, 1)}`);
+
+  // The load did shop: orders before and after the fault.
+  expect(placed.length).toBeGreaterThan(20);
+  // Every order that was accepted is final; nothing is left pending.
+  expect({ pending: pending.length, unfinished: placed.filter((c) => !c.final).length }).toEqual({ pending: 0, unfinished: 0 });
+  // A checkout ends with an order or with a step that failed before PlaceOrder was sent.
+  expect(checkouts.filter((c) => c.abandoned && c.firstError?.step === "place order")).toEqual([]);
+  // Charged once per confirmed order, never for a cancelled one.
+  const captured = new Map(payments.map((p) => [p.order_id, Number(p.captured)]));
+  expect(confirmed.filter((id) => captured.get(id) !== 1)).toEqual([]);
+  expect(cancelled.filter((id) => (captured.get(id) ?? 0) !== 0)).toEqual([]);
+  // Stock exact: on hand fell by exactly the units confirmed; nothing is left reserved.
+  const units = new Map(items.map((i) => [i.product_id, Number(i.units)]));
+  for (const id of productIds) {
+    const before = o.stock.before.get(id)!;
+    const after = o.stock.after.get(id)!;
+    expect({ product: id, onHand: after.onHand, reserved: after.reserved }).toEqual({
+      product: id,
+      onHand: before.onHand - (units.get(id) ?? 0),
+      reserved: before.reserved,
+    });
+  }
+  // Every event delivered once: one confirmation notice per confirmed order, one cancellation notice per cancelled one.
+  const notices = new Map(notifications.map((n) => [`${n.order_id} ${n.kind}`, Number(n.n)]));
+  expect(confirmed.filter((id) => notices.get(`${id} order.confirmed`) !== 1)).toEqual([]);
+  expect(cancelled.filter((id) => notices.get(`${id} order.cancelled`) !== 1)).toEqual([]);
+  // Nothing dead-lettered, nothing stuck waiting for a retry.
+  expect(queues.filter(([name, n]) => /\.dlq$|\.retry/.test(name!) && n !== "0")).toEqual([]);
+  // The cart of every confirmed order was emptied.
+  expect(placed.filter((c) => c.final === "CONFIRMED" && !c.cartEmptiedAt).map((c) => c.orderId)).toEqual([]);
+  // Errors say the platform is unavailable: never INTERNAL, UNKNOWN or anything a shopper should fix.
+  expect(errors.filter((e) => e.code !== "UNAVAILABLE")).toEqual([]);
+  // Health told the truth: not SERVING while broken where it must be, SERVING again after.
+  for (const service of fault.notServing) expect(row.notServingDuringFault).toContain(service);
+  expect(servingAgain).toBeDefined();
+  // No server worked far past a caller's deadline (every call has at most a few seconds).
+  expect(Object.entries(slow).filter(([, v]) => v.over5s > 0)).toEqual([]);
+  // Orders are taken again within 2 s of the dependency's return.
+  expect(recoveryMs).toBeDefined();
+  expect(recoveryMs!).toBeLessThanOrEqual(recoveryBoundMs);
+}
+
+describe("under a steady order load (5 checkouts/s from 24 shoppers)", () => {
+  test("Postgres stopped for 15 s: every service with a database reports NOT_SERVING, checkouts fail UNAVAILABLE, nothing is lost or charged twice, orders are taken again within 2 s", async () => {
+    const fault: Fault = {
+      name: "Postgres stopped 15 s",
+      inject: () => postgres.stop("immediate"),
+      holdMs: 15_000,
+      heal: () => postgres.start(),
+      notServing: withDatabase,
+    };
+    await expectKept(fault, await underLoad(fault));
+  }, 240_000);
+
+  test("Redis restarted: carts survive (append-only file), cart and identity report NOT_SERVING while it is down, nothing is lost", async () => {
+    // A shopper outside the load with a cart of two lines, to see it again after the restart.
+    const keeper = bearer((await registerAndLogin(platform.clients.identity)).tokens.accessToken);
+    await platform.clients.cart.addItem({ productId: productIds[0]!, quantity: 2 }, keeper);
+    const { cart: kept } = await platform.clients.cart.addItem({ productId: productIds[1]!, quantity: 1 }, keeper);
+    const fault: Fault = {
+      name: "Redis restarted (down 3 s)",
+      inject: () => redis.stop("SIGTERM"),
+      holdMs: 3_000,
+      heal: () => redis.start(),
+      notServing: ["cart", "identity"],
+    };
+    await expectKept(fault, await underLoad(fault));
+    const { cart: after } = await platform.clients.cart.getCart({}, keeper);
+    expect(after?.lines.map((l) => [l.productId, l.quantity])).toEqual(kept!.lines.map((l) => [l.productId, l.quantity]));
+  }, 240_000);
+
+  test("RabbitMQ restarted: shoppers see nothing (the outboxes hold the events), every event is delivered once afterwards", async () => {
+    const fault: Fault = {
+      name: "RabbitMQ restarted",
+      inject: () => rabbit.stop(),
+      holdMs: 0,
+      heal: () => rabbit.start(),
+      notServing: [],
+    };
+    const outcome = await underLoad(fault);
+    await expectKept(fault, outcome);
+    expect(outcome.checkouts.filter((c) => c.firstError)).toEqual([]);
+  }, 240_000);
+
+  test("the orders process SIGKILLed and restarted: its checkouts end in one final state, charged once, and orders are taken again within 2 s of its return", async () => {
+    const fault: Fault = {
+      name: "orders SIGKILLed, restarted at once",
+      inject: () => platform.stop("orders", "SIGKILL"),
+      holdMs: 0,
+      heal: () => platform.start("orders"),
+      notServing: ["orders"],
+    };
+    await expectKept(fault, await underLoad(fault));
+  }, 240_000);
+});
