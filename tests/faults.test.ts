@@ -199,7 +199,12 @@ async function underLoad(fault: Fault): Promise<Outcome> {
   };
 }
 
-const count = <T>(items: T[], key: (t: T) => string) => items.reduce<Record<string, number>>((m, t) => ({ ...m, [key(t)]: (m[key(t)] ?? 0) + 1 }), {});
+/** How many of `items` fall under each key. */
+function count<T>(items: T[], key: (t: T) => string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+}
 
 /** Asserts what every fault owes the shoppers and the operators, and records the figures. */
 async function expectKept(fault: Fault, o: Outcome): Promise<void> {

@@ -211,7 +211,10 @@ export class OrderLoad {
       if (emptied) checkout.cartEmptiedAt = Date.now();
     } else {
       // A cancelled order leaves the cart as it was: this shopper gives up on it.
-      await poll(async () => (await cart.clearCart({}, { ...auth, timeoutMs: this.options.deadlineMs }), true), this.options.patienceMs);
+      await poll(async () => {
+        await cart.clearCart({}, { ...auth, timeoutMs: this.options.deadlineMs });
+        return true;
+      }, this.options.patienceMs);
     }
   }
 }
