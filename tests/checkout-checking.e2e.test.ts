@@ -6,8 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { configureLogging } from "@bazaar/platform/log";
+import { launchChromium } from "@bazaar/testkit/chromium";
 import { eventually } from "@bazaar/testkit/eventually";
 import { bearer, repoRoot } from "@bazaar/testkit/fixtures";
 import { stockedProducts } from "@bazaar/testkit/test-platform";
@@ -15,7 +16,6 @@ import { buildWeb } from "../bff/src/web.ts";
 import { type BffTestPlatform, startBffTestPlatform } from "../bff/test/support/bff-platform.ts";
 import { demoAdmin } from "../bff/test/support/browser.ts";
 
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ARTIFACTS = `${repoRoot}/test-artifacts`;
 const PAYS = "4242 4242 4242 4242";
 
@@ -30,7 +30,7 @@ beforeAll(async () => {
   // A short checkout budget: the BFF's three attempts against a dead orders end in about a second.
   env = await startBffTestPlatform({}, { checkoutTimeoutMs: 3_000, web: await buildWeb() });
   server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: env.bff.app.fetch });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS, timeout: 30_000 });
+  browser = await launchChromium();
   products = await stockedProducts(env.platform.clients, 2, 5);
 }, 120_000);
 
