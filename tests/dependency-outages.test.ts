@@ -101,6 +101,44 @@ describe("Redis down", () => {
   }, 60_000);
 });
 
+/** cart's count of GetCart calls it has finished serving with `code` (grpc_server_handled_total). */
+async function getCartsHandled(code: string): Promise<number> {
+  const text = await (await fetch(`${platform.httpUrl("cart")}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
+  const line = text
+    .split("\n")
+    .find((l) => l.startsWith("grpc_server_handled_total{") && l.includes('grpc_method="GetCart"') && l.includes(`grpc_code="${code}"`));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
+
+describe("Redis hung: cart's commands end with the call", () => {
+  test("with Redis paused, a GetCart with a 300 ms deadline fails DEADLINE_EXCEEDED within the budget and cart's handler stops waiting at the deadline; GetCart works again once Redis resumes", async () => {
+    await eventually(() => platform.clients.cart.getCart({}, buyer).then(() => true), { what: "GetCart to work", timeoutMs: 10_000 });
+    const handledBefore = await getCartsHandled("DEADLINE_EXCEEDED");
+    redis.pause();
+    try {
+      const started = performance.now();
+      const err = await rpcError(platform.clients.cart.getCart({}, { ...buyer, timeoutMs: 300 }));
+      const tookMs = performance.now() - started;
+      expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(tookMs).toBeLessThan(500);
+      // The handler itself has finished, as DEADLINE_EXCEEDED, while Redis is still paused: it
+      // did not stay waiting for an answer nobody would read (that would be counted only after
+      // the resume).
+      await eventually(async () => (await getCartsHandled("DEADLINE_EXCEEDED")) > handledBefore, {
+        what: "cart to finish serving the GetCart",
+        timeoutMs: 1_000,
+      });
+      const finishedMs = performance.now() - started;
+      console.log(
+        `GetCart (300 ms deadline) with Redis paused: ${err.codeName} in ${tookMs.toFixed(0)} ms; cart's handler finished within ${finishedMs.toFixed(0)} ms`,
+      );
+    } finally {
+      redis.resume();
+    }
+    await eventually(() => platform.clients.cart.getCart({}, buyer).then(() => true), { what: "GetCart to work again", timeoutMs: 10_000 });
+  }, 30_000);
+});
+
 /** A series of catalog's /metrics for the product cache, e.g. bazaar_cache_circuit_open or a result of bazaar_cache_requests_total. */
 async function productCacheMetric(name: "bazaar_cache_circuit_open" | "bazaar_cache_requests_total", result?: string): Promise<number | undefined> {
   const text = await (await fetch(`${platform.httpUrl("catalog")}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();

@@ -1,4 +1,5 @@
-import { createClient } from "redis";
+import { AbortError, createClient } from "redis";
+import { type CallBudget, CallEndedError, currentCallBudget } from "./call-budget.ts";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.ts";
 import { log, throttledWarning } from "./log.ts";
 import { cacheCircuitOpen, cacheCommandFailures, cacheRequests } from "./metrics.ts";
@@ -17,9 +18,13 @@ export interface RedisConnection {
 
 /**
  * Connects to Redis. Commands fail at once while the client knows the connection is down (no
- * offline queue); a Redis that hangs, or a socket that died without a word, makes them wait,
- * which is why {@link CacheAside} gives every command a time budget. The client reconnects by
- * itself.
+ * offline queue); a Redis that hangs, or a socket that died without a word, makes them wait.
+ * A command made on behalf of a gRPC call waits no longer than the call's budget
+ * (call-budget.ts): when the deadline passes or the caller cancels, it is abandoned with a
+ * {@link CallEndedError} (see {@link boundByCallBudget}). A command outside any call (a
+ * consumer, a sweeper, a readiness check) waits as node-redis lets it, which is why
+ * {@link CacheAside} also gives every command a time budget of its own. The client
+ * reconnects by itself.
  */
 export async function connectRedis(url: string, keyPrefix: string): Promise<RedisConnection> {
   const client = createClient({
@@ -35,6 +40,7 @@ export async function connectRedis(url: string, keyPrefix: string): Promise<Redi
     reported = true;
   });
   client.on("ready", () => (reported = false));
+  boundByCallBudget(client);
   try {
     await client.connect();
   } catch (err) {
@@ -47,6 +53,71 @@ export async function connectRedis(url: string, keyPrefix: string): Promise<Redi
       if (client.isOpen) await client.close();
     },
   };
+}
+
+type RedisClient = ReturnType<typeof createClient>;
+
+/**
+ * Makes every command of `client` issued inside a gRPC call end when the call does. node-redis
+ * takes an abort signal per command (the `abortSignal` command option, what `withAbortSignal`
+ * sets), so the call's signal is handed to every command: one still queued when the call ends
+ * is taken out of the queue and never sent. But node-redis drops the signal once the command
+ * is written, and a written command cannot be taken back (Redis answers in order), so the
+ * caller's promise is also settled at the abort: the handler stops waiting at once and the
+ * late reply, when a hung Redis gets to it, is read and dropped. Transactions (MULTI/EXEC),
+ * which node-redis queues without command options, are settled at the abort in the same way.
+ *
+ * node-redis has no hook for per-command options decided at call time, so this replaces two
+ * methods on the client's own instance: `sendCommand` (public), which every command and script
+ * goes through, and `multi`. What `createClient` returns is a view over that instance
+ * (`Object.create`, its private `_self`), as are the views `withAbortSignal` and the like
+ * return, and commands call `_self.sendCommand`: the methods are replaced there, so every view
+ * sees them. Every service gets this from {@link connectRedis} without wrapping its calls.
+ */
+function boundByCallBudget(view: RedisClient): void {
+  type Send = (this: RedisClient, args: readonly unknown[], options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
+  const client = (view as unknown as { _self?: RedisClient })._self ?? view;
+  const send = client.sendCommand as unknown as Send;
+  const bounded: Send = function (args, options) {
+    const budget = currentCallBudget();
+    if (!budget) return send.call(this, args, options);
+    const abortSignal = options?.abortSignal ? AbortSignal.any([options.abortSignal, budget.signal]) : budget.signal;
+    return endingWithCall(budget, `Redis ${String(args[0]).toUpperCase()}`, send.call(this, args, { ...options, abortSignal }));
+  };
+  client.sendCommand = bounded as unknown as RedisClient["sendCommand"];
+  const multi = client.multi;
+  const boundedMulti = function (this: RedisClient) {
+    const transaction = multi.call(this);
+    const { exec, execAsPipeline } = transaction;
+    transaction.exec = ((...args: Parameters<typeof exec>) => {
+      const budget = currentCallBudget();
+      const reply = exec.apply(transaction, args);
+      return budget ? endingWithCall(budget, "Redis MULTI", reply) : reply;
+    }) as typeof exec;
+    transaction.execAsPipeline = (() => {
+      const budget = currentCallBudget();
+      const reply = execAsPipeline.apply(transaction);
+      return budget ? endingWithCall(budget, "Redis pipeline", reply) : reply;
+    }) as typeof execAsPipeline;
+    return transaction;
+  };
+  client.multi = boundedMulti as typeof multi;
+  client.MULTI = boundedMulti as typeof multi;
+}
+
+/** `reply`, or a {@link CallEndedError} as soon as `budget`'s signal aborts. */
+function endingWithCall<R>(budget: CallBudget, what: string, reply: Promise<R>): Promise<R> {
+  const { signal } = budget;
+  // The late reply (or failure) of an abandoned command is nobody's business.
+  reply.catch(() => {});
+  if (signal.aborted) return Promise.reject(new CallEndedError(budget, what));
+  return new Promise<R>((resolve, reject) => {
+    const abandon = () => reject(new CallEndedError(budget, what));
+    signal.addEventListener("abort", abandon, { once: true });
+    reply
+      .then(resolve, (err: unknown) => reject(err instanceof AbortError && signal.aborted ? new CallEndedError(budget, what) : err))
+      .finally(() => signal.removeEventListener("abort", abandon));
+  });
 }
 
 /** How a cache turns values into strings and back. */

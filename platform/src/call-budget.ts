@@ -17,6 +17,27 @@ export interface CallBudget {
 
 const storage = new AsyncLocalStorage<CallBudget>();
 
+/**
+ * Work done for a call was abandoned because the call ended first: its deadline passed or its
+ * caller cancelled it (a Redis command still waiting when the budget ran out). Not a fault of
+ * the server it was waiting on: the gRPC error interceptor answers DEADLINE_EXCEEDED (or
+ * CANCELLED), as it does for a database query cancelled with the call.
+ */
+export class CallEndedError extends Error {
+  override name = "CallEndedError";
+  /** True if the deadline had passed; false if the caller cancelled before it. */
+  readonly deadlineExceeded: boolean;
+  constructor(budget: CallBudget, what: string) {
+    const deadlineExceeded = Date.now() >= budget.deadline.getTime();
+    super(
+      deadlineExceeded
+        ? `${what} abandoned: the call's deadline (${budget.deadline.toISOString()}) passed first`
+        : `${what} abandoned: the caller cancelled the call`,
+    );
+    this.deadlineExceeded = deadlineExceeded;
+  }
+}
+
 /** Runs `fn` with `budget` in scope. */
 export function withCallBudget<T>(budget: CallBudget, fn: () => T): T {
   return storage.run(budget, fn);

@@ -1,10 +1,11 @@
 /**
- * CacheAside against a redis-server of this test's own, which the test pauses (SIGSTOP:
- * commands are sent and never answered) and resumes. Each test has a cache of its own name,
- * so its metrics are its own.
+ * CacheAside, and the Redis connection under it, against a redis-server of this test's own,
+ * which the test pauses (SIGSTOP: commands are sent and never answered) and resumes. Each test
+ * has a cache of its own name, so its metrics are its own.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { CacheAside, type CacheAsideOptions, connectRedis, type RedisConnection } from "@bazaar/platform/cache";
+import { CallEndedError, withCallBudget } from "@bazaar/platform/call-budget";
 import { configureLogging } from "@bazaar/platform/log";
 import { registry } from "@bazaar/platform/metrics";
 import { eventually } from "@bazaar/testkit/eventually";
@@ -89,5 +90,82 @@ describe("CacheAside with Redis hung", () => {
     const hits = await metric("bazaar_cache_requests_total", { cache: name, result: "hit" });
     expect(await cache.get("b", fromSource("fresh"))).toBe("cached b");
     expect(await metric("bazaar_cache_requests_total", { cache: name, result: "hit" })).toBe(hits + 1);
+  });
+});
+
+/** Runs `fn` as a gRPC handler would, inside a call whose budget ends in `ms` (or when `cancel` aborts). */
+function inCall<T>(ms: number, fn: () => Promise<T>, cancel?: AbortSignal): Promise<T> {
+  const signal = cancel ? AbortSignal.any([cancel, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
+  return withCallBudget({ deadline: new Date(Date.now() + ms), signal, inFlight: true }, fn);
+}
+
+/** How `work` ended and when, or "pending" if it had not within `ms` (a bounded look). */
+async function outcomeWithin<T>(work: Promise<T>, ms: number): Promise<{ outcome: "pending" | { value: T } | { error: unknown }; ms: number }> {
+  const started = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    work.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    new Promise<"pending">((resolve) => (timer = setTimeout(() => resolve("pending"), ms))),
+  ]);
+  clearTimeout(timer);
+  return { outcome, ms: performance.now() - started };
+}
+
+/** The CallEndedError `outcome` failed with; fails the test if it is anything else. */
+function abandonment(outcome: Awaited<ReturnType<typeof outcomeWithin>>["outcome"]): CallEndedError {
+  const error = typeof outcome === "object" && "error" in outcome ? outcome.error : outcome;
+  if (!(error instanceof CallEndedError)) throw new Error(`expected the command to be abandoned with the call, got ${Bun.inspect(outcome)}`);
+  return error;
+}
+
+describe("Redis commands made for a call end with the call", () => {
+  test("a command and a transaction a hung Redis does not answer are abandoned when the call's deadline passes, and the connection answers rightly once Redis is back", async () => {
+    await connection.client.set("cache-test:budget", "before");
+    redis.pause();
+    const get = outcomeWithin(
+      inCall(300, () => connection.client.get("cache-test:budget")),
+      3_000,
+    );
+    const multi = outcomeWithin(
+      inCall(300, () => connection.client.multi().get("cache-test:budget").exec()),
+      3_000,
+    );
+    for (const { outcome, ms } of [await get, await multi]) {
+      const error = abandonment(outcome);
+      expect(error.deadlineExceeded).toBe(true);
+      expect(ms).toBeGreaterThan(250);
+      expect(ms).toBeLessThan(600);
+    }
+    redis.resume();
+    // The abandoned commands' late replies are read and dropped: the next reply is the next command's.
+    await connection.client.set("cache-test:budget", "after");
+    expect(await connection.client.get("cache-test:budget")).toBe("after");
+  });
+
+  test("a command of a call its caller cancels is abandoned at once, as cancelled", async () => {
+    redis.pause();
+    const cancel = new AbortController();
+    const get = outcomeWithin(
+      inCall(5_000, () => connection.client.get("cache-test:budget"), cancel.signal),
+      3_000,
+    );
+    setTimeout(() => cancel.abort(), 100);
+    const { outcome, ms } = await get;
+    expect(abandonment(outcome).deadlineExceeded).toBe(false);
+    expect(ms).toBeLessThan(500);
+  });
+
+  test("a command made outside any call waits for a hung Redis as before and gets its answer when Redis resumes", async () => {
+    await connection.client.set("cache-test:background", "kept");
+    redis.pause();
+    const get = connection.client.get("cache-test:background");
+    // Well past the 300 ms a call's command was given above, it is still waiting…
+    expect((await outcomeWithin(get, 800)).outcome).toBe("pending");
+    redis.resume();
+    // …and Redis's answer reaches it.
+    expect((await outcomeWithin(get, 3_000)).outcome).toEqual({ value: "kept" });
   });
 });

@@ -1,6 +1,6 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
-import { type CallBudget, withCallBudget } from "../call-budget.ts";
+import { type CallBudget, CallEndedError, withCallBudget } from "../call-budget.ts";
 import { outageMessage, unavailableDependency } from "../outage.ts";
 import { domainErrorCode, FailedPreconditionError, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
@@ -155,8 +155,11 @@ export const metricsInterceptor: ServerInterceptor = async (call, next) => {
  * caller), an invalid argument also carries its field violations, which the server sends
  * as a google.rpc.BadRequest detail, and a failed precondition the things it names, sent as a
  * google.rpc.PreconditionFailure detail; an RpcError passes as it is; Postgres or Redis out of
- * reach is UNAVAILABLE saying which (outage.ts), so the caller retries; anything else is a bug
- * and becomes INTERNAL with the trace id to look it up by, never the internal message or stack.
+ * reach is UNAVAILABLE saying which (outage.ts), so the caller retries; work abandoned because
+ * the call ended (a Redis command given up at the deadline, a query Postgres cancelled with the
+ * call) is DEADLINE_EXCEEDED, or CANCELLED if the caller cancelled, not a bug; anything else
+ * is a bug and becomes INTERNAL with the trace id to look it up by, never the internal message
+ * or stack.
  */
 export const errorMappingInterceptor: ServerInterceptor = async (call, next) => {
   try {
@@ -172,6 +175,14 @@ export const errorMappingInterceptor: ServerInterceptor = async (call, next) => 
     if (down) {
       call.ctx.log.warn("dependency unavailable", { dependency: down, error: (err as Error).message });
       throw new RpcError(status.UNAVAILABLE, outageMessage(down));
+    }
+    const { deadline, signal } = call.ctx;
+    if (err instanceof CallEndedError || signal.aborted) {
+      const expired = err instanceof CallEndedError ? err.deadlineExceeded : Date.now() >= deadline.getTime();
+      call.ctx.log.debug("work abandoned with the call", { error: (err as Error).message });
+      throw expired
+        ? new RpcError(status.DEADLINE_EXCEEDED, `the call did not finish before its deadline (${deadline.toISOString()})`)
+        : new RpcError(status.CANCELLED, "the call was cancelled by its caller");
     }
     call.ctx.log.error("unexpected error in handler", { err });
     const traceId = trace.getActiveSpan()?.spanContext().traceId;

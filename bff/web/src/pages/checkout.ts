@@ -85,7 +85,7 @@ export async function checkoutPage({ root, signal }: PageContext): Promise<void>
         h(
           "div",
           { class: "checkout", "data-testid": "checkout-page", "data-idempotency-key": idempotencyKey },
-          paymentForm(cart, idempotencyKey, reloadCart),
+          paymentForm(cart, idempotencyKey, reloadCart, signal),
           shownSummary,
         ),
       );
@@ -208,11 +208,14 @@ function cardProblems(card: { digits: string; cvc: string; month: number; year: 
  * The payment form: checked here first, then placed with the page's idempotency key at the
  * total shown; on success, the order's page. When the prices changed meanwhile, the shopper
  * reads why, the page shows the cart as it is now, and the next attempt is at the new total.
+ * When the order is not confirmed yet, the form says it is checking (a status, not an error)
+ * while it asks again; it stops asking when the shopper leaves the page (`signal`).
  */
-function paymentForm(shown: Cart, idempotencyKey: string, reloadCart: () => Promise<Cart>): HTMLFormElement {
+function paymentForm(shown: Cart, idempotencyKey: string, reloadCart: () => Promise<Cart>, signal: AbortSignal): HTMLFormElement {
   let cart = shown;
   const fields = cardFields();
   const general = formError();
+  const checking = h("p", { class: "form-status", role: "status", "data-testid": "order-checking", hidden: true });
   const placeOrder = h("button", { type: "submit", class: "button wide", "data-testid": "place-order" }, `Place order · ${cart.total.display}`);
   const fieldset = h(
     "fieldset",
@@ -226,6 +229,7 @@ function paymentForm(shown: Cart, idempotencyKey: string, reloadCart: () => Prom
     "form",
     { class: "form checkout-form", novalidate: true, "data-testid": "checkout-form", "aria-label": "Payment" },
     general.el,
+    checking,
     fieldset,
     placeOrder,
     h("p", { class: "form-note" }, "Your card is charged once your items are reserved. You can follow the order's status on the next page."),
@@ -260,12 +264,19 @@ function paymentForm(shown: Cart, idempotencyKey: string, reloadCart: () => Prom
         navigate(`/orders/${order.id}`, { replace: true });
         return;
       } catch (err) {
+        if (signal.aborted) return;
         const unconfirmed = err instanceof ApiError && err.code === "order_unconfirmed";
-        showFormError(err, fields, general);
         if (unconfirmed && attempt < checkAgainAfterMs.length) {
+          general.set(undefined);
+          checking.textContent = (err as Error).message;
+          checking.hidden = false;
+          placeOrder.textContent = "Checking your order…";
           await new Promise((resolve) => setTimeout(resolve, checkAgainAfterMs[attempt]));
+          if (signal.aborted) return;
           continue;
         }
+        checking.hidden = true;
+        showFormError(err, fields, general);
         if (unconfirmed) general.set(`${(err as Error).message} Your orders page will show it.`);
         if (err instanceof ApiError && err.code === "price_changed") cart = await reloadCart().catch(() => cart);
         setSubmitting(false);
