@@ -82,14 +82,32 @@ async function idOf(user: string): Promise<string> {
   return out;
 }
 
-/** A redis-server of the test's own, keeping nothing on disk (as the machine's Redis). */
+/**
+ * The persistence flags of compose.yaml's Redis (tests/compose-redis.test.ts holds the two to
+ * each other): every write appended to a log, fsynced once a second, no RDB snapshots.
+ */
+export const persistentRedisArgs: readonly string[] = ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"];
+
+/** Options of {@link PrivateRedis.create}. */
+export interface PrivateRedisOptions {
+  /**
+   * Keep the data across restarts as compose's Redis does ({@link persistentRedisArgs}), in a
+   * temporary directory of its own; default false: nothing on disk, as the machine's Redis.
+   */
+  persistent?: boolean;
+}
+
+/** A redis-server of the test's own: keeping nothing on disk (as the machine's Redis) unless asked to persist. */
 export class PrivateRedis {
   private proc: ReturnType<typeof Bun.spawn> | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly dataDir: string | undefined,
+  ) {}
 
-  static async create(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(freePort());
+  static async create(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(freePort(), options.persistent ? mkdtempSync(join(tmpdir(), "bazaar-redis-")) : undefined);
     await redis.start();
     return redis;
   }
@@ -100,7 +118,8 @@ export class PrivateRedis {
 
   /** Starts the server and waits (up to 10 s) until it answers. */
   async start(): Promise<void> {
-    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    const persistence = this.dataDir ? ["--dir", this.dataDir, ...persistentRedisArgs] : ["--save", "", "--appendonly", "no"];
+    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", ...persistence], {
       stdout: "ignore",
       stderr: "ignore",
     });
@@ -117,10 +136,18 @@ export class PrivateRedis {
     throw new Error(`redis-server on port ${this.port} did not start within 10 s`);
   }
 
-  /** Kills the server (SIGKILL: a crash; everything in memory is lost). */
-  async stop(): Promise<void> {
-    this.proc?.kill("SIGKILL");
-    await this.proc?.exited;
+  /**
+   * Stops the server. SIGKILL (the default) is a crash: what is only in memory is lost (all of
+   * it without persistence; with it, at most the writes of the last second not yet fsynced).
+   * SIGTERM is a clean shutdown: Redis fsyncs the log before it exits (bounded to 10 s, then killed).
+   */
+  async stop(signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<void> {
+    const proc = this.proc;
+    if (!proc) return;
+    proc.kill(signal);
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await proc.exited;
+    clearTimeout(timer);
     this.proc = undefined;
   }
 
@@ -137,8 +164,10 @@ export class PrivateRedis {
     this.proc?.kill("SIGCONT");
   }
 
+  /** Kills the server and deletes its data directory, if it has one. */
   async destroy(): Promise<void> {
     this.resume();
     await this.stop();
+    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
