@@ -8,7 +8,10 @@ import { persistentRedisArgs } from "@bazaar/testkit/private-servers";
 // The same flags run for real in services/cart/test/cart-persistence.test.ts (PrivateRedis).
 
 // biome-ignore lint/suspicious/noExplicitAny: compose.yaml parsed as an untyped document whose shape is what this test checks.
-const compose = parse(await Bun.file(`${repoRoot}/compose.yaml`).text(), { merge: true }) as { services: Record<string, any>; volumes: Record<string, unknown> };
+const compose = parse(await Bun.file(`${repoRoot}/compose.yaml`).text(), { merge: true }) as {
+  services: Record<string, any>;
+  volumes: Record<string, unknown>;
+};
 const redis = compose.services.redis;
 
 /** The value after `--flag` in redis-server's command line. */

@@ -116,6 +116,11 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** Where a persistent server keeps its files (undefined without persistence). */
+  get dataDirectory(): string | undefined {
+    return this.dataDir;
+  }
+
   /** Starts the server and waits (up to 10 s) until it answers. */
   async start(): Promise<void> {
     const persistence = this.dataDir ? ["--dir", this.dataDir, ...persistentRedisArgs] : ["--save", "", "--appendonly", "no"];
