@@ -5,18 +5,19 @@ import { persistentRedisArgs } from "@bazaar/testkit/private-servers";
 
 // compose.yaml's Redis keeps carts and sessions across a restart: a static check of its flags,
 // light enough for every run (tests/containers.test.ts runs the stack for real, in Docker).
-// The same flags run for real in services/cart/test/cart-persistence.test.ts (PrivateRedis).
+// The same flags run for real in tests/redis-persistence.test.ts (PrivateRedis).
 
-// biome-ignore lint/suspicious/noExplicitAny: compose.yaml parsed as an untyped document whose shape is what this test checks.
-const compose = parse(await Bun.file(`${repoRoot}/compose.yaml`).text(), { merge: true }) as {
-  services: Record<string, any>;
+/** The parts of compose.yaml this test reads. */
+interface ComposeFile {
+  services: { redis: { command: string[]; volumes?: string[]; read_only?: boolean } };
   volumes: Record<string, unknown>;
-};
+}
+const compose = parse(await Bun.file(`${repoRoot}/compose.yaml`).text(), { merge: true }) as ComposeFile;
 const redis = compose.services.redis;
 
 /** The value after `--flag` in redis-server's command line. */
 const flag = (name: string): string | undefined => {
-  const args = redis.command as string[];
+  const args = redis.command;
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
