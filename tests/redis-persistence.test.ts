@@ -62,7 +62,10 @@ const cartLines = async (buyer: BearerAuth) =>
 
 /** Waits until the cart service answers GetCart again after Redis came back; answers how long that took. */
 async function cartBack(buyer: BearerAuth, since: number): Promise<number> {
-  await eventually(() => platform.clients.cart.getCart({}, buyer, { timeoutMs: 1_000 }).then(() => true), { what: "GetCart to work again", timeoutMs: 15_000 });
+  await eventually(() => platform.clients.cart.getCart({}, { ...buyer, timeoutMs: 1_000 }).then(() => true), {
+    what: "GetCart to work again",
+    timeoutMs: 15_000,
+  });
   return performance.now() - since;
 }
 
