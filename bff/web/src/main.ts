@@ -25,7 +25,9 @@
  *                 add-to-cart (disabled when out of stock), add-result, view-cart
  *   cart          cart-page, cart-line (data-product="id"), cart-qty (+ cart-qty-dec,
  *                 cart-qty-inc), cart-remove, cart-line-total, cart-item-count, cart-total,
- *                 checkout (the button to the checkout page), cart-empty
+ *                 checkout (the button to the checkout page), cart-empty; a lost cart:
+ *                 cart-lost (data-lines="n"), cart-lost-line (data-product="id"),
+ *                 cart-restore, cart-lost-dismiss, cart-restored (data-units="n")
  *   auth          signup-form, signin-form, signup-submit, signin-submit, to-signin, to-signup;
  *                 fields named displayName, email, password (errors: error-email, …)
  *   checkout      checkout-page (data-idempotency-key), checkout-form, test-card-hint,

@@ -1,5 +1,6 @@
 /** Signing in and out as the rest of the UI sees it: state, counts and the live event stream. */
 import { api, loadSession, read, setUnauthenticatedHandler, type User } from "./api.ts";
+import { forgetCart } from "./cart-copy.ts";
 import { connectEvents, disconnectEvents, onOrderUpdate, setEventsGuard } from "./events.ts";
 import { refreshCartCount, refreshCartSoon, refreshUnread, setState, state } from "./state.ts";
 
@@ -41,6 +42,8 @@ export function signedOut(): void {
 
 /** Signs out at the BFF; the local state is cleared even if that call fails. */
 export async function signOut(): Promise<void> {
+  // Signing out on purpose: the next person at this computer must not see the cart's copy.
+  if (state.user) forgetCart(state.user.id);
   try {
     await read(api.auth.signout.$post());
   } finally {

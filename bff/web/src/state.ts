@@ -3,6 +3,7 @@
  * notifications are unread. The header listens and redraws; pages update it.
  */
 import { api, type Cart, read, type User } from "./api.ts";
+import { rememberCart } from "./cart-copy.ts";
 
 export interface AppState {
   user: User | null;
@@ -30,8 +31,9 @@ export function setState(patch: Partial<AppState>): void {
 
 export const isAdmin = (user: User | null = state.user): boolean => !!user?.roles.includes("admin");
 
-/** After any cart answer: the header's count follows it. */
+/** After any cart answer: the header's count follows it, and the browser's copy of the cart (cart-copy.ts) too. */
 export function cartChanged(cart: Cart): void {
+  if (state.user) rememberCart(state.user.id, cart);
   setState({ cartCount: cart.itemCount ?? cart.lines.reduce((n, l) => n + l.quantity, 0) });
 }
 
