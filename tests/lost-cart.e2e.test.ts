@@ -62,6 +62,20 @@ async function loseEverything(): Promise<void> {
   }
 }
 
+/** Signs a new shopper up through the form; returns their email. */
+async function signUp(page: Page, name: string): Promise<string> {
+  const email = `lost-cart-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.test`;
+  await page.goto(`${platform!.bffUrl}/signup`);
+  const form = page.locator("[data-testid=signup-form]");
+  await form.waitFor({ timeout: 10_000 });
+  await form.locator("input[name=displayName]").fill(name);
+  await form.locator("input[name=email]").fill(email);
+  await form.locator("input[name=password]").fill(PASSWORD);
+  await page.click("[data-testid=signup-submit]");
+  await page.locator("[data-testid=user-menu-button]").waitFor({ timeout: 15_000 });
+  return email;
+}
+
 async function fillSignIn(page: Page, email: string): Promise<void> {
   const form = page.locator("[data-testid=signin-form]");
   await form.waitFor({ timeout: 10_000 });
@@ -97,15 +111,7 @@ describe("a Redis that lost everything, in the storefront", () => {
     page.on("pageerror", (err) => serverErrors.push(`page error: ${err.message}`));
     try {
       const [a, b] = await twoStockedProducts();
-      const email = `lost-cart-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.test`;
-      await page.goto(`${platform!.bffUrl}/signup`);
-      const form = page.locator("[data-testid=signup-form]");
-      await form.waitFor({ timeout: 10_000 });
-      await form.locator("input[name=displayName]").fill("Lost Cart Shopper");
-      await form.locator("input[name=email]").fill(email);
-      await form.locator("input[name=password]").fill(PASSWORD);
-      await page.click("[data-testid=signup-submit]");
-      await page.locator("[data-testid=user-menu-button]").waitFor({ timeout: 15_000 });
+      const email = await signUp(page, "Lost Cart Shopper");
 
       await addToCart(page, a!.id, 2);
       await addToCart(page, b!.id, 1);
@@ -126,6 +132,8 @@ describe("a Redis that lost everything, in the storefront", () => {
       expect(await notice.getAttribute("data-lines")).toBe("2");
       expect(await notice.textContent()).toContain("lost 3 items");
       expect(await page.locator("[data-testid=cart-empty]").count()).toBe(1);
+      // The header says so on every page until the items are put back or dismissed.
+      expect(await page.locator("[data-testid=cart-lost-badge]").isVisible()).toBe(true);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: `${ARTIFACTS}/lost-cart-notice.png` });
       console.log(`lost cart shown ${(performance.now() - lostAt).toFixed(0)} ms after Redis lost everything (sign-in included)`);
@@ -135,6 +143,8 @@ describe("a Redis that lost everything, in the storefront", () => {
       expect(await page.locator("[data-testid=cart-restored]").getAttribute("data-units")).toBe("3");
       expect(await cartLines(page)).toEqual({ [a!.id]: 2, [b!.id]: 1 });
       expect(await page.locator("[data-testid=cart-lost]").count()).toBe(0);
+      expect(await page.locator("[data-testid=cart-lost-badge]").isVisible()).toBe(false);
+      expect(await page.locator("[data-testid=cart-count]").textContent()).toBe("3");
       // Restored on the server, not only on the page.
       await page.reload();
       await page.locator("[data-testid=cart-line]").nth(1).waitFor({ timeout: 10_000 });
@@ -161,6 +171,33 @@ describe("a Redis that lost everything, in the storefront", () => {
     } finally {
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: `${ARTIFACTS}/lost-cart.png`, fullPage: true }).catch(() => {});
+      await context.close().catch(() => {});
+    }
+  }, 120_000);
+
+  test("a shopper who does not want the lost items back says so once, and the cart stops offering them", async () => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    try {
+      const [a] = await twoStockedProducts();
+      const email = await signUp(page, "Dismissing Shopper");
+      await addToCart(page, a!.id, 1);
+      await page.goto(`${platform!.bffUrl}/cart`);
+      await page.locator("[data-testid=cart-line]").waitFor({ timeout: 10_000 });
+
+      await loseEverything();
+      await page.reload();
+      await page.waitForURL(/\/signin\?next=%2Fcart$/, { timeout: 10_000 });
+      await fillSignIn(page, email);
+      await page.locator("[data-testid=cart-lost]").waitFor({ timeout: 15_000 });
+      await page.click("[data-testid=cart-lost-dismiss]");
+      await page.locator("[data-testid=cart-empty]").waitFor({ timeout: 10_000 });
+      expect(await page.locator("[data-testid=cart-lost]").count()).toBe(0);
+      expect(await page.locator("[data-testid=cart-lost-badge]").isVisible()).toBe(false);
+      await page.reload();
+      await page.locator("[data-testid=cart-empty]").waitFor({ timeout: 10_000 });
+      expect(await page.locator("[data-testid=cart-lost]").count()).toBe(0);
+    } finally {
       await context.close().catch(() => {});
     }
   }, 120_000);

@@ -96,8 +96,9 @@ describe("a Redis with compose's persistence (AOF, fsync every second)", () => {
     const buyer = await buyerWithCart();
     const before = await cartLines(buyer);
     const lastWrite = performance.now();
-    // appendfsync everysec: a write is in the log on disk before its reply is sent and fsynced
-    // within a second, so a crash of Redis loses nothing acknowledged (a power cut up to a second).
+    // appendfsync everysec: Redis writes a change to the log before it replies (unless a slow
+    // disk makes it postpone the write, up to 2 s) and fsyncs the log every second; a crash
+    // once both happened loses nothing.
     await eventually(() => performance.now() - lastWrite > 1_100 && appendOnlyLog(persistent).includes(productIds[2]!), {
       what: "the last change to be in the log for over a second",
       timeoutMs: 5_000,

@@ -14,7 +14,8 @@
  *   /admin  /admin/orders products (name, price, stock) and recent orders      admin.ts
  *
  * Test hooks (data-testid), stable for browser tests:
- *   header        cart-link, cart-count (text: the number of items), signin-link, signup-link,
+ *   header        cart-link, cart-count (text: the number of items), cart-lost-badge (items
+ *                 of a lost cart wait on the cart page), signin-link, signup-link,
  *                 user-menu-button, user-menu, unread-badge, unread-count, nav-orders,
  *                 nav-notifications, nav-admin, signout
  *   any page      loading, error (+ retry button), not-found, flash (one-off message),

@@ -37,7 +37,7 @@ export function signedIn(user: User): void {
 
 export function signedOut(): void {
   disconnectEvents();
-  setState({ user: null, cartCount: null, unread: null });
+  setState({ user: null, cartCount: null, unread: null, cartLost: 0 });
 }
 
 /** Signs out at the BFF; the local state is cleared even if that call fails. */
