@@ -128,7 +128,14 @@ describe("a Redis with compose's persistence (AOF, fsync every second)", () => {
       { what: "the BFF to read the session again", timeoutMs: 15_000 },
     );
     expect(session.id).toBe(user.id);
-    const res = await b.get("/api/cart");
+    // The cart service reconnects on its own schedule: a 503 until it has.
+    const res = await eventually(
+      async () => {
+        const r = await b.get("/api/cart");
+        return r.status === 503 ? undefined : r;
+      },
+      { what: "the cart service to read carts again", timeoutMs: 15_000 },
+    );
     expect(res.status).toBe(200);
     expect((await body<{ cart: CartView }>(res)).cart.itemCount).toBe(2);
     console.log(`session and cart back ${(performance.now() - stopped).toFixed(0)} ms after Redis was stopped`);
