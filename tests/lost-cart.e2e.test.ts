@@ -8,14 +8,14 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "@bazaar/testkit/chromium";
 import { connectRedis } from "@bazaar/platform/cache";
 import { eventually } from "@bazaar/testkit/eventually";
 import { getJson, repoRoot } from "@bazaar/testkit/fixtures";
 import { PrivateRedis } from "@bazaar/testkit/private-servers";
 import { type DevInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ARTIFACTS = `${repoRoot}/test-artifacts`;
 const PASSWORD = "correct horse battery staple";
 
@@ -26,7 +26,7 @@ let browser: Browser | undefined;
 beforeAll(async () => {
   redis = await PrivateRedis.create();
   platform = await startDevInstance({ instancePrefix: "lostcart", env: { REDIS_URL: redis.url } });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

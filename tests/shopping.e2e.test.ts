@@ -5,12 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { launchChromium } from "@bazaar/testkit/chromium";
 import { eventually } from "@bazaar/testkit/eventually";
 import { getJson, repoRoot } from "@bazaar/testkit/fixtures";
 import { type DevInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ARTIFACTS = `${repoRoot}/test-artifacts`;
 const PAYS = "4242 4242 4242 4242";
 const DECLINED = "4000 0000 0000 0002";
@@ -150,7 +150,7 @@ let products: ApiProduct[] = [];
 describe("shopping, end to end in Chromium", () => {
   beforeAll(async () => {
     platform = await startDevInstance({ instancePrefix: "shop" });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     products = await allProducts();
     expect(products.length).toBeGreaterThan(40);
   }, 120_000);

@@ -6,7 +6,8 @@
 import { serviceCatalog } from "@bazaar/platform/service-catalog";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "@bazaar/testkit/chromium";
 import { getJson, repoRoot } from "@bazaar/testkit/fixtures";
 import { type DevInstance, isListening, processesOfInstance, startDevInstance } from "../scripts/dev-instance.ts";
 
@@ -29,7 +30,6 @@ interface Card {
   price: string;
 }
 
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const SCREENSHOT = `${repoRoot}/test-artifacts/storefront-search.png`;
 
 let platform: DevInstance | undefined;
@@ -95,7 +95,7 @@ async function readCards(page: Page): Promise<Card[]> {
 describe("storefront, end to end through `bun run dev`", () => {
   beforeAll(async () => {
     platform = await startDevInstance({ instancePrefix: "e2e" });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {

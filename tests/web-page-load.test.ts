@@ -4,11 +4,11 @@
  * driven with data sources that answer, fail, or are aborted as the API would.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "@bazaar/testkit/chromium";
 import { repoRoot } from "@bazaar/testkit/fixtures";
 import type * as PageLoad from "../bff/web/src/page-load.ts";
 
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ORIGIN = "http://page-load.test";
 
 let browser: Browser | undefined;
@@ -18,7 +18,7 @@ beforeAll(async () => {
   const built = await Bun.build({ entrypoints: [`${repoRoot}/bff/web/src/page-load.ts`], target: "browser", format: "esm" });
   if (!built.success) throw new AggregateError(built.logs, "page-load.ts does not build");
   moduleCode = await built.outputs[0]!.text();
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 }, 30_000);
 
 afterAll(async () => {
