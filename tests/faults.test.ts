@@ -41,7 +41,7 @@ const figures: string[] = [];
 
 beforeAll(async () => {
   configureLogging("fault-test", "error");
-  [postgres, redis, rabbit] = await Promise.all([PrivatePostgres.create(), PrivateRedis.create({ appendOnly: true }), PrivateRabbitMQ.create()]);
+  [postgres, redis, rabbit] = await Promise.all([PrivatePostgres.create(), PrivateRedis.create({ persistent: true }), PrivateRabbitMQ.create()]);
   platform = await startTestPlatform({}, { servers: { postgresUrl: postgres.url(), redisUrl: redis.url, amqpUrl: rabbit.url } });
   for (const name of services) health[name] = createClient(Health, platform.address(name), { defaultTimeoutMs: 500 });
   shoppers = await Promise.all(

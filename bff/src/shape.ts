@@ -92,6 +92,11 @@ export interface CartView {
   total: PriceView;
   /** Units in the cart, over all lines (the header's badge). */
   itemCount: number;
+  /**
+   * Changes made to the cart; an emptied cart keeps it, and 0 means the cart service knows
+   * of no cart (a lower revision than one seen before: the cart was lost, see cart.proto).
+   */
+  revision: number;
 }
 
 /** Cart message → the shape the web UI uses; no cart is an empty one. */
@@ -107,6 +112,7 @@ export function cartView(cart: Cart | undefined): CartView {
     })),
     total: priceView(cart?.total),
     itemCount: cart?.itemCount ?? 0,
+    revision: cart?.revision ?? 0,
   };
 }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Hono } from "hono";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "@bazaar/testkit/chromium";
 import { connectRedis, type RedisConnection } from "@bazaar/platform/cache";
 import { configureLogging } from "@bazaar/platform/log";
 import { eventually } from "@bazaar/testkit/eventually";
@@ -14,7 +15,6 @@ import { type ApiErrorBody, body, overHttp, TestBrowser } from "./support/browse
 // What an outside black-box test of the storefront found (issue 9): the BFF's answers as a
 // browser and an attacker's page see them. The BFF is served over HTTP (so it has a peer
 // address), with a real identity and catalog, Redis for sessions, and headless Chromium.
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 let identityProcess: LaunchedProcess;
 let catalogProcess: LaunchedProcess;
@@ -33,7 +33,7 @@ beforeAll(async () => {
   catalog = createCatalogClient(catalogProcess.grpcAddress, 5_000);
   redis = await connectRedis(testEnv.REDIS_URL, prefix.prefix);
   web = await buildWeb();
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 }, 90_000);
 
 afterAll(async () => {

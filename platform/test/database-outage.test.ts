@@ -27,7 +27,13 @@ afterAll(async () => {
 /** How long one query takes to answer, and whether it worked; bounded to 5 s. */
 async function timedQuery(): Promise<{ ms: number; ok: boolean }> {
   const started = performance.now();
-  const ok = await Promise.race([database.sql`select 1`.then(() => true, () => false), Bun.sleep(5_000).then(() => false)]);
+  const ok = await Promise.race([
+    database.sql`select 1`.then(
+      () => true,
+      () => false,
+    ),
+    Bun.sleep(5_000).then(() => false),
+  ]);
   return { ms: performance.now() - started, ok };
 }
 
@@ -49,7 +55,9 @@ test("queries fail at once through a 10 s outage (none waits out a reconnect bac
     else await Bun.sleep(20);
   }
   const slowest = Math.max(...during);
-  console.log(`${during.length} queries during the outage, slowest failed in ${slowest.toFixed(0)} ms; working again ${first?.toFixed(0)} ms after Postgres was back`);
+  console.log(
+    `${during.length} queries during the outage, slowest failed in ${slowest.toFixed(0)} ms; working again ${first?.toFixed(0)} ms after Postgres was back`,
+  );
   // postgres.js's default backoff (3^n / 100 s, up to 20 s) made them wait 3 s and more after a few seconds down.
   expect(slowest).toBeLessThan(1_000);
   expect(first).toBeDefined();

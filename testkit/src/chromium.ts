@@ -1,14 +1,23 @@
+/**
+ * Headless Chromium for browser tests: Debian's /usr/bin/chromium driven by playwright-core
+ * (no browser is ever downloaded), with the flags a shared, sandbox-less test machine needs.
+ */
 import { type Browser, chromium } from "playwright-core";
 
-/**
- * Launches Debian's Chromium (/usr/bin/chromium) headless for the browser tests, through
- * playwright-core: no browser is ever downloaded. The flags keep it from talking to Google's
- * services (updates, sync, background requests) while a test runs.
- */
+/** Where Debian's package installs Chromium. */
+export const chromiumPath = "/usr/bin/chromium";
+
+/** Headless, no sandbox (tests may run as root), no GPU, and no calls home of its own. */
+export const chromiumArgs: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Starts a headless Chromium; close it with `browser.close()`. */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: 30_000,
-  });
+  return chromium.launch({ executablePath: chromiumPath, args: [...chromiumArgs], timeout: 30_000 });
 }

@@ -88,27 +88,32 @@ async function idOf(user: string): Promise<string> {
   return out;
 }
 
-/** How a {@link PrivateRedis} keeps its data. */
+/**
+ * The persistence flags of compose.yaml's Redis (tests/compose-redis.test.ts holds the two to
+ * each other): every write appended to a log, fsynced once a second, no RDB snapshots.
+ */
+export const persistentRedisArgs: readonly string[] = ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"];
+
+/** Options of {@link PrivateRedis.create}. */
 export interface PrivateRedisOptions {
   /**
-   * Keep an append-only file (fsync every second), as compose runs Redis, so a restart keeps
-   * what was written; without it the server keeps nothing on disk, as the machine's Redis.
+   * Keep the data across restarts as compose's Redis does ({@link persistentRedisArgs}), in a
+   * temporary directory of its own; default false: nothing on disk, as the machine's Redis.
    */
-  appendOnly?: boolean;
+  persistent?: boolean;
 }
 
-/** A redis-server of the test's own. */
+/** A redis-server of the test's own: keeping nothing on disk (as the machine's Redis) unless asked to persist. */
 export class PrivateRedis {
   private proc: ReturnType<typeof Bun.spawn> | undefined;
 
   private constructor(
     readonly port: number,
-    private readonly dir: string,
-    private readonly options: PrivateRedisOptions,
+    private readonly dataDir: string | undefined,
   ) {}
 
   static async create(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(freePort(), mkdtempSync(join(tmpdir(), "bazaar-redis-")), options);
+    const redis = new PrivateRedis(freePort(), options.persistent ? mkdtempSync(join(tmpdir(), "bazaar-redis-")) : undefined);
     await redis.start();
     return redis;
   }
@@ -117,10 +122,15 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** Starts the server (loading its append-only file, if it keeps one) and waits (up to 10 s) until it answers. */
+  /** Where a persistent server keeps its files (undefined without persistence). */
+  get dataDirectory(): string | undefined {
+    return this.dataDir;
+  }
+
+  /** Starts the server and waits (up to 10 s) until it answers. */
   async start(): Promise<void> {
-    const persistence = this.options.appendOnly ? ["--appendonly", "yes", "--appendfsync", "everysec"] : ["--appendonly", "no"];
-    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", ...persistence], {
+    const persistence = this.dataDir ? ["--dir", this.dataDir, ...persistentRedisArgs] : ["--save", "", "--appendonly", "no"];
+    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", ...persistence], {
       stdout: "ignore",
       stderr: "ignore",
     });
@@ -138,12 +148,17 @@ export class PrivateRedis {
   }
 
   /**
-   * Stops the server: SIGKILL is a crash (what is only in memory is lost); SIGTERM is a clean
-   * shutdown, which writes the append-only file out first.
+   * Stops the server. SIGKILL (the default) is a crash: what is only in memory is lost (all of
+   * it without persistence; with it, at most the writes of the last second not yet fsynced).
+   * SIGTERM is a clean shutdown: Redis fsyncs the log before it exits (bounded to 10 s, then killed).
    */
   async stop(signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<void> {
-    this.proc?.kill(signal);
-    await this.proc?.exited;
+    const proc = this.proc;
+    if (!proc) return;
+    proc.kill(signal);
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await proc.exited;
+    clearTimeout(timer);
     this.proc = undefined;
   }
 
@@ -160,10 +175,11 @@ export class PrivateRedis {
     this.proc?.kill("SIGCONT");
   }
 
+  /** Kills the server and deletes its data directory, if it has one. */
   async destroy(): Promise<void> {
     this.resume();
     await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 

@@ -41,28 +41,34 @@ export interface BffTestPlatform {
   cleanup(): Promise<void>;
 }
 
+/**
+ * The BFF's clients of a test platform's services (`overrides` replaces an address, e.g. with
+ * one nothing listens on), signing in to identity as the development client "bff".
+ */
+export function platformUpstreams(platform: TestPlatform, overrides: Partial<Record<ServiceName, string>> = {}): Upstreams {
+  const at = (name: ServiceName) => overrides[name] ?? platform.address(name);
+  return connectUpstreams({
+    IDENTITY_ADDR: at("identity"),
+    // The test platform's identity knows the development clients, the BFF's among them.
+    OAUTH_TOKEN_URL: `${platform.httpUrl("identity")}/oauth2/token`,
+    OAUTH_CLIENT_ID: "bff",
+    OAUTH_CLIENT_SECRET: developmentClientSecret("bff"),
+    CATALOG_ADDR: at("catalog"),
+    INVENTORY_ADDR: at("inventory"),
+    CART_ADDR: at("cart"),
+    ORDERS_ADDR: at("orders"),
+    PAYMENTS_ADDR: at("payments"),
+    NOTIFICATIONS_ADDR: at("notifications"),
+    UPSTREAM_TIMEOUT_MS: 5_000,
+  });
+}
+
 export async function startBffTestPlatform(env: Parameters<typeof startTestPlatform>[0] = {}, appOptions: Partial<AppOptions> = {}): Promise<BffTestPlatform> {
   const platform = await startTestPlatform(env);
   const prefix = testRedisPrefix();
   const replicas: BffReplica[] = [];
   let redis: RedisConnection | undefined;
-  const upstreamsAt = (overrides: Partial<Record<ServiceName, string>> = {}) => {
-    const at = (name: ServiceName) => overrides[name] ?? platform.address(name);
-    return connectUpstreams({
-      IDENTITY_ADDR: at("identity"),
-      // The test platform's identity knows the development clients, the BFF's among them.
-      OAUTH_TOKEN_URL: `${platform.httpUrl("identity")}/oauth2/token`,
-      OAUTH_CLIENT_ID: "bff",
-      OAUTH_CLIENT_SECRET: developmentClientSecret("bff"),
-      CATALOG_ADDR: at("catalog"),
-      INVENTORY_ADDR: at("inventory"),
-      CART_ADDR: at("cart"),
-      ORDERS_ADDR: at("orders"),
-      PAYMENTS_ADDR: at("payments"),
-      NOTIFICATIONS_ADDR: at("notifications"),
-      UPSTREAM_TIMEOUT_MS: 5_000,
-    });
-  };
+  const upstreamsAt = (overrides: Partial<Record<ServiceName, string>> = {}) => platformUpstreams(platform, overrides);
   const cleanup = async () => {
     for (const r of replicas) {
       await r.broker.close();

@@ -11,7 +11,16 @@ import { isAdmin, onStateChange, state } from "./state.ts";
 const account = document.getElementById("account") as HTMLElement;
 
 const cartCount = h("span", { class: "count", "data-testid": "cart-count" }, "0");
-const cartLink = h("a", { href: "/cart", class: "cart-link", "data-testid": "cart-link" }, basketIcon(), h("span", { class: "cart-label" }, "Cart"), cartCount);
+/** Shown while a lost cart's items wait on the cart page to be put back (see cart-copy.ts). */
+const cartLost = h("span", { class: "dot-count lost", "data-testid": "cart-lost-badge", "aria-hidden": "true", hidden: true }, "!");
+const cartLink = h(
+  "a",
+  { href: "/cart", class: "cart-link", "data-testid": "cart-link" },
+  basketIcon(),
+  h("span", { class: "cart-label" }, "Cart"),
+  cartCount,
+  cartLost,
+);
 
 function basketIcon(): SVGSVGElement {
   const basket = svg("path", {
@@ -36,7 +45,8 @@ function updateCounts(): void {
   const n = state.cartCount ?? 0;
   cartCount.textContent = String(n);
   cartCount.classList.toggle("zero", n === 0);
-  cartLink.setAttribute("aria-label", `Cart, ${n} item${n === 1 ? "" : "s"}`);
+  cartLost.hidden = state.cartLost === 0;
+  cartLink.setAttribute("aria-label", `Cart, ${n} item${n === 1 ? "" : "s"}${state.cartLost ? `; ${state.cartLost} went missing and can be put back` : ""}`);
   const unread = state.unread ?? 0;
   if (unreadBadge) {
     unreadBadge.textContent = String(unread);

@@ -14,7 +14,8 @@
  *   /admin  /admin/orders products (name, price, stock) and recent orders      admin.ts
  *
  * Test hooks (data-testid), stable for browser tests:
- *   header        cart-link, cart-count (text: the number of items), signin-link, signup-link,
+ *   header        cart-link, cart-count (text: the number of items), cart-lost-badge (items
+ *                 of a lost cart wait on the cart page), signin-link, signup-link,
  *                 user-menu-button, user-menu, unread-badge, unread-count, nav-orders,
  *                 nav-notifications, nav-admin, signout
  *   any page      loading, error (+ retry button), not-found, flash (one-off message),
@@ -25,7 +26,9 @@
  *                 add-to-cart (disabled when out of stock), add-result, view-cart
  *   cart          cart-page, cart-line (data-product="id"), cart-qty (+ cart-qty-dec,
  *                 cart-qty-inc), cart-remove, cart-line-total, cart-item-count, cart-total,
- *                 checkout (the button to the checkout page), cart-empty
+ *                 checkout (the button to the checkout page), cart-empty; a lost cart:
+ *                 cart-lost (data-lines="n"), cart-lost-line (data-product="id"),
+ *                 cart-restore, cart-lost-dismiss, cart-restored (data-units="n")
  *   auth          signup-form, signin-form, signup-submit, signin-submit, to-signin, to-signup;
  *                 fields named displayName, email, password (errors: error-email, …)
  *   checkout      checkout-page (data-idempotency-key), checkout-form, test-card-hint,

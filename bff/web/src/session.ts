@@ -1,5 +1,6 @@
 /** Signing in and out as the rest of the UI sees it: state, counts and the live event stream. */
 import { api, loadSession, read, setUnauthenticatedHandler, type User } from "./api.ts";
+import { forgetCart } from "./cart-copy.ts";
 import { connectEvents, disconnectEvents, onOrderUpdate, setEventsGuard } from "./events.ts";
 import { refreshCartCount, refreshCartSoon, refreshUnread, setState, state } from "./state.ts";
 
@@ -36,11 +37,13 @@ export function signedIn(user: User): void {
 
 export function signedOut(): void {
   disconnectEvents();
-  setState({ user: null, cartCount: null, unread: null });
+  setState({ user: null, cartCount: null, unread: null, cartLost: 0 });
 }
 
 /** Signs out at the BFF; the local state is cleared even if that call fails. */
 export async function signOut(): Promise<void> {
+  // Signing out on purpose: the next person at this computer must not see the cart's copy.
+  if (state.user) forgetCart(state.user.id);
   try {
     await read(api.auth.signout.$post());
   } finally {

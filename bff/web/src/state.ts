@@ -3,6 +3,7 @@
  * notifications are unread. The header listens and redraws; pages update it.
  */
 import { api, type Cart, read, type User } from "./api.ts";
+import { rememberCart } from "./cart-copy.ts";
 
 export interface AppState {
   user: User | null;
@@ -10,9 +11,11 @@ export interface AppState {
   cartCount: number | null;
   /** Unread notifications; null while unknown. */
   unread: number | null;
+  /** Units of a lost cart the cart page offers back (cart-copy.ts); 0 when nothing was lost. */
+  cartLost: number;
 }
 
-export const state: AppState = { user: null, cartCount: null, unread: null };
+export const state: AppState = { user: null, cartCount: null, unread: null, cartLost: 0 };
 
 const listeners = new Set<() => void>();
 
@@ -30,9 +33,10 @@ export function setState(patch: Partial<AppState>): void {
 
 export const isAdmin = (user: User | null = state.user): boolean => !!user?.roles.includes("admin");
 
-/** After any cart answer: the header's count follows it. */
+/** After any cart answer: the header's count follows it, and the browser's copy of the cart (cart-copy.ts) too. */
 export function cartChanged(cart: Cart): void {
-  setState({ cartCount: cart.itemCount ?? cart.lines.reduce((n, l) => n + l.quantity, 0) });
+  const lost = state.user ? rememberCart(state.user.id, cart) : [];
+  setState({ cartCount: cart.itemCount ?? cart.lines.reduce((n, l) => n + l.quantity, 0), cartLost: lost.reduce((n, l) => n + l.quantity, 0) });
 }
 
 /** Re-reads the cart count (signed in only); failures leave the last known count. */

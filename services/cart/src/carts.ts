@@ -5,7 +5,7 @@ import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { log } from "@bazaar/platform/log";
 import type { CartSchema } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import type { CatalogService, Product } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
-import type { CartStore, StoredLine } from "./cart-store.ts";
+import type { CartStore, StoredCart } from "./cart-store.ts";
 
 /** A cart as the API returns it. */
 export type PricedCart = MessageInitShape<typeof CartSchema>;
@@ -41,8 +41,8 @@ export class Carts {
 
   /** The user's cart, priced. */
   async get(userId: string): Promise<PricedCart> {
-    const { lines, view } = await this.snapshot(userId);
-    return this.priced(userId, lines, view);
+    const { stored, view } = await this.snapshot(userId);
+    return this.priced(userId, stored, view);
   }
 
   /** Adds units of a catalog product (NOT_FOUND if the catalog has none with this id). */
@@ -71,20 +71,20 @@ export class Carts {
     return this.priced(userId, await this.store.remove(userId, [productId]), view);
   }
 
-  /** Empties the cart (needs no prices, so it works while the catalog is down). */
+  /** Empties the cart, keeping its revision (needs no prices, so it works while the catalog is down). */
   async clear(userId: string): Promise<void> {
     await this.store.clear(userId);
   }
 
   /**
    * Reads the cart and asks the catalog about its products (and `also`), dropping the lines
-   * whose product is gone; returns the remaining lines and what the catalog said.
+   * whose product is gone; returns the remaining cart and what the catalog said.
    */
-  private async snapshot(userId: string, also?: string): Promise<{ lines: StoredLine[]; view: CatalogView }> {
-    let lines = await this.store.lines(userId);
-    const view = await this.lookup([...lines.map((l) => l.productId), ...(also ? [also] : [])]);
-    if (lines.some((l) => view.missing.has(l.productId))) lines = await this.dropGone(userId, lines, view);
-    return { lines, view };
+  private async snapshot(userId: string, also?: string): Promise<{ stored: StoredCart; view: CatalogView }> {
+    let stored = await this.store.cart(userId);
+    const view = await this.lookup([...stored.lines.map((l) => l.productId), ...(also ? [also] : [])]);
+    if (stored.lines.some((l) => view.missing.has(l.productId))) stored = await this.dropGone(userId, stored, view);
+    return { stored, view };
   }
 
   /** One BatchGetProducts call; UNAVAILABLE if the catalog cannot answer. */
@@ -107,7 +107,7 @@ export class Carts {
   }
 
   /** Removes the lines whose product the catalog does not have; returns the rest. */
-  private async dropGone(userId: string, lines: StoredLine[], view: CatalogView): Promise<StoredLine[]> {
+  private async dropGone(userId: string, { lines }: StoredCart, view: CatalogView): Promise<StoredCart> {
     const gone = lines.filter((l) => view.missing.has(l.productId)).map((l) => l.productId);
     log.warn("dropped cart lines whose products the catalog no longer has", { userId, productIds: gone });
     return this.store.remove(userId, gone);
@@ -117,18 +117,18 @@ export class Carts {
    * Prices lines with what the catalog said. Lines added by a concurrent call since the
    * snapshot are looked up in one more call (rare); any gone product is dropped.
    */
-  private async priced(userId: string, lines: StoredLine[], view: CatalogView): Promise<PricedCart> {
-    const unknown = lines.map((l) => l.productId).filter((id) => !view.found.has(id) && !view.missing.has(id));
+  private async priced(userId: string, stored: StoredCart, view: CatalogView): Promise<PricedCart> {
+    const unknown = stored.lines.map((l) => l.productId).filter((id) => !view.found.has(id) && !view.missing.has(id));
     if (unknown.length) {
       const more = await this.lookup(unknown);
       for (const [id, p] of more.found) view.found.set(id, p);
       for (const id of more.missing) view.missing.add(id);
     }
-    if (lines.some((l) => view.missing.has(l.productId))) lines = await this.dropGone(userId, lines, view);
+    if (stored.lines.some((l) => view.missing.has(l.productId))) stored = await this.dropGone(userId, stored, view);
 
     let total = 0n;
     let itemCount = 0;
-    const priced = lines.map((line) => {
+    const priced = stored.lines.map((line) => {
       const product = view.found.get(line.productId)!;
       const unit = product.price?.amountMinor ?? 0n;
       const currency = product.price?.currencyCode ?? "";
@@ -150,6 +150,6 @@ export class Carts {
         imageUrl: product.imageUrl,
       };
     });
-    return { userId, lines: priced, total: { currencyCode: this.options.currency, amountMinor: total }, itemCount };
+    return { userId, lines: priced, total: { currencyCode: this.options.currency, amountMinor: total }, itemCount, revision: stored.revision };
   }
 }

@@ -64,6 +64,8 @@ async function newUser() {
 
 /** What Redis holds for a user's cart. */
 const stored = (userId: string) => redis.client.hGetAll(store.key(userId));
+/** The product ids of the lines Redis holds for a user (without the revision's field). */
+const storedLines = async (userId: string) => Object.keys(await stored(userId)).filter((f) => f !== ":rev");
 const quantities = (cart: Cart | undefined) => Object.fromEntries((cart?.lines ?? []).map((l) => [l.productId, l.quantity]));
 const unknownProduct = "00000000-0000-4000-8000-00000000c0de";
 
@@ -108,7 +110,7 @@ describe("a cart", () => {
 
     await client.clearCart({}, user.auth);
     expect((await client.getCart({}, user.auth)).cart?.lines).toEqual([]);
-    expect(await redis.client.exists(store.key(user.id))).toBe(0);
+    expect(await storedLines(user.id)).toEqual([]);
     await client.clearCart({}, user.auth); // clearing an empty cart is fine too
   });
 
@@ -136,6 +138,41 @@ describe("a cart", () => {
     const ttl = await redis.client.ttl(store.key(user.id));
     expect(ttl).toBeGreaterThan(ttlSeconds - 10);
     expect(ttl).toBeLessThanOrEqual(ttlSeconds);
+  });
+});
+
+describe("the revision", () => {
+  test("grows with every change and is kept when the cart is emptied on purpose (the last line removed, ClearCart), for the cart's TTL", async () => {
+    const user = await newUser();
+    const [a, b] = [products[11]!, products[12]!];
+    expect((await client.getCart({}, user.auth)).cart?.revision).toBe(0);
+    const revisions = [
+      (await client.addItem({ productId: a.id, quantity: 1 }, user.auth)).cart?.revision,
+      (await client.addItem({ productId: b.id, quantity: 2 }, user.auth)).cart?.revision,
+      (await client.updateItem({ productId: a.id, quantity: 3 }, user.auth)).cart?.revision,
+      (await client.removeItem({ productId: b.id }, user.auth)).cart?.revision,
+      (await client.updateItem({ productId: a.id, quantity: 0 }, user.auth)).cart?.revision,
+    ];
+    expect(revisions).toEqual([1, 2, 3, 4, 5]);
+    expect((await client.getCart({}, user.auth)).cart).toMatchObject({ lines: [], revision: 5 });
+    await client.addItem({ productId: a.id, quantity: 1 }, user.auth);
+    await client.clearCart({}, user.auth);
+    expect((await client.getCart({}, user.auth)).cart).toMatchObject({ lines: [], itemCount: 0, revision: 7 });
+    expect(await redis.client.ttl(store.key(user.id))).toBeGreaterThan(ttlSeconds - 10);
+  });
+
+  test("a cart Redis no longer holds reads as revision 0, lower than any its owner was shown", async () => {
+    const user = await newUser();
+    await client.addItem({ productId: products[13]!.id, quantity: 2 }, user.auth);
+    await redis.client.del(store.key(user.id));
+    expect((await client.getCart({}, user.auth)).cart).toMatchObject({ lines: [], revision: 0 });
+  });
+
+  test("a full cart of 50 lines stays full: the revision's field is not counted as a line", async () => {
+    const user = await newUser();
+    for (const p of products.slice(0, 50)) await client.addItem({ productId: p.id, quantity: 1 }, user.auth);
+    const err = await rpcError(client.addItem({ productId: products[50]!.id, quantity: 1 }, user.auth));
+    expect(err.message).toContain("holds 50 different products");
   });
 });
 
@@ -202,7 +239,7 @@ describe("products", () => {
     await redis.client.hSet(store.key(user.id), unknownProduct, `{"q":1,"t":${Date.now() * 1000}}`);
     const { cart } = await client.getCart({}, user.auth);
     expect(quantities(cart)).toEqual({ [p.id]: 2 });
-    expect(Object.keys(await stored(user.id))).toEqual([p.id]);
+    expect(await storedLines(user.id)).toEqual([p.id]);
   });
 
   test("a product priced in another currency cannot be added (FAILED_PRECONDITION)", async () => {
@@ -318,6 +355,8 @@ describe("OrderConfirmed", () => {
     const messageId = crypto.randomUUID();
     await publishConfirmed(messageId, alice.id);
     await eventually(async () => (await client.getCart({}, alice.auth)).cart?.itemCount === 0, { what: "Alice's cart to be emptied" });
+    // Emptied on purpose: the revision moved on (2 adds, then the emptying), so no device takes it for a lost cart.
+    expect((await client.getCart({}, alice.auth)).cart?.revision).toBe(3);
     expect(quantities((await client.getCart({}, bob.auth)).cart)).toEqual({ [x.id]: 4 });
     expect(await redis.client.ttl(store.inboxKey(orderConfirmedQueue, messageId))).toBeGreaterThan(7 * 86_400 - 60);
 
@@ -377,6 +416,6 @@ describe("when the catalog is down", () => {
     }
     expect(await stored(user.id)).toEqual(before);
     await client.clearCart({}, user.auth);
-    expect(await redis.client.exists(store.key(user.id))).toBe(0);
+    expect(await storedLines(user.id)).toEqual([]);
   });
 });
