@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
+import { createClient as createRedisClient } from "redis";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
 import { eventually } from "@bazaar/testkit/eventually";
@@ -99,6 +100,24 @@ describe("Redis down", () => {
     await eventually(() => platform.clients.cart.getCart({}, buyer).then(() => true), { what: "GetCart to work again", timeoutMs: 10_000 });
     console.log(`cart serving ${(performance.now() - back).toFixed(0)} ms after Redis was back`);
   }, 60_000);
+});
+
+describe("Redis refusing work", () => {
+  test("a Redis out of memory (noeviction refuses writes) answers AddItem UNAVAILABLE naming Redis, not INTERNAL, and takes writes again once it has room", async () => {
+    const { products } = await platform.clients.catalog.listProducts({ pageSize: 1 });
+    const admin = createRedisClient({ url: redis.url });
+    await admin.connect();
+    try {
+      // One byte of memory: every write is refused with "OOM command not allowed …", as a full Redis under noeviction.
+      await admin.configSet("maxmemory", "1");
+      const err = await rpcError(platform.clients.cart.addItem({ productId: products[0]!.id, quantity: 1 }, buyer));
+      expect({ code: err.codeName, namesRedis: err.message.includes("Redis") }).toEqual({ code: "UNAVAILABLE", namesRedis: true });
+    } finally {
+      await admin.configSet("maxmemory", "0");
+      await admin.close();
+    }
+    await platform.clients.cart.addItem({ productId: products[0]!.id, quantity: 1 }, buyer);
+  }, 30_000);
 });
 
 /** cart's count of GetCart calls it has finished serving with `code` (grpc_server_handled_total). */

@@ -1,4 +1,4 @@
-import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, SocketClosedUnexpectedlyError, SocketTimeoutError } from "redis";
+import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, ErrorReply, SocketClosedUnexpectedlyError, SocketTimeoutError } from "redis";
 
 /**
  * Telling an outage from a bug. A query that fails because Postgres cannot be reached, or a
@@ -52,13 +52,23 @@ export function markPostgresOutage(err: unknown): void {
   }
 }
 
-function isRedisConnectionError(err: unknown): boolean {
+/**
+ * Redis's error replies that mean the server is up but not taking this work now, whatever the
+ * command: still loading its data after a restart (LOADING, while it replays a large append-only
+ * file), out of memory under `noeviction` (OOM), unable to persist (MISCONF), busy in a script
+ * (BUSY), a replica that lost its primary or is read-only (MASTERDOWN, READONLY), a cluster
+ * resharding (TRYAGAIN, CLUSTERDOWN). An operator must look at Redis; the caller may retry.
+ */
+const redisUnavailableReplies = /^(LOADING|OOM|MISCONF|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/;
+
+function isRedisUnavailable(err: unknown): boolean {
   return (
     err instanceof ClientOfflineError ||
     err instanceof ClientClosedError ||
     err instanceof SocketClosedUnexpectedlyError ||
     err instanceof ConnectionTimeoutError ||
-    err instanceof SocketTimeoutError
+    err instanceof SocketTimeoutError ||
+    (err instanceof ErrorReply && redisUnavailableReplies.test(err.message))
   );
 }
 
@@ -70,7 +80,7 @@ export function unavailableDependency(err: unknown): Dependency | undefined {
   for (let e: unknown = err, depth = 0; e && typeof e === "object" && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const marked = (e as { [dependencyOf]?: Dependency })[dependencyOf];
     if (marked) return marked;
-    if (isRedisConnectionError(e)) return "Redis";
+    if (isRedisUnavailable(e)) return "Redis";
   }
   return undefined;
 }
