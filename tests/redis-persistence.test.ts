@@ -118,7 +118,7 @@ describe("a Redis with compose's persistence (AOF, fsync every second)", () => {
     const stopped = performance.now();
     await persistent.stop("SIGTERM");
     await persistent.start();
-    // /api/session answers "nobody" while it cannot read the session (Redis not reconnected yet):
+    // /api/session answers 503 while it cannot read the session (Redis not reconnected yet):
     // wait until it reads the session again, then it must be the same user's.
     const session = await eventually(
       async () => {
@@ -153,10 +153,15 @@ describe("a Redis that lost everything (no persistence)", () => {
         await admin.client.flushAll();
         await admin.close();
       } else {
+        const newcomer = await bffOn(forgetful);
         await forgetful.stop("SIGKILL");
-        // While it is down the BFF cannot tell: a 503 to try again, never a 500.
+        // While it is down the BFF cannot tell: a 503 to try again, never a 500, nor "signed
+        // out" (/api/session) to a browser that has a session; one without is answered as ever.
         const down = await b.get("/api/cart");
         expect(down.status).toBe(503);
+        expect((await b.get("/api/session")).status).toBe(503);
+        const anonymous = await newcomer.get("/api/session");
+        expect({ status: anonymous.status, user: (await body<{ user: unknown }>(anonymous)).user }).toEqual({ status: 200, user: null });
         await forgetful.start();
       }
       const res = await eventually(

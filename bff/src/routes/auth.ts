@@ -40,8 +40,10 @@ export function sessionRoutes(secureCookies: boolean) {
       csrfToken = randomToken();
       writeCsrfCookie(c, csrfToken, secureCookies);
     }
-    // Redis being down should not break every page: the shop then looks signed out.
-    const session = await c.var.session().catch(() => undefined);
+    // A browser without a session cookie is answered without Redis. One with a cookie whose
+    // session cannot be read (Redis down) gets a 503, which the page asks again after: "signed
+    // out" would send a signed-in shopper to a sign-in that cannot work either.
+    const session = await c.var.session();
     c.header("cache-control", "no-store");
     return c.json({ user: session?.record.user ?? null, csrfToken });
   });

@@ -1,5 +1,5 @@
 /** Signing in and out as the rest of the UI sees it: state, counts and the live event stream. */
-import { api, loadSession, read, setUnauthenticatedHandler, type User } from "./api.ts";
+import { ApiError, api, loadSession, read, setUnauthenticatedHandler, type User } from "./api.ts";
 import { forgetCart } from "./cart-copy.ts";
 import { connectEvents, disconnectEvents, onOrderUpdate, setEventsGuard } from "./events.ts";
 import { refreshCartCount, refreshCartSoon, refreshUnread, setState, state } from "./state.ts";
@@ -20,11 +20,30 @@ export async function startSession(): Promise<void> {
     refreshCartSoon();
     setTimeout(() => void refreshUnread(true), 800);
   }, new AbortController().signal);
+  if (!(await readSession())) void askAgainLater();
+}
+
+/** Reads the session once; false if the BFF could not read it just now (a 503: try again), true otherwise. */
+async function readSession(): Promise<boolean> {
   try {
     const session = await loadSession(AbortSignal.timeout(5_000));
     if (session.user) signedIn(session.user);
-  } catch {
-    /* signed out */
+    return true;
+  } catch (err) {
+    // Anything but a 503 (no answer at all, say): browse signed out.
+    return !(err instanceof ApiError && err.status === 503);
+  }
+}
+
+/**
+ * The BFF could not read this browser's session (its Redis was out): the shop browses signed
+ * out meanwhile, and the session is asked for again every few seconds for a minute, so the
+ * shopper is signed in again by itself once the BFF can read it.
+ */
+async function askAgainLater(): Promise<void> {
+  for (let attempt = 0; attempt < 20 && !state.user; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    if (await readSession()) return;
   }
 }
 
