@@ -331,15 +331,17 @@ describe("when a dependency is down", () => {
     }
   });
 
-  test("Redis unreachable: signed-in pages are a 503, the catalog still answers", async () => {
+  test("Redis unreachable: signed-in pages and the signed-in shopper's /api/session are a 503 (not 'signed out'); the catalog and a browser without a session are answered", async () => {
     const redis = await connectRedis(testEnv.REDIS_URL, env.redis.keyPrefix);
     const b = browser();
     await b.signUp();
     b.app = createApp({ upstreams: env.bff.upstreams, redis });
+    const newcomer = new TestBrowser(b.app);
     await redis.close();
     expect((await b.get("/api/cart")).status).toBe(503);
     expect((await b.get("/api/products?pageSize=1")).status).toBe(200);
-    expect((await b.get("/api/session")).status).toBe(200);
+    expect((await b.get("/api/session")).status).toBe(503);
+    expect((await newcomer.get("/api/session")).status).toBe(200);
   });
 });
 
