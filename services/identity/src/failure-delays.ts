@@ -74,14 +74,17 @@ export type AttemptVerdict = { allowed: true; attempt: RecordedAttempt } | { all
  * free failures, the next attempt must wait a delay that doubles with every failure. A guess
  * at full speed thus gets a handful of tries and then about one per doubling delay.
  *
- * If Redis cannot be reached the attempt is allowed (logged): sign-in stays available, and
- * argon2id still makes each guess cost tens of milliseconds.
+ * If Redis cannot be reached, `whenUnavailable` decides: "refuse" (the default) lets the Redis
+ * error through, so the caller is answered UNAVAILABLE naming Redis and no guess goes
+ * uncounted; "allow" lets the attempt through (logged), for secrets too long to guess where
+ * refusing would do more harm than the throttle prevents (see the token endpoint in main.ts).
  */
 export class FailureDelays {
   constructor(
     private readonly redis: RedisConnection,
     /** Names the throttle in logs, e.g. "token endpoint". */
     private readonly what: string,
+    private readonly whenUnavailable: "refuse" | "allow" = "refuse",
   ) {}
 
   /** A key under the Redis prefix. */
@@ -99,6 +102,7 @@ export class FailureDelays {
       );
       return waitMs > 0 ? { allowed: false, waitMs } : { allowed: true, attempt };
     } catch (err) {
+      if (this.whenUnavailable === "refuse") throw err;
       log.warn(`${this.what} throttle unavailable; allowing the attempt`, { err: (err as Error).message });
       return { allowed: true, attempt };
     }

@@ -94,8 +94,9 @@ export interface LoginAttempt {
  * The client address is the one identity was given by a trusted caller (see rpc.ts), else the
  * connection's peer. The counts live in Redis: they are short-lived by nature (TTLs remove
  * them), every replica shares them, and a flood of failures does not turn into writes on the
- * accounts database. If Redis cannot be reached the check is skipped (logged): login stays
- * available, and argon2id still makes each guess cost tens of milliseconds.
+ * accounts database. If Redis cannot be reached the attempt is refused, UNAVAILABLE naming
+ * Redis (the chassis maps its error): a Redis outage must not open a window of unthrottled
+ * password guessing. (identity reports NOT_SERVING meanwhile: Redis is a required dependency.)
  */
 export class LoginThrottle {
   private readonly options: LoginThrottleOptions;
@@ -131,17 +132,11 @@ export class LoginThrottle {
   async attempt(email: string, address: string): Promise<LoginAttempt> {
     const o = this.options;
     const attempt = { email, address, id: crypto.randomUUID() };
-    let reply: [number, number];
-    try {
-      const args = [Date.now(), attempt.id, o.windowMs, o.maxFailures, o.addressWindowMs, o.addressFreeFailures, o.addressBaseDelayMs];
-      reply = (await this.redis.client.eval(attemptScript, {
-        keys: this.keys(email, address),
-        arguments: [...args, o.addressMaxDelayMs, o.accountCeiling].map(String),
-      })) as [number, number];
-    } catch (err) {
-      log.warn("login throttle unavailable; allowing the attempt", { err: (err as Error).message });
-      return attempt;
-    }
+    const args = [Date.now(), attempt.id, o.windowMs, o.maxFailures, o.addressWindowMs, o.addressFreeFailures, o.addressBaseDelayMs];
+    const reply = (await this.redis.client.eval(attemptScript, {
+      keys: this.keys(email, address),
+      arguments: [...args, o.addressMaxDelayMs, o.accountCeiling].map(String),
+    })) as [number, number];
     const [refused, value] = reply.map(Number) as [number, number];
     if (refused === 1) throw new ResourceExhaustedError(`too many attempts; try again in ${waitInWords(value)}`);
     if (refused === 2) throw addressRefusal(value);
