@@ -4,7 +4,8 @@
  * 1. Cold start: `bun scripts/dev.ts` on free ports (DEV_PORT_OFFSET) with a fresh DEV_INSTANCE,
  *    so each run creates, migrates and seeds its databases; time from spawn until the runner
  *    prints "all healthy in"; three runs, min and median.
- * 2. Idle RSS of each platform process once healthy and idle (from /proc/<pid>/status).
+ * 2. Idle memory of each platform process once healthy and idle: RSS (/proc/<pid>/status), PSS
+ *    and private (/proc/<pid>/smaps_rollup), and the platform's totals.
  * 3. Throughput and latency, each scenario with the same concurrency and duration and the load
  *    generator in its own process:
  *      gRPC: catalog GetProduct on a cache hit vs a bare grpc-js server answering a fixed
@@ -97,6 +98,19 @@ function machineTicks(): { busy: number; total: number } {
 function rssMiB(pid: number): number | undefined {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readProc(`/proc/${pid}/status`) ?? "");
   return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
+}
+
+/**
+ * A process's memory in MiB from /proc/<pid>/smaps_rollup: PSS (each shared page split
+ * among the processes that map it) and private (pages no other process maps). VmRSS counts
+ * every shared page in full in every process — on Bun, the ~40 MB of the bun executable's
+ * pages each process touches — so a sum of RSS counts those once per process.
+ */
+function sharedAwareMiB(pid: number): { pss?: number; private?: number } {
+  const text = readProc(`/proc/${pid}/smaps_rollup`) ?? "";
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(text)?.[1] ?? Number.NaN);
+  const mib = (k: number) => (Number.isFinite(k) ? Math.round((k / 1024) * 10) / 10 : undefined);
+  return { pss: mib(kb("Pss")), private: mib(kb("Private_Clean") + kb("Private_Dirty")) };
 }
 
 /** Every redis-server process on this machine (their CPU shows what the cache path costs). */
@@ -409,7 +423,7 @@ try {
     bff: "Hono HTTP, catalog gRPC client, built web UI",
     cart: "gRPC service, Redis, RabbitMQ",
   };
-  const rss: { process: string; pid: number; idleMiB?: number; afterLoadMiB?: number; note: string }[] = [
+  const rss: { process: string; pid: number; idleMiB?: number; idlePssMiB?: number; idlePrivateMiB?: number; afterLoadMiB?: number; note: string }[] = [
     ...Object.entries(platform.pids).map(([name, pid]) => ({
       process: name,
       pid,
@@ -418,6 +432,19 @@ try {
     })),
     { process: "dev runner", pid: platform.runner.proc.pid, idleMiB: rssMiB(platform.runner.proc.pid), note: "bun scripts/dev.ts (supervisor)" },
   ];
+  for (const r of rss) {
+    const shared = sharedAwareMiB(r.pid);
+    r.idlePssMiB = shared.pss;
+    r.idlePrivateMiB = shared.private;
+  }
+  // The idle platform: every Bazaar process the runner started, and the runner.
+  const round1 = (n: number) => Math.round(n * 10) / 10;
+  const platformMemory = {
+    processes: rss.length,
+    rssMiB: round1(rss.reduce((n, r) => n + (r.idleMiB ?? 0), 0)),
+    pssMiB: round1(rss.reduce((n, r) => n + (r.idlePssMiB ?? 0), 0)),
+    privateMiB: round1(rss.reduce((n, r) => n + (r.idlePrivateMiB ?? 0), 0)),
+  };
 
   // Inputs shared by the scenarios: one product id, its GetProduct response and its JSON body.
   const catalogAddr = platform.catalogGrpc;
@@ -652,12 +679,14 @@ try {
     ),
     `  min ${fmtNum(Math.min(...wall))} ms, median ${fmtNum(median(wall))} ms (runner's own: min ${fmtNum(Math.min(...printed))}, median ${fmtNum(median(printed))} ms)`,
     "",
-    `2. RSS (VmRSS), idle ${config.idleS} s after healthy / after the load below`,
+    `2. Memory, idle ${config.idleS} s after healthy (RSS, PSS, private) / RSS after the load below`,
     table(
-      ["process", "pid", "idle MiB", "after load MiB", "what"],
-      rss.map((r) => [r.process, String(r.pid), fmtNum(r.idleMiB, 1), fmtNum(r.afterLoadMiB, 1), r.note]),
-      ["l", "r", "r", "r", "l"],
+      ["process", "pid", "idle RSS MiB", "idle PSS MiB", "idle private MiB", "after load RSS MiB", "what"],
+      rss.map((r) => [r.process, String(r.pid), fmtNum(r.idleMiB, 1), fmtNum(r.idlePssMiB, 1), fmtNum(r.idlePrivateMiB, 1), fmtNum(r.afterLoadMiB, 1), r.note]),
+      ["l", "r", "r", "r", "r", "r", "l"],
     ),
+    `  the idle platform (${platformMemory.processes} Bazaar processes, the runner included): RSS ${fmtNum(platformMemory.rssMiB, 1)} MiB, PSS ${fmtNum(platformMemory.pssMiB, 1)} MiB, private ${fmtNum(platformMemory.privateMiB, 1)} MiB`,
+    "   RSS counts a shared page in every process that maps it (the bun executable's ~40 MB each); PSS splits it among them, so PSS sums to what the platform occupies; private is what no other process shares.",
     "",
     `3. Throughput: ${config.concurrency} in flight, ${config.warmupS} s warm-up + ${config.durationS} s measured, load generator in its own process`,
     `   gRPC load: grpc-js through the platform's createClient (one channel); HTTP load: ${httpTool}${wrkPath ? ` (-t1 -c${config.concurrency})` : ""}`,
@@ -749,6 +778,7 @@ try {
   Object.assign(report, {
     coldStart: { runs: cold, minMs: Math.min(...wall), medianMs: median(wall), runnerMinMs: Math.min(...printed), runnerMedianMs: median(printed), offset },
     rss,
+    idlePlatformMemory: platformMemory,
     load: { productId: id, ...sizes, scenarios: scenarios.map((s) => ({ ...s, serverCpuUsPerCall: cpuPerCall(s) ?? null, vsBaseline: ratio(s) ?? null })) },
     orders: { runs: orderRuns, fixedRatePerS: fixedRate, rssUnderLoad },
     totalDurationS: totalS,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseEnv } from "@bazaar/platform/env";
+import { parseEnv } from "@bazaar/platform/parse-env";
 import { infrastructureDefaults } from "@bazaar/platform/service-catalog";
 
 /** The dev runner's configuration. Everything has a local default; set a variable to change it. */

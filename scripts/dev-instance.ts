@@ -7,7 +7,8 @@
  * Redis keys.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { dropDatabase, withDatabase } from "@bazaar/platform/db";
+import { dropDatabase } from "@bazaar/platform/db";
+import { withDatabase } from "@bazaar/platform/database-url";
 import { deleteVhost } from "@bazaar/platform/messaging/vhost";
 import { devVhostName } from "./dev-env.ts";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";

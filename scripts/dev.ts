@@ -13,7 +13,7 @@
  * DEV_PORT_OFFSET and DEV_INSTANCE run a second, isolated platform beside the first (the
  * end-to-end tests do).
  */
-import { withDatabase } from "@bazaar/platform/db";
+import { withDatabase } from "@bazaar/platform/database-url";
 import { startProcess } from "@bazaar/platform/processes";
 import { metricsPortOf, peerEnv, serviceCatalog, type ServiceEntry, serviceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";

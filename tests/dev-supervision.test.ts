@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import type { TCPSocketListener } from "bun";
-import { withDatabase } from "@bazaar/platform/db";
+import { withDatabase } from "@bazaar/platform/database-url";
 import { createClient } from "@bazaar/platform/grpc/client";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { PaymentsService } from "@bazaar/proto/bazaar/payments/v1/payments_pb";

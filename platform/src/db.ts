@@ -1,6 +1,7 @@
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
+import { withDatabase } from "./database-url.ts";
 import { log } from "./log.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { currentCallBudget } from "./call-budget.ts";
@@ -126,13 +127,6 @@ export function databaseName(url: string): string {
     throw new Error(`database name ${JSON.stringify(name)} in ${redactUrl(url)} must be lowercase letters, digits and underscores`);
   }
   return name;
-}
-
-/** The same Postgres URL pointing at another database. */
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }
 
 type Query = Promise<unknown> & { resolve: (x: unknown) => void; reject: (e: unknown) => void };

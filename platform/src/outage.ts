@@ -1,5 +1,3 @@
-import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, ErrorReply, SocketClosedUnexpectedlyError, SocketTimeoutError } from "redis";
-
 /**
  * Telling an outage from a bug. A query that fails because Postgres cannot be reached, or a
  * Redis command on a lost connection, is not the caller's fault nor the code's: the chassis
@@ -61,15 +59,24 @@ export function markPostgresOutage(err: unknown): void {
  */
 const redisUnavailableReplies = /^(LOADING|OOM|MISCONF|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/;
 
-function isRedisUnavailable(err: unknown): boolean {
-  return (
-    err instanceof ClientOfflineError ||
-    err instanceof ClientClosedError ||
-    err instanceof SocketClosedUnexpectedlyError ||
-    err instanceof ConnectionTimeoutError ||
-    err instanceof SocketTimeoutError ||
-    (err instanceof ErrorReply && redisUnavailableReplies.test(err.message))
-  );
+/**
+ * node-redis's errors for a connection that is down, closed or timed out. Told by class name,
+ * not `instanceof`, so that this module (which every service loads) does not import node-redis:
+ * it costs a process about 13 MB, and most services keep nothing in Redis.
+ */
+const redisConnectionErrors = new Set([
+  "ClientOfflineError",
+  "ClientClosedError",
+  "SocketClosedUnexpectedlyError",
+  "ConnectionTimeoutError",
+  "SocketTimeoutError",
+]);
+/** node-redis's classes of an error reply from the server (`-ERR …`). */
+const redisErrorReplies = new Set(["ErrorReply", "SimpleError", "BlobError"]);
+
+function isRedisUnavailable(err: object): boolean {
+  const kind = err.constructor?.name ?? "";
+  return redisConnectionErrors.has(kind) || (redisErrorReplies.has(kind) && redisUnavailableReplies.test((err as Error).message ?? ""));
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Hono } from "hono";
-import { type CacheAsideOptions, CacheAside, connectRedis, type RedisConnection } from "./cache.ts";
+import type { CacheAside, CacheAsideOptions, RedisConnection } from "./cache.ts";
 import { type Database, type DatabaseOptions, openDatabase } from "./db.ts";
 import { Broker } from "./messaging/broker.ts";
 import { OutboxRelay } from "./messaging/outbox.ts";
@@ -14,6 +14,13 @@ import { configureMetrics } from "./metrics.ts";
 import { Readiness } from "./readiness.ts";
 import { repositoryRoot } from "./service-catalog.ts";
 import { shutdownTelemetry, startTelemetry } from "./telemetry.ts";
+
+/**
+ * The Redis half of the chassis (./cache.ts and node-redis), loaded by the first
+ * {@link ServiceHost.connectRedis}: node-redis alone costs a process about 13 MB, which the
+ * services that keep nothing in Redis need not carry.
+ */
+let cacheModule: typeof import("./cache.ts") | undefined;
 
 /**
  * The environment a service host reads (see `serviceEnv`, `redisEnv`, `amqpEnv` and `authEnv`
@@ -112,7 +119,8 @@ export class ServiceHost {
     const { REDIS_URL, REDIS_KEY_PREFIX } = this.env;
     if (REDIS_URL === undefined || REDIS_KEY_PREFIX === undefined)
       throw new Error(`${this.name} uses Redis but its environment has no REDIS_URL (redisEnv declares it)`);
-    const redis = await connectRedis(REDIS_URL, REDIS_KEY_PREFIX).catch((err: unknown) => fail("cannot connect to Redis", err));
+    cacheModule ??= await import("./cache.ts");
+    const redis = await cacheModule.connectRedis(REDIS_URL, REDIS_KEY_PREFIX).catch((err: unknown) => fail("cannot connect to Redis", err));
     this.closers.push({ what: "redis", close: redis.close });
     this.readiness.add("redis", () => redis.client.ping(), options);
     return redis;
@@ -144,9 +152,10 @@ export class ServiceHost {
     return relay;
   }
 
-  /** A cache-aside cache on a Redis connection. */
+  /** A cache-aside cache on a Redis connection (from {@link connectRedis}). */
   cache<T>(redis: RedisConnection, options: CacheAsideOptions<T>): CacheAside<T> {
-    return new CacheAside(redis, options);
+    if (!cacheModule) throw new Error("cache() takes a connection from connectRedis(), which was not called");
+    return new cacheModule.CacheAside(redis, options);
   }
 
   /**
