@@ -103,34 +103,42 @@ export class OrderStore {
     if (input.expectedTotal) requireTotalAsShown(input.expectedTotal, { currencyCode: currency, amountMinor: totalMinor });
     // The saga is this executor's from the moment it exists (unless it is shutting down).
     const claim = this.executor.claimNew();
-    let orderId: string;
+    // The id is made here, not by the database, so that the order, its lines and its saga are
+    // one statement (data-modifying CTEs; the foreign keys are checked at its end).
+    const orderId = crypto.randomUUID();
+    const items: OrderItemRow[] = input.lines.map((l, i) => ({
+      orderId,
+      lineNo: i,
+      productId: l.productId,
+      name: priced[i]!.name,
+      unitPriceMinor: priced[i]!.unitPriceMinor,
+      quantity: l.quantity,
+    }));
+    const saga = { orderId, step: "reserve", attempts: claim?.attempts ?? 0, cancelRequested: false, paymentMethodToken: input.paymentMethodToken } as const;
+    let placed: OrderRow;
     try {
-      orderId = await this.database.db.transaction(async (tx) => {
-        const [order] = await tx.insert(orders).values({ userId, currency, totalMinor, idempotencyKey: input.idempotencyKey, requestHash: hash }).returning();
+      placed = await this.database.db.transaction(async (tx) => {
+        const lines = tx.$with("lines").as(tx.insert(orderItems).values(items).returning({ orderId: orderItems.orderId }));
+        const started = tx.$with("started").as(
+          tx
+            .insert(sagas)
+            .values({ ...saga, ...claim })
+            .returning({ orderId: sagas.orderId }),
+        );
+        const [order] = await tx
+          .with(lines, started)
+          .insert(orders)
+          .values({ id: orderId, userId, currency, totalMinor, idempotencyKey: input.idempotencyKey, requestHash: hash })
+          .returning();
         if (!order) throw new Error("the order insert returned no row");
-        const items = input.lines.map((l, i) => ({
-          orderId: order.id,
-          lineNo: i,
-          productId: l.productId,
-          name: priced[i]!.name,
-          unitPriceMinor: priced[i]!.unitPriceMinor,
-          quantity: l.quantity,
-        }));
-        await tx.insert(orderItems).values(items);
-        await tx.insert(sagas).values({
-          orderId: order.id,
-          step: "reserve",
-          ...claim,
-          paymentMethodToken: input.paymentMethodToken,
-        });
         await enqueueEvent(tx, events.orderPlaced, {
-          orderId: order.id,
+          orderId,
           userId,
           total: { currencyCode: currency, amountMinor: BigInt(totalMinor) },
           lines: items.map((i) => ({ productId: i.productId, name: i.name, quantity: i.quantity })),
           occurTime: timestampNow(),
         });
-        return order.id;
+        return order;
       });
     } catch (err) {
       // The same key at the same moment (a double click): the other request placed the order.
@@ -141,9 +149,11 @@ export class OrderStore {
       return this.answerRetry(winner, hash, maxWaitMs);
     }
     this.outbox.wake();
-    if (claim) void this.executor.runClaimed(orderId, claim.leaseOwner);
-    await this.executor.waitForFinal(orderId, maxWaitMs);
-    return this.load(orderId);
+    // This executor drives the saga from what it just inserted, and the order it finalizes is
+    // the answer: nothing is read back unless the saga outlasts the wait (or is not ours).
+    const driving = claim ? this.executor.runClaimed({ ...saga, cancelReason: null, cancelCode: null }, { ...placed, items }, claim.leaseOwner) : undefined;
+    const final = await this.executor.waitForFinal(orderId, maxWaitMs, driving);
+    return final ? { ...final, items } : this.load(orderId);
   }
 
   private async answerRetry(existing: OrderRow, hash: string, maxWaitMs: number): Promise<OrderWithItems> {

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lte, ne, or, type SQL, sql, TransactionRollbackError } from "drizzle-orm";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { currentCallBudget, outsideCall } from "@bazaar/platform/call-budget";
 import type { Database } from "@bazaar/platform/db";
@@ -6,7 +6,7 @@ import { log } from "@bazaar/platform/log";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import type * as schema from "./db/schema.ts";
-import { type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
+import { type OrderItemRow, type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
 import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
 import { chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
 
@@ -78,11 +78,27 @@ interface Transition {
 const forwardSteps: readonly SagaStep[] = ["reserve", "charge", "commit"];
 
 /**
+ * What an executor keeps in memory of a saga while it holds the saga's lease: the fields its
+ * decisions read. Only the lease holder writes them, so the copy stays true while the lease
+ * is held, except `cancelRequested`, which CancelOrder may raise at any time: every write is
+ * fenced on the value this copy has, and a refused write reads it again (see `record`).
+ */
+export type HeldSaga = Pick<SagaRow, "orderId" | "step" | "attempts" | "cancelRequested" | "cancelReason" | "cancelCode" | "paymentMethodToken">;
+
+/**
+ * What it keeps of the saga's order (written only by the saga after it was placed). The lines
+ * are needed by the reserve step only: a saga taken over after it reads them then.
+ */
+export interface HeldOrder extends Pick<OrderRow, "id" | "userId" | "currency" | "totalMinor" | "paymentId"> {
+  items?: Pick<OrderItemRow, "productId" | "quantity" | "name">[];
+}
+
+/**
  * The saga's state machine: from the state a saga is in and what its step came to, the next
  * step. Compensation runs in reverse of what was done: a charge is refunded, then the
  * reservation released.
  */
-function transition(saga: SagaRow, order: OrderRow, result: Exclude<StepResult, { kind: "retry" }>): Transition {
+function transition(saga: HeldSaga, order: HeldOrder, result: Exclude<StepResult, { kind: "retry" }>): Transition {
   const refundOrRelease: SagaStep = order.paymentId ? "refund" : "release";
   switch (result.kind) {
     case "cancel":
@@ -163,7 +179,7 @@ export class SagaExecutor {
   private timer: ReturnType<typeof setInterval> | undefined;
   private stopping = false;
   private polling = false;
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly maxConcurrent: number;
   /** Every lease this executor takes starts with this: its instance (if any), then this run's id. */
@@ -208,7 +224,13 @@ export class SagaExecutor {
   runNow(orderId: string): Promise<void> {
     if (this.stopping) return Promise.resolve();
     // The saga outlives the call that asked for it: it must not be cancelled with that call.
-    return outsideCall(() => this.track(this.claim(1, orderId).then((claimed) => Promise.all(claimed.map((s) => this.drive(s))).then(() => undefined))));
+    return outsideCall(() =>
+      this.track(
+        (async () => {
+          for (const saga of await this.claim(1, orderId)) await this.driveClaimed(saga);
+        })(),
+      ),
+    );
   }
 
   /**
@@ -221,16 +243,13 @@ export class SagaExecutor {
     return { leaseOwner: this.ownerPrefix + crypto.randomUUID(), leaseUntil: msFromNow(this.options.leaseMs), attempts: 1 };
   }
 
-  /** Works on a saga inserted with {@link claimNew}'s lease; resolves like {@link runNow}. */
-  runClaimed(orderId: string, leaseOwner: string): Promise<void> {
-    return outsideCall(() =>
-      this.track(
-        (async () => {
-          const [saga] = await this.database.db.select().from(sagas).where(eq(sagas.orderId, orderId));
-          if (saga?.leaseOwner === leaseOwner && saga.step !== "done") await this.drive(saga);
-        })(),
-      ),
-    );
+  /**
+   * Works on a saga just inserted with {@link claimNew}'s lease, from the saga and order as
+   * inserted (nothing is read back: the insert committed them under this lease). Resolves like
+   * {@link runNow}, with the order as finalized if this run finalized it.
+   */
+  runClaimed(saga: HeldSaga, order: HeldOrder, leaseOwner: string): Promise<OrderRow | undefined> {
+    return outsideCall(() => this.track(this.drive(saga, order, leaseOwner, saga.attempts > 1)));
   }
 
   /** Claims the due sagas (as many as there is room for) and starts working on them; returns how many. */
@@ -241,7 +260,7 @@ export class SagaExecutor {
     this.polling = true;
     try {
       const claimed = await this.claim(room);
-      for (const saga of claimed) void this.track(this.drive(saga));
+      for (const saga of claimed) void this.track(this.driveClaimed(saga));
       return claimed.length;
     } catch (err) {
       log.warn("could not look for due sagas; trying again at the next poll", { err: describeError(err) });
@@ -257,14 +276,27 @@ export class SagaExecutor {
    * with a short deadline is answered with the pending order rather than left to time out.
    * Woken at once when this process finalizes it, and looks at the database now and then in
    * case another replica does.
+   *
+   * `driving` is this executor's own run of the saga ({@link runClaimed}): the order it
+   * finalizes is answered as it comes back, without reading it. Only if that run ends without
+   * a final order (a retry later, a lost lease) or the time is up is the database looked at.
+   * Resolves with the final order when it came from `driving`; otherwise the caller reads it.
    */
-  async waitForFinal(orderId: string, timeoutMs: number): Promise<void> {
+  async waitForFinal(orderId: string, timeoutMs: number, driving?: Promise<OrderRow | undefined>): Promise<OrderRow | undefined> {
     const budget = currentCallBudget();
     const deadline = Math.min(Date.now() + timeoutMs, budget ? budget.deadline.getTime() - answerMarginMs : Infinity);
+    if (driving) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeUp = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+      });
+      const final = await Promise.race([driving, timeUp]).finally(() => clearTimeout(timer));
+      if (final) return final;
+    }
     for (;;) {
       const [row] = await this.database.db.select({ status: orders.status }).from(orders).where(eq(orders.id, orderId));
       const left = deadline - Date.now();
-      if (row?.status !== "PENDING" || left <= 0) return;
+      if (row?.status !== "PENDING" || left <= 0) return undefined;
       await new Promise<void>((resolve) => {
         const set = this.waiters.get(orderId) ?? new Set();
         this.waiters.set(orderId, set);
@@ -280,10 +312,11 @@ export class SagaExecutor {
     }
   }
 
-  private track(work: Promise<void>): Promise<void> {
+  private track<T>(work: Promise<T>): Promise<T | undefined> {
     const tracked = work.catch((err: unknown) => {
       // The saga keeps its lease until it runs out; then it is taken over and the step replayed.
       log.error("saga step failed unexpectedly; it resumes when its lease ends", { err: describeError(err) });
+      return undefined;
     });
     this.inFlight.add(tracked);
     void tracked.finally(() => this.inFlight.delete(tracked));
@@ -345,24 +378,40 @@ export class SagaExecutor {
     return released.length;
   }
 
-  /** Runs a claimed saga step after step while it holds the lease and there is a next step to take now. */
-  private async drive(claimed: SagaRow): Promise<void> {
+  /** Works on a saga claimed from the database: reads its order once, then drives it. */
+  private async driveClaimed(claimed: SagaRow): Promise<OrderRow | undefined> {
     const token = claimed.leaseOwner;
     if (!token) throw new Error(`saga ${claimed.orderId} was claimed without a lease owner`);
-    let saga = claimed;
-    let attemptedBefore = claimed.attempts > 1;
+    const [order] = await this.database.db
+      .select({ id: orders.id, userId: orders.userId, currency: orders.currency, totalMinor: orders.totalMinor, paymentId: orders.paymentId })
+      .from(orders)
+      .where(eq(orders.id, claimed.orderId));
+    if (!order) throw new Error(`saga ${claimed.orderId} has no order`);
+    return this.drive(claimed, order, token, claimed.attempts > 1);
+  }
+
+  /**
+   * Runs a saga step after step while it holds the lease and there is a next step to take now,
+   * keeping the saga and order in memory (see {@link HeldSaga}); returns the order if this run
+   * finalized it.
+   */
+  private async drive(saga: HeldSaga, order: HeldOrder, token: string, attemptedBefore: boolean): Promise<OrderRow | undefined> {
     for (;;) {
-      const result = await this.attempt(saga, attemptedBefore);
-      const next = await this.record(saga.orderId, token, result);
-      if (!next || next.step === "done" || result.kind === "retry") return;
-      if (this.stopping) return this.letGo(next, token);
-      saga = next;
+      const result = await this.attempt(saga, order, attemptedBefore);
+      const next = await this.record(saga, order, token, result);
+      if (!next || result.kind === "retry") return undefined;
+      if (next.final) return next.final;
+      if (this.stopping) {
+        await this.letGo(saga.orderId, token);
+        return undefined;
+      }
+      ({ saga, order } = next);
       attemptedBefore = false;
     }
   }
 
   /** Makes one attempt at the saga's current step; failures come back as results, never thrown. */
-  private async attempt(saga: SagaRow, attemptedBefore: boolean): Promise<StepResult> {
+  private async attempt(saga: HeldSaga, order: HeldOrder, attemptedBefore: boolean): Promise<StepResult> {
     // A cancellation skips the next forward step if no one has tried it yet. A charge or commit
     // that may have reached its peer is replayed first, so that its effect is known and can be
     // undone; a reserve that may have is simply released (releasing nothing is fine).
@@ -370,12 +419,16 @@ export class SagaExecutor {
       return { kind: "cancel", attemptedBefore };
     }
     const orderId = saga.orderId;
-    const [order] = await this.database.db.select().from(orders).where(eq(orders.id, orderId));
-    if (!order) throw new Error(`saga ${orderId} has no order`);
     const retry = (err: unknown): StepResult => ({ kind: "retry", error: describeError(err) });
     switch (saga.step) {
       case "reserve": {
-        const items = await this.database.db.select().from(orderItems).where(eq(orderItems.orderId, orderId)).orderBy(asc(orderItems.lineNo));
+        const items =
+          order.items ??
+          (await this.database.db
+            .select({ productId: orderItems.productId, quantity: orderItems.quantity, name: orderItems.name })
+            .from(orderItems)
+            .where(eq(orderItems.orderId, orderId))
+            .orderBy(asc(orderItems.lineNo)));
         try {
           const outcome = await this.ports.reserve(
             orderId,
@@ -444,104 +497,161 @@ export class SagaExecutor {
   }
 
   /**
-   * Records a step's result and moves the saga on, in one transaction with the order's final
-   * state and its event. Returns the saga as it now is, or undefined if this claim lost its
-   * lease (another executor took over and will replay the step).
+   * Records a step's result and moves the saga on: the saga's next step, any payment on the
+   * order, and, once final, the order's state and its event, all in one transaction. Returns
+   * the saga and order as they now are (with the final order if it was finalized), or
+   * undefined if this claim lost its lease (another executor took over and will replay the step).
+   *
+   * Every write is fenced: it changes the saga only where the lease is still this claim's and
+   * `cancel_requested` is what the held copy says (CancelOrder raises it under the saga row's
+   * lock, so a write racing it waits and then matches nothing). A refused write reads the
+   * saga once to learn which it was: a lost lease ends this run; a cancellation is taken into
+   * the held copy and the transition decided again.
    */
-  private async record(orderId: string, token: string, result: StepResult): Promise<SagaRow | undefined> {
-    const outcome = await this.database.db.transaction(async (tx) => {
-      const [saga] = await tx.select().from(sagas).where(eq(sagas.orderId, orderId)).for("update");
-      if (!saga || saga.leaseOwner !== token) return undefined;
-      if (result.kind === "retry") {
-        const delay = this.backoff(saga.attempts);
-        const [updated] = await tx
-          .update(sagas)
-          .set({ nextAttemptAt: msFromNow(delay), leaseUntil: null, leaseOwner: null, lastError: result.error, updatedAt: sql`now()` })
-          .where(eq(sagas.orderId, orderId))
-          .returning();
-        return { saga: updated, retryInMs: delay };
-      }
-      const [order] = await tx.select().from(orders).where(eq(orders.id, orderId));
-      if (!order) throw new Error(`saga ${orderId} has no order`);
+  private async record(
+    saga: HeldSaga,
+    order: HeldOrder,
+    token: string,
+    result: StepResult,
+  ): Promise<{ saga: HeldSaga; order: HeldOrder; final?: OrderRow } | undefined> {
+    const orderId = saga.orderId;
+    if (result.kind === "retry") {
+      const delay = this.backoff(saga.attempts);
+      const [kept] = await this.database.db
+        .update(sagas)
+        .set({ nextAttemptAt: msFromNow(delay), leaseUntil: null, leaseOwner: null, lastError: result.error, updatedAt: sql`now()` })
+        .where(and(eq(sagas.orderId, orderId), eq(sagas.leaseOwner, token)))
+        .returning({ orderId: sagas.orderId });
+      if (!kept) return this.lostLease(orderId, result);
+      sagaRetries.inc({ step: saga.step });
+      log.warn("saga step failed; retrying later", { orderId, step: saga.step, attempts: saga.attempts, retryInMs: delay, err: result.error });
+      return { saga, order };
+    }
+    for (;;) {
       const next = transition(saga, order, result);
-      const done = next.step === "done";
-      const cancelReason = saga.cancelReason ?? next.cancel?.reason ?? null;
-      const cancelCode = saga.cancelCode ?? next.cancel?.code ?? null;
-      // The token is needed only until the charge is recorded (as the card was before it).
-      const wipeToken = next.step !== "charge";
-      const [updated] = await tx
+      const moved: HeldSaga = {
+        ...saga,
+        step: next.step,
+        attempts: next.step === "done" ? 0 : 1,
+        cancelReason: saga.cancelReason ?? next.cancel?.reason ?? null,
+        cancelCode: saga.cancelCode ?? next.cancel?.code ?? null,
+        // The token is needed only until the charge is recorded (as the card was before it).
+        paymentMethodToken: next.step === "charge" ? saga.paymentMethodToken : null,
+      };
+      const paid: HeldOrder = next.paymentId ? { ...order, paymentId: next.paymentId } : order;
+      const written = await this.writeStep(saga, moved, token, next);
+      if (written) {
+        if (written.final) this.finalized(written.final, moved.cancelCode);
+        return { saga: moved, order: paid, final: written.final };
+      }
+      const [now] = await this.database.db
+        .select({ leaseOwner: sagas.leaseOwner, cancelRequested: sagas.cancelRequested })
+        .from(sagas)
+        .where(eq(sagas.orderId, orderId));
+      if (now?.leaseOwner !== token) return this.lostLease(orderId, result);
+      // Only the saga writes the order's status, under its lease: anything else is a bug to stop at.
+      if (now.cancelRequested === saga.cancelRequested) throw new Error(`order ${orderId} is no longer PENDING; refusing to finalize it again`);
+      saga = { ...saga, cancelRequested: now.cancelRequested };
+    }
+  }
+
+  /**
+   * Writes a step's transition, fenced (see {@link record}): one statement for a step that
+   * goes on, one transaction (one statement and the event) for one that ends the saga.
+   * Returns undefined when the fence refused it, having written nothing.
+   */
+  private async writeStep(held: HeldSaga, moved: HeldSaga, token: string, next: Transition): Promise<{ final?: OrderRow } | undefined> {
+    const done = next.step === "done";
+    const moveSaga = (db: OrdersDatabase["db"]) =>
+      db
         .update(sagas)
         .set({
-          step: next.step,
-          // Claimed in this same transaction: the next step is this claim's to attempt now.
-          attempts: done ? 0 : 1,
+          step: moved.step,
+          // Claimed in this same statement: the next step is this claim's to attempt now.
+          attempts: moved.attempts,
           leaseUntil: done ? null : msFromNow(this.options.leaseMs),
           leaseOwner: done ? null : token,
           nextAttemptAt: sql`now()`,
           lastError: null,
-          cancelReason,
-          cancelCode,
-          ...(wipeToken ? { paymentMethodToken: null } : {}),
+          cancelReason: moved.cancelReason,
+          cancelCode: moved.cancelCode,
+          ...(next.step !== "charge" ? { paymentMethodToken: null } : {}),
           updatedAt: sql`now()`,
         })
-        .where(eq(sagas.orderId, orderId))
-        .returning();
-      if (next.paymentId) await tx.update(orders).set({ paymentId: next.paymentId, updatedAt: sql`now()` }).where(eq(orders.id, orderId));
-      if (!done) return { saga: updated };
-      const status = next.confirmed ? "CONFIRMED" : "CANCELLED";
-      const reason = status === "CANCELLED" ? (cancelReason ?? "The order was cancelled.") : "";
-      const [final] = await tx
-        .update(orders)
-        .set({ status, cancelReason: reason, updatedAt: sql`now()` })
-        .where(and(eq(orders.id, orderId), eq(orders.status, "PENDING")))
-        .returning();
-      // Only this saga writes the order's status, under its lock: anything else is a bug to stop at.
-      if (!final) throw new Error(`order ${orderId} is no longer PENDING; refusing to finalize it again`);
-      if (status === "CONFIRMED") {
-        await enqueueEvent(tx, events.orderConfirmed, {
-          orderId,
-          userId: final.userId,
-          total: { currencyCode: final.currency, amountMinor: BigInt(final.totalMinor) },
-          paymentId: final.paymentId ?? "",
-          occurTime: timestampNow(),
-        });
-      } else {
-        await enqueueEvent(tx, events.orderCancelled, { orderId, userId: final.userId, reason, occurTime: timestampNow() });
+        .where(and(eq(sagas.orderId, held.orderId), eq(sagas.leaseOwner, token), eq(sagas.cancelRequested, held.cancelRequested)))
+        .returning({ orderId: sagas.orderId });
+    // The saga's update as a CTE of the order's, so that both are one statement.
+    const fenced = (db: OrdersDatabase["db"]) => db.$with("moved").as(moveSaga(db));
+    const db = this.database.db;
+    if (!done) {
+      if (!next.paymentId) {
+        const [row] = await moveSaga(db);
+        return row ? {} : undefined;
       }
-      return { saga: updated, final: { status, code: cancelCode ?? "none", createdAt: final.createdAt } };
-    });
-    if (!outcome) {
-      log.warn("a saga's lease passed to another executor before its step was recorded; that executor replays the step", { orderId, result: result.kind });
-      return undefined;
+      const moving = fenced(db);
+      const [row] = await db
+        .with(moving)
+        .update(orders)
+        .set({ paymentId: next.paymentId, updatedAt: sql`now()` })
+        .where(inArray(orders.id, db.select({ id: moving.orderId }).from(moving)))
+        .returning({ id: orders.id });
+      return row ? {} : undefined;
     }
-    if (result.kind === "retry") {
-      sagaRetries.inc({ step: outcome.saga?.step ?? "unknown" });
-      log.warn("saga step failed; retrying later", {
-        orderId,
-        step: outcome.saga?.step,
-        attempts: outcome.saga?.attempts,
-        retryInMs: outcome.retryInMs,
-        err: result.error,
+    const status = next.confirmed ? "CONFIRMED" : "CANCELLED";
+    const reason = status === "CANCELLED" ? (moved.cancelReason ?? "The order was cancelled.") : "";
+    try {
+      return await db.transaction(async (tx) => {
+        const moving = fenced(tx);
+        const [final] = await tx
+          .with(moving)
+          .update(orders)
+          .set({ status, cancelReason: reason, updatedAt: sql`now()` })
+          .where(and(inArray(orders.id, tx.select({ id: moving.orderId }).from(moving)), eq(orders.status, "PENDING")))
+          .returning();
+        // The fence refused, or the order is not PENDING: undo the saga's half (record tells which).
+        if (!final) throw new TransactionRollbackError();
+        if (status === "CONFIRMED") {
+          await enqueueEvent(tx, events.orderConfirmed, {
+            orderId: final.id,
+            userId: final.userId,
+            total: { currencyCode: final.currency, amountMinor: BigInt(final.totalMinor) },
+            paymentId: final.paymentId ?? "",
+            occurTime: timestampNow(),
+          });
+        } else {
+          await enqueueEvent(tx, events.orderCancelled, { orderId: final.id, userId: final.userId, reason, occurTime: timestampNow() });
+        }
+        return { final };
       });
+    } catch (err) {
+      if (err instanceof TransactionRollbackError) return undefined;
+      throw err;
     }
-    if (outcome.final) {
-      const label = outcome.final.status === "CONFIRMED" ? "confirmed" : "cancelled";
-      sagaOutcomes.inc({ outcome: label, reason: label === "confirmed" ? "none" : outcome.final.code });
-      sagaDuration.observe({ outcome: label }, Math.max(0, Date.now() - outcome.final.createdAt.getTime()) / 1000);
-      log.info(`order ${label}`, { orderId, reason: outcome.final.code });
-      this.outbox.wake();
-      for (const wake of [...(this.waiters.get(orderId) ?? [])]) wake();
-    }
-    return outcome.saga;
+  }
+
+  /** What follows an order's finalization in this process: metrics, the relay, and whoever waits. */
+  private finalized(final: OrderRow, cancelCode: string | null): void {
+    const label = final.status === "CONFIRMED" ? "confirmed" : "cancelled";
+    sagaOutcomes.inc({ outcome: label, reason: label === "confirmed" ? "none" : (cancelCode ?? "none") });
+    sagaDuration.observe({ outcome: label }, Math.max(0, Date.now() - final.createdAt.getTime()) / 1000);
+    // Debug, not info: one line per order is a cost on the hot path (the metric counts them).
+    log.debug(`order ${label}`, { orderId: final.id, reason: cancelCode ?? "none" });
+    this.outbox.wake();
+    for (const wake of [...(this.waiters.get(final.id) ?? [])]) wake();
+  }
+
+  private lostLease(orderId: string, result: StepResult): undefined {
+    log.warn("a saga's lease passed to another executor before its step was recorded; that executor replays the step", { orderId, result: result.kind });
+    return undefined;
   }
 
   /** Gives up a claimed saga between steps (on shutdown), for anyone to continue at once. */
-  private async letGo(saga: SagaRow, token: string): Promise<void> {
+  private async letGo(orderId: string, token: string): Promise<void> {
     await this.database.db
       .update(sagas)
       // The step was claimed but not attempted: take the claim back so no one thinks it may have run.
       .set({ leaseUntil: null, leaseOwner: null, attempts: sql`greatest(${sagas.attempts} - 1, 0)`, updatedAt: sql`now()` })
-      .where(and(eq(sagas.orderId, saga.orderId), eq(sagas.leaseOwner, token)));
+      .where(and(eq(sagas.orderId, orderId), eq(sagas.leaseOwner, token)));
   }
 
   /** Capped exponential backoff with jitter, after the `attempts`-th failure of a step. */
