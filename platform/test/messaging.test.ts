@@ -10,7 +10,7 @@ import { ensureDatabase } from "@bazaar/platform/db";
 import { configureLogging } from "@bazaar/platform/log";
 import { Broker, on, PoisonMessageError } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
-import { handleOnce } from "@bazaar/platform/messaging/inbox";
+import { handleOnce, Inbox } from "@bazaar/platform/messaging/inbox";
 import { retryQueueName } from "@bazaar/platform/messaging/redelivery";
 import { enqueueEvent, OutboxRelay } from "@bazaar/platform/messaging/outbox";
 import { inbox, outbox } from "@bazaar/platform/messaging/tables";
@@ -26,6 +26,8 @@ let vhost: Awaited<ReturnType<typeof testVhost>>;
 let client: postgres.Sql;
 let db: ReturnType<typeof drizzle>;
 const brokers: Broker[] = [];
+/** Clients of single tests, closed after the brokers (their consumers get every later test's stock.changed copies). */
+const clients: postgres.Sql[] = [];
 
 beforeAll(async () => {
   configureLogging("messaging-test", "error");
@@ -41,6 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const b of brokers) await b.close();
+  for (const c of clients) await c.end({ timeout: 5 });
   await client?.end({ timeout: 5 });
   await database.drop();
   await vhost?.drop();
@@ -215,6 +218,52 @@ describe("consumers", () => {
     });
     expect(await effectCount("test.inbox", messageId)).toBe(1);
     expect(seen.filter((s) => s === messageId)).toHaveLength(1);
+  });
+
+  test("messages in flight together share one inbox transaction; a duplicate among them does nothing and a failing one is retried alone", async () => {
+    const broker = await connect();
+    // A client of its own that counts the transactions it commits.
+    let commits = 0;
+    const counted = postgres(database.url, { max: 5, onnotice: () => {}, debug: (_c, query) => void (/^\s*commit/i.test(query) && commits++) });
+    clients.push(counted);
+    const inbox = new Inbox(drizzle(counted), "test.batch");
+    let failures = 0;
+    await broker.consume({
+      queue: "test.batch",
+      prefetch: 50,
+      retry: { attempts: 3, initialDelayMs: 100, maxDelayMs: 100 },
+      handlers: [
+        inbox.on(events.stockChanged, async (tx, e, d) => {
+          await tx.execute(sql`insert into effects values ('test.batch', ${d.messageId}, ${e.productId})`);
+          // In its batch, then alone; the delayed retry succeeds.
+          if (e.productId === "flaky" && failures++ < 2) throw new Error("fails twice");
+        }),
+      ],
+    });
+    const message = (productId: string, id: string = crypto.randomUUID()) => ({
+      id,
+      routingKey: events.stockChanged.routingKey,
+      payload: toBinary(StockChangedSchema, create(StockChangedSchema, stockChanged(productId))),
+      headers: {},
+    });
+    const good = Array.from({ length: 40 }, (_, i) => message(`batch-${i}`));
+    // Published together, so the broker hands them out together: one transaction takes them.
+    await broker.publish(good);
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.batch", outcome: "processed" })) === 40, {
+      what: "the 40 messages",
+    });
+    expect(commits).toBeLessThanOrEqual(5);
+    for (const m of good.slice(0, 3)) expect(await effectCount("test.batch", m.id)).toBe(1);
+    // A batch with a message handled before and one whose effect fails in the batch and alone.
+    const flaky = message("flaky");
+    const more = [message("batch-late"), message("batch-again", good[0]!.id), flaky];
+    await broker.publish(more);
+    await eventually(async () => (await metric("bazaar_messages_consumed_total", { queue: "test.batch", outcome: "processed" })) === 42, {
+      what: "the late and the flaky message",
+    });
+    expect(await metric("bazaar_messages_consumed_total", { queue: "test.batch", outcome: "duplicate" })).toBe(1);
+    expect(failures).toBe(3);
+    for (const m of [good[0]!, more[0]!, flaky]) expect(await effectCount("test.batch", m.id)).toBe(1);
   });
 
   test("a consumer that dies after its effect but before the ack gets the message again and does nothing twice", async () => {

@@ -41,22 +41,33 @@ export interface OutboxRelayOptions {
   pollMs?: number;
   /** Rows claimed and published per batch. */
   batchSize?: number;
+  /**
+   * How long a wake waits before it drains, in milliseconds, so the events of the commits of
+   * that moment go out as one batch (one claim, one pipelined publish, one mark) instead of a
+   * transaction each.
+   */
+  debounceMs?: number;
 }
 
 /**
  * Publishes the outbox. A batch is claimed with `FOR UPDATE SKIP LOCKED` (replicas share the
  * work without sending a row twice at once), published with confirms, and each row is marked
- * published only once the broker acknowledged it. `wake()` after a commit publishes at once;
- * the periodic sweep re-sends whatever was left behind (a crash between commit and publish,
- * a lost connection, a nack).
+ * published only once the broker acknowledged it, all in one transaction: a crash before it
+ * commits leaves the rows unpublished, to be sent again (at-least-once; consumers dedupe by
+ * message id). `wake()` after a commit publishes within {@link OutboxRelayOptions.debounceMs},
+ * together with whatever else was committed meanwhile; the periodic sweep re-sends whatever was
+ * left behind (a crash between commit and publish, a lost connection, a nack). Rows go out in
+ * the order they were created within a batch; across replicas and retries there is no order.
  */
 export class OutboxRelay implements OutboxSignal {
   private timer: ReturnType<typeof setInterval> | undefined;
+  private scheduled: ReturnType<typeof setTimeout> | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
   private readonly batchSize: number;
   private readonly pollMs: number;
+  private readonly debounceMs: number;
 
   constructor(
     private readonly db: Db,
@@ -65,6 +76,9 @@ export class OutboxRelay implements OutboxSignal {
   ) {
     this.batchSize = options.batchSize ?? 200;
     this.pollMs = options.pollMs ?? 1_000;
+    // A few milliseconds: little next to a consumer's own latency, and under load enough for the
+    // events of several commits to share one transaction and one confirm round trip.
+    this.debounceMs = options.debounceMs ?? 5;
   }
 
   /**
@@ -79,13 +93,19 @@ export class OutboxRelay implements OutboxSignal {
     return this;
   }
 
-  /** Publishes now (coalescing with a run already going). */
+  /** Publishes soon: after the debounce, or after the run already going (coalescing with either). */
   wake(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.scheduled) return;
     if (this.running) {
       this.again = true;
       return;
     }
+    this.scheduled = setTimeout(() => this.run(), this.debounceMs);
+  }
+
+  private run(): void {
+    this.scheduled = undefined;
+    if (this.stopped) return;
     this.running = this.drain()
       .then(() => undefined)
       .catch((err: unknown) => log.warn("outbox relay run failed; the sweeper will retry", { err: (err as Error).message }))
@@ -98,19 +118,30 @@ export class OutboxRelay implements OutboxSignal {
       });
   }
 
-  /** Publishes until the outbox is empty (or the broker is unreachable). Returns rows published. */
+  /**
+   * Publishes until the outbox is empty (or the broker is unreachable). Returns rows claimed.
+   * The pending and lag gauges come from what the batches saw; only a drain that stopped short
+   * of an empty outbox (no connection, nothing acknowledged) counts the rows left.
+   */
   async drain(): Promise<number> {
     let total = 0;
+    let last: Batch | undefined;
     while (!this.stopped && this.broker.connected) {
-      const published = await this.publishBatch();
-      total += published.claimed;
-      if (published.claimed < this.batchSize || published.acked === 0) break;
+      last = await this.publishBatch();
+      total += last.claimed;
+      if (last.oldest) outboxLag.set(ageSeconds(last.oldest));
+      if (last.claimed < this.batchSize || last.acked === 0) break;
     }
-    await this.measureLag();
+    if (last && last.claimed < this.batchSize) {
+      // The claim saw every unpublished row (but those another replica held): what is left is
+      // what the broker did not confirm, and rows committed since, which their wake publishes.
+      outboxPending.set(last.unconfirmed.length);
+      outboxLag.set(last.unconfirmed.length ? ageSeconds(last.unconfirmed[0]!) : 0);
+    } else await this.measureLag();
     return total;
   }
 
-  private async publishBatch(): Promise<{ claimed: number; acked: number }> {
+  private async publishBatch(): Promise<Batch> {
     return this.db.transaction(async (tx) => {
       const rows = await tx
         .select()
@@ -119,7 +150,7 @@ export class OutboxRelay implements OutboxSignal {
         .orderBy(asc(outbox.createdAt))
         .limit(this.batchSize)
         .for("update", { skipLocked: true });
-      if (rows.length === 0) return { claimed: 0, acked: 0 };
+      if (rows.length === 0) return { claimed: 0, acked: 0, oldest: undefined, unconfirmed: [] };
       const { acked, failed } = await this.broker.publish(rows);
       if (acked.length) await tx.update(outbox).set({ publishedAt: sql`now()` }).where(inArray(outbox.id, acked));
       for (const f of failed) {
@@ -129,7 +160,13 @@ export class OutboxRelay implements OutboxSignal {
           .where(and(eq(outbox.id, f.id), isNull(outbox.publishedAt)));
       }
       if (failed.length) log.warn("the broker did not confirm some messages; they stay in the outbox", { failed: failed.length });
-      return { claimed: rows.length, acked: acked.length };
+      const failedIds = new Set(failed.map((f) => f.id));
+      return {
+        claimed: rows.length,
+        acked: acked.length,
+        oldest: rows[0]?.createdAt,
+        unconfirmed: rows.filter((r) => failedIds.has(r.id)).map((r) => r.createdAt),
+      };
     });
   }
 
@@ -139,13 +176,26 @@ export class OutboxRelay implements OutboxSignal {
       .from(outbox)
       .where(isNull(outbox.publishedAt));
     outboxPending.set(row?.n ?? 0);
-    outboxLag.set(row?.oldest ? Math.max(0, (Date.now() - new Date(row.oldest).getTime()) / 1000) : 0);
+    outboxLag.set(row?.oldest ? ageSeconds(row.oldest) : 0);
   }
 
   /** Stops the sweeper and waits for a run in progress. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.scheduled) clearTimeout(this.scheduled);
     await this.running;
   }
+}
+
+/** What one claim saw: rows claimed and acknowledged, the oldest row's time, and when each unconfirmed row was created (oldest first). */
+interface Batch {
+  claimed: number;
+  acked: number;
+  oldest: Date | undefined;
+  unconfirmed: Date[];
+}
+
+function ageSeconds(createdAt: Date | string): number {
+  return Math.max(0, (Date.now() - new Date(createdAt).getTime()) / 1000);
 }

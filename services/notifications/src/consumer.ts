@@ -1,7 +1,7 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { type Broker, type EventHandler, on } from "@bazaar/platform/messaging/broker";
+import type { Broker, EventHandler } from "@bazaar/platform/messaging/broker";
 import { type EventType, events } from "@bazaar/platform/messaging/events";
-import { handleOnce } from "@bazaar/platform/messaging/inbox";
+import { Inbox } from "@bazaar/platform/messaging/inbox";
 import { notifications } from "./db/schema.ts";
 import {
   type NotificationDraft,
@@ -22,15 +22,14 @@ export const eventsQueue = "notifications.events";
  * One handler per event a user hears about. Each turns the event into a notification (an
  * event without a valid user or order id is poison and goes to the DLQ) and inserts it with
  * the inbox row of the message in one transaction, so a redelivered or duplicated message
- * makes one notification.
+ * makes one notification. The messages in flight together share that transaction (an
+ * {@link Inbox}): an order's three events are one commit under load, not three.
  */
 export function notificationHandlers(database: NotificationsDatabase): EventHandler[] {
+  const inbox = new Inbox(database.db, eventsQueue);
   const notify = <S extends DescMessage>(event: EventType<S>, draft: (message: MessageShape<S>) => NotificationDraft): EventHandler =>
-    on(event, (message, delivery) => {
-      const n = draft(message);
-      return handleOnce(database.db, eventsQueue, delivery.messageId, async (tx) => {
-        await tx.insert(notifications).values({ ...n, sourceMessageId: delivery.messageId });
-      });
+    inbox.on(event, async (tx, message, delivery) => {
+      await tx.insert(notifications).values({ ...draft(message), sourceMessageId: delivery.messageId });
     });
   return [
     notify(events.userRegistered, welcomeNotice),
