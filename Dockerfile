@@ -12,6 +12,8 @@ ARG BUN_IMAGE=oven/bun:1.4.5
 FROM ${BUN_IMAGE} AS packages
 WORKDIR /app
 COPY package.json bun.lock bunfig.toml ./
+# Patches bun applies to dependencies at install (package.json's patchedDependencies).
+COPY patches patches
 COPY proto/package.json proto/
 COPY platform/package.json platform/
 # The test kit is a workspace too, so its manifest is needed for the frozen lockfile; its code is not copied.

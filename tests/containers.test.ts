@@ -103,6 +103,13 @@ describe("compose.yaml", () => {
     ].sort();
     expect(manifests).toEqual(workspaces);
     expect(dockerfile).toContain("bun install --frozen-lockfile --production");
+    // The dependency patches the install applies (package.json's patchedDependencies) are there before it.
+    const { patchedDependencies = {} } = (await Bun.file(`${root}package.json`).json()) as { patchedDependencies?: Record<string, string> };
+    for (const patch of Object.values(patchedDependencies)) expect(patch.startsWith("patches/")).toBe(true);
+    if (Object.keys(patchedDependencies).length) {
+      expect(dockerfile.indexOf("COPY patches patches")).toBeGreaterThan(-1);
+      expect(dockerfile.indexOf("COPY patches patches")).toBeLessThan(dockerfile.indexOf("bun install --frozen-lockfile"));
+    }
     expect(dockerfile).toMatch(/^USER bun$/m);
   });
 
