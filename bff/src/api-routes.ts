@@ -5,6 +5,7 @@ import type { RedisConnection } from "@bazaar/platform/cache";
 import type { AppEnv } from "./auth.ts";
 import type { ApiError } from "./errors.ts";
 import type { LiveOrders } from "./live-orders.ts";
+import type { ProductPageModel } from "./product-page-model.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes, sessionRoutes } from "./routes/auth.ts";
 import { cartRoutes } from "./routes/cart.ts";
@@ -37,6 +38,7 @@ export interface ApiDependencies {
   upstreams: Upstreams;
   redis: RedisConnection | undefined;
   live: LiveOrders;
+  productPage: ProductPageModel;
   isHealthy: () => boolean;
   secureCookies: boolean;
   checkoutTimeoutMs: number;
@@ -48,11 +50,11 @@ export interface ApiDependencies {
  * path, input and answer: the web UI's client (`hc<ApiRoutes>("/api")`) is typed from it.
  * Mounted under /api by createApp, after the middleware every /api request passes.
  */
-export function apiRoutes({ upstreams, redis, live, isHealthy, secureCookies, checkoutTimeoutMs, events }: ApiDependencies) {
+export function apiRoutes({ upstreams, redis, live, productPage, isHealthy, secureCookies, checkoutTimeoutMs, events }: ApiDependencies) {
   return new Hono<AppEnv>()
     .route("/session", sessionRoutes(secureCookies))
     .route("/auth", authRoutes(upstreams.identity, secureCookies))
-    .route("/products", productRoutes(upstreams.catalog, upstreams.inventory, upstreams.cart))
+    .route("/products", productRoutes(upstreams.catalog, productPage, upstreams.cart))
     .route("/categories", categoryRoutes(upstreams.catalog))
     .route("/cart", cartRoutes(upstreams.cart))
     .route("/checkout", checkoutRoutes(upstreams, redis, checkoutTimeoutMs))

@@ -3,6 +3,8 @@ import { createApp } from "./app.ts";
 import { env } from "./env.ts";
 import { LiveOrders } from "./live-orders.ts";
 import { followOrderEvents } from "./order-events.ts";
+import { followCatalogEvents } from "./catalog-events.ts";
+import { ProductPageModel } from "./product-page-model.ts";
 import { connectUpstreams } from "./upstreams/connect.ts";
 import { buildWeb } from "./web.ts";
 
@@ -13,13 +15,21 @@ host.onShutdown("service clients", async () => {
   for (const client of Object.values(upstreams)) client.close();
 });
 const redis = await host.connectRedis();
+const broker = await host.connectBroker();
 const live = new LiveOrders(upstreams.orders);
-await followOrderEvents(await host.connectBroker(), live.record);
+await followOrderEvents(broker, live.record);
+const productPage = new ProductPageModel(upstreams.catalog, upstreams.inventory, {
+  maxEntries: env.PRODUCT_PAGE_MAX_ENTRIES,
+  maxAgeMs: env.PRODUCT_PAGE_MAX_AGE_MS,
+  isLive: () => broker.connected,
+});
+await followCatalogEvents(broker, productPage);
 host.useHttpApp(
   createApp({
     upstreams,
     redis,
     live,
+    productPage,
     sessionTtlHours: env.SESSION_TTL_HOURS,
     secureCookies: env.COOKIE_SECURE,
     trustedProxies: env.TRUSTED_PROXIES,
