@@ -61,7 +61,7 @@ export function apiRoutes({ upstreams, redis, live, productPage, isHealthy, secu
     .route("/orders", orderRoutes(upstreams.orders))
     .route("/events", eventRoutes(live, isHealthy, events))
     .route("/notifications", notificationRoutes(upstreams.notifications))
-    .route("/admin", adminRoutes(upstreams.catalog, upstreams.inventory, upstreams.orders));
+    .route("/admin", adminRoutes(upstreams.catalog, upstreams.inventory, upstreams.orders, productPage));
 }
 
 /**

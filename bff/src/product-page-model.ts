@@ -2,6 +2,8 @@ import type { MessageShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { events } from "@bazaar/platform/messaging/events";
 import { type ProductView, productView } from "./shape.ts";
+import type { Product } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
+import type { StockLevel } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import type { CatalogClient } from "./upstreams/catalog.ts";
 import type { InventoryClient } from "./upstreams/inventory.ts";
 import { type Versioned, VersionedCache } from "./versioned-cache.ts";
@@ -67,6 +69,16 @@ export class ProductPageModel {
       const level = levels[0];
       return { value: level?.available ?? 0, version: level?.version ?? 0n };
     });
+  }
+
+  /** An answer of the catalog that passed through the BFF (an admin's UpdateProduct): kept if newer. */
+  offerProduct(product: Product): void {
+    this.products.offer(product.id, { value: productView(product), version: timestampVersion(product.updateTime) });
+  }
+
+  /** An answer of inventory that passed through the BFF (an admin's AdjustStock): kept if newer. */
+  offerStock(level: StockLevel): void {
+    this.stock.offer(level.productId, { value: level.available, version: level.version });
   }
 
   /** Applies a ProductUpdated. */

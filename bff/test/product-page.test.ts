@@ -65,6 +65,17 @@ describe("product page read model", () => {
     expect(stockMs).toBeLessThan(1_000);
   });
 
+  test("an admin's change shows at once on the page of the replica that made it", async () => {
+    const [p] = await stockedProducts(env.platform.clients, 1, 1);
+    const warm = await page(p!.id);
+    const price = warm.product.price.amountMinor + 3;
+    expect((await admin.patch(`/api/admin/products/${p!.id}`, { priceMinor: price })).status).toBe(200);
+    expect((await admin.post(`/api/admin/stock/${p!.id}`, { delta: 2, reason: "delivery" })).status).toBe(200);
+    const now = await page(p!.id);
+    expect(now.product.price.amountMinor).toBe(price);
+    expect(now.stock.available).toBe(warm.stock.available + 2);
+  });
+
   test("after a broker cut the page forgets what it kept and asks the services again", async () => {
     const [p] = await stockedProducts(env.platform.clients, 1, 1);
     await page(p!.id);
