@@ -1,8 +1,9 @@
 import { startService } from "@bazaar/platform/service";
 import { createApp } from "./app.ts";
+import { CartCounts } from "./cart-counts.ts";
 import { env } from "./env.ts";
 import { LiveOrders } from "./live-orders.ts";
-import { followOrderEvents } from "./order-events.ts";
+import { followOrderEvents, orderEventListener } from "./order-events.ts";
 import { followCatalogEvents } from "./catalog-events.ts";
 import { ProductPageModel } from "./product-page-model.ts";
 import { connectUpstreams } from "./upstreams/connect.ts";
@@ -17,7 +18,8 @@ host.onShutdown("service clients", async () => {
 const redis = await host.connectRedis();
 const broker = await host.connectBroker();
 const live = new LiveOrders(upstreams.orders);
-await followOrderEvents(broker, live.record);
+const cartCounts = new CartCounts(redis);
+await followOrderEvents(broker, orderEventListener(live, cartCounts));
 const productPage = new ProductPageModel(upstreams.catalog, upstreams.inventory, {
   maxEntries: env.PRODUCT_PAGE_MAX_ENTRIES,
   maxAgeMs: env.PRODUCT_PAGE_MAX_AGE_MS,
@@ -30,6 +32,7 @@ host.useHttpApp(
     redis,
     live,
     productPage,
+    cartCounts,
     sessionTtlHours: env.SESSION_TTL_HOURS,
     secureCookies: env.COOKIE_SECURE,
     trustedProxies: env.TRUSTED_PROXIES,

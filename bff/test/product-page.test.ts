@@ -4,11 +4,14 @@ import { registry } from "@bazaar/platform/metrics";
 import { eventually } from "@bazaar/testkit/eventually";
 import { stockedProducts } from "@bazaar/testkit/test-platform";
 import { type BffTestPlatform, startBffTestPlatform } from "./support/bff-platform.ts";
-import { body, demoAdmin, TestBrowser } from "./support/browser.ts";
+import { CartCounts } from "../src/cart-counts.ts";
+import type { OrderView } from "../src/shape.ts";
+import { body, cards, demoAdmin, TestBrowser } from "./support/browser.ts";
 
 // The product page from the BFF's read model (ProductPageModel): warm, it asks no service; a
 // change reaches it through ProductUpdated and StockChanged within the freshness goal (1 s);
-// after a broker cut it forgets what it kept. Every service a real process, RabbitMQ real.
+// after a broker cut it forgets what it kept. The cart count from the count the BFF keeps per
+// user in Redis (CartCounts). Every service a real process, RabbitMQ and Redis real.
 let env: BffTestPlatform;
 let admin: TestBrowser;
 
@@ -30,11 +33,13 @@ interface Page {
 
 const page = async (id: string) => body<Page>(await new TestBrowser(env.bff.app).get(`/api/products/${id}`));
 
-/** GetProduct and GetStock calls this test process has made so far (the grpc client metric). */
-async function pageCalls(): Promise<number> {
+/** Calls of these methods this test process has made so far (the grpc client metric). */
+async function calls(...methods: string[]): Promise<number> {
   const metric = await registry.getSingleMetric("grpc_client_handled_total")?.get();
-  return (metric?.values ?? []).filter((v) => v.labels.grpc_method === "GetProduct" || v.labels.grpc_method === "GetStock").reduce((n, v) => n + v.value, 0);
+  return (metric?.values ?? []).filter((v) => methods.includes(String(v.labels.grpc_method))).reduce((n, v) => n + v.value, 0);
 }
+
+const pageCalls = () => calls("GetProduct", "GetStock");
 
 /** Waits for the page to show what `shows` looks for; returns how long that took after `since`. */
 async function shownAfter(since: number, id: string, shows: (p: Page) => boolean): Promise<number> {
@@ -94,5 +99,51 @@ describe("product page read model", () => {
     const price = (await page(p!.id)).product.price.amountMinor + 1;
     expect((await admin.patch(`/api/admin/products/${p!.id}`, { priceMinor: price })).status).toBe(200);
     await eventually(async () => (await page(p!.id)).product.price.amountMinor === price, { what: "the price after the reconnect", timeoutMs: 5_000 });
+  }, 40_000);
+});
+
+describe("cart count on the product page", () => {
+  const cartCount = async (b: TestBrowser, id: string) => (await body<{ cartCount: number }>(await b.get(`/api/products/${id}`))).cartCount;
+
+  test("a cart change made through one replica shows on another's page at once, and repeated pages do not ask the cart service", async () => {
+    const [p] = await stockedProducts(env.platform.clients, 1, 3);
+    const other = await env.replica();
+    const onFirst = new TestBrowser(env.bff.app);
+    await onFirst.signUp();
+    const onOther = onFirst.on(other.app);
+    expect(await cartCount(onOther, p!.id)).toBe(0);
+    expect((await onFirst.post("/api/cart/items", { productId: p!.id, quantity: 2 })).status).toBe(200);
+    expect(await cartCount(onOther, p!.id)).toBe(2);
+    expect((await onFirst.patch(`/api/cart/items/${p!.id}`, { quantity: 1 })).status).toBe(200);
+    const before = await calls("GetCart");
+    for (let i = 0; i < 5; i++) expect(await cartCount(onOther, p!.id)).toBe(1);
+    expect(await calls("GetCart")).toBe(before);
+  });
+
+  test("an answer from before a change, arriving after it, does not put the old count back", async () => {
+    const counts = new CartCounts(env.redis);
+    const userId = crypto.randomUUID();
+    const cart = (revision: number, itemCount: number) => ({ revision, itemCount }) as Parameters<CartCounts["offer"]>[1];
+    await counts.offer(userId, cart(3, 5));
+    await counts.offer(userId, cart(2, 4));
+    expect(await counts.count(userId, async () => cart(9, 9))).toBe(5);
+    await counts.offer(userId, cart(4, 0));
+    expect(await counts.count(userId, async () => cart(9, 9))).toBe(0);
+  });
+
+  test("after an order is confirmed the page shows the emptied cart", async () => {
+    const [p] = await stockedProducts(env.platform.clients, 1, 3);
+    const b = new TestBrowser(env.bff.app);
+    await b.signUp();
+    await b.post("/api/cart/items", { productId: p!.id, quantity: 1 });
+    expect(await cartCount(b, p!.id)).toBe(1);
+    const placed = await b.checkout(cards.good);
+    expect(placed.status).toBe(201);
+    const { order } = await body<{ order: OrderView }>(placed);
+    await eventually(async () => (await body<{ order: OrderView }>(await b.get(`/api/orders/${order.id}`))).order.status === "CONFIRMED", {
+      what: "the order to be confirmed",
+      timeoutMs: 20_000,
+    });
+    await eventually(async () => (await cartCount(b, p!.id)) === 0, { what: "the page to show the emptied cart", timeoutMs: 5_000 });
   }, 40_000);
 });

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { log } from "@bazaar/platform/log";
 import type { AppEnv } from "../auth.ts";
+import type { CartCounts } from "../cart-counts.ts";
 import { fanOut } from "../fan-out.ts";
 import { categoryView, productView } from "../shape.ts";
 import type { CartClient } from "../upstreams/cart.ts";
@@ -33,7 +34,7 @@ function extra<T>(what: string, signal: AbortSignal, call: Promise<T>): Promise<
 }
 
 /** /api/products: the catalog listing, search, and the product page. */
-export function productRoutes(catalog: CatalogClient, productPage: ProductPageModel, cart: CartClient) {
+export function productRoutes(catalog: CatalogClient, productPage: ProductPageModel, cart: CartClient, cartCounts: CartCounts) {
   return (
     new Hono<AppEnv>()
       .get("/", valid("query", listQuery), async (c) => {
@@ -47,7 +48,7 @@ export function productRoutes(catalog: CatalogClient, productPage: ProductPageMo
       })
       // The product page: the product, its stock and (signed in) the cart's size, in parallel.
       // Product and stock come from this process's read model (no call when warm, one on a
-      // miss). The product is the page: its failure is the answer. Stock and cart size are
+      // miss), the cart's size from the count the BFF keeps per user (CartCounts). The product is the page: its failure is the answer. Stock and cart size are
       // extras: null when their service fails, so an inventory or cart outage does not take
       // product pages down.
       .get("/:id", valid("param", idParam), async (c) => {
@@ -55,11 +56,16 @@ export function productRoutes(catalog: CatalogClient, productPage: ProductPageMo
         const [product, available, cartCount] = await fanOut((signal) => [
           productPage.product(id),
           extra("stock", signal, productPage.available(id)),
-          // The session is read from Redis while the other two are looked up.
+          // The session, then the count kept for its user (or the cart service's), is read
+          // from Redis while the other two are looked up.
           extra(
             "cart count",
             signal,
-            c.var.optionalAuth().then((auth) => (auth ? cart.getCart({}, { ...auth, signal }).then((r) => r.cart?.itemCount ?? 0) : 0)),
+            c.var.optionalAuth().then(async (auth) => {
+              const session = await c.var.session();
+              if (!auth || !session) return 0;
+              return cartCounts.count(session.record.user.id, () => cart.getCart({}, { ...auth, signal }).then((r) => r.cart));
+            }),
           ),
         ]);
         return c.json({ product, stock: { available }, cartCount });
