@@ -13,7 +13,9 @@
  *      HTTP: the BFF's GET /api/products/:id vs a bare Hono handler answering the same body
  *            (wrk when installed, else a Bun fetch generator);
  *      plus a diagnostic row each: Bazaar's chassis answering the fixed response with no
- *      Redis or upstream, to split the overhead into "chassis" and "handler work".
+ *      Redis or upstream, to split the overhead into "chassis" and "handler work"; then the
+ *      product page's freshness (a price or stock change sent → the page shows it) and the
+ *      upstream calls a warm page makes.
  * 4. Cleans up everything it started: the dev runner (SIGINT), the helper servers, the bench
  *    instances' databases and Redis keys. Bounded: a watchdog ends the run (cleaning up) if it
  *    takes longer than BENCH_TIMEOUT_S.
@@ -344,6 +346,82 @@ async function httpLoad(name: string, url: string, cpuGroups: Record<string, num
   return runLoader(name, ["bun", "scripts/bench/http-load.ts", "--url", url, ...loadFlags()], cpuGroups);
 }
 
+/** What {@link productPageFreshness} measured. */
+interface Freshness {
+  /** Milliseconds from sending UpdateProduct (a new price) until the product page showed it, one per round. */
+  priceMs: number[];
+  /** The same from sending AdjustStock until the page showed the new stock. */
+  stockMs: number[];
+  /** gRPC calls the BFF made per warm product page (from its grpc_client_handled_total), by method. */
+  upstreamCallsPerPage: Record<string, number>;
+}
+
+/** The BFF's gRPC calls so far, by method, from its /metrics. */
+async function bffUpstreamCalls(metricsUrl: string): Promise<Record<string, number>> {
+  const calls: Record<string, number> = {};
+  for (const line of (await (await fetch(metricsUrl)).text()).split("\n")) {
+    const m = /^grpc_client_handled_total\{[^}]*grpc_method="(\w+)"[^}]*\} (\d+)/.exec(line);
+    if (m) calls[m[1]!] = (calls[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return calls;
+}
+
+/**
+ * How stale the product page can be: `rounds` times, change the price (UpdateProduct) and then
+ * the stock (AdjustStock) of the product, as an admin over gRPC, and ask the page until it shows
+ * the change (timed from sending the call, each wait bounded by 5 s). And how many upstream calls
+ * a warm page makes: the BFF's gRPC client counter around 200 pages. Puts the price back after.
+ */
+async function productPageFreshness(p: DevInstance, id: string, rounds: number): Promise<Freshness> {
+  const grpcAddr = (name: string) => `127.0.0.1:${p.ports[name]?.grpc}`;
+  const identity = createClient(IdentityService, grpcAddr("identity"));
+  const catalog = createClient(CatalogService, grpcAddr("catalog"));
+  const inventory = createClient(InventoryService, grpcAddr("inventory"));
+  const url = `${p.bffUrl}/api/products/${id}`;
+  const show = async () => (await (await fetch(url)).json()) as { product: { price: { amountMinor: number; currency: string } }; stock: { available: number } };
+  const until = async (what: string, since: number, shown: (page: Awaited<ReturnType<typeof show>>) => boolean) => {
+    while (!shown(await show())) if (performance.now() - since > 5_000) throw new Error(`the product page did not show the ${what} within 5 s`);
+    return Math.round((performance.now() - since) * 10) / 10;
+  };
+  try {
+    const login = await identity.login({ email: "admin@bazaar.local", password: "bazaar-admin" });
+    const admin = { metadata: { authorization: `Bearer ${login.tokens!.accessToken}` } };
+    const metricsUrl = `http://127.0.0.1:${p.ports.bff?.metrics}/metrics`;
+    const pages = 200;
+    await show();
+    const before = await bffUpstreamCalls(metricsUrl);
+    for (let i = 0; i < pages; i++) await show();
+    const after = await bffUpstreamCalls(metricsUrl);
+    const upstreamCallsPerPage: Record<string, number> = {};
+    for (const [method, n] of Object.entries(after)) if (n > (before[method] ?? 0)) upstreamCallsPerPage[method] = round3((n - (before[method] ?? 0)) / pages);
+
+    const first = await show();
+    const setPrice = (amountMinor: number) =>
+      catalog.updateProduct(
+        { product: { id, price: { currencyCode: first.product.price.currency, amountMinor: BigInt(amountMinor) } }, updateMask: { paths: ["price"] } },
+        admin,
+      );
+    const priceMs: number[] = [];
+    const stockMs: number[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const price = first.product.price.amountMinor + round;
+      let t0 = performance.now();
+      await setPrice(price);
+      priceMs.push(await until("new price", t0, (x) => x.product.price.amountMinor === price));
+      const available = (await show()).stock.available + 1;
+      t0 = performance.now();
+      await inventory.adjustStock({ productId: id, delta: 1, reason: "bench: page freshness" }, admin);
+      stockMs.push(await until("new stock", t0, (x) => x.stock.available === available));
+    }
+    await setPrice(first.product.price.amountMinor);
+    return { priceMs, stockMs, upstreamCallsPerPage };
+  } finally {
+    identity.close();
+    catalog.close();
+    inventory.close();
+  }
+}
+
 // ───────────────────────────── output ─────────────────────────────
 
 const median = (xs: number[]) => {
@@ -590,6 +668,16 @@ try {
   }
   for (const r of rss) r.afterLoadMiB = rssMiB(r.pid);
 
+  // How stale the (warm) product page gets, and what it asks upstream.
+  let freshness: Freshness | undefined;
+  if (!interrupted) {
+    say("product page freshness: 10 price and 10 stock changes, each until the page shows it…");
+    freshness = await productPageFreshness(platform, id, 10);
+    say(
+      `  price shown after ${median(freshness.priceMs)} ms (median; max ${Math.max(...freshness.priceMs)}), stock after ${median(freshness.stockMs)} ms (max ${Math.max(...freshness.stockMs)})`,
+    );
+  }
+
   // 4. Orders end to end: PlaceOrder runs the saga across identity, catalog, inventory and
   // payments; first as fast as 16 buyers can go, then at a fixed rate below that maximum.
   const orderRuns: { label: string; result: LoadResult; cpu: Record<string, number> }[] = [];
@@ -736,6 +824,16 @@ try {
           ]
         : [];
     })(),
+    ...(freshness
+      ? [
+          `   product page freshness (a change sent → the page shows it; 10 each): price median ${median(freshness.priceMs)} ms, max ${Math.max(...freshness.priceMs)} ms; stock median ${median(freshness.stockMs)} ms, max ${Math.max(...freshness.stockMs)} ms`,
+          `   product page upstream calls per warm page (anonymous): ${
+            Object.entries(freshness.upstreamCallsPerPage)
+              .map(([m, n]) => `${m} ${n}`)
+              .join(", ") || "none"
+          }`,
+        ]
+      : []),
     "   server cores: CPU seconds per second of the server process(es) over the window (BFF row: bff + catalog + inventory);",
     "   server CPU µs/call: server cores ÷ calls/s — the cost per call even when the load generator, not the server, is the limit;",
     ...scenarios
@@ -780,6 +878,7 @@ try {
     rss,
     idlePlatformMemory: platformMemory,
     load: { productId: id, ...sizes, scenarios: scenarios.map((s) => ({ ...s, serverCpuUsPerCall: cpuPerCall(s) ?? null, vsBaseline: ratio(s) ?? null })) },
+    productPage: freshness ?? null,
     orders: { runs: orderRuns, fixedRatePerS: fixedRate, rssUnderLoad },
     totalDurationS: totalS,
   });

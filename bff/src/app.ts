@@ -6,10 +6,12 @@ import { RpcError } from "@bazaar/platform/errors";
 import { createHttpApp } from "@bazaar/platform/http";
 import type { DependencyState } from "@bazaar/platform/readiness";
 import { csrfProtection, sessionMiddleware } from "./auth.ts";
+import { CartCounts } from "./cart-counts.ts";
 import { apiRoutes, type Upstreams } from "./api-routes.ts";
 import { edgeRequest, securityHeaders, trustedProxies } from "./edge.ts";
 import { apiError, errorResponse } from "./errors.ts";
 import { LiveOrders } from "./live-orders.ts";
+import { ProductPageModel } from "./product-page-model.ts";
 import type { EventStreamOptions } from "./routes/events.ts";
 import { SessionStore } from "./session-store.ts";
 import type { WebBundle } from "./web.ts";
@@ -29,6 +31,17 @@ export interface AppOptions {
   redis?: RedisConnection;
   /** Live order status, fed by the order-events consumer; a quiet one when omitted. */
   live?: LiveOrders;
+  /**
+   * The product page's products and stock, fed by the catalog-events consumer; when omitted,
+   * one that is never live, so every page asks the catalog and inventory.
+   */
+  productPage?: ProductPageModel;
+  /**
+   * The cart counts the product page shows, kept in `redis`; when omitted, one on `redis` that
+   * no order-events consumer tells of confirmed orders (a count then shows the emptied cart
+   * after its TTL).
+   */
+  cartCounts?: CartCounts;
   /** How long an unused session lives, in hours (default a week). */
   sessionTtlHours?: number;
   /** Refresh a user's access token when less than this is left (default 60 s; see SessionStore). */
@@ -81,6 +94,8 @@ export function createApp(options: AppOptions): Hono {
     refreshMarginMs: options.refreshMarginMs,
   });
   const live = options.live ?? new LiveOrders(upstreams.orders);
+  const productPage = options.productPage ?? new ProductPageModel(upstreams.catalog, upstreams.inventory);
+  const cartCounts = options.cartCounts ?? new CartCounts(options.redis);
 
   const app = createHttpApp(isHealthy, { metrics: false, dependencies: options.dependencies });
   app.use(securityHeaders, edgeRequest(trustedProxies(options.trustedProxies ?? [])));
@@ -96,6 +111,8 @@ export function createApp(options: AppOptions): Hono {
       upstreams,
       redis: options.redis,
       live,
+      productPage,
+      cartCounts,
       isHealthy,
       secureCookies,
       checkoutTimeoutMs: options.checkoutTimeoutMs ?? 8_000,

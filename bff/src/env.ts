@@ -61,6 +61,13 @@ export const env = parseEnv(
     EVENT_STREAMS_PER_SESSION: z.coerce.number().int().min(1).max(1_000).default(8),
     /** Live-update streams this process holds open in all; more are refused with a 429. */
     EVENT_STREAMS_MAX: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
+    /** Products (and, apart, stock levels) the product page keeps in this process at most. */
+    PRODUCT_PAGE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+    /**
+     * How long, in milliseconds, the product page serves a kept product or stock level that no
+     * event has confirmed: the bound on staleness should events be lost unnoticed.
+     */
+    PRODUCT_PAGE_MAX_AGE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
     /** How long a session lives without being used; each use extends it. */
     SESSION_TTL_HOURS: z.coerce
       .number()

@@ -3,7 +3,8 @@ import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Broker, type Delivery, on } from "@bazaar/platform/messaging/broker";
 import { events } from "@bazaar/platform/messaging/events";
 import type { OrderStatusName } from "./shape.ts";
-import type { OrderStatusEvent } from "./live-orders.ts";
+import type { LiveOrders, OrderStatusEvent } from "./live-orders.ts";
+import type { CartCounts } from "./cart-counts.ts";
 
 type OrderEvent = MessageShape<(typeof events)["orderPlaced" | "orderConfirmed" | "orderCancelled"]["schema"]>;
 
@@ -41,4 +42,16 @@ export function followOrderEvents(broker: Broker, onEvent: (event: OrderStatusEv
     messageTtlMs: 60_000,
     maxLength: 10_000,
   });
+}
+
+/**
+ * What a BFF replica does with each order status change: hands it to the live order streams,
+ * and, for a confirmed order, holds the user's kept cart count while the cart service empties
+ * the cart (see CartCounts).
+ */
+export function orderEventListener(live: Pick<LiveOrders, "record">, cartCounts: Pick<CartCounts, "orderConfirmed">): (event: OrderStatusEvent) => void {
+  return (event) => {
+    live.record(event);
+    if (event.status === "CONFIRMED") void cartCounts.orderConfirmed(event.userId);
+  };
 }

@@ -36,8 +36,8 @@ export function priceView(money: Money | undefined): PriceView {
   return { currency, amountMinor, display: formatMoney({ currencyCode: currency, amountMinor: money?.amountMinor ?? 0n }) };
 }
 
-/** Product message → the shape the web UI uses. */
-export function productView(p: Product): ProductView {
+/** Product message (or a ProductUpdated event's fields, which are the same) → the shape the web UI uses. */
+export function productView(p: Pick<Product, "id" | "slug" | "sku" | "name" | "description" | "categoryId" | "price" | "imageUrl">): ProductView {
   return {
     id: p.id,
     slug: p.slug,

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { imageUrlRule, isImageUrl } from "@bazaar/platform/validation";
 import { type AppEnv, requireAdmin } from "../auth.ts";
+import type { ProductPageModel } from "../product-page-model.ts";
 import { adminOrderView, productView, stockView } from "../shape.ts";
 import type { CatalogClient } from "../upstreams/catalog.ts";
 import type { InventoryClient } from "../upstreams/inventory.ts";
@@ -43,7 +44,7 @@ const stockBody = z.object({
 });
 
 /** /api/admin: the staff's pages (admins only: 401 signed out, 403 for customers). */
-export function adminRoutes(catalog: CatalogClient, inventory: InventoryClient, orders: OrdersClient) {
+export function adminRoutes(catalog: CatalogClient, inventory: InventoryClient, orders: OrdersClient, productPage: ProductPageModel) {
   return new Hono<AppEnv>()
     .use(requireAdmin)
     .get("/orders", valid("query", ordersQuery), async (c) => {
@@ -76,12 +77,16 @@ export function adminRoutes(catalog: CatalogClient, inventory: InventoryClient, 
         auth,
       );
       if (!product) throw new Error("catalog answered UpdateProduct without a product");
+      // The admin sees their change on this replica's product page at once; other replicas
+      // learn it from ProductUpdated.
+      productPage.offerProduct(product);
       return c.json({ product: productView(product) });
     })
     .post("/stock/:productId", valid("param", stockParam), valid("json", stockBody), async (c) => {
       const { productId } = c.req.valid("param");
       const { delta, reason } = c.req.valid("json");
       const { level } = await inventory.adjustStock({ productId, delta, reason }, await c.var.auth());
+      if (level) productPage.offerStock(level);
       return c.json({ stock: stockView(level) });
     });
 }

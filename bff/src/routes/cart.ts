@@ -1,6 +1,8 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import type { Cart } from "@bazaar/proto/bazaar/cart/v1/cart_pb";
 import { z } from "zod";
 import { type AppEnv, requireUser } from "../auth.ts";
+import type { CartCounts } from "../cart-counts.ts";
 import { cartView } from "../shape.ts";
 import type { CartClient } from "../upstreams/cart.ts";
 import { valid } from "../validate.ts";
@@ -13,24 +15,24 @@ const addBody = z.object({ productId, quantity: quantity(1) });
 const updateBody = z.object({ quantity: quantity(0) });
 const lineParam = z.object({ productId });
 
-/** /api/cart: the signed-in user's cart. Every change answers with the whole cart. */
-export function cartRoutes(cart: CartClient) {
+/**
+ * /api/cart: the signed-in user's cart. Every change answers with the whole cart, and every
+ * answer is offered to the count the product page shows (CartCounts), so a change shows there at
+ * once, on every replica.
+ */
+export function cartRoutes(cart: CartClient, cartCounts: CartCounts) {
+  const answer = async (c: Context<AppEnv>, res: { cart?: Cart }) => {
+    await cartCounts.offer(c.var.user.id, res.cart);
+    return c.json({ cart: cartView(res.cart) });
+  };
   return new Hono<AppEnv>()
     .use(requireUser)
-    .get("/", async (c) => {
-      const res = await cart.getCart({}, await c.var.auth());
-      return c.json({ cart: cartView(res.cart) });
-    })
-    .post("/items", valid("json", addBody), async (c) => {
-      const res = await cart.addItem(c.req.valid("json"), await c.var.auth());
-      return c.json({ cart: cartView(res.cart) });
-    })
-    .patch("/items/:productId", valid("param", lineParam), valid("json", updateBody), async (c) => {
-      const res = await cart.updateItem({ productId: c.req.valid("param").productId, quantity: c.req.valid("json").quantity }, await c.var.auth());
-      return c.json({ cart: cartView(res.cart) });
-    })
-    .delete("/items/:productId", valid("param", lineParam), async (c) => {
-      const res = await cart.removeItem({ productId: c.req.valid("param").productId }, await c.var.auth());
-      return c.json({ cart: cartView(res.cart) });
-    });
+    .get("/", async (c) => answer(c, await cart.getCart({}, await c.var.auth())))
+    .post("/items", valid("json", addBody), async (c) => answer(c, await cart.addItem(c.req.valid("json"), await c.var.auth())))
+    .patch("/items/:productId", valid("param", lineParam), valid("json", updateBody), async (c) =>
+      answer(c, await cart.updateItem({ productId: c.req.valid("param").productId, quantity: c.req.valid("json").quantity }, await c.var.auth())),
+    )
+    .delete("/items/:productId", valid("param", lineParam), async (c) =>
+      answer(c, await cart.removeItem({ productId: c.req.valid("param").productId }, await c.var.auth())),
+    );
 }

@@ -2,11 +2,12 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { log } from "@bazaar/platform/log";
 import type { AppEnv } from "../auth.ts";
+import type { CartCounts } from "../cart-counts.ts";
 import { fanOut } from "../fan-out.ts";
 import { categoryView, productView } from "../shape.ts";
 import type { CartClient } from "../upstreams/cart.ts";
 import type { CatalogClient } from "../upstreams/catalog.ts";
-import type { InventoryClient } from "../upstreams/inventory.ts";
+import type { ProductPageModel } from "../product-page-model.ts";
 import { pageSizeQuery, valid } from "../validate.ts";
 
 const listQuery = z.object({
@@ -33,7 +34,7 @@ function extra<T>(what: string, signal: AbortSignal, call: Promise<T>): Promise<
 }
 
 /** /api/products: the catalog listing, search, and the product page. */
-export function productRoutes(catalog: CatalogClient, inventory: InventoryClient, cart: CartClient) {
+export function productRoutes(catalog: CatalogClient, productPage: ProductPageModel, cart: CartClient, cartCounts: CartCounts) {
   return (
     new Hono<AppEnv>()
       .get("/", valid("query", listQuery), async (c) => {
@@ -45,27 +46,29 @@ export function productRoutes(catalog: CatalogClient, inventory: InventoryClient
           total: page.totalSize,
         });
       })
-      // The product page: the product, its stock and (signed in) the cart's size, in parallel. The
-      // product is the page: its failure is the answer. Stock and cart size are extras: null when
-      // their service fails, so an inventory or cart outage does not take product pages down.
+      // The product page: the product, its stock and (signed in) the cart's size, in parallel.
+      // Product and stock come from this process's read model (no call when warm, one on a
+      // miss), the cart's size from the count the BFF keeps per user (CartCounts). The product is the page: its failure is the answer. Stock and cart size are
+      // extras: null when their service fails, so an inventory or cart outage does not take
+      // product pages down.
       .get("/:id", valid("param", idParam), async (c) => {
         const { id } = c.req.valid("param");
-        const [{ product }, available, cartCount] = await fanOut((signal) => [
-          catalog.getProduct({ id }, { signal }),
-          extra(
-            "stock",
-            signal,
-            inventory.getStock({ productIds: [id] }, { signal }).then((r) => r.levels[0]?.available ?? 0),
-          ),
-          // The session is read from Redis while the other two calls run.
+        const [product, available, cartCount] = await fanOut((signal) => [
+          productPage.product(id),
+          extra("stock", signal, productPage.available(id)),
+          // The session, then the count kept for its user (or the cart service's), is read
+          // from Redis while the other two are looked up.
           extra(
             "cart count",
             signal,
-            c.var.optionalAuth().then((auth) => (auth ? cart.getCart({}, { ...auth, signal }).then((r) => r.cart?.itemCount ?? 0) : 0)),
+            c.var.optionalAuth().then(async (auth) => {
+              const session = await c.var.session();
+              if (!auth || !session) return 0;
+              return cartCounts.count(session.record.user.id, () => cart.getCart({}, { ...auth, signal }).then((r) => r.cart));
+            }),
           ),
         ]);
-        if (!product) throw new Error("catalog answered GetProduct without a product");
-        return c.json({ product: productView(product), stock: { available }, cartCount });
+        return c.json({ product, stock: { available }, cartCount });
       })
   );
 }

@@ -6,16 +6,21 @@ import { developmentClientSecret } from "@bazaar/platform/env";
 import { testEnv, testRedisPrefix } from "@bazaar/testkit/fixtures";
 import type { ServiceName } from "@bazaar/platform/service-catalog";
 import { type AppOptions, createApp, type Upstreams } from "../../src/app.ts";
+import { CartCounts } from "../../src/cart-counts.ts";
 import { LiveOrders } from "../../src/live-orders.ts";
-import { followOrderEvents } from "../../src/order-events.ts";
+import { followOrderEvents, orderEventListener } from "../../src/order-events.ts";
+import { followCatalogEvents } from "../../src/catalog-events.ts";
+import { ProductPageModel } from "../../src/product-page-model.ts";
 import { connectUpstreams } from "../../src/upstreams/connect.ts";
 import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 
-/** One BFF "replica": its app, its clients, its live-order feed. */
+/** One BFF "replica": its app, its clients, its live-order feed, its product page model. */
 export interface BffReplica {
   app: Hono;
   upstreams: Upstreams;
   live: LiveOrders;
+  /** Its products and stock, fed by catalog and stock events as in main.ts. */
+  productPage: ProductPageModel;
   /** Its RabbitMQ connection, on which it follows order events. */
   broker: Broker;
   /** The name of its own order-events queue on the broker. */
@@ -24,8 +29,8 @@ export interface BffReplica {
 
 /**
  * Every service as a real process (@bazaar/testkit/test-platform), and BFF apps on top of them
- * built by createApp() with real clients, a Redis prefix of this run's own and a consumer of
- * the platform's order events; called with app.request().
+ * built by createApp() with real clients, a Redis prefix of this run's own and consumers of
+ * the platform's order, product and stock events; called with app.request().
  */
 export interface BffTestPlatform {
   platform: TestPlatform;
@@ -85,9 +90,12 @@ export async function startBffTestPlatform(env: Parameters<typeof startTestPlatf
       const upstreams = { ...upstreamsAt(), ...options.upstreams };
       const live = new LiveOrders(upstreams.orders);
       const broker = await Broker.connect(amqpUrl, { service: "bff" });
-      const liveQueue = await followOrderEvents(broker, live.record);
-      const app = createApp({ redis, live, ...appOptions, ...options, upstreams });
-      const r = { app, upstreams, live, broker, liveQueue };
+      const cartCounts = options.cartCounts ?? appOptions.cartCounts ?? new CartCounts(redis);
+      const liveQueue = await followOrderEvents(broker, orderEventListener(live, cartCounts));
+      const productPage = new ProductPageModel(upstreams.catalog, upstreams.inventory, { isLive: () => broker.connected });
+      await followCatalogEvents(broker, productPage);
+      const app = createApp({ redis, live, productPage, cartCounts, ...appOptions, ...options, upstreams });
+      const r = { app, upstreams, live, productPage, broker, liveQueue };
       replicas.push(r);
       return r;
     };

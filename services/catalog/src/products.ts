@@ -1,7 +1,7 @@
 import { and, asc, count, eq, getTableColumns, gt, inArray, or, sql, type SQL } from "drizzle-orm";
 import type { CacheAside } from "@bazaar/platform/cache";
 import { type Database, postgresError } from "@bazaar/platform/db";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "@bazaar/platform/errors";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
@@ -174,7 +174,10 @@ export class ProductStore {
       .transaction(async (tx) => {
         const [updated] = await tx
           .update(products)
-          .set({ ...change, updatedAt: new Date() })
+          // The product's version for readers that keep it (ProductUpdated.update_time): read from
+          // the clock when the row is written, under its lock, and at least a millisecond past the
+          // last (a Date keeps milliseconds), so of two changes the later has the later time.
+          .set({ ...change, updatedAt: sql`greatest(clock_timestamp(), ${products.updatedAt} + interval '1 millisecond')` })
           .where(eq(products.id, id))
           .returning(productColumns);
         if (!updated) throw new NotFoundError(`no product has id ${id}`);
@@ -197,9 +200,15 @@ export class ProductStore {
 export function productEvent(p: ProductRow, created: boolean) {
   return {
     productId: p.id,
+    sku: p.sku,
+    slug: p.slug,
     name: p.name,
+    description: p.description,
+    categoryId: p.categoryId,
     price: { currencyCode: p.currency, amountMinor: BigInt(p.priceMinor) },
+    imageUrl: p.imageUrl,
     created,
     occurTime: timestampNow(),
+    updateTime: timestampFromDate(p.updatedAt),
   };
 }

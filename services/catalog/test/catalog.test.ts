@@ -286,6 +286,37 @@ describe("CreateProduct and UpdateProduct (admin)", () => {
     expect(eventsForIt[0]?.created).toBe(true);
   });
 
+  test("ProductUpdated carries the whole product and its update_time, which grows with every change, even two in one millisecond", async () => {
+    const { product } = await client.createProduct({ product: newProduct("TST-0106") }, asAdmin);
+    const id = product!.id;
+    const change = (amountMinor: bigint) =>
+      client.updateProduct({ product: { id, price: { currencyCode: "USD", amountMinor } }, updateMask: { paths: ["price"] } }, asAdmin);
+    await Promise.all([change(101n), change(102n), change(103n)]);
+    const { fromBinary } = await import("@bufbuild/protobuf");
+    const { timestampMs } = await import("@bufbuild/protobuf/wkt");
+    const { ProductUpdatedSchema } = await import("@bazaar/proto/bazaar/events/v1/events_pb");
+    const published = (await outboxRows())
+      .filter((r) => r.routingKey === "product.updated.v1")
+      .map((r) => fromBinary(ProductUpdatedSchema, r.payload))
+      .filter((e) => e.productId === id);
+    expect(published).toHaveLength(4);
+    const times = published.map((e) => timestampMs(e.updateTime!));
+    expect(new Set(times).size).toBe(4);
+    // The newest event is the product as GetProduct has it now.
+    const newest = published[times.indexOf(Math.max(...times))]!;
+    const now = (await client.getProduct({ id })).product!;
+    expect(timestampMs(now.updateTime!)).toBe(Math.max(...times));
+    expect(newest).toMatchObject({
+      sku: now.sku,
+      slug: now.slug,
+      name: now.name,
+      description: now.description,
+      categoryId: now.categoryId,
+      imageUrl: now.imageUrl,
+    });
+    expect(newest.price?.amountMinor).toBe(now.price!.amountMinor);
+  });
+
   test("a taken SKU is ALREADY_EXISTS and an unknown category INVALID_ARGUMENT", async () => {
     await client.createProduct({ product: newProduct("TST-0102") }, asAdmin);
     expect((await rpcError(client.createProduct({ product: newProduct("TST-0102") }, asAdmin))).code).toBe(status.ALREADY_EXISTS);

@@ -21,6 +21,8 @@ export interface StockLevel {
   reserved: number;
   /** on_hand - reserved: what can be bought now. */
   available: number;
+  /** One more with every change (0: the product has no stock row); readers keep the highest they saw. */
+  version: bigint;
 }
 
 /** A quantity of one product. */
@@ -49,9 +51,15 @@ export interface InventoryOptions {
 const byProduct = (a: { productId: string }, b: { productId: string }) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0);
 
 /** A stock row as a level. */
-export function toLevel(row: Pick<StockRow, "productId" | "onHand" | "reserved">): StockLevel {
-  return { productId: row.productId, onHand: row.onHand, reserved: row.reserved, available: row.onHand - row.reserved };
+export function toLevel(row: Pick<StockRow, "productId" | "onHand" | "reserved" | "version">): StockLevel {
+  return { productId: row.productId, onHand: row.onHand, reserved: row.reserved, available: row.onHand - row.reserved, version: row.version };
 }
+
+/**
+ * What every update of a stock row sets besides its levels: the row's next version (the row is
+ * locked by the update, so versions of one product never repeat) and the time.
+ */
+const changeStamp = { version: sql`${stock.version} + 1`, updatedAt: sql`now()` };
 
 /** Queues one StockChanged event per changed row, in the caller's transaction. */
 async function stockChanged(tx: InventoryTx, rows: readonly StockRow[]): Promise<void> {
@@ -87,7 +95,7 @@ export class InventoryStore {
     const unique = [...new Set(productIds)];
     const rows = await this.database.db.select().from(stock).where(inArray(stock.productId, unique));
     const byId = new Map(rows.map((r) => [r.productId, r]));
-    return productIds.map((id) => toLevel(byId.get(id) ?? { productId: id, onHand: 0, reserved: 0 }));
+    return productIds.map((id) => toLevel(byId.get(id) ?? { productId: id, onHand: 0, reserved: 0, version: 0n }));
   }
 
   /**
@@ -115,7 +123,7 @@ export class InventoryStore {
       for (const line of sorted) {
         const [row] = await tx
           .update(stock)
-          .set({ reserved: sql`${stock.reserved} + ${line.quantity}`, updatedAt: sql`now()` })
+          .set({ reserved: sql`${stock.reserved} + ${line.quantity}`, ...changeStamp })
           .where(and(eq(stock.productId, line.productId), sql`${stock.onHand} - ${stock.reserved} >= ${line.quantity}`))
           .returning();
         if (!row) {
@@ -181,7 +189,7 @@ export class InventoryStore {
           .set({
             reserved: sql`${stock.reserved} - ${item.quantity}`,
             ...(to === "COMMITTED" ? { onHand: sql`${stock.onHand} - ${item.quantity}` } : {}),
-            updatedAt: sql`now()`,
+            ...changeStamp,
           })
           .where(eq(stock.productId, item.productId))
           .returning();
@@ -223,7 +231,7 @@ export class InventoryStore {
       for (const productId of [...totals.keys()].sort()) {
         const [updated] = await tx
           .update(stock)
-          .set({ reserved: sql`${stock.reserved} - ${totals.get(productId)!}`, updatedAt: sql`now()` })
+          .set({ reserved: sql`${stock.reserved} - ${totals.get(productId)!}`, ...changeStamp })
           .where(eq(stock.productId, productId))
           .returning();
         if (updated) rows.push(updated);
@@ -252,14 +260,14 @@ export class InventoryStore {
           // Only products inventory knows (a row, from the catalog's events or listing) take units.
           [updated] = await tx
             .update(stock)
-            .set({ onHand: sql`${stock.onHand} + ${delta}`, updatedAt: sql`now()` })
+            .set({ onHand: sql`${stock.onHand} + ${delta}`, ...changeStamp })
             .where(eq(stock.productId, productId))
             .returning();
           if (!updated) throw new NotFoundError(`product ${productId} is not known to inventory`);
         } else {
           [updated] = await tx
             .update(stock)
-            .set({ onHand: sql`${stock.onHand} + ${delta}`, updatedAt: sql`now()` })
+            .set({ onHand: sql`${stock.onHand} + ${delta}`, ...changeStamp })
             .where(and(eq(stock.productId, productId), sql`${stock.onHand} + ${delta} >= ${stock.reserved}`))
             .returning();
           if (!updated) {

@@ -179,6 +179,9 @@ describe("reserve, commit and release", () => {
     expect(all).toHaveLength(4);
     expect(all.filter((e) => e.productId === a).at(-1)).toMatchObject({ onHand: 7, reserved: 0, available: 7 });
     expect(all.every((e) => e.occurTime !== undefined)).toBe(true);
+    // Each change is the row's next version, and GetStock answers the latest.
+    expect(all.filter((e) => e.productId === a).map((e) => e.version)).toEqual([2n, 3n]);
+    expect((await client.getStock({ productIds: [a] })).levels[0]?.version).toBe(3n);
     // Repeating a call changes nothing, so it publishes nothing.
     await client.commitReservation({ orderId }, asService);
     await reserve(orderId, [a, 3], [b, 1]);

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, check, index, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 /**
  * Stock of one product. `reserved` units are held for orders not yet confirmed; what can be
@@ -13,6 +13,8 @@ export const stock = pgTable(
     onHand: integer("on_hand").notNull().default(0),
     reserved: integer("reserved").notNull().default(0),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    /** One more with every change of the row (every update in inventory-store.ts bumps it): StockLevel.version and StockChanged.version. */
+    version: bigint("version", { mode: "bigint" }).notNull().default(sql`1`),
   },
   (t) => [check("stock_levels_valid", sql`${t.reserved} >= 0 AND ${t.onHand} >= ${t.reserved}`)],
 );

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bazaar/events/v1/events.proto.
  */
 export const file_bazaar_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch1iYXphYXIvZXZlbnRzL3YxL2V2ZW50cy5wcm90bxIQYmF6YWFyLmV2ZW50cy52MSJ2Cg5Vc2VyUmVnaXN0ZXJlZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIuCgpvY2N1cl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbAQoOUHJvZHVjdFVwZGF0ZWQSEgoKcHJvZHVjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiYKBXByaWNlGAMgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIPCgdjcmVhdGVkGAQgASgIEi4KCm9jY3VyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIogBCgxTdG9ja0NoYW5nZWQSEgoKcHJvZHVjdF9pZBgBIAEoCRIPCgdvbl9oYW5kGAIgASgFEhAKCHJlc2VydmVkGAMgASgFEhEKCWF2YWlsYWJsZRgEIAEoBRIuCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJECg5FdmVudE9yZGVyTGluZRISCgpwcm9kdWN0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUiuQEKC09yZGVyUGxhY2VkEhAKCG9yZGVyX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJgoFdG90YWwYAyABKAsyFy5iYXphYXIuY29tbW9uLnYxLk1vbmV5Ei8KBWxpbmVzGAQgAygLMiAuYmF6YWFyLmV2ZW50cy52MS5FdmVudE9yZGVyTGluZRIuCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKfAQoOT3JkZXJDb25maXJtZWQSEAoIb3JkZXJfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRImCgV0b3RhbBgDIAEoCzIXLmJhemFhci5jb21tb24udjEuTW9uZXkSEgoKcGF5bWVudF9pZBgEIAEoCRIuCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzCg5PcmRlckNhbmNlbGxlZBIQCghvcmRlcl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIuCgpvY2N1cl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKhAQoPUGF5bWVudENhcHR1cmVkEhIKCnBheW1lbnRfaWQYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRInCgZhbW91bnQYBCABKAsyFy5iYXphYXIuY29tbW9uLnYxLk1vbmV5Ei4KCm9jY3VyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq8BCg1QYXltZW50RmFpbGVkEhIKCnBheW1lbnRfaWQYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRInCgZhbW91bnQYBCABKAsyFy5iYXphYXIuY29tbW9uLnYxLk1vbmV5Eg4KBnJlYXNvbhgFIAEoCRIuCgpvY2N1cl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKhAQoPUGF5bWVudFJlZnVuZGVkEhIKCnBheW1lbnRfaWQYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRInCgZhbW91bnQYBCABKAsyFy5iYXphYXIuY29tbW9uLnYxLk1vbmV5Ei4KCm9jY3VyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_bazaar_common_v1_money, file_google_protobuf_timestamp]);
+  fileDesc("Ch1iYXphYXIvZXZlbnRzL3YxL2V2ZW50cy5wcm90bxIQYmF6YWFyLmV2ZW50cy52MSJ2Cg5Vc2VyUmVnaXN0ZXJlZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIuCgpvY2N1cl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKkAgoOUHJvZHVjdFVwZGF0ZWQSEgoKcHJvZHVjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiYKBXByaWNlGAMgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIPCgdjcmVhdGVkGAQgASgIEi4KCm9jY3VyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3NrdRgGIAEoCRIMCgRzbHVnGAcgASgJEhMKC2Rlc2NyaXB0aW9uGAggASgJEhMKC2NhdGVnb3J5X2lkGAkgASgJEhEKCWltYWdlX3VybBgKIAEoCRIvCgt1cGRhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimQEKDFN0b2NrQ2hhbmdlZBISCgpwcm9kdWN0X2lkGAEgASgJEg8KB29uX2hhbmQYAiABKAUSEAoIcmVzZXJ2ZWQYAyABKAUSEQoJYXZhaWxhYmxlGAQgASgFEi4KCm9jY3VyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YBiABKAMiRAoORXZlbnRPcmRlckxpbmUSEgoKcHJvZHVjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHF1YW50aXR5GAMgASgFIrkBCgtPcmRlclBsYWNlZBIQCghvcmRlcl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEiYKBXRvdGFsGAMgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIvCgVsaW5lcxgEIAMoCzIgLmJhemFhci5ldmVudHMudjEuRXZlbnRPcmRlckxpbmUSLgoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwEKDk9yZGVyQ29uZmlybWVkEhAKCG9yZGVyX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJgoFdG90YWwYAyABKAsyFy5iYXphYXIuY29tbW9uLnYxLk1vbmV5EhIKCnBheW1lbnRfaWQYBCABKAkSLgoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoOT3JkZXJDYW5jZWxsZWQSEAoIb3JkZXJfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSLgoKb2NjdXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioQEKD1BheW1lbnRDYXB0dXJlZBISCgpwYXltZW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJwoGYW1vdW50GAQgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIuCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKvAQoNUGF5bWVudEZhaWxlZBISCgpwYXltZW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJwoGYW1vdW50GAQgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIOCgZyZWFzb24YBSABKAkSLgoKb2NjdXJfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioQEKD1BheW1lbnRSZWZ1bmRlZBISCgpwYXltZW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJwoGYW1vdW50GAQgASgLMhcuYmF6YWFyLmNvbW1vbi52MS5Nb25leRIuCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_bazaar_common_v1_money, file_google_protobuf_timestamp]);
 
 /**
  * UserRegistered: a new account exists. Routing key `user.registered.v1`.
@@ -60,7 +60,8 @@ export const UserRegisteredSchema: GenMessage<UserRegistered> = /*@__PURE__*/
 
 /**
  * ProductUpdated: a product was created or changed; caches of it are stale. Routing key
- * `product.updated.v1`.
+ * `product.updated.v1`. It carries the whole product as it now is, so a read model (the BFF's
+ * product page) can keep it without asking the catalog.
  *
  * @generated from message bazaar.events.v1.ProductUpdated
  */
@@ -99,6 +100,50 @@ export type ProductUpdated = Message<"bazaar.events.v1.ProductUpdated"> & {
    * @generated from field: google.protobuf.Timestamp occur_time = 5;
    */
   occurTime?: Timestamp | undefined;
+
+  /**
+   * Its stock keeping unit now.
+   *
+   * @generated from field: string sku = 6;
+   */
+  sku: string;
+
+  /**
+   * Its URL-friendly name now.
+   *
+   * @generated from field: string slug = 7;
+   */
+  slug: string;
+
+  /**
+   * Its description now.
+   *
+   * @generated from field: string description = 8;
+   */
+  description: string;
+
+  /**
+   * The id of its category now.
+   *
+   * @generated from field: string category_id = 9;
+   */
+  categoryId: string;
+
+  /**
+   * Where its picture is served now.
+   *
+   * @generated from field: string image_url = 10;
+   */
+  imageUrl: string;
+
+  /**
+   * The product's update_time (as catalog.v1.Product has it), which grows with every change of
+   * the product: the version to order this event against other events and GetProduct answers
+   * by (later is newer; duplicates and late deliveries carry an older or equal one).
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 11;
+   */
+  updateTime?: Timestamp | undefined;
 };
 
 /**
@@ -148,6 +193,14 @@ export type StockChanged = Message<"bazaar.events.v1.StockChanged"> & {
    * @generated from field: google.protobuf.Timestamp occur_time = 5;
    */
   occurTime?: Timestamp | undefined;
+
+  /**
+   * The level's version, as inventory.v1.StockLevel has it: one more with every change of the
+   * product's stock. Events of one product may arrive late or twice; the highest version wins.
+   *
+   * @generated from field: int64 version = 6;
+   */
+  version: bigint;
 };
 
 /**
