@@ -2,6 +2,7 @@ import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
 import { log } from "./log.ts";
+import { dbQueries } from "./metrics.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { currentCallBudget } from "./call-budget.ts";
 import { markPostgresOutage } from "./outage.ts";
@@ -33,7 +34,7 @@ export interface Database<TSchema extends Record<string, unknown>> {
   sql: Sql;
   /** The database name. */
   name: string;
-  /** Runs `select 1`, untraced (readiness checks run it every few seconds). */
+  /** Runs `select 1`, untraced (readiness checks run it every few seconds), counted in bazaar_db_queries_total. */
   ping(): Promise<void>;
   /** Closes the pool, letting running queries finish. */
   close(): Promise<void>;
@@ -68,6 +69,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(opti
     sql,
     name,
     ping: async () => {
+      dbQueries.labels(name).inc();
       await raw`select 1`;
     },
     close: () => raw.end({ timeout: 5 }),
@@ -140,11 +142,14 @@ type Query = Promise<unknown> & { resolve: (x: unknown) => void; reject: (e: unk
 /**
  * Wraps a postgres.js client so that each query is a CLIENT span (db.system.name postgresql,
  * the SQL text with placeholders, never the values) from the moment it is issued until the
- * driver settles it. Tagged-template queries, `unsafe` (what drizzle uses), transactions
- * and savepoints are all covered.
+ * driver settles it, and is counted in `bazaar_db_queries_total` (with the BEGIN/COMMIT of
+ * each transaction and SAVEPOINT/RELEASE of each savepoint). Tagged-template queries, `unsafe`
+ * (what drizzle uses), transactions and savepoints are all covered.
  */
 function traceSql(sql: Sql, database: string): Sql {
+  const statements = dbQueries.labels(database);
   const instrument = (query: Query, text: string): Query => {
+    statements.inc();
     const operation = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? "QUERY";
     const span = tracer().startSpan(`${operation} ${database}`, {
       kind: SpanKind.CLIENT,
@@ -196,6 +201,8 @@ function traceSql(sql: Sql, database: string): Sql {
         }
         if (prop === "begin" || prop === "savepoint") {
           return (...args: unknown[]) => {
+            // BEGIN and COMMIT (or ROLLBACK); SAVEPOINT and RELEASE (or ROLLBACK TO).
+            statements.inc(2);
             const fn = args.pop() as (tx: Sql) => unknown;
             const done = (value as (...a: unknown[]) => Promise<unknown>).call(obj, ...args, (tx: Sql) => fn(wrap(tx)));
             // A transaction that could not begin (or commit) fails here, not in a query.
