@@ -138,6 +138,39 @@ export function withDatabase(url: string, database: string): string {
 }
 
 type Query = Promise<unknown> & { resolve: (x: unknown) => void; reject: (e: unknown) => void };
+type UnsafeOptions = { prepare?: boolean; simple?: boolean } & Record<string, unknown>;
+type UnsafeFn = (text: string, params?: unknown[], options?: UnsafeOptions) => Query;
+
+/**
+ * postgres.js's `unsafe` that prepares every query with parameters. drizzle sends all its
+ * queries through `unsafe(text, params, { prepare: false })` (it prepares only queries given a
+ * name with `.prepare(name)`), and an unprepared query with parameters costs Postgres a parse
+ * and a plan each time and two round trips (Parse/Describe, then Bind/Execute). Prepared, the
+ * connection parses once and after that sends only Bind/Execute: one round trip, no parse, and
+ * after five runs Postgres may keep a generic plan.
+ *
+ * postgres.js keeps a connection's prepared statements by query text (and parameter types),
+ * without bound, so query texts must not vary without bound: every query in this repository
+ * passes values as parameters (no `sql.raw` with values); the texts that do vary are `inArray`
+ * lists and multi-row inserts, one text per length, bounded by the request limits.
+ *
+ * Queries without parameters keep postgres.js's simple protocol (one round trip, and it allows
+ * several statements in one text, which migrations and DDL in tests rely on). postgres.js
+ * retries a prepared statement that Postgres invalidated (a migration changed a table's
+ * columns) once, outside a transaction; a transaction fails with "cached plan must not change
+ * result type" instead, as on any error. Only a text that selects `*` can meet that: drizzle
+ * names every column it selects and returns.
+ */
+function preparedUnsafe(unsafe: UnsafeFn, client: unknown): (text: string, ...rest: unknown[]) => Query {
+  return (text, ...rest) => {
+    // unsafe(text), unsafe(text, params), unsafe(text, params, options) and unsafe(text, options).
+    const [params, options] =
+      Array.isArray(rest[0]) || rest[0] === undefined
+        ? [rest[0] as unknown[] | undefined, rest[1] as UnsafeOptions | undefined]
+        : [undefined, rest[0] as UnsafeOptions];
+    return unsafe.call(client, text, params ?? [], { ...options, prepare: true });
+  };
+}
 
 /**
  * Wraps a postgres.js client so that each query is a CLIENT span (db.system.name postgresql,
@@ -145,6 +178,8 @@ type Query = Promise<unknown> & { resolve: (x: unknown) => void; reject: (e: unk
  * driver settles it, and is counted in `bazaar_db_queries_total` (with the BEGIN/COMMIT of
  * each transaction and SAVEPOINT/RELEASE of each savepoint). Tagged-template queries, `unsafe`
  * (what drizzle uses), transactions and savepoints are all covered.
+ *
+ * Every query with parameters runs as a prepared statement, see {@link preparedUnsafe}.
  */
 function traceSql(sql: Sql, database: string): Sql {
   const statements = dbQueries.labels(database);
@@ -197,7 +232,8 @@ function traceSql(sql: Sql, database: string): Sql {
       get(obj, prop, receiver) {
         const value = Reflect.get(obj, prop, receiver);
         if (prop === "unsafe") {
-          return (text: string, ...rest: unknown[]) => instrument((value as (...a: unknown[]) => Query).call(obj, text, ...rest), text);
+          const unsafe = preparedUnsafe(value as UnsafeFn, obj);
+          return (text: string, ...rest: unknown[]) => instrument(unsafe(text, ...rest), text);
         }
         if (prop === "begin" || prop === "savepoint") {
           return (...args: unknown[]) => {
