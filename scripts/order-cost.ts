@@ -12,7 +12,7 @@ import { OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
 import { bearer, type BearerAuth, registerAndLogin, testEnv } from "@bazaar/testkit/fixtures";
 import { startTestPlatform, stockedProducts, type TestPlatform } from "@bazaar/testkit/test-platform";
 import { flags, numberFlag } from "./bench/common.ts";
-import { costBetween, costProbe } from "./bench/order-cost.ts";
+import { costBetween, costProbe } from "./bench/cost.ts";
 
 const args = flags({ orders: "300", warmup: "60", concurrency: "8", timeout: "240" });
 const counts = {

@@ -38,6 +38,8 @@ export interface CounterSums {
   dbQueries: number;
   /** grpc_server_handled_total, by grpc_service (e.g. bazaar.orders.v1.OrdersService). */
   grpcHandled: Record<string, number>;
+  /** grpc_server_handled_total of calls answered OK, by "grpc_service/grpc_method". */
+  grpcOk: Record<string, number>;
   messagesPublished: number;
   messagesConsumed: number;
 }
@@ -63,13 +65,16 @@ export interface CostSnapshot {
 
 const pgStatColumns = ["xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched", "tup_returned"] as const;
 
-/** Parses Prometheus text: the sum of `metric`'s samples, by the value of `byLabel` (or "" without it). */
-export function sumMetric(text: string, metric: string, byLabel?: string): Record<string, number> {
+/**
+ * Parses Prometheus text: the sum of `metric`'s samples, by the key `keyOf` makes of each
+ * sample's labels ("" for all when not given; a sample it answers undefined for is skipped).
+ */
+export function sumMetric(text: string, metric: string, keyOf: (labels: Record<string, string>) => string | undefined = () => ""): Record<string, number> {
   const out: Record<string, number> = {};
-  const line = new RegExp(`^${metric}(?:\\{([^}]*)\\})? (\\S+)`, "gm");
-  for (const m of text.matchAll(line)) {
-    const key = byLabel ? (new RegExp(`(?:^|,)${byLabel}="([^"]*)"`).exec(m[1] ?? "")?.[1] ?? "") : "";
-    out[key] = (out[key] ?? 0) + Number(m[2]);
+  for (const m of text.matchAll(new RegExp(`^${metric}(?:\\{([^}]*)\\})? (\\S+)`, "gm"))) {
+    const labels = Object.fromEntries([...(m[1] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!]));
+    const key = keyOf(labels);
+    if (key !== undefined) out[key] = (out[key] ?? 0) + Number(m[2]);
   }
   return out;
 }
@@ -80,7 +85,8 @@ async function readCounters(url: string): Promise<CounterSums> {
   const text = await (await fetch(url, { signal: AbortSignal.timeout(5_000) })).text();
   return {
     dbQueries: total(sumMetric(text, "bazaar_db_queries_total")),
-    grpcHandled: sumMetric(text, "grpc_server_handled_total", "grpc_service"),
+    grpcHandled: sumMetric(text, "grpc_server_handled_total", (l) => l.grpc_service),
+    grpcOk: sumMetric(text, "grpc_server_handled_total", (l) => (l.grpc_code === "OK" ? `${l.grpc_service}/${l.grpc_method}` : undefined)),
     messagesPublished: total(sumMetric(text, "bazaar_messages_published_total")),
     messagesConsumed: total(sumMetric(text, "bazaar_messages_consumed_total")),
   };
@@ -132,6 +138,15 @@ async function pgStatOf(sql: postgres.Sql, databases: string[]): Promise<CostSna
     [databases],
   );
   return Object.fromEntries(pgStatColumns.map((c) => [c, Number(row?.[c] ?? 0)])) as CostSnapshot["pgStat"];
+}
+
+/**
+ * RPCs of `method` ("bazaar.orders.v1.OrdersService/PlaceOrder") answered OK between two
+ * snapshots, by every watched process: the work a window did, counted by the server, so that
+ * calls straddling the window's edges count as the CPU they used there does.
+ */
+export function okCallsBetween(a: CostSnapshot, b: CostSnapshot, method: string): number {
+  return Object.entries(b.counters).reduce((n, [name, after]) => n + (after.grpcOk[method] ?? 0) - (a.counters[name]?.grpcOk[method] ?? 0), 0);
 }
 
 /** What one unit of work (one order) cost between two snapshots. */
