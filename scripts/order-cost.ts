@@ -6,15 +6,19 @@
  * closed loop, and prints per confirmed order: CPU ms of each service, of the Postgres backends
  * of the platform's databases, RabbitMQ and Redis; SQL statements sent; Postgres commits and
  * rows; RPCs served; messages published and consumed. Cleans up everything it started.
+ *
+ * `--profile orders,payments` runs those services under Bun's CPU profiler (BUN_OPTIONS
+ * --cpu-prof-md), which writes a Markdown profile to test-artifacts/profiles/ as each exits.
  */
 import { type GrpcServiceName, serviceCatalog } from "@bazaar/platform/service-catalog";
 import { OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
-import { bearer, type BearerAuth, registerAndLogin, testEnv } from "@bazaar/testkit/fixtures";
+import { mkdirSync } from "node:fs";
+import { bearer, type BearerAuth, registerAndLogin, repoRoot, testEnv } from "@bazaar/testkit/fixtures";
 import { startTestPlatform, stockedProducts, type TestPlatform } from "@bazaar/testkit/test-platform";
 import { flags, numberFlag } from "./bench/common.ts";
 import { costBetween, costProbe } from "./bench/cost.ts";
 
-const args = flags({ orders: "300", warmup: "60", concurrency: "8", timeout: "240" });
+const args = flags({ orders: "300", warmup: "60", concurrency: "8", timeout: "240", profile: "" });
 const counts = {
   orders: numberFlag("orders", args.orders),
   warmup: numberFlag("warmup", args.warmup),
@@ -31,7 +35,10 @@ const watchdog = setTimeout(() => {
 const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
 
 try {
-  platform = await startTestPlatform();
+  const profiled = args.profile.split(",").filter(Boolean);
+  const profileDir = `${repoRoot}/test-artifacts/profiles`;
+  if (profiled.length) mkdirSync(profileDir, { recursive: true });
+  platform = await startTestPlatform(Object.fromEntries(profiled.map((name) => [name, { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-dir=${profileDir}` }])));
   const p = platform;
   const { clients } = p;
   const admin = bearer((await clients.identity.login({ email: "admin@bazaar.local", password: "bazaar-admin" })).tokens!.accessToken);
