@@ -16,6 +16,11 @@
  *      Redis or upstream, to split the overhead into "chassis" and "handler work"; then the
  *      product page's freshness (a price or stock change sent → the page shows it) and the
  *      upstream calls a warm page makes.
+ *    Orders end to end (PlaceOrder through the saga), as fast as BENCH_ORDERS_CONCURRENCY buyers
+ *    can go and at a fixed share of that rate, each with what one order cost over its measured
+ *    window: CPU ms of every platform process, Postgres backends, RabbitMQ and Redis; SQL
+ *    statements (bazaar_db_queries_total), Postgres commits and rows (pg_stat_database), RPCs
+ *    and broker messages (see scripts/bench/cost.ts).
  * 4. Cleans up everything it started: the dev runner (SIGINT), the helper servers, the bench
  *    instances' databases and Redis keys. Bounded: a watchdog ends the run (cleaning up) if it
  *    takes longer than BENCH_TIMEOUT_S.
@@ -29,12 +34,23 @@ import { cpus } from "node:os";
 import { toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, startProcess } from "@bazaar/platform/processes";
-import { repoRoot } from "@bazaar/testkit/fixtures";
+import { repoRoot, testEnv } from "@bazaar/testkit/fixtures";
 import { CatalogService, GetProductResponseSchema } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 import { IdentityService } from "@bazaar/proto/bazaar/identity/v1/identity_pb";
 import { InventoryService } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import { type LoadResult, parseResultLine, phaseLines, round3 } from "./bench/common.ts";
-import { allPids, type DevInstance, type DevInstanceHandle, pickPortOffset, portsAt, readProc, startDevInstance } from "./dev-instance.ts";
+import {
+  type CostPerUnit,
+  type CostProbe,
+  type CostSnapshot,
+  costBetween,
+  costProbe,
+  cpuSeconds,
+  machineTicks,
+  okCallsBetween,
+  pidsNamed,
+} from "./bench/cost.ts";
+import { type DevInstance, type DevInstanceHandle, pickPortOffset, portsAt, readProc, startDevInstance } from "./dev-instance.ts";
 
 // ───────────────────────────── configuration ─────────────────────────────
 
@@ -64,7 +80,6 @@ const config = {
   healthTimeoutMs: 90_000,
 };
 
-const clockTicks = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
 const benchStarted = performance.now();
 
 function say(text: string): void {
@@ -72,29 +87,6 @@ function say(text: string): void {
 }
 
 // ───────────────────────────── /proc helpers ─────────────────────────────
-
-/** The fields of /proc/<pid>/stat after the command name (field 3, state, is index 0). */
-function statFields(pid: number): string[] | undefined {
-  const stat = readProc(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-/** CPU time (user + system) of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const f = statFields(pid);
-  if (!f) return 0;
-  return (Number(f[11]) + Number(f[12])) / clockTicks;
-}
-
-/** The machine's busy and total CPU time, in ticks, from /proc/stat. */
-function machineTicks(): { busy: number; total: number } {
-  const line = readProc("/proc/stat")?.split("\n")[0] ?? "";
-  const nums = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = nums.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = (nums[3] ?? 0) + (nums[4] ?? 0);
-  return { busy: total - idle, total };
-}
 
 /** Resident set size in MiB (VmRSS of /proc/<pid>/status), or undefined if gone. */
 function rssMiB(pid: number): number | undefined {
@@ -113,11 +105,6 @@ function sharedAwareMiB(pid: number): { pss?: number; private?: number } {
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(text)?.[1] ?? Number.NaN);
   const mib = (k: number) => (Number.isFinite(k) ? Math.round((k / 1024) * 10) / 10 : undefined);
   return { pss: mib(kb("Pss")), private: mib(kb("Private_Clean") + kb("Private_Dirty")) };
-}
-
-/** Every redis-server process on this machine (their CPU shows what the cache path costs). */
-function redisPids(): number[] {
-  return allPids().filter((p) => (readProc(`/proc/${p}/comm`) ?? "").trim() === "redis-server");
 }
 
 // ───────────────────────────── what to clean up ─────────────────────────────
@@ -241,12 +228,15 @@ async function waitReady(child: ChildProcess, timeoutMs = 20_000): Promise<numbe
   throw new Error(`${child.name} did not become ready:\n${tail(child)}`);
 }
 
-/** Runs a closed-loop load generator process (grpc-load.ts / http-load.ts), sampling CPU over its window. */
+/**
+ * Runs a load generator process (grpc-load.ts, http-load.ts, orders-load.ts), sampling CPU over
+ * its window; `onPhase` hears when the measured window starts ("measure") and ends ("done").
+ */
 async function runLoader(
   name: string,
   cmd: string[],
   cpuGroups: Record<string, number[]>,
-  onMeasure?: () => void,
+  onPhase?: (phase: "measure" | "done") => void,
 ): Promise<{ result: LoadResult; cpu: Record<string, number> }> {
   let before: CpuSample | undefined;
   let after: CpuSample | undefined;
@@ -255,9 +245,11 @@ async function runLoader(
   const loader = spawn(name, cmd, {}, (line) => {
     if (line === phaseLines.measure) {
       before = sampleCpu([...watched(), loader.proc.pid]);
-      onMeasure?.();
-    } else if (line === phaseLines.done) after = sampleCpu([...watched(), loader.proc.pid]);
-    else result ??= parseResultLine(line);
+      onPhase?.("measure");
+    } else if (line === phaseLines.done) {
+      after = sampleCpu([...watched(), loader.proc.pid]);
+      onPhase?.("done");
+    } else result ??= parseResultLine(line);
   });
   const limit = (config.warmupS + config.durationS + 30) * 1000;
   const code = await Promise.race([loader.proc.exited, Bun.sleep(limit).then(() => "timeout" as const)]);
@@ -420,6 +412,69 @@ async function productPageFreshness(p: DevInstance, id: string, rounds: number):
     catalog.close();
     inventory.close();
   }
+}
+
+/**
+ * Snapshots of a probe at a load run's "measure" and "done" lines, and the cost per unit of
+ * work between them. A probe that fails (a /metrics not answering) costs the table, not the run.
+ */
+function costWindow(probe: CostProbe) {
+  let start: Promise<CostSnapshot | undefined> | undefined;
+  let end: Promise<CostSnapshot | undefined> | undefined;
+  const snapshot = () =>
+    probe.snapshot().catch((err: Error) => {
+      say(`cannot read the cost counters: ${err.message}`);
+      return undefined;
+    });
+  return {
+    onPhase(phase: "measure" | "done") {
+      if (phase === "measure") start = snapshot();
+      else end = snapshot();
+    },
+    /** The cost per order placed (PlaceOrder answered OK) inside the window. */
+    async cost(): Promise<CostPerUnit | undefined> {
+      const [a, b] = await Promise.all([start, end]);
+      return a && b ? costBetween(a, b, okCallsBetween(a, b, "bazaar.orders.v1.OrdersService/PlaceOrder")) : undefined;
+    },
+  };
+}
+
+/** The per-order cost of each orders run, one column per run. */
+function costTable(runs: { label: string; cost?: CostPerUnit }[], processes: string[]): string[] {
+  const measured = runs.filter((r): r is { label: string; cost: CostPerUnit } => r.cost !== undefined);
+  if (measured.length === 0) return ["   (no per-order cost: the cost counters could not be read)"];
+  const n = (x: number | undefined, digits = 1) => fmtNum(x ?? 0, digits);
+  const row = (what: string, value: (c: CostPerUnit) => string) => [what, ...measured.map((r) => value(r.cost))];
+  const services = [...new Set(measured.flatMap((r) => Object.keys(r.cost.grpcCalls)))];
+  const cpuTotal = (c: CostPerUnit) => Object.values(c.cpuMs).reduce((a, b) => a + b, 0) + c.postgresBackendsMs + c.rabbitmqMs + c.redisMs;
+  const rows = [
+    ...processes.map((p) => row(`CPU ms: ${p}`, (c) => n(c.cpuMs[p], 2))),
+    row("CPU ms: Postgres, backends of the bench's databases", (c) => n(c.postgresBackendsMs, 2)),
+    row("CPU ms: RabbitMQ (beam.smp) ¹", (c) => n(c.rabbitmqMs, 2)),
+    row("CPU ms: Redis (redis-server) ¹", (c) => n(c.redisMs, 2)),
+    row("CPU ms: all of the above", (c) => n(cpuTotal(c), 2)),
+    row("CPU ms: other postgres processes ²", (c) => n(c.postgresOtherMs, 2)),
+    ...processes.filter((p) => measured.some((r) => (r.cost.statements[p] ?? 0) > 0)).map((p) => row(`SQL statements: ${p}`, (c) => n(c.statements[p]))),
+    row("SQL statements: all ³", (c) => n(c.statements.all)),
+    row("Postgres commits (xact_commit) ⁴", (c) => n(c.pgStat.xact_commit)),
+    row("Postgres rollbacks", (c) => n(c.pgStat.xact_rollback)),
+    row("rows inserted / updated / deleted", (c) => `${n(c.pgStat.tup_inserted)} / ${n(c.pgStat.tup_updated)} / ${n(c.pgStat.tup_deleted)}`),
+    row("rows fetched (index) / returned (scans)", (c) => `${n(c.pgStat.tup_fetched)} / ${n(c.pgStat.tup_returned)}`),
+    ...services.map((svc) => row(`gRPC calls served: ${svc}`, (c) => n(c.grpcCalls[svc]))),
+    row("messages published / consumed", (c) => `${n(c.messagesPublished)} / ${n(c.messagesConsumed)}`),
+    row("machine busy over the window", (c) => `${c.machineBusyPct.toFixed(0)}%`),
+  ];
+  return [
+    table(["per order", ...measured.map((r) => r.label)], rows, ["l", ...measured.map(() => "r" as const)]),
+    "   per order placed in the measured window (PlaceOrder answered OK, counted by orders' /metrics, so orders straddling the window's edges",
+    "   count as their CPU there does); CPU from /proc/<pid>/stat (utime + stime); the Postgres backends are those pg_stat_activity",
+    "   lists for the bench's databases (pool connections opened during the window count from zero).",
+    "   ¹ the whole server, shared with everyone on this machine: other users' traffic counts too.",
+    "   ² every other postgres process on the machine (WAL writer, checkpointer, autovacuum, and other clients' backends): not the bench's alone.",
+    "   ³ bazaar_db_queries_total deltas from every process's /metrics: queries, plus BEGIN/COMMIT and SAVEPOINT/RELEASE.",
+    "   ⁴ pg_stat_database deltas summed over the bench's databases; every statement outside a transaction is a commit too,",
+    "     and backends report at most once a second, so a window's edges blur by up to a second of work.",
+  ];
 }
 
 // ───────────────────────────── output ─────────────────────────────
@@ -592,7 +647,7 @@ try {
   );
 
   // 3. Load.
-  const redis = redisPids();
+  const redis = pidsNamed("redis-server");
   const scenarios: Scenario[] = [];
   const plan: {
     key: string;
@@ -680,7 +735,7 @@ try {
 
   // 4. Orders end to end: PlaceOrder runs the saga across identity, catalog, inventory and
   // payments; first as fast as 16 buyers can go, then at a fixed rate below that maximum.
-  const orderRuns: { label: string; result: LoadResult; cpu: Record<string, number> }[] = [];
+  const orderRuns: { label: string; result: LoadResult; cpu: Record<string, number>; cost?: CostPerUnit }[] = [];
   const rssUnderLoad: { process: string; pid: number; MiB?: number }[] = [];
   let fixedRate = 0;
   if (!interrupted) {
@@ -712,26 +767,48 @@ try {
       String(config.durationS),
       ...mode,
     ];
-    say(`orders: as many as ${config.ordersConcurrency} buyers can place, ${config.warmupS} s warm-up + ${config.durationS} s…`);
-    const max = await runLoader("orders-load max", ordersCmd(["--mode", "closed", "--concurrency", String(config.ordersConcurrency)]), {
-      server: servicePids.map(([, pid]) => pid),
-      redis,
+    // What one order costs, read around each run's measured window (see scripts/bench/cost.ts).
+    const probe = costProbe({
+      processes: Object.fromEntries(
+        Object.entries(platform.pids).map(([name, pid]) => {
+          const ports = platform!.ports[name];
+          return [name, { pid, metricsUrl: `http://127.0.0.1:${ports?.metrics ?? ports?.http}/metrics` }];
+        }),
+      ),
+      databases: platform.databases,
+      postgresUrl: testEnv.POSTGRES_URL,
     });
-    orderRuns.push({ label: `max: ${config.ordersConcurrency} buyers in a closed loop`, ...max });
-    say(`  ${fmtNum(max.result.rps, 1)} orders confirmed/s, p50 ${max.result.p50Ms} ms, p99 ${max.result.p99Ms} ms`);
-    fixedRate = Math.max(1, Math.floor(max.result.rps * config.ordersFixedShare));
-    say(`orders: a fixed ${fixedRate}/s (${Math.round(config.ordersFixedShare * 100)}% of the maximum)…`);
-    const fixed = await runLoader(
-      "orders-load fixed",
-      ordersCmd(["--mode", "open", "--rate", String(fixedRate)]),
-      { server: servicePids.map(([, pid]) => pid), redis },
-      () =>
-        setTimeout(() => {
-          for (const [name, pid] of Object.entries(platform!.pids)) rssUnderLoad.push({ process: name, pid, MiB: rssMiB(pid) });
-        }, config.durationS * 500),
-    );
-    orderRuns.push({ label: `fixed rate: ${fixedRate}/s, open loop`, ...fixed });
-    say(`  ${fmtNum(fixed.result.rps, 1)} orders confirmed/s, p50 ${fixed.result.p50Ms} ms, p99 ${fixed.result.p99Ms} ms`);
+    try {
+      say(`orders: as many as ${config.ordersConcurrency} buyers can place, ${config.warmupS} s warm-up + ${config.durationS} s…`);
+      const maxWindow = costWindow(probe);
+      const max = await runLoader(
+        "orders-load max",
+        ordersCmd(["--mode", "closed", "--concurrency", String(config.ordersConcurrency)]),
+        { server: servicePids.map(([, pid]) => pid), redis },
+        maxWindow.onPhase,
+      );
+      orderRuns.push({ label: `max: ${config.ordersConcurrency} buyers in a closed loop`, ...max, cost: await maxWindow.cost() });
+      say(`  ${fmtNum(max.result.rps, 1)} orders confirmed/s, p50 ${max.result.p50Ms} ms, p99 ${max.result.p99Ms} ms`);
+      fixedRate = Math.max(1, Math.floor(max.result.rps * config.ordersFixedShare));
+      say(`orders: a fixed ${fixedRate}/s (${Math.round(config.ordersFixedShare * 100)}% of the maximum)…`);
+      const fixedWindow = costWindow(probe);
+      const fixed = await runLoader(
+        "orders-load fixed",
+        ordersCmd(["--mode", "open", "--rate", String(fixedRate)]),
+        { server: servicePids.map(([, pid]) => pid), redis },
+        (phase) => {
+          fixedWindow.onPhase(phase);
+          if (phase !== "measure") return;
+          setTimeout(() => {
+            for (const [name, pid] of Object.entries(platform!.pids)) rssUnderLoad.push({ process: name, pid, MiB: rssMiB(pid) });
+          }, config.durationS * 500);
+        },
+      );
+      orderRuns.push({ label: `fixed rate: ${fixedRate}/s, open loop`, ...fixed, cost: await fixedWindow.cost() });
+      say(`  ${fmtNum(fixed.result.rps, 1)} orders confirmed/s, p50 ${fixed.result.p50Ms} ms, p99 ${fixed.result.p99Ms} ms`);
+    } finally {
+      await probe.close();
+    }
   }
 
   // 5. Clean up (the total duration includes it).
@@ -861,6 +938,9 @@ try {
       ["l", "r", "r", "r", "r", "r"],
     ),
     "   fixed-rate latency is measured from each call's scheduled start, so queueing counts; services' cores: every gRPC service process together.",
+    "",
+    "   What one order cost, in CPU time and counts (these depend far less than throughput on how loaded the machine was)",
+    ...costTable(orderRuns, Object.keys(platform.pids)),
     "",
     `   RSS (VmRSS) of every process halfway through the fixed-rate run`,
     table(

@@ -3,6 +3,7 @@ import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
 import { withDatabase } from "./database-url.ts";
 import { log } from "./log.ts";
+import { dbQueries } from "./metrics.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { currentCallBudget } from "./call-budget.ts";
 import { markPostgresOutage } from "./outage.ts";
@@ -34,7 +35,7 @@ export interface Database<TSchema extends Record<string, unknown>> {
   sql: Sql;
   /** The database name. */
   name: string;
-  /** Runs `select 1`, untraced (readiness checks run it every few seconds). */
+  /** Runs `select 1`, untraced (readiness checks run it every few seconds), counted in bazaar_db_queries_total. */
   ping(): Promise<void>;
   /** Closes the pool, letting running queries finish. */
   close(): Promise<void>;
@@ -69,6 +70,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(opti
     sql,
     name,
     ping: async () => {
+      dbQueries.labels(name).inc();
       await raw`select 1`;
     },
     close: () => raw.end({ timeout: 5 }),
@@ -130,15 +132,53 @@ export function databaseName(url: string): string {
 }
 
 type Query = Promise<unknown> & { resolve: (x: unknown) => void; reject: (e: unknown) => void };
+type UnsafeOptions = { prepare?: boolean; simple?: boolean } & Record<string, unknown>;
+type UnsafeFn = (text: string, params?: unknown[], options?: UnsafeOptions) => Query;
+
+/**
+ * postgres.js's `unsafe` that prepares every query with parameters. drizzle sends all its
+ * queries through `unsafe(text, params, { prepare: false })` (it prepares only queries given a
+ * name with `.prepare(name)`), and an unprepared query with parameters costs Postgres a parse
+ * and a plan each time and two round trips (Parse/Describe, then Bind/Execute). Prepared, the
+ * connection parses once and after that sends only Bind/Execute: one round trip, no parse, and
+ * after five runs Postgres may keep a generic plan.
+ *
+ * postgres.js keeps a connection's prepared statements by query text (and parameter types),
+ * without bound, so query texts must not vary without bound: every query in this repository
+ * passes values as parameters (no `sql.raw` with values); the texts that do vary are `inArray`
+ * lists and multi-row inserts, one text per length, bounded by the request limits.
+ *
+ * Queries without parameters keep postgres.js's simple protocol (one round trip, and it allows
+ * several statements in one text, which migrations and DDL in tests rely on). postgres.js
+ * retries a prepared statement that Postgres invalidated (a migration changed a table's
+ * columns) once, outside a transaction; a transaction fails with "cached plan must not change
+ * result type" instead, as on any error. Only a text that selects `*` can meet that: drizzle
+ * names every column it selects and returns.
+ */
+function preparedUnsafe(unsafe: UnsafeFn, client: unknown): (text: string, ...rest: unknown[]) => Query {
+  return (text, ...rest) => {
+    // unsafe(text), unsafe(text, params), unsafe(text, params, options) and unsafe(text, options).
+    const [params, options] =
+      Array.isArray(rest[0]) || rest[0] === undefined
+        ? [rest[0] as unknown[] | undefined, rest[1] as UnsafeOptions | undefined]
+        : [undefined, rest[0] as UnsafeOptions];
+    return unsafe.call(client, text, params ?? [], { ...options, prepare: true });
+  };
+}
 
 /**
  * Wraps a postgres.js client so that each query is a CLIENT span (db.system.name postgresql,
  * the SQL text with placeholders, never the values) from the moment it is issued until the
- * driver settles it. Tagged-template queries, `unsafe` (what drizzle uses), transactions
- * and savepoints are all covered.
+ * driver settles it, and is counted in `bazaar_db_queries_total` (with the BEGIN/COMMIT of
+ * each transaction and SAVEPOINT/RELEASE of each savepoint). Tagged-template queries, `unsafe`
+ * (what drizzle uses), transactions and savepoints are all covered.
+ *
+ * Every query with parameters runs as a prepared statement, see {@link preparedUnsafe}.
  */
 function traceSql(sql: Sql, database: string): Sql {
+  const statements = dbQueries.labels(database);
   const instrument = (query: Query, text: string): Query => {
+    statements.inc();
     const operation = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? "QUERY";
     const span = tracer().startSpan(`${operation} ${database}`, {
       kind: SpanKind.CLIENT,
@@ -186,10 +226,13 @@ function traceSql(sql: Sql, database: string): Sql {
       get(obj, prop, receiver) {
         const value = Reflect.get(obj, prop, receiver);
         if (prop === "unsafe") {
-          return (text: string, ...rest: unknown[]) => instrument((value as (...a: unknown[]) => Query).call(obj, text, ...rest), text);
+          const unsafe = preparedUnsafe(value as UnsafeFn, obj);
+          return (text: string, ...rest: unknown[]) => instrument(unsafe(text, ...rest), text);
         }
         if (prop === "begin" || prop === "savepoint") {
           return (...args: unknown[]) => {
+            // BEGIN and COMMIT (or ROLLBACK); SAVEPOINT and RELEASE (or ROLLBACK TO).
+            statements.inc(2);
             const fn = args.pop() as (tx: Sql) => unknown;
             const done = (value as (...a: unknown[]) => Promise<unknown>).call(obj, ...args, (tx: Sql) => fn(wrap(tx)));
             // A transaction that could not begin (or commit) fails here, not in a query.

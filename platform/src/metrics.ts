@@ -122,6 +122,18 @@ export const messagesRedelivered = new Counter({
   registers: [registry],
 });
 
+/**
+ * SQL statements a service sent to its database, by database: every query, plus the BEGIN and
+ * COMMIT (or ROLLBACK) of each transaction and the SAVEPOINT and RELEASE of each savepoint,
+ * so statements per request can be read next to Postgres's own commit counts.
+ */
+export const dbQueries = new Counter({
+  name: "bazaar_db_queries_total",
+  help: "SQL statements sent to Postgres, by database: queries, plus BEGIN/COMMIT (or ROLLBACK) of each transaction and SAVEPOINT/RELEASE of each savepoint.",
+  labelNames: ["database"] as const,
+  registers: [registry],
+});
+
 /** Outbox rows not yet published, and the age of the oldest: the outbox lag. */
 export const outboxPending = new Gauge({
   name: "bazaar_outbox_pending_messages",
