@@ -72,27 +72,86 @@ function localKeys(current: () => JSONWebKeySet): JWTVerifyGetKey {
   };
 }
 
+/** The longest a verified token is trusted without being checked again. */
+const verifiedTokenMaxAgeMs = 30_000;
+
+/**
+ * Tokens verified lately, by their exact text, so that a token presented again — a service's
+ * token on every call it makes, a shopper's on every page — is not checked again: the
+ * signature check was about a tenth of the CPU of a service's call. An entry lasts until the
+ * token expires or `maxAgeMs` passed, whichever is first; the oldest goes when it is full.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { principal: Principal; until: number }>();
+
+  constructor(
+    private readonly maxAgeMs: number,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  get(token: string, now: number): Principal | undefined {
+    const entry = this.entries.get(token);
+    if (entry && now < entry.until) return entry.principal;
+    if (entry) this.entries.delete(token);
+    return undefined;
+  }
+
+  set(token: string, principal: Principal, expiresAtSeconds: number, now: number): void {
+    const until = Math.min(expiresAtSeconds * 1000, now + this.maxAgeMs);
+    if (until <= now) return;
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(token, { principal, until });
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
 /**
  * Verifies access tokens: signature against the issuer's JWKS (fetched and cached for
  * `jwksCacheSeconds`, refetched when a token names an unknown key), algorithm allow-list,
  * issuer, audience and expiry. Each failure is UNAUTHENTICATED with a message saying which
  * check failed.
+ *
+ * A token that verified is trusted again without the checks until it expires, for at most
+ * 30 s and never longer than the key set itself is cached (`jwksCacheSeconds`), so revoking
+ * the keys reaches a verifier within twice that at worst; with a key set given in process,
+ * every change of the set forgets the verified tokens at once.
  */
 export class AccessTokenVerifier {
   private readonly jwks: JWTVerifyGetKey;
+  private readonly verified: VerifiedTokens;
+  /** The in-process key set the verified tokens were checked against. */
+  private keySetSeen: JSONWebKeySet | undefined;
 
   constructor(private readonly options: VerifierOptions) {
+    const jwksCacheSeconds = "jwks" in options ? undefined : (options.jwksCacheSeconds ?? jwtSettings.jwksCacheSeconds);
     this.jwks =
       "jwks" in options
         ? localKeys(options.jwks)
-        : createRemoteJWKSet(new URL(options.jwksUrl), {
-            ...jwksCacheOptions(options.jwksCacheSeconds ?? jwtSettings.jwksCacheSeconds),
-            timeoutDuration: 3_000,
-          });
+        : createRemoteJWKSet(new URL(options.jwksUrl), { ...jwksCacheOptions(jwksCacheSeconds!), timeoutDuration: 3_000 });
+    this.verified = new VerifiedTokens(Math.min(verifiedTokenMaxAgeMs, (jwksCacheSeconds ?? Number.POSITIVE_INFINITY) * 1000));
   }
 
   /** Verifies a compact JWT and returns its principal. */
   async verify(token: string): Promise<Principal> {
+    if ("jwks" in this.options) {
+      const keys = this.options.jwks();
+      if (keys !== this.keySetSeen) {
+        this.verified.clear();
+        this.keySetSeen = keys;
+      }
+    }
+    const now = Date.now();
+    const known = this.verified.get(token, now);
+    if (known) return known;
+    const principal = await this.check(token);
+    this.verified.set(token, principal.principal, principal.expiresAtSeconds, now);
+    return principal.principal;
+  }
+
+  private async check(token: string): Promise<{ principal: Principal; expiresAtSeconds: number }> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.jwks, {
@@ -105,9 +164,11 @@ export class AccessTokenVerifier {
     } catch (err) {
       throw new UnauthenticatedError(describeJwtError(err));
     }
-    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === "string") : [];
+    const roles = Object.freeze(Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === "string") : []);
     const subject = payload.sub ?? "";
-    return { subject, userId: subject.startsWith("service:") ? undefined : subject, roles };
+    // Frozen: the same principal is handed to every call that presents this token again.
+    const principal = Object.freeze({ subject, userId: subject.startsWith("service:") ? undefined : subject, roles });
+    return { principal, expiresAtSeconds: payload.exp ?? 0 };
   }
 }
 
