@@ -316,8 +316,12 @@ function usablePaymentMethod(method: (PaymentMethodRow & { expired: boolean }) |
  */
 async function lockKey(tx: Tx, space: number, key: string, budget: CallBudget): Promise<void> {
   const waitMs = Math.max(1, Math.min(maxLockWaitMs, budget.deadline.getTime() - Date.now()));
-  await tx.execute(sql`select set_config('lock_timeout', ${`${waitMs}ms`}, true)`);
-  await tx.execute(sql`select pg_advisory_xact_lock(${space}::int, hashtext(${key}))`);
+  // One statement, one round trip: the subquery sets the timeout for this transaction before
+  // the outer select takes the lock (a subquery calling a volatile function is not flattened
+  // into the outer one, so it runs first).
+  await tx.execute(
+    sql`select pg_advisory_xact_lock(${space}::int, hashtext(${key})) from (select set_config('lock_timeout', ${`${waitMs}ms`}, true)) as timeout_set`,
+  );
 }
 
 /**
