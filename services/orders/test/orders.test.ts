@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { and, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import { openDatabase } from "@bazaar/platform/db";
 import type { GrpcClient } from "@bazaar/platform/grpc/client";
 import { configureLogging } from "@bazaar/platform/log";
@@ -90,8 +90,9 @@ async function sagaOf(orderId: string) {
   return row!;
 }
 
+/** The order's events in the outbox, in the order they were queued (each in its own transaction, so by time). */
 async function eventsOf(orderId: string) {
-  const rows = await db.db.select().from(schema.outbox);
+  const rows = await db.db.select().from(schema.outbox).orderBy(asc(schema.outbox.createdAt));
   const decoded = rows.map((r) => {
     if (r.routingKey === "order.placed.v1") return { key: r.routingKey, orderId: fromBinary(OrderPlacedSchema, r.payload).orderId };
     if (r.routingKey === "order.confirmed.v1") return { key: r.routingKey, orderId: fromBinary(OrderConfirmedSchema, r.payload).orderId };
