@@ -9,6 +9,7 @@
  */
 import { status } from "@grpc/grpc-js";
 import { RpcError } from "@bazaar/platform/errors";
+import { eventually } from "@bazaar/testkit/eventually";
 import type { BearerAuth } from "@bazaar/testkit/fixtures";
 import type { PlatformClients } from "@bazaar/testkit/test-platform";
 import { OrderStatus } from "@bazaar/proto/bazaar/orders/v1/orders_pb";
@@ -73,15 +74,15 @@ function callError(step: Step, err: unknown, started: number): CallError {
   return { step, code: `not gRPC (${(err as Error)?.name ?? typeof err})`, message: String((err as Error)?.message ?? err), ms: at - started, at };
 }
 
-/** Polls `check` every `everyMs` until it returns a value or `withinMs` passed (then undefined); errors count as "not yet". */
-async function poll<T>(check: () => Promise<T | undefined>, withinMs: number, everyMs = 200): Promise<T | undefined> {
-  const until = Date.now() + withinMs;
-  while (Date.now() < until) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    await Bun.sleep(everyMs);
-  }
-  return undefined;
+/**
+ * The test kit's `eventually`, asked every 200 ms for up to `withinMs`, resolving undefined
+ * instead of failing when the time is up: a checkout that waited in vain is recorded, not thrown.
+ */
+function within<T>(what: string, check: () => Promise<T | undefined>, withinMs: number): Promise<T | undefined> {
+  return eventually(check, { what, timeoutMs: withinMs, intervalMs: 200 }).then(
+    (value) => value as T,
+    () => undefined,
+  );
 }
 
 /** The running load: start it, inject a fault, stop it, read {@link checkouts}. */
@@ -190,12 +191,16 @@ export class OrderLoad {
     checkout.acceptedFirstTry = !checkout.firstError;
     checkout.orderId = answer.orderId;
 
-    const final = await poll(async () => {
-      const { order } = await orders.getOrder({ id: answer.orderId }, { ...auth, timeoutMs: this.options.deadlineMs });
-      if (order?.status === OrderStatus.CONFIRMED) return "CONFIRMED" as const;
-      if (order?.status === OrderStatus.CANCELLED) return "CANCELLED" as const;
-      return undefined;
-    }, this.options.patienceMs);
+    const final = await within(
+      "the order to be final",
+      async () => {
+        const { order } = await orders.getOrder({ id: answer.orderId }, { ...auth, timeoutMs: this.options.deadlineMs });
+        if (order?.status === OrderStatus.CONFIRMED) return "CONFIRMED" as const;
+        if (order?.status === OrderStatus.CANCELLED) return "CANCELLED" as const;
+        return undefined;
+      },
+      this.options.patienceMs,
+    );
     if (!final) {
       checkout.abandoned = "the order was not final in time";
       return;
@@ -204,17 +209,22 @@ export class OrderLoad {
     checkout.finalAt = Date.now();
     if (final === "CONFIRMED") {
       // The cart service empties the cart when it hears OrderConfirmed.
-      const emptied = await poll(
+      const emptied = await within(
+        "the cart to be emptied",
         async () => ((await cart.getCart({}, { ...auth, timeoutMs: this.options.deadlineMs })).cart?.itemCount === 0 ? true : undefined),
         this.options.patienceMs,
       );
       if (emptied) checkout.cartEmptiedAt = Date.now();
     } else {
       // A cancelled order leaves the cart as it was: this shopper gives up on it.
-      await poll(async () => {
-        await cart.clearCart({}, { ...auth, timeoutMs: this.options.deadlineMs });
-        return true;
-      }, this.options.patienceMs);
+      await within(
+        "the cart to be cleared",
+        async () => {
+          await cart.clearCart({}, { ...auth, timeoutMs: this.options.deadlineMs });
+          return true;
+        },
+        this.options.patienceMs,
+      );
     }
   }
 }
