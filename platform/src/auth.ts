@@ -146,9 +146,9 @@ export class AccessTokenVerifier {
     const now = Date.now();
     const known = this.verified.get(token, now);
     if (known) return known;
-    const principal = await this.check(token);
-    this.verified.set(token, principal.principal, principal.expiresAtSeconds, now);
-    return principal.principal;
+    const checked = await this.check(token);
+    this.verified.set(token, checked.principal, checked.expiresAtSeconds, now);
+    return checked.principal;
   }
 
   private async check(token: string): Promise<{ principal: Principal; expiresAtSeconds: number }> {
