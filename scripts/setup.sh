@@ -12,8 +12,10 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: Chromium for the browser tests, python3-grpcio (an independent, strict gRPC
 # implementation) for the protocol tests, wrk for the benchmark; for the container test a
-# Docker engine, the compose tool and debootstrap (local base images), promtool for the
-# Prometheus config, openssl for the gateway's development certificate.
+# Docker engine, the compose tool and debootstrap (local base images), Prometheus (and promtool)
+# and Alertmanager (and amtool) for the rules' tests, the alerting test and `bun run dev`, the
+# Postgres, Redis and node exporters `bun run dev` runs beside them, openssl for the gateway's
+# development certificate.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || missing+=(python3-grpcio python3-protobuf)
@@ -22,6 +24,10 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+command -v prometheus-postgres-exporter >/dev/null || missing+=(prometheus-postgres-exporter)
+command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
