@@ -125,7 +125,10 @@ export class PrivatePrometheus {
   }
 
   /** Exemplars of a query over the last `seconds`. */
-  async exemplars(expr: string, seconds = 300): Promise<{ seriesLabels: Record<string, string>; exemplars: { labels: Record<string, string>; value: string }[] }[]> {
+  async exemplars(
+    expr: string,
+    seconds = 300,
+  ): Promise<{ seriesLabels: Record<string, string>; exemplars: { labels: Record<string, string>; value: string }[] }[]> {
     const end = Date.now() / 1000;
     return this.api("query_exemplars", { query: expr, start: String(end - seconds), end: String(end) });
   }

@@ -29,7 +29,9 @@ describe("monitoring servers of a test's own", () => {
         alerting: { alertmanagers: [{ static_configs: [{ targets: [alertmanager.address] }] }] },
         scrape_configs: [{ job_name: "kit", static_configs: [{ targets: [`127.0.0.1:${target.port}`] }] }],
       },
-      rules: { "kit.yml": "groups:\n  - name: kit\n    rules:\n      - alert: KitAnswered\n        expr: kit_answer == 42\n        labels: { severity: info }\n" },
+      rules: {
+        "kit.yml": "groups:\n  - name: kit\n    rules:\n      - alert: KitAnswered\n        expr: kit_answer == 42\n        labels: { severity: info }\n",
+      },
     });
     await prometheus.waitForTargetsUp();
     expect((await prometheus.query("kit_answer"))[0]?.value).toBe(42);
