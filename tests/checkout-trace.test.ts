@@ -245,4 +245,78 @@ describe("one checkout is one trace", () => {
       await stream.body?.cancel().catch(() => {});
     }
   }, 60_000);
+
+  test("a saga resumed after a failed step (inventory down at checkout) continues the order's trace", async () => {
+    const browser = new TestBrowser(overHttp(bff.httpUrl));
+    await browser.signUp("Trace Retry");
+    const { products } = await body<{ products: { id: string }[] }>(await browser.get("/api/products?pageSize=5"));
+    const added = await browser.post("/api/cart/items", { productId: expectFound(products[1]?.id, "a second product", []), quantity: 1 });
+    expect(added.status).toBe(200);
+    const stream = await browser.get("/api/events", { accept: "text/event-stream" });
+    const live = new SseReader(stream);
+    await platform.stop("inventory");
+    try {
+      // ReserveStock fails (UNAVAILABLE), so the saga waits for a retry, which the poll takes.
+      const res = await browser.checkout();
+      expect(res.status).toBe(201);
+      const traceId = (res.headers.get("traceparent") ?? "").split("-")[1] ?? "";
+      const { order } = await body<{ order: { id: string; status: string } }>(res);
+      expect(order.status).toBe("PENDING");
+      await platform.start("inventory");
+      await live.until((m) => m.data.includes(order.id) && m.data.includes('"CONFIRMED"'), 40_000);
+
+      const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
+      await eventually(() => inTrace().some((s) => s.service === "cart" && s.kind === CONSUMER && s.name === "order.confirmed.v1 process"), {
+        what: "cart's processing of order.confirmed in the checkout's trace",
+        timeoutMs: 15_000,
+      }).catch((err: Error) => {
+        throw new Error(`${err.message}; the trace has ${inTrace().map(describeSpan).join(", ")}`);
+      });
+      await Bun.sleep(1_500);
+      const spans = inTrace();
+      const placeOrder = expectFound(
+        spans.find((s) => s.service === "orders" && s.kind === SERVER && s.name === "bazaar.orders.v1.OrdersService/PlaceOrder"),
+        "orders' PlaceOrder server span",
+        spans,
+      );
+      // The resumed run is a child of the context PlaceOrder stored with the saga.
+      const resumed = spans.filter((s) => s.service === "orders" && s.name === "order saga resume");
+      expectFound(resumed[0], "a resumed run of the saga", spans);
+      for (const r of resumed) {
+        expect(r.parentSpanId).toBe(placeOrder.spanId);
+        expect(r.attributes["bazaar.order.id"]).toBe(order.id);
+      }
+      const underResumes = resumed.flatMap((r) => subtree(spans, r));
+      for (const [service, rpc] of [
+        ["inventory", "bazaar.inventory.v1.InventoryService/ReserveStock"],
+        ["payments", "bazaar.payments.v1.PaymentsService/Charge"],
+        ["inventory", "bazaar.inventory.v1.InventoryService/CommitReservation"],
+      ] as const) {
+        const call = expectFound(
+          underResumes.find((s) => s.kind === CLIENT && s.name === rpc && spans.some((c) => c.parentSpanId === s.spanId && c.service === service)),
+          `orders' ${rpc} call, answered by ${service}, under a resumed run`,
+          spans,
+        );
+        child(spans, call, `${service}'s ${rpc} server span`, (s) => s.service === service && s.kind === SERVER && s.attributes["rpc.grpc.status_code"] === 0);
+      }
+      const publish = expectFound(
+        underResumes.find((s) => s.kind === PRODUCER && s.name === "order.confirmed.v1 publish"),
+        "order.confirmed's publish under a resumed run",
+        spans,
+      );
+      child(spans, publish, "cart's processing of order.confirmed", (s) => s.service === "cart" && s.kind === CONSUMER);
+      console.log(
+        `a resumed checkout: ${spans.length} spans, tree depth ${depth(
+          spans,
+          expectFound(
+            spans.find((s) => s.parentSpanId === ""),
+            "a root",
+            spans,
+          ),
+        )}`,
+      );
+    } finally {
+      await stream.body?.cancel().catch(() => {});
+    }
+  }, 90_000);
 });
