@@ -208,6 +208,20 @@ describe("one checkout is one trace", () => {
           spans,
         );
 
+        // The relay sends a batch in a trace of its own (its claim and mark are not this
+        // checkout's work): the publish links to it.
+        const [link, ...moreLinks] = publish.links;
+        expect(moreLinks).toEqual([]);
+        expect(link?.traceId).not.toBe(traceId);
+        const batch = expectFound(
+          receiver.spans.find((s) => s.spanId === link?.spanId),
+          `the relay's batch span that ${describeSpan(publish)} links to`,
+          spans,
+        );
+        expect(`${batch.service}:${batch.attributes["db.operation.name"]}`).toBe("orders:TRANSACTION");
+        const claims = receiver.spans.filter((s) => s.parentSpanId === batch.spanId).map((s) => String(s.attributes["db.query.text"]));
+        expect(claims.some((q) => q.includes('from "outbox"') && q.endsWith("for update skip locked"))).toBe(true);
+
         // Each consumer's processing span is a child of the publish.
         const consumers: [string, string][] =
           routingKey === "order.confirmed.v1"
