@@ -241,6 +241,11 @@ describe("one checkout is one trace", () => {
           expect(processing.attributes["messaging.destination.name"]).toBe(queue);
           expect(processing.attributes["messaging.message.id"]).toBe(publish.attributes["messaging.message.id"]);
         }
+        if (routingKey === "order.confirmed.v1") {
+          // cart clears the shopper's cart (one Redis script) under its processing span.
+          const cleared = child(spans, publish, "cart's processing", (s) => s.service === "cart" && s.kind === CONSUMER);
+          child(spans, cleared, "cart's clearing of the cart", (s) => s.attributes["db.system.name"] === "redis" && s.name === "EVALSHA cart.clear-once");
+        }
         // notifications writes its inbox row and the notification in a transaction under its processing span.
         const notified = child(spans, publish, "notifications' processing", (s) => s.service === "notifications" && s.kind === CONSUMER);
         expectFound(
@@ -249,6 +254,9 @@ describe("one checkout is one trace", () => {
           spans,
         );
       }
+
+      const { cart } = await body<{ cart: { lines: unknown[] } }>(await browser.get("/api/cart"));
+      expect(cart.lines).toEqual([]);
 
       const treeDepth = depth(spans, root);
       if (process.env.TRACE_DUMP) console.log(spans.map((s) => `${describeSpan(s)} ${s.attributes["db.query.text"] ?? ""}`).join("\n"));
