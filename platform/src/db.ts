@@ -8,6 +8,7 @@ import { backoffDelayMs } from "./backoff.ts";
 import { currentCallBudget } from "./call-budget.ts";
 import { markPostgresOutage } from "./outage.ts";
 import { redactUrl } from "./redact-url.ts";
+import { context, type Span, trace } from "@opentelemetry/api";
 import { recordError, SpanKind, tracer } from "./telemetry.ts";
 
 /** Options of {@link openDatabase}. */
@@ -234,18 +235,42 @@ function traceSql(sql: Sql, database: string): Sql {
             // BEGIN and COMMIT (or ROLLBACK); SAVEPOINT and RELEASE (or ROLLBACK TO).
             statements.inc(2);
             const fn = args.pop() as (tx: Sql) => unknown;
-            const done = (value as (...a: unknown[]) => Promise<unknown>).call(obj, ...args, (tx: Sql) => fn(wrap(tx)));
+            const span = transactionSpan(prop, database);
+            // The transaction's queries are its span's children; untraced, they keep the caller's parent.
+            const body = span.isRecording() ? (tx: Sql) => context.with(trace.setSpan(context.active(), span), () => fn(wrap(tx))) : (tx: Sql) => fn(wrap(tx));
+            const done = (value as (...a: unknown[]) => Promise<unknown>).call(obj, ...args, body);
             // A transaction that could not begin (or commit) fails here, not in a query.
-            return done.catch((err: unknown) => {
-              markPostgresOutage(err);
-              throw err;
-            });
+            return done.then(
+              (result) => {
+                span.end();
+                return result;
+              },
+              (err: unknown) => {
+                markPostgresOutage(err);
+                recordError(span, err);
+                span.end();
+                throw err;
+              },
+            );
           };
         }
         return value;
       },
     });
   return wrap(sql);
+}
+
+/**
+ * A CLIENT span for a transaction (or a savepoint) from BEGIN until COMMIT or ROLLBACK, the
+ * parent of its queries: `db.operation.name` TRANSACTION (or SAVEPOINT), as no semantic
+ * convention names one yet.
+ */
+function transactionSpan(kind: "begin" | "savepoint", database: string): Span {
+  const operation = kind === "begin" ? "TRANSACTION" : "SAVEPOINT";
+  return tracer().startSpan(`${operation} ${database}`, {
+    kind: SpanKind.CLIENT,
+    attributes: { "db.system.name": "postgresql", "db.namespace": database, "db.operation.name": operation },
+  });
 }
 
 /** What Postgres said about a failed statement. */

@@ -219,6 +219,10 @@ export class Broker {
   async publish(messages: readonly OutgoingMessage[]): Promise<{ acked: string[]; failed: { id: string; error: string }[] }> {
     const channel = this.publisher;
     if (!channel) throw new Error("not connected to RabbitMQ");
+    // Each message's span is a child of the change that wrote it (its headers) and links to the
+    // span that sends the batch (the outbox relay's claim), a trace of its own.
+    const batch = trace.getSpanContext(context.active());
+    const links = batch ? [{ context: batch }] : [];
     const settled = await Promise.allSettled(
       messages.map(
         (m) =>
@@ -235,6 +239,7 @@ export class Broker {
                   "messaging.rabbitmq.destination.routing_key": m.routingKey,
                   "messaging.message.id": m.id,
                 },
+                links,
               },
               parent,
             );

@@ -3,6 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { currentCallBudget, outsideCall } from "@bazaar/platform/call-budget";
 import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
+import { extractContext, withSpan } from "@bazaar/platform/telemetry";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import type * as schema from "./db/schema.ts";
@@ -260,7 +261,7 @@ export class SagaExecutor {
     this.polling = true;
     try {
       const claimed = await this.claim(room);
-      for (const saga of claimed) void this.track(this.driveClaimed(saga));
+      for (const saga of claimed) void this.track(this.resume(saga));
       return claimed.length;
     } catch (err) {
       log.warn("could not look for due sagas; trying again at the next poll", { err: describeError(err) });
@@ -376,6 +377,17 @@ export class SagaExecutor {
     if (released.length) log.info("took back the sagas of this instance's previous run", { sagas: released.length });
     if (released.length) void this.poll();
     return released.length;
+  }
+
+  /**
+   * Works on a saga the poll found due (a retry, a saga of a crashed executor) in the trace of
+   * the PlaceOrder that started it: a span of its own, a child of the context stored with the
+   * saga, so the steps it takes now are in the order's trace.
+   */
+  private resume(claimed: SagaRow): Promise<OrderRow | undefined> {
+    const parent = extractContext(claimed.traceContext ?? {});
+    const attributes = { "bazaar.order.id": claimed.orderId, "bazaar.saga.step": claimed.step, "bazaar.saga.attempt": claimed.attempts };
+    return withSpan("order saga resume", { parent, attributes }, () => this.driveClaimed(claimed));
   }
 
   /** Works on a saga claimed from the database: reads its order once, then drives it. */
