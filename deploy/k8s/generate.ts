@@ -234,7 +234,7 @@ function gatewayManifests(): Manifest[] {
                 name: "envoy",
                 image: images.envoy,
                 command: ["envoy"],
-                args: ["-c", "/etc/envoy/envoy.yaml", "--log-format", "%Y-%m-%dT%T.%eZ %l [%n] %v"],
+                args: ["-c", "/etc/gateway/envoy.yaml", "--log-format", "%Y-%m-%dT%T.%eZ %l [%n] %v"],
                 ports: [
                   { name: "http", containerPort: gatewayPorts.http },
                   { name: "https", containerPort: gatewayPorts.https },
@@ -247,7 +247,8 @@ function gatewayManifests(): Manifest[] {
                 lifecycle: { preStop: { sleep: { seconds: shutdown.preStopSeconds } } },
                 securityContext: containerSecurity,
                 volumeMounts: [
-                  { name: "config", mountPath: "/etc/envoy", readOnly: true },
+                  // Apart from /etc/envoy: a volume cannot hold the mount point of another (certs), as the ConfigMap's is read-only.
+                  { name: "config", mountPath: "/etc/gateway", readOnly: true },
                   { name: "certs", mountPath: "/etc/envoy/certs", readOnly: true },
                   tmpMount,
                 ],
