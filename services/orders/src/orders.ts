@@ -10,6 +10,7 @@ import { formatMoney } from "@bazaar/platform/money";
 import { injectContext } from "@bazaar/platform/telemetry";
 import type { CheckedMoney } from "@bazaar/platform/validation";
 import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
+import { ordersPlaced } from "./metrics.ts";
 import type { OrdersDatabase, SagaExecutor } from "./saga.ts";
 import { isTransient, type SagaPorts } from "./saga-ports.ts";
 
@@ -152,6 +153,7 @@ export class OrderStore {
       if (!winner) throw err;
       return this.answerRetry(winner, hash, maxWaitMs);
     }
+    ordersPlaced.inc();
     this.outbox.wake();
     // This executor drives the saga from what it just inserted, and the order it finalizes is
     // the answer: nothing is read back unless the saga outlasts the wait (or is not ours).

@@ -4,11 +4,12 @@ import { currentCallBudget, outsideCall } from "@bazaar/platform/call-budget";
 import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
 import { extractContext, withSpan } from "@bazaar/platform/telemetry";
+import { withinTime } from "@bazaar/platform/time-limit";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import type * as schema from "./db/schema.ts";
 import { type OrderItemRow, type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
-import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
+import { observeSagasInFlight, type SagasInFlight, sagaDuration, sagaOutcomes, sagaRetries, sagaStepDuration } from "./metrics.ts";
 import { chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
 
 /** What {@link SagaExecutor.waitForFinal} leaves of a caller's deadline to read the order and answer. */
@@ -194,6 +195,16 @@ export class SagaExecutor {
   ) {
     this.maxConcurrent = options.maxConcurrent ?? 16;
     this.ownerPrefix = `${options.instanceId ? `${options.instanceId}/` : ""}${crypto.randomUUID()}/`;
+    observeSagasInFlight(() => withinTime(this.countInFlight(), 1_000, () => new Error("the orders database did not count sagas within 1 s")));
+  }
+
+  /** Sagas not done and the age of the oldest (the partial index of the poller covers them). */
+  private async countInFlight(): Promise<SagasInFlight> {
+    const [row] = await this.database.db
+      .select({ count: sql<number>`count(*)::int`, oldest: sql<number>`coalesce(extract(epoch from now() - min(${sagas.createdAt})), 0)::float8` })
+      .from(sagas)
+      .where(ne(sagas.step, "done"));
+    return { count: row?.count ?? 0, oldestSeconds: row?.oldest ?? 0 };
   }
 
   /** Starts the loop that resumes due sagas: retries, and sagas of crashed executors. */
@@ -409,7 +420,9 @@ export class SagaExecutor {
    */
   private async drive(saga: HeldSaga, order: HeldOrder, token: string, attemptedBefore: boolean): Promise<OrderRow | undefined> {
     for (;;) {
+      const started = performance.now();
       const result = await this.attempt(saga, order, attemptedBefore);
+      sagaStepDuration.observe({ step: saga.step, outcome: result.kind }, (performance.now() - started) / 1000);
       const next = await this.record(saga, order, token, result);
       if (!next || result.kind === "retry") return undefined;
       if (next.final) return next.final;
