@@ -119,6 +119,8 @@ async function slowCalls(): Promise<Record<string, { total: number; over2_5s: nu
       text
         .split("\n")
         .filter((l) => l.startsWith("grpc_server_handling_seconds_bucket{") && l.includes(`le="${le}"`))
+        // A bucket may end with its exemplar (OpenMetrics: "… 12 # {trace_id=…} 0.2 1700000000"): the count is before it.
+        .map((l) => l.split(" # ")[0]!)
         .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
     const total = sum("+Inf");
     out[service] = { total, over2_5s: total - sum("2.5"), over5s: total - sum("5") };

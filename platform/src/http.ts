@@ -4,7 +4,7 @@ import { routePath } from "hono/route";
 import { log } from "./log.ts";
 import type { DependencyState } from "./readiness.ts";
 import { loopback } from "./host-port.ts";
-import { httpServerDuration, httpServerRequests, metricsText } from "./metrics.ts";
+import { httpServerDuration, httpServerRequests, metricsText, observeLatency } from "./metrics.ts";
 import { extractContextFromHeaders, recordError, SpanKind, tracer } from "./telemetry.ts";
 
 /**
@@ -46,7 +46,7 @@ export function httpTelemetry(): MiddlewareHandler {
       span.end();
       const labels = { method, route, status: String(statusCode) };
       httpServerRequests.inc(labels);
-      httpServerDuration.observe(labels, (performance.now() - started) / 1000);
+      observeLatency(httpServerDuration, labels, (performance.now() - started) / 1000, span);
     }
   };
 }

@@ -1,11 +1,26 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { type Span, TraceFlags, trace } from "@opentelemetry/api";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type LabelValues, type OpenMetricsContentType, Registry } from "prom-client";
 
 /**
  * Prometheus metrics of one process, served as text on `/metrics`. Names follow the
  * conventions of go-grpc-prometheus (`grpc_server_handled_total` …) and OpenTelemetry's HTTP
  * semantic conventions, so stock dashboards and alert rules fit.
  */
-export const registry = new Registry();
+export const registry = new Registry<OpenMetricsContentType>();
+registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+
+/**
+ * Records a duration in a latency histogram with the trace id of `span` (the active span when
+ * not given) as the bucket's exemplar, when that span is sampled: a slow bucket on a dashboard
+ * then links to a trace in Jaeger. Exemplars are exposed in the OpenMetrics format only, which
+ * is why the registry speaks it (Prometheus asks for it; `--enable-feature=exemplar-storage`).
+ */
+export function observeLatency<T extends string>(histogram: Histogram<T>, labels: LabelValues<T>, seconds: number, span?: Span): void {
+  const context = (span ?? trace.getActiveSpan())?.spanContext();
+  if (context && context.traceFlags & TraceFlags.SAMPLED)
+    histogram.observe({ labels, value: seconds, exemplarLabels: { trace_id: context.traceId } as LabelValues<T> });
+  else histogram.observe({ labels, value: seconds });
+}
 
 /** Labels every series of this process with its service name and starts process metrics. */
 export function configureMetrics(service: string): void {
@@ -29,6 +44,7 @@ export const grpcServerDuration = new Histogram({
   help: "Time from receiving an RPC to sending its status, by method and gRPC status code.",
   labelNames: ["grpc_service", "grpc_method", "grpc_type", "grpc_code"] as const,
   buckets: rpcBuckets,
+  enableExemplars: true,
   registers: [registry],
 });
 
@@ -46,6 +62,7 @@ export const grpcClientDuration = new Histogram({
   help: "Time from starting an RPC to receiving its status, by method and gRPC status code.",
   labelNames: ["grpc_service", "grpc_method", "grpc_code"] as const,
   buckets: rpcBuckets,
+  enableExemplars: true,
   registers: [registry],
 });
 
@@ -63,6 +80,7 @@ export const httpServerDuration = new Histogram({
   help: "Time to answer an HTTP request, by method, route template and status code.",
   labelNames: ["method", "route", "status"] as const,
   buckets: rpcBuckets,
+  enableExemplars: true,
   registers: [registry],
 });
 
@@ -140,6 +158,7 @@ export const messageHandling = new Histogram({
   help: "Time a durable or fan-out consumer spent on one delivery, from receipt to its settlement, by queue, routing key and outcome (processed, duplicate, retried, dead_lettered, dropped).",
   labelNames: ["queue", "routing_key", "outcome"] as const,
   buckets: rpcBuckets,
+  enableExemplars: true,
   registers: [registry],
 });
 

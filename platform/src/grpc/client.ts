@@ -2,7 +2,7 @@ import { create, type DescMessage, type DescService, type Message, type MessageI
 import { Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { currentCallBudget } from "../call-budget.ts";
 import { RpcError } from "../errors.ts";
-import { grpcClientDuration, grpcClientHandled } from "../metrics.ts";
+import { grpcClientDuration, grpcClientHandled, observeLatency } from "../metrics.ts";
 import { injectContext, SpanKind, withSpan } from "../telemetry.ts";
 import { methodDefinition } from "./definition.ts";
 import { statusDetailsOf } from "./status-details.ts";
@@ -95,7 +95,7 @@ export function createClient<S extends DescService>(service: S, address: string,
                 span.setAttribute("rpc.grpc.status_code", code);
                 const done = { ...labels, grpc_code: status[code] ?? String(code) };
                 grpcClientHandled.inc(done);
-                grpcClientDuration.observe(done, (performance.now() - started) / 1000);
+                observeLatency(grpcClientDuration, done, (performance.now() - started) / 1000, span);
                 if (err) {
                   reject(new RpcError(err.code, err.details || err.message, statusDetailsOf(err.metadata)));
                 } else resolve(response as Message);

@@ -5,7 +5,7 @@ import { outageMessage, unavailableDependency } from "../outage.ts";
 import { domainErrorCode, FailedPreconditionError, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
 import type { Logger } from "../log.ts";
-import { grpcServerDuration, grpcServerHandled } from "../metrics.ts";
+import { grpcServerDuration, grpcServerHandled, observeLatency } from "../metrics.ts";
 import { context, trace } from "@opentelemetry/api";
 import { extractContext, recordError, SpanKind, tracer } from "../telemetry.ts";
 
@@ -146,7 +146,7 @@ export const metricsInterceptor: ServerInterceptor = async (call, next) => {
       grpc_code: status[code] ?? String(code),
     };
     grpcServerHandled.inc(labels);
-    grpcServerDuration.observe(labels, (performance.now() - started) / 1000);
+    observeLatency(grpcServerDuration, labels, (performance.now() - started) / 1000);
   }
 };
 

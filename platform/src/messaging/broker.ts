@@ -1,5 +1,5 @@
 import { type DescMessage, fromBinary, type Message, type MessageShape } from "@bufbuild/protobuf";
-import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
+import { context, propagation, type Span, SpanKind, trace } from "@opentelemetry/api";
 import { hostname } from "node:os";
 import amqp, {
   type Message as AmqpMessage,
@@ -16,6 +16,7 @@ import {
   messagesDeadLettered,
   messagesPublished,
   messagesRedelivered,
+  observeLatency,
   observeQueueDepths,
   type QueueDepth,
 } from "../metrics.ts";
@@ -392,9 +393,11 @@ export class Broker {
     const attempt = attemptOf(msg);
     const deliveryCount = attempt - 1 + Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
     const started = performance.now();
+    // The processing span, once there is one: its trace id is the handling time's exemplar.
+    let span: Span | undefined;
     const outcome = (result: string) => {
       messagesConsumed.inc({ queue: sub.label, routing_key: routingKey, outcome: result });
-      messageHandling.observe({ queue: sub.label, routing_key: routingKey, outcome: result }, (performance.now() - started) / 1000);
+      observeLatency(messageHandling, { queue: sub.label, routing_key: routingKey, outcome: result }, (performance.now() - started) / 1000, span);
     };
     // The channel can close under a running handler (a lost connection, or close()): the broker
     // then hands the unacknowledged message out again, so settling it here is moot, not an error.
@@ -444,7 +447,7 @@ export class Broker {
     }
     const carrier: Record<string, string> = {};
     for (const [k, v] of Object.entries(msg.properties.headers ?? {})) if (typeof v === "string") carrier[k] = v;
-    const span = tracer().startSpan(
+    span = tracer().startSpan(
       `${routingKey} process`,
       {
         kind: SpanKind.CONSUMER,
