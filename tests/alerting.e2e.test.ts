@@ -11,6 +11,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { Broker } from "@bazaar/platform/messaging/broker";
+import { replayDeadLetters } from "@bazaar/platform/messaging/dlq-replay";
 import { events } from "@bazaar/platform/messaging/events";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { eventually } from "@bazaar/testkit/eventually";
@@ -140,7 +141,8 @@ describe("alerts reach the webhook", () => {
   test(`a poison message in ${consumer.queue} pages DeadLetterQueueNotEmpty{service=${consumer.service}} naming its queue`, async () => {
     if (!platform || !webhook) throw new Error("not set up");
     const hook = webhook;
-    const publisher = await Broker.connect(await ensureVhost(testEnv.AMQP_URL, platform.vhost), { service: "alerting-test" });
+    const amqpUrl = await ensureVhost(testEnv.AMQP_URL, platform.vhost);
+    const publisher = await Broker.connect(amqpUrl, { service: "alerting-test" });
     let publishedAt: number;
     try {
       // Bytes that are no OrderPlaced: the consumer cannot decode them and dead-letters them at once.
@@ -153,6 +155,10 @@ describe("alerts reach the webhook", () => {
     } finally {
       await publisher.close();
     }
+    // The broker's own view first: the consumer did dead-letter it (a dry run leaves it there).
+    await eventually(async () => (await replayDeadLetters(amqpUrl, consumer.queue, { dryRun: true })).length > 0, {
+      what: `the poison message in ${consumer.queue}.dlq`,
+    });
     const firing = await eventually(() => notified(hook, "DeadLetterQueueNotEmpty", "firing", { service: consumer.service }), {
       what: `DeadLetterQueueNotEmpty{service=${consumer.service}} firing at the webhook`,
       timeoutMs: 20_000,
