@@ -3,11 +3,12 @@ import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres, { type Sql } from "postgres";
 import { withDatabase } from "./database-url.ts";
 import { log } from "./log.ts";
-import { dbQueries } from "./metrics.ts";
+import { dbQueries, observePool } from "./metrics.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { currentCallBudget } from "./call-budget.ts";
 import { markPostgresOutage } from "./outage.ts";
 import { redactUrl } from "./redact-url.ts";
+import { context, type Span, trace } from "@opentelemetry/api";
 import { recordError, SpanKind, tracer } from "./telemetry.ts";
 
 /** Options of {@link openDatabase}. */
@@ -48,14 +49,15 @@ export interface Database<TSchema extends Record<string, unknown>> {
  */
 export async function openDatabase<TSchema extends Record<string, unknown>>(options: DatabaseOptions<TSchema>): Promise<Database<TSchema>> {
   const name = await ensureDatabase(options.url);
+  const maxConnections = options.maxConnections ?? 10;
   const raw = postgres(options.url, {
-    max: options.maxConnections ?? 10,
+    max: maxConnections,
     connect_timeout: options.connectTimeoutSeconds ?? 2,
     backoff: reconnectDelaySeconds,
     onnotice: () => {},
     connection: { application_name: name },
   });
-  const sql = traceSql(raw, name);
+  const sql = traceSql(raw, name, maxConnections);
   const db = drizzle(sql, { schema: options.schema });
   const lock = await raw.reserve();
   try {
@@ -174,11 +176,37 @@ function preparedUnsafe(unsafe: UnsafeFn, client: unknown): (text: string, ...re
  * (what drizzle uses), transactions and savepoints are all covered.
  *
  * Every query with parameters runs as a prepared statement, see {@link preparedUnsafe}.
+ *
+ * It also counts what holds a connection of the pool: each query made outside a transaction
+ * while it runs, and each transaction (or reserved connection) from BEGIN to its end; what
+ * is in flight beyond the pool's `max` waits for a connection (the pool gauges).
  */
-function traceSql(sql: Sql, database: string): Sql {
+function traceSql(sql: Sql, database: string, maxConnections: number): Sql {
   const statements = dbQueries.labels(database);
-  const instrument = (query: Query, text: string): Query => {
+  let inFlight = 0;
+  observePool(database, () => ({ used: Math.min(inFlight, maxConnections), pending: Math.max(0, inFlight - maxConnections), max: maxConnections }));
+  const instrument = (query: Query, text: string, pooled: boolean): Query => {
     statements.inc();
+    // A postgres.js query runs when first awaited (a fragment inside another query never is):
+    // it holds a connection from then until it settles.
+    let holding = false;
+    if (pooled) {
+      const then = query.then;
+      // biome-ignore lint/suspicious/noThenProperty: the query stays the thenable it was; this only notes when it is first awaited.
+      query.then = function (this: Query, ...args: Parameters<Query["then"]>) {
+        if (!holding) {
+          holding = true;
+          inFlight++;
+        }
+        return then.apply(this, args);
+      } as Query["then"];
+    }
+    const released = () => {
+      if (holding) {
+        holding = false;
+        inFlight--;
+      }
+    };
     const operation = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? "QUERY";
     const span = tracer().startSpan(`${operation} ${database}`, {
       kind: SpanKind.CLIENT,
@@ -196,11 +224,13 @@ function traceSql(sql: Sql, database: string): Sql {
     budget?.signal.addEventListener("abort", cancel, { once: true });
     const { resolve, reject } = query;
     query.resolve = (x) => {
+      released();
       budget?.signal.removeEventListener("abort", cancel);
       span.end();
       resolve(x);
     };
     query.reject = (e) => {
+      released();
       budget?.signal.removeEventListener("abort", cancel);
       markPostgresOutage(e);
       recordError(span, e);
@@ -209,7 +239,8 @@ function traceSql(sql: Sql, database: string): Sql {
     };
     return query;
   };
-  const wrap = (target: Sql): Sql =>
+  /** `pooled`: the pool itself (its queries take a connection each), not a transaction's handle. */
+  const wrap = (target: Sql, pooled: boolean): Sql =>
     new Proxy(target, {
       apply(fn, thisArg, args: unknown[]) {
         const result = Reflect.apply(fn as unknown as (...a: unknown[]) => unknown, thisArg, args);
@@ -219,6 +250,7 @@ function traceSql(sql: Sql, database: string): Sql {
           return instrument(
             result as Query,
             strings.reduce((acc, s, i) => `${acc}$${i}${s}`),
+            pooled,
           );
         }
         return result;
@@ -227,25 +259,56 @@ function traceSql(sql: Sql, database: string): Sql {
         const value = Reflect.get(obj, prop, receiver);
         if (prop === "unsafe") {
           const unsafe = preparedUnsafe(value as UnsafeFn, obj);
-          return (text: string, ...rest: unknown[]) => instrument(unsafe(text, ...rest), text);
+          return (text: string, ...rest: unknown[]) => instrument(unsafe(text, ...rest), text, pooled);
         }
         if (prop === "begin" || prop === "savepoint") {
           return (...args: unknown[]) => {
             // BEGIN and COMMIT (or ROLLBACK); SAVEPOINT and RELEASE (or ROLLBACK TO).
             statements.inc(2);
+            // A transaction holds a connection of the pool from BEGIN to its end; a savepoint is inside one.
+            const holds = pooled && prop === "begin";
+            if (holds) inFlight++;
             const fn = args.pop() as (tx: Sql) => unknown;
-            const done = (value as (...a: unknown[]) => Promise<unknown>).call(obj, ...args, (tx: Sql) => fn(wrap(tx)));
+            const span = transactionSpan(prop, database);
+            // The transaction's queries are its span's children; untraced, they keep the caller's parent.
+            const body = span.isRecording()
+              ? (tx: Sql) => context.with(trace.setSpan(context.active(), span), () => fn(wrap(tx, false)))
+              : (tx: Sql) => fn(wrap(tx, false));
+            const done = (value as (...a: unknown[]) => Promise<unknown>).call(obj, ...args, body);
             // A transaction that could not begin (or commit) fails here, not in a query.
-            return done.catch((err: unknown) => {
-              markPostgresOutage(err);
-              throw err;
-            });
+            return done.then(
+              (result) => {
+                if (holds) inFlight--;
+                span.end();
+                return result;
+              },
+              (err: unknown) => {
+                if (holds) inFlight--;
+                markPostgresOutage(err);
+                recordError(span, err);
+                span.end();
+                throw err;
+              },
+            );
           };
         }
         return value;
       },
     });
-  return wrap(sql);
+  return wrap(sql, true);
+}
+
+/**
+ * A CLIENT span for a transaction (or a savepoint) from BEGIN until COMMIT or ROLLBACK, the
+ * parent of its queries: `db.operation.name` TRANSACTION (or SAVEPOINT), as no semantic
+ * convention names one yet.
+ */
+function transactionSpan(kind: "begin" | "savepoint", database: string): Span {
+  const operation = kind === "begin" ? "TRANSACTION" : "SAVEPOINT";
+  return tracer().startSpan(`${operation} ${database}`, {
+    kind: SpanKind.CLIENT,
+    attributes: { "db.system.name": "postgresql", "db.namespace": database, "db.operation.name": operation },
+  });
 }
 
 /** What Postgres said about a failed statement. */

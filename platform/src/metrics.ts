@@ -134,6 +134,125 @@ export const dbQueries = new Counter({
   registers: [registry],
 });
 
+/** How long a consumer's handler took per delivery, by queue, routing key and outcome. */
+export const messageHandling = new Histogram({
+  name: "bazaar_message_handling_seconds",
+  help: "Time a durable or fan-out consumer spent on one delivery, from receipt to its settlement, by queue, routing key and outcome (processed, duplicate, retried, dead_lettered, dropped).",
+  labelNames: ["queue", "routing_key", "outcome"] as const,
+  buckets: rpcBuckets,
+  registers: [registry],
+});
+
+/** The depth of one durable consumer's queues, as the broker reports them. */
+export interface QueueDepth {
+  /** The consumer's queue label (as in `bazaar_messages_consumed_total`). */
+  queue: string;
+  /** Ready messages in its work queue. */
+  messages: number;
+  /** Consumers on its work queue, this process's included. */
+  consumers: number;
+  /** Messages waiting in its dead-letter queue. */
+  deadLettered: number;
+}
+
+/** Where the queue gauges come from: the broker of this process, once it consumes. */
+let queueDepthSource: (() => Promise<QueueDepth[]>) | undefined;
+/** The last depths read, kept while a read fails (the gauges then keep their last values). */
+let lastQueueDepths: QueueDepth[] = [];
+
+/** Makes `read` the source of the queue gauges, read once per scrape. */
+export function observeQueueDepths(read: () => Promise<QueueDepth[]>): void {
+  queueDepthSource = read;
+}
+
+async function readQueueDepths(): Promise<QueueDepth[]> {
+  if (queueDepthSource) lastQueueDepths = await queueDepthSource().catch(() => lastQueueDepths);
+  return lastQueueDepths;
+}
+
+/** Messages in each durable consumer's dead-letter queue (`<queue>.dlq`). */
+export const dlqMessages = new Gauge({
+  name: "bazaar_dlq_messages",
+  help: "Messages waiting in the dead-letter queue of each durable consumer of this process, read from the broker at scrape time (the last value read while the broker cannot be asked).",
+  labelNames: ["queue"] as const,
+  registers: [registry],
+  async collect() {
+    for (const d of await readQueueDepths()) this.set({ queue: d.queue }, d.deadLettered);
+  },
+});
+
+/** Ready messages in each durable consumer's work queue. */
+export const queueMessages = new Gauge({
+  name: "bazaar_queue_messages",
+  help: "Ready messages in the work queue of each durable consumer of this process, read from the broker at scrape time (the last value read while the broker cannot be asked).",
+  labelNames: ["queue"] as const,
+  registers: [registry],
+  async collect() {
+    for (const d of await readQueueDepths()) this.set({ queue: d.queue }, d.messages);
+  },
+});
+
+/** Consumers on each durable consumer's work queue. */
+export const queueConsumers = new Gauge({
+  name: "bazaar_queue_consumers",
+  help: "Consumers on the work queue of each durable consumer of this process (every replica's), read from the broker at scrape time (the last value read while the broker cannot be asked).",
+  labelNames: ["queue"] as const,
+  registers: [registry],
+  async collect() {
+    for (const d of await readQueueDepths()) this.set({ queue: d.queue }, d.consumers);
+  },
+});
+
+/** The connection pool of one database, as the chassis's wrapper sees it. */
+export interface PoolUse {
+  /** Connections running a query or holding a transaction. */
+  used: number;
+  /** Queries and transactions waiting for a connection. */
+  pending: number;
+  /** The pool's size. */
+  max: number;
+}
+
+const poolSources = new Map<string, () => PoolUse>();
+
+/** Makes `read` the source of the pool gauges of database `pool`. */
+export function observePool(pool: string, read: () => PoolUse): void {
+  poolSources.set(pool, read);
+}
+
+/** Connections of each database pool in use (OpenTelemetry's db.client.connection.count). */
+export const dbPoolConnections = new Gauge({
+  name: "db_client_connection_count",
+  help: "Connections of a database pool in use (state=used: running a query or holding a transaction), counted by the chassis's postgres.js wrapper; idle connections are not counted (postgres.js does not expose them).",
+  labelNames: ["pool", "state"] as const,
+  registers: [registry],
+  collect() {
+    for (const [pool, read] of poolSources) this.set({ pool, state: "used" }, read().used);
+  },
+});
+
+/** Queries and transactions waiting for a connection of each pool. */
+export const dbPoolPending = new Gauge({
+  name: "db_client_connection_pending_requests",
+  help: "Queries and transactions of a database pool waiting for a connection (issued beyond the pool's size), counted by the chassis's postgres.js wrapper.",
+  labelNames: ["pool"] as const,
+  registers: [registry],
+  collect() {
+    for (const [pool, read] of poolSources) this.set({ pool }, read().pending);
+  },
+});
+
+/** The size of each database pool. */
+export const dbPoolMax = new Gauge({
+  name: "db_client_connection_max",
+  help: "The most connections a database pool opens.",
+  labelNames: ["pool"] as const,
+  registers: [registry],
+  collect() {
+    for (const [pool, read] of poolSources) this.set({ pool }, read().max);
+  },
+});
+
 /** Outbox rows not yet published, and the age of the oldest: the outbox lag. */
 export const outboxPending = new Gauge({
   name: "bazaar_outbox_pending_messages",

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
 import { authEnv, oauthClientEnv, serviceEnv } from "./env.ts";
-import { defaultGrpcAddress, jwksUrl, peerEnv, serviceCatalog, serviceEntry, type ServiceName, tokenEndpointUrl } from "./service-catalog.ts";
+import { defaultGrpcAddress, dependenciesOf, jwksUrl, peerEnv, serviceCatalog, serviceEntry, type ServiceName, tokenEndpointUrl } from "./service-catalog.ts";
 
 describe("service catalog", () => {
   test("a service's env defaults are its catalog entry's ports and database", () => {
@@ -42,5 +42,17 @@ describe("service catalog", () => {
 
   test("an unknown process name is an error that names it", () => {
     expect(() => serviceEntry("warehouse" as ServiceName)).toThrow("no process named warehouse in the service catalog");
+  });
+
+  test("a process's dependencies are its callees' gRPC ports, identity's HTTP port, its infrastructure and the OTLP endpoint", () => {
+    expect(dependenciesOf(serviceEntry("inventory"))).toEqual([
+      { peer: "identity", port: 50051 },
+      { peer: "identity", port: 9101 },
+      { peer: "catalog", port: 50052 },
+      { infrastructure: "postgres", port: 5432 },
+      { infrastructure: "rabbitmq", port: 5672 },
+      { infrastructure: "otlp", port: 4318 },
+    ]);
+    expect(() => dependenciesOf({ name: "x", httpPort: 1, entry: "x.ts", calls: ["bff"] })).toThrow("x calls bff, which serves no gRPC in the service catalog");
   });
 });

@@ -38,6 +38,8 @@ export interface ServiceEntry {
    * compose starts it only once they are healthy.
    */
   calls?: readonly string[];
+  /** Whether its callers reach its HTTP port too, not only gRPC (identity: JWKS and the token endpoint). */
+  httpForCallers?: boolean;
 }
 
 /** Every process `bun run dev` starts, in start order (dependencies first). */
@@ -51,6 +53,7 @@ export const serviceCatalog = [
     grpcServices: ["bazaar.identity.v1.IdentityService"],
     messaging: true,
     redis: true,
+    httpForCallers: true,
   },
   {
     name: "catalog",
@@ -191,3 +194,33 @@ export const infrastructureDefaults = {
   redisUrl: "redis://127.0.0.1:6379",
   amqpUrl: "amqp://guest:guest@127.0.0.1:5672",
 } as const;
+
+/** Infrastructure a process reaches over the network, and the port it reaches it on. */
+export const infrastructurePorts = { postgres: 5432, redis: 6379, rabbitmq: 5672, otlp: 4318 } as const;
+
+/** A kind of infrastructure: Postgres, Redis, RabbitMQ or the OTLP/HTTP endpoint (traces). */
+export type Infrastructure = keyof typeof infrastructurePorts;
+
+/** Where a process connects: a peer process's port, or a kind of infrastructure. */
+export type Dependency = { peer: string; port: number } | { infrastructure: Infrastructure; port: number };
+
+/**
+ * Everything a process connects to, from its entry: the gRPC port of each process it calls
+ * (and the HTTP port of those with `httpForCallers`), its database, Redis and RabbitMQ, and the
+ * OTLP endpoint, which every process exports traces to. The Kubernetes NetworkPolicies are
+ * generated from this (deploy/k8s/generate.ts) and checked against it.
+ */
+export function dependenciesOf(entry: ServiceEntry): Dependency[] {
+  const out: Dependency[] = [];
+  for (const name of entry.calls ?? []) {
+    const peer = (serviceCatalog as readonly ServiceEntry[]).find((s) => s.name === name);
+    if (!peer?.grpcPort) throw new Error(`${entry.name} calls ${name}, which serves no gRPC in the service catalog`);
+    out.push({ peer: name, port: peer.grpcPort });
+    if (peer.httpForCallers) out.push({ peer: name, port: peer.httpPort });
+  }
+  if (entry.database) out.push({ infrastructure: "postgres", port: infrastructurePorts.postgres });
+  if (entry.redis) out.push({ infrastructure: "redis", port: infrastructurePorts.redis });
+  if (entry.messaging) out.push({ infrastructure: "rabbitmq", port: infrastructurePorts.rabbitmq });
+  out.push({ infrastructure: "otlp", port: infrastructurePorts.otlp });
+  return out;
+}

@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { eq, sql } from "drizzle-orm";
 import { type Database, openDatabase } from "@bazaar/platform/db";
-import { dbQueries } from "@bazaar/platform/metrics";
+import { dbQueries, dbPoolConnections, dbPoolMax, dbPoolPending } from "@bazaar/platform/metrics";
+import { eventually } from "@bazaar/testkit/eventually";
 import { repoRoot, testDatabaseUrl } from "@bazaar/testkit/fixtures";
 import * as catalogSchema from "../../services/catalog/src/db/schema.ts";
 
@@ -73,4 +74,29 @@ test("every statement sent is counted: a query, and a transaction's BEGIN and CO
     await tx.select({ id: products.id }).from(products).limit(2);
   });
   expect(await statementsCounted()).toBe(start + 1 + 4);
+});
+
+test("the pool gauges count queries and transactions holding a connection, and what waits beyond the pool's size", async () => {
+  const gauge = async (metric: typeof dbPoolMax | typeof dbPoolPending | typeof dbPoolConnections) =>
+    (await metric.get()).values.find((v) => v.labels.pool === database.name)?.value;
+  expect(await gauge(dbPoolMax)).toBe(10);
+  expect(await gauge(dbPoolConnections)).toBe(0);
+  // A fragment inside a query is not a query of its own: it holds no connection.
+  const fragment = database.sql`select 1`;
+  expect(await gauge(dbPoolConnections)).toBe(0);
+  void fragment;
+  // 12 at once on a pool of 10: one transaction and 11 queries, each held for 300 ms by Postgres.
+  let releaseTransaction!: () => void;
+  const transactionMayEnd = new Promise<void>((r) => (releaseTransaction = r));
+  const transaction = database.db.transaction(async (tx) => {
+    await tx.execute(sql`select 1`);
+    await transactionMayEnd;
+  });
+  const queries = Array.from({ length: 11 }, () => database.sql`select pg_sleep(0.3)`.then(() => {}));
+  await eventually(async () => (await gauge(dbPoolConnections)) === 10, { what: "10 connections in use", timeoutMs: 5_000 });
+  expect(await gauge(dbPoolPending)).toBe(2);
+  releaseTransaction();
+  await Promise.all([transaction, ...queries]);
+  expect(await gauge(dbPoolConnections)).toBe(0);
+  expect(await gauge(dbPoolPending)).toBe(0);
 });

@@ -464,6 +464,19 @@ describe("delayed redelivery and the dead-letter queue", () => {
     expect(calls).toBe(1);
     expect(await metric("bazaar_messages_dead_lettered_total", { queue, reason: "poison" })).toBe(1);
     expect(await metric("bazaar_messages_redelivered_total", { queue })).toBe(redeliveredBefore);
+    // What an operator's alert and dashboard read: the DLQ's depth from the broker, the consumer
+    // on the work queue, and how long the handler took before the message was dead-lettered.
+    expect(await metric("bazaar_dlq_messages", { queue })).toBe(1);
+    expect(await metric("bazaar_queue_consumers", { queue })).toBe(1);
+    expect(await metric("bazaar_queue_messages", { queue })).toBe(0);
+    const handled = (await registry.getSingleMetric("bazaar_message_handling_seconds")?.get())?.values ?? [];
+    const count = handled.find(
+      (v) =>
+        (v as { metricName?: string }).metricName === "bazaar_message_handling_seconds_count" &&
+        v.labels.queue === queue &&
+        v.labels.outcome === "dead_lettered",
+    );
+    expect(count?.value).toBe(1);
   });
 
   test("a message waiting for its retry while the consumer restarts is delivered to the new consumer", async () => {

@@ -11,6 +11,8 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, unknown>;
   status: { code?: number; message?: string };
+  /** The spans it links to. */
+  links: { traceId: string; spanId: string }[];
 }
 
 interface OtlpValue {
@@ -35,6 +37,7 @@ interface OtlpExport {
         kind: number;
         attributes?: OtlpAttribute[];
         status?: { code?: number; message?: string };
+        links?: { traceId: string; spanId: string }[];
       }[];
     }[];
   }[];
@@ -77,6 +80,7 @@ export function startOtlpReceiver() {
               kind: s.kind,
               attributes: attributes(s.attributes),
               status: s.status ?? {},
+              links: (s.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId })),
             });
           }
         }

@@ -10,8 +10,17 @@ import amqp, {
   type RecoveringChannelModel,
 } from "amqplib";
 import { log } from "../log.ts";
-import { messagesConsumed, messagesDeadLettered, messagesPublished, messagesRedelivered } from "../metrics.ts";
+import {
+  messageHandling,
+  messagesConsumed,
+  messagesDeadLettered,
+  messagesPublished,
+  messagesRedelivered,
+  observeQueueDepths,
+  type QueueDepth,
+} from "../metrics.ts";
 import { redactUrl } from "../redact-url.ts";
+import { withinTime } from "../time-limit.ts";
 import { extractContext, recordError, tracer } from "../telemetry.ts";
 import { deadLetterExchange, type EventType, eventsExchange } from "./events.ts";
 import { attemptOf, deadLetterQueueName, eventRoutingKey, type RetryPolicy, redeliveryCopy, retryDelayMs, retryPolicy, retryQueueName } from "./redelivery.ts";
@@ -138,6 +147,8 @@ export class Broker {
   private closing = false;
   /** Retry copies the broker returned as unroutable (their retry queue is gone), by {@link retryKey}. */
   private readonly returnedRetries = new Set<string>();
+  /** The channel the queue gauges are read on (a failed check closes a channel: not the publisher's). */
+  private depthChannel: Promise<Channel> | undefined;
 
   private constructor(
     private readonly connection: RecoveringChannelModel,
@@ -196,6 +207,7 @@ export class Broker {
       if (msg.properties.messageId) this.returnedRetries.add(retryKey(msg.properties.messageId, attemptOf(msg)));
     });
     this.publisher = channel;
+    this.depthChannel = undefined;
     this.consumerChannels.clear();
     for (const spec of this.consumers) await this.startConsumer(model, spec);
     log.info("rabbitmq ready", { consumers: this.consumers.map((c) => c.queue) });
@@ -219,6 +231,10 @@ export class Broker {
   async publish(messages: readonly OutgoingMessage[]): Promise<{ acked: string[]; failed: { id: string; error: string }[] }> {
     const channel = this.publisher;
     if (!channel) throw new Error("not connected to RabbitMQ");
+    // Each message's span is a child of the change that wrote it (its headers) and links to the
+    // span that sends the batch (the outbox relay's claim), a trace of its own.
+    const batch = trace.getSpanContext(context.active());
+    const links = batch ? [{ context: batch }] : [];
     const settled = await Promise.allSettled(
       messages.map(
         (m) =>
@@ -235,6 +251,7 @@ export class Broker {
                   "messaging.rabbitmq.destination.routing_key": m.routingKey,
                   "messaging.message.id": m.id,
                 },
+                links,
               },
               parent,
             );
@@ -293,6 +310,7 @@ export class Broker {
       declare: (channel) => assertConsumerQueues(channel, { ...spec, retry }),
       retry,
     });
+    observeQueueDepths(() => withinTime(this.queueDepths(), 1_000, () => new Error("the broker did not report queue depths within 1 s")));
   }
 
   /**
@@ -321,6 +339,36 @@ export class Broker {
     return queue;
   }
 
+  /**
+   * The depth of every durable consumer's work queue and dead-letter queue, and the consumers on
+   * the work queue, as the broker reports them now (for the queue gauges, at scrape time).
+   */
+  private async queueDepths(): Promise<QueueDepth[]> {
+    const model = this.model;
+    const durable = this.consumers.filter((c) => c.retry);
+    if (!model || !this.publisher || durable.length === 0) return [];
+    this.depthChannel ??= model.createChannel().then(
+      (channel) => {
+        // A check of a queue that is gone closes the channel with a 404: the next scrape opens another.
+        channel.on("error", () => {});
+        channel.on("close", () => (this.depthChannel = undefined));
+        return channel;
+      },
+      (err: unknown) => {
+        this.depthChannel = undefined;
+        throw err;
+      },
+    );
+    const channel = await this.depthChannel;
+    const depths: QueueDepth[] = [];
+    for (const sub of durable) {
+      const work = await channel.checkQueue(sub.queue);
+      const dead = await channel.checkQueue(deadLetterQueueName(sub.queue));
+      depths.push({ queue: sub.label, messages: work.messageCount, consumers: work.consumerCount, deadLettered: dead.messageCount });
+    }
+    return depths;
+  }
+
   private async subscribe(subscription: Subscription): Promise<void> {
     this.consumers.push(subscription);
     if (this.model && this.publisher) await this.startConsumer(this.model, subscription);
@@ -343,7 +391,11 @@ export class Broker {
     const messageId = msg.properties.messageId as string | undefined;
     const attempt = attemptOf(msg);
     const deliveryCount = attempt - 1 + Number(msg.properties.headers?.["x-delivery-count"] ?? 0);
-    const outcome = (result: string) => messagesConsumed.inc({ queue: sub.label, routing_key: routingKey, outcome: result });
+    const started = performance.now();
+    const outcome = (result: string) => {
+      messagesConsumed.inc({ queue: sub.label, routing_key: routingKey, outcome: result });
+      messageHandling.observe({ queue: sub.label, routing_key: routingKey, outcome: result }, (performance.now() - started) / 1000);
+    };
     // The channel can close under a running handler (a lost connection, or close()): the broker
     // then hands the unacknowledged message out again, so settling it here is moot, not an error.
     const settle = (op: () => void) => {

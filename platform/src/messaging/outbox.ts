@@ -1,3 +1,4 @@
+import { context, ROOT_CONTEXT } from "@opentelemetry/api";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { and, asc, count, eq, inArray, isNull, min, sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -106,7 +107,10 @@ export class OutboxRelay implements OutboxSignal {
   private run(): void {
     this.scheduled = undefined;
     if (this.stopped) return;
-    this.running = this.drain()
+    // A batch carries the events of many requests: its claim and mark are a trace of their own,
+    // not one of the request that happened to wake it. Each publish joins its row's trace.
+    this.running = context
+      .with(ROOT_CONTEXT, () => this.drain())
       .then(() => undefined)
       .catch((err: unknown) => log.warn("outbox relay run failed; the sweeper will retry", { err: (err as Error).message }))
       .finally(() => {

@@ -1,4 +1,4 @@
-import { Counter, Histogram } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
 import { registry } from "@bazaar/platform/metrics";
 
 /** Sagas that ended, by outcome and (for cancellations) a short reason code. */
@@ -16,6 +16,64 @@ export const sagaDuration = new Histogram({
   labelNames: ["outcome"] as const,
   buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
   registers: [registry],
+});
+
+/** Orders accepted by PlaceOrder (each starts a saga). */
+export const ordersPlaced = new Counter({
+  name: "bazaar_orders_placed_total",
+  help: "Orders PlaceOrder accepted and stored, each with its saga (a retried PlaceOrder with the same key is not counted again).",
+  registers: [registry],
+});
+
+/** One attempt at a saga step, by step and what it came to. */
+export const sagaStepDuration = new Histogram({
+  name: "bazaar_saga_step_duration_seconds",
+  help: "Time of one attempt at a saga step (reserve, charge, commit, refund, release) including its remote call, by step and outcome (reserved, captured, committed, declined, out_of_stock, retry, …).",
+  labelNames: ["step", "outcome"] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+/** Sagas not final yet, and the age of the oldest: read at scrape time from the orders database. */
+export interface SagasInFlight {
+  count: number;
+  /** Seconds since the oldest non-final saga began (0 when none). */
+  oldestSeconds: number;
+}
+
+let inFlightSource: (() => Promise<SagasInFlight>) | undefined;
+let lastInFlight: SagasInFlight | undefined;
+
+/** Makes `read` the source of the in-flight gauges. */
+export function observeSagasInFlight(read: () => Promise<SagasInFlight>): void {
+  inFlightSource = read;
+}
+
+async function readInFlight(): Promise<SagasInFlight | undefined> {
+  if (inFlightSource) lastInFlight = await inFlightSource().catch(() => lastInFlight);
+  return lastInFlight;
+}
+
+/** Sagas not in a final state. */
+export const sagasInFlight = new Gauge({
+  name: "bazaar_sagas_in_flight",
+  help: "Order sagas not final yet (any replica's), read from the orders database at scrape time (the last value read while it cannot be asked).",
+  registers: [registry],
+  async collect() {
+    const now = await readInFlight();
+    if (now) this.set(now.count);
+  },
+});
+
+/** Age of the oldest saga not final. */
+export const sagaOldestInFlight = new Gauge({
+  name: "bazaar_saga_oldest_in_flight_seconds",
+  help: "Seconds since the oldest order saga that is not final yet was placed (0 when none), read from the orders database at scrape time.",
+  registers: [registry],
+  async collect() {
+    const now = await readInFlight();
+    if (now) this.set(now.oldestSeconds);
+  },
 });
 
 /** Step attempts that failed in a way worth retrying. */

@@ -7,8 +7,10 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, RpcError 
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import { formatMoney } from "@bazaar/platform/money";
+import { injectContext } from "@bazaar/platform/telemetry";
 import type { CheckedMoney } from "@bazaar/platform/validation";
 import { type OrderItemRow, orderItems, type OrderRow, orders, sagas } from "./db/schema.ts";
+import { ordersPlaced } from "./metrics.ts";
 import type { OrdersDatabase, SagaExecutor } from "./saga.ts";
 import { isTransient, type SagaPorts } from "./saga-ports.ts";
 
@@ -115,6 +117,9 @@ export class OrderStore {
       quantity: l.quantity,
     }));
     const saga = { orderId, step: "reserve", attempts: claim?.attempts ?? 0, cancelRequested: false, paymentMethodToken: input.paymentMethodToken } as const;
+    // Stored with the saga (in the same insert), so that a saga resumed later continues this trace.
+    const traceContext: Record<string, string> = {};
+    injectContext(traceContext);
     let placed: OrderRow;
     try {
       placed = await this.database.db.transaction(async (tx) => {
@@ -122,7 +127,7 @@ export class OrderStore {
         const started = tx.$with("started").as(
           tx
             .insert(sagas)
-            .values({ ...saga, ...claim })
+            .values({ ...saga, ...claim, traceContext })
             .returning({ orderId: sagas.orderId }),
         );
         const [order] = await tx
@@ -148,6 +153,7 @@ export class OrderStore {
       if (!winner) throw err;
       return this.answerRetry(winner, hash, maxWaitMs);
     }
+    ordersPlaced.inc();
     this.outbox.wake();
     // This executor drives the saga from what it just inserted, and the order it finalizes is
     // the answer: nothing is read back unless the saga outlasts the wait (or is not ours).

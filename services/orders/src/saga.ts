@@ -3,11 +3,13 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { currentCallBudget, outsideCall } from "@bazaar/platform/call-budget";
 import type { Database } from "@bazaar/platform/db";
 import { log } from "@bazaar/platform/log";
+import { extractContext, withSpan } from "@bazaar/platform/telemetry";
+import { withinTime } from "@bazaar/platform/time-limit";
 import { events } from "@bazaar/platform/messaging/events";
 import { enqueueEvent, type OutboxSignal } from "@bazaar/platform/messaging/outbox";
 import type * as schema from "./db/schema.ts";
 import { type OrderItemRow, type OrderRow, orderItems, orders, type SagaRow, sagas, type SagaStep } from "./db/schema.ts";
-import { sagaDuration, sagaOutcomes, sagaRetries } from "./metrics.ts";
+import { observeSagasInFlight, type SagasInFlight, sagaDuration, sagaOutcomes, sagaRetries, sagaStepDuration } from "./metrics.ts";
 import { chargeKey, describeError, isTransient, refundKey, type SagaPorts } from "./saga-ports.ts";
 
 /** What {@link SagaExecutor.waitForFinal} leaves of a caller's deadline to read the order and answer. */
@@ -193,6 +195,16 @@ export class SagaExecutor {
   ) {
     this.maxConcurrent = options.maxConcurrent ?? 16;
     this.ownerPrefix = `${options.instanceId ? `${options.instanceId}/` : ""}${crypto.randomUUID()}/`;
+    observeSagasInFlight(() => withinTime(this.countInFlight(), 1_000, () => new Error("the orders database did not count sagas within 1 s")));
+  }
+
+  /** Sagas not done and the age of the oldest (the partial index of the poller covers them). */
+  private async countInFlight(): Promise<SagasInFlight> {
+    const [row] = await this.database.db
+      .select({ count: sql<number>`count(*)::int`, oldest: sql<number>`coalesce(extract(epoch from now() - min(${sagas.createdAt})), 0)::float8` })
+      .from(sagas)
+      .where(ne(sagas.step, "done"));
+    return { count: row?.count ?? 0, oldestSeconds: row?.oldest ?? 0 };
   }
 
   /** Starts the loop that resumes due sagas: retries, and sagas of crashed executors. */
@@ -260,7 +272,7 @@ export class SagaExecutor {
     this.polling = true;
     try {
       const claimed = await this.claim(room);
-      for (const saga of claimed) void this.track(this.driveClaimed(saga));
+      for (const saga of claimed) void this.track(this.resume(saga));
       return claimed.length;
     } catch (err) {
       log.warn("could not look for due sagas; trying again at the next poll", { err: describeError(err) });
@@ -378,6 +390,17 @@ export class SagaExecutor {
     return released.length;
   }
 
+  /**
+   * Works on a saga the poll found due (a retry, a saga of a crashed executor) in the trace of
+   * the PlaceOrder that started it: a span of its own, a child of the context stored with the
+   * saga, so the steps it takes now are in the order's trace.
+   */
+  private resume(claimed: SagaRow): Promise<OrderRow | undefined> {
+    const parent = extractContext(claimed.traceContext ?? {});
+    const attributes = { "bazaar.order.id": claimed.orderId, "bazaar.saga.step": claimed.step, "bazaar.saga.attempt": claimed.attempts };
+    return withSpan("order saga resume", { parent, attributes }, () => this.driveClaimed(claimed));
+  }
+
   /** Works on a saga claimed from the database: reads its order once, then drives it. */
   private async driveClaimed(claimed: SagaRow): Promise<OrderRow | undefined> {
     const token = claimed.leaseOwner;
@@ -397,7 +420,9 @@ export class SagaExecutor {
    */
   private async drive(saga: HeldSaga, order: HeldOrder, token: string, attemptedBefore: boolean): Promise<OrderRow | undefined> {
     for (;;) {
+      const started = performance.now();
       const result = await this.attempt(saga, order, attemptedBefore);
+      sagaStepDuration.observe({ step: saga.step, outcome: result.kind }, (performance.now() - started) / 1000);
       const next = await this.record(saga, order, token, result);
       if (!next || result.kind === "retry") return undefined;
       if (next.final) return next.final;

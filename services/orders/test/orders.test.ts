@@ -107,6 +107,17 @@ async function outcomeCount(outcome: string, reason: string): Promise<number> {
   return values.filter((v) => v.labels.outcome === outcome && v.labels.reason === reason).reduce((n, v) => n + v.value, 0);
 }
 
+/** The value of a series of this process's metrics (`sample`: a histogram's `_count`, say). */
+async function metricValue(name: string, labels: Record<string, string> = {}, sample = name): Promise<number> {
+  const values = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return values
+    .filter((v) => ((v as { metricName?: string }).metricName ?? name) === sample && Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+    .reduce((n, v) => n + v.value, 0);
+}
+
+const stepAttempts = (step: string, outcome: string) =>
+  metricValue("bazaar_saga_step_duration_seconds", { step, outcome }, "bazaar_saga_step_duration_seconds_count");
+
 /** Another executor on the same database and peers: a second replica, or the one that crashes. */
 function replica(options: Partial<SagaExecutorOptions> = {}): { executor: SagaExecutor; store: OrderStore } {
   const e = new SagaExecutor(db, ports, noOutbox, { ...fast, ...options });
@@ -120,6 +131,8 @@ describe("PlaceOrder", () => {
     const mug = product("Stoneware Mug", 1_250, 10);
     const kettle = product("Copper Kettle", 4_999, 3);
     const confirmedBefore = await outcomeCount("confirmed", "none");
+    const placedBefore = await metricValue("bazaar_orders_placed_total");
+    const stepsBefore = [await stepAttempts("reserve", "reserved"), await stepAttempts("charge", "captured"), await stepAttempts("commit", "committed")];
     const { order } = await client.placeOrder(
       {
         idempotencyKey: newKey(),
@@ -147,6 +160,10 @@ describe("PlaceOrder", () => {
     const saga = await sagaOf(order!.id);
     expect(saga).toMatchObject({ step: "done", paymentMethodToken: null, leaseOwner: null });
     expect(await outcomeCount("confirmed", "none")).toBe(confirmedBefore + 1);
+    expect(await metricValue("bazaar_orders_placed_total")).toBe(placedBefore + 1);
+    expect([await stepAttempts("reserve", "reserved"), await stepAttempts("charge", "captured"), await stepAttempts("commit", "committed")]).toEqual(
+      stepsBefore.map((n) => n + 1),
+    );
   });
 
   test("a declined card: CANCELLED with the reason, reservation released, nothing captured", async () => {
@@ -231,6 +248,9 @@ describe("PlaceOrder", () => {
       )
       .then((o) => ({ order: o }));
     expect(order.status).toBe("PENDING");
+    // Read from the database at scrape time: the held saga is in flight, placed a moment ago.
+    expect(await metricValue("bazaar_sagas_in_flight")).toBeGreaterThanOrEqual(1);
+    expect(await metricValue("bazaar_saga_oldest_in_flight_seconds")).toBeGreaterThan(0);
     held.open();
     expect((await finalOrder(order.id, buyer.auth)).status).toBe(OrderStatus.CONFIRMED);
   });

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, boolean, check, index, integer, pgTable, primaryKey, text, timestamp, unique, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, unique, uuid } from "drizzle-orm/pg-core";
 
 /** Where an order stands; CONFIRMED and CANCELLED are final. */
 export const orderStatuses = ["PENDING", "CONFIRMED", "CANCELLED"] as const;
@@ -105,6 +105,12 @@ export const sagas = pgTable(
      * use to anyone, and nothing of the payment lingers here.
      */
     paymentMethodToken: text("payment_method_token"),
+    /**
+     * The W3C trace context of the PlaceOrder that started the saga (traceparent, tracestate),
+     * written with the saga's insert: a saga resumed later (a retry, a takeover after a crash)
+     * continues the order's trace.
+     */
+    traceContext: jsonb("trace_context").$type<Record<string, string>>(),
     createdAt: timestamp("created_at", ms).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", ms).notNull().defaultNow(),
   },

@@ -1,0 +1,1 @@
+ALTER TABLE "sagas" ADD COLUMN "trace_context" jsonb;
