@@ -68,8 +68,6 @@ export interface MonitoringProcess {
   env?: Record<string, string>;
   /** Shown in the address table. */
   url: string;
-  /** Answers 2xx once it is up. */
-  readyUrl: string;
   /** How to get the binary when it is missing. */
   install: string;
 }
@@ -99,7 +97,6 @@ export function monitoringProcesses(s: MonitoringSettings): MonitoringProcess[] 
         `--web.listen-address=${at(monitoringPorts.prometheus)}`,
       ],
       url: `http://${at(monitoringPorts.prometheus)}`,
-      readyUrl: `http://${at(monitoringPorts.prometheus)}/-/ready`,
       install: apt("prometheus"),
     },
     {
@@ -113,7 +110,6 @@ export function monitoringProcesses(s: MonitoringSettings): MonitoringProcess[] 
         "--cluster.listen-address=",
       ],
       url: `http://${at(monitoringPorts.alertmanager)}`,
-      readyUrl: `http://${at(monitoringPorts.alertmanager)}/-/ready`,
       install: apt("prometheus-alertmanager"),
     },
     {
@@ -122,7 +118,6 @@ export function monitoringProcesses(s: MonitoringSettings): MonitoringProcess[] 
       args: [`--web.listen-address=${at(monitoringPorts.postgresExporter)}`],
       env: { DATA_SOURCE_NAME: withSslModeDisable(s.postgresUrl) },
       url: `http://${at(monitoringPorts.postgresExporter)}/metrics`,
-      readyUrl: `http://${at(monitoringPorts.postgresExporter)}/metrics`,
       install: apt("prometheus-postgres-exporter"),
     },
     {
@@ -130,7 +125,6 @@ export function monitoringProcesses(s: MonitoringSettings): MonitoringProcess[] 
       binary: "/usr/bin/prometheus-redis-exporter",
       args: [`--web.listen-address=${at(monitoringPorts.redisExporter)}`, `--redis.addr=${s.redisUrl}`],
       url: `http://${at(monitoringPorts.redisExporter)}/metrics`,
-      readyUrl: `http://${at(monitoringPorts.redisExporter)}/metrics`,
       install: apt("prometheus-redis-exporter"),
     },
     {
@@ -138,7 +132,6 @@ export function monitoringProcesses(s: MonitoringSettings): MonitoringProcess[] 
       binary: "/usr/bin/prometheus-node-exporter",
       args: [`--web.listen-address=${at(monitoringPorts.nodeExporter)}`],
       url: `http://${at(monitoringPorts.nodeExporter)}/metrics`,
-      readyUrl: `http://${at(monitoringPorts.nodeExporter)}/metrics`,
       install: apt("prometheus-node-exporter"),
     },
     {
@@ -146,7 +139,6 @@ export function monitoringProcesses(s: MonitoringSettings): MonitoringProcess[] 
       binary: "jaeger",
       args: [],
       url: `http://${host}:${monitoringPorts.jaegerUi}`,
-      readyUrl: `http://${host}:${monitoringPorts.jaegerUi}/`,
       install: "a `jaeger` binary on PATH (https://www.jaegertracing.io/download/)",
     },
   ];

@@ -158,7 +158,9 @@ if (devEnv.DEV_MONITORING && !devEnv.DEV_INSTANCE) {
         if (devEnv.LOG_LEVEL === "debug" || /level=(error|warn)|"level":"(error|warn)/i.test(line)) process.stdout.write(`${prefix}${line}\n`);
       },
     });
-    void child.proc.exited.then((code) => {
+    // `finished`, not `exited`: its last lines (the reason) may still be in the pipe at the exit.
+    void child.finished.then(() => {
+      const code = child.proc.exitCode;
       if (!stopping)
         say(
           paint(
