@@ -18,6 +18,11 @@ export const devEnv = parseEnv(
       .default(""),
     /** Passed to every process: where traces go (Jaeger's OTLP/HTTP port). */
     OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+    /** Start Prometheus, Alertmanager, the exporters and Jaeger where installed ("false" to skip them). */
+    DEV_MONITORING: z
+      .enum(["true", "false"])
+      .default("true")
+      .transform((v) => v === "true"),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     /** Milliseconds to wait for every process to report healthy. */
     DEV_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(60_000),

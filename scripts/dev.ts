@@ -20,6 +20,9 @@ import { ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { Supervisor } from "@bazaar/platform/supervisor";
 import { devEnv, devVhostName } from "./dev-env.ts";
 import { checkInfrastructure } from "./infra-check.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileSdTargets, monitoringPorts, monitoringProcesses, resolveBinary, writeFileSdTargets } from "./dev-monitoring.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const started = performance.now();
@@ -62,7 +65,7 @@ function processEnv(entry: ServiceEntry): Record<string, string | undefined> {
     REDIS_KEY_PREFIX: devEnv.DEV_INSTANCE ? `bazaar_${devEnv.DEV_INSTANCE}:` : "bazaar:",
     AMQP_URL: amqpUrl,
     SEED_DEMO_DATA: "true",
-    OTEL_EXPORTER_OTLP_ENDPOINT: devEnv.OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
   };
   if (entry.grpcPort !== undefined) env.GRPC_PORT = String(port(entry.grpcPort));
   if (entry.metricsPort !== undefined) env.METRICS_PORT = String(port(entry.metricsPort));
@@ -107,7 +110,7 @@ async function stopAll(code: number): Promise<never> {
     exitCode = code;
     stopping = (async () => {
       say("stopping every process…");
-      const stopped = await supervisor.stop();
+      const [stopped] = await Promise.all([supervisor.stop(), ...monitoring.map((m) => m.child.stop("SIGTERM", 10_000).catch(() => null))]);
       say(`stopped (exit codes: ${stopped.map((s) => `${s.name}=${s.code === undefined ? "not running" : s.code}`).join(", ")})`);
       const unclean = stopped.filter((s) => s.code !== undefined && s.code !== 0);
       if (exitCode === exitCodes.stopped && unclean.length) {
@@ -121,6 +124,70 @@ async function stopAll(code: number): Promise<never> {
 }
 
 const entries = serviceCatalog as readonly ServiceEntry[];
+
+// ───── optional monitoring: started before the platform (Jaeger must be there for the first span) ─────
+// Not supervised: one that is missing or dies is reported, and the platform runs on without it.
+// An isolated instance (DEV_INSTANCE) skips them: the target files and ports are the default platform's.
+const monitoring: { name: string; url: string; child: ReturnType<typeof startProcess> }[] = [];
+let otlpEndpoint = devEnv.OTEL_EXPORTER_OTLP_ENDPOINT;
+if (devEnv.DEV_MONITORING && !devEnv.DEV_INSTANCE) {
+  writeFileSdTargets(
+    join(root, "deploy/prometheus/targets"),
+    fileSdTargets((e) => port(metricsPortOf(e)), port),
+  );
+  const table = monitoringProcesses({
+    root,
+    dataDir: join(root, ".dev"),
+    postgresUrl: devEnv.POSTGRES_URL,
+    redisUrl: devEnv.REDIS_URL,
+    port,
+  });
+  for (const m of table) {
+    const binary = resolveBinary(m.binary, existsSync);
+    if (!binary) {
+      say(paint(2, `${m.name} not started: ${m.binary} is not installed; to get it: ${m.install}`));
+      continue;
+    }
+    const prefix = `${paint(2, m.name.slice(0, width).padEnd(width))} │ `;
+    const child = startProcess({
+      name: m.name,
+      cmd: [binary, ...m.args],
+      cwd: root,
+      env: { ...process.env, ...m.env },
+      onLine: (line) => {
+        if (devEnv.LOG_LEVEL === "debug" || /level=(error|warn)|"level":"(error|warn)/i.test(line)) process.stdout.write(`${prefix}${line}\n`);
+      },
+    });
+    // `finished`, not `exited`: its last lines (the reason) may still be in the pipe at the exit.
+    void child.finished.then(() => {
+      const code = child.proc.exitCode;
+      if (!stopping)
+        say(
+          paint(
+            33,
+            `${m.name} exited with code ${code} (the platform runs on without it); its last lines:\n${child.output().split("\n").slice(-5).join("\n")}`,
+          ),
+        );
+    });
+    monitoring.push({ name: m.name, url: m.url, child });
+    if (m.name === "jaeger" && !otlpEndpoint) otlpEndpoint = `http://127.0.0.1:${monitoringPorts.jaegerOtlpHttp}`;
+  }
+  if (!(await answers(`http://127.0.0.1:${monitoringPorts.rabbitmq}/metrics`))) {
+    say(
+      paint(
+        2,
+        `RabbitMQ's metrics (:${monitoringPorts.rabbitmq}) do not answer: run \`rabbitmq-plugins enable rabbitmq_prometheus\` (bash scripts/setup.sh does)`,
+      ),
+    );
+  }
+}
+
+async function answers(url: string): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
+  await res?.body?.cancel();
+  return res?.ok ?? false;
+}
+
 const supervisor = new Supervisor(
   entries.map((entry, i) => {
     const prefix = `${paint(colors[i % colors.length] ?? 37, entry.name.padEnd(width))} │ `;
@@ -185,7 +252,8 @@ process.stdout.write(
     "",
     `  Web storefront   ${paint(4, `http://127.0.0.1:${port(bff?.httpPort ?? 3000)}`)}`,
     firstGrpc ? `  Try grpcurl      grpcurl -plaintext 127.0.0.1:${port(firstGrpc.grpcPort ?? 0)} list` : "",
-    `  Traces           ${devEnv.OTEL_EXPORTER_OTLP_ENDPOINT ?? "not exported (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318)"}`,
+    `  Traces           ${otlpEndpoint ?? "not exported (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318)"}`,
+    ...monitoring.map((m) => `  ${m.name.padEnd(16)} ${m.child.proc.exitCode === null ? paint(4, m.url) : paint(31, `exited (${m.child.proc.exitCode})`)}`),
     "  Stop             Ctrl-C",
     "",
   ].join("\n"),

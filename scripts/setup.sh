@@ -87,4 +87,9 @@ if ! up 5672 && command -v rabbitmq-server >/dev/null; then
   as_root rabbitmq-server -detached
   wait_for RabbitMQ 5672
 fi
+# Prometheus scrapes RabbitMQ's own metrics on :15692 (the plugin ships with the server).
+if up 5672 && ! up 15692 && command -v rabbitmq-plugins >/dev/null; then
+  say "enabling RabbitMQ's Prometheus plugin"
+  as_root rabbitmq-plugins enable --quiet rabbitmq_prometheus >/dev/null || say "could not enable rabbitmq_prometheus (run: rabbitmq-plugins enable rabbitmq_prometheus)"
+fi
 say "ready"
