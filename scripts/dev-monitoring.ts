@@ -17,7 +17,6 @@ export const monitoringPorts = {
   redisExporter: 9121,
   nodeExporter: 9110,
   rabbitmq: 15692,
-  gateway: 9901,
   jaegerUi: 16686,
   jaegerOtlpHttp: 4318,
 } as const;
@@ -39,7 +38,8 @@ export function fileSdTargets(portOf: (entry: ServiceEntry) => number, port: (de
   const one = (p: number): FileSdEntry[] => [{ targets: [`${host}:${port(p)}`], labels: {} }];
   return {
     "bazaar.json": (serviceCatalog as readonly ServiceEntry[]).map((e) => ({ targets: [`${host}:${portOf(e)}`], labels: { service: e.name } })),
-    "gateway.json": one(monitoringPorts.gateway),
+    // `bun run dev` runs no Envoy (compose does): no gateway target, rather than one always down.
+    "gateway.json": [],
     "rabbitmq.json": [{ targets: [`${host}:${monitoringPorts.rabbitmq}`], labels: {} }],
     "postgres-exporter.json": one(monitoringPorts.postgresExporter),
     "redis-exporter.json": one(monitoringPorts.redisExporter),
@@ -130,7 +130,8 @@ export function monitoringProcesses(s: MonitoringSettings): MonitoringProcess[] 
     {
       name: "node-exporter",
       binary: "/usr/bin/prometheus-node-exporter",
-      args: [`--web.listen-address=${at(monitoringPorts.nodeExporter)}`],
+      // No systemd here (nor in most dev containers): its collector would log an error every scrape.
+      args: [`--web.listen-address=${at(monitoringPorts.nodeExporter)}`, "--no-collector.systemd"],
       url: `http://${at(monitoringPorts.nodeExporter)}/metrics`,
       install: apt("prometheus-node-exporter"),
     },
