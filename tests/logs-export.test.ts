@@ -10,15 +10,18 @@ import { startOtlpReceiver } from "./support/otlp-receiver.ts";
 // resource, the same the spans carry, so that Loki's line and Jaeger's trace link up.
 const receiver = startOtlpReceiver();
 let catalog: LaunchedProcess;
+let bff: LaunchedProcess;
 
 const SERVER = 2; // the OTLP span kind
 const INFO = 9; // the OTLP severity number
 
 beforeAll(async () => {
   catalog = await launchProcess("catalog", { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });
-}, 60_000);
+  bff = await launchProcess("bff", { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, CATALOG_ADDR: catalog.grpcAddress });
+}, 90_000);
 
 afterAll(async () => {
+  await bff?.cleanup();
   await catalog?.cleanup();
   receiver.stop();
 }, 60_000);
@@ -73,6 +76,23 @@ describe("log export over OTLP", () => {
     expect(receiver.problems).toEqual([]);
   }, 30_000);
 
+  test("a request to the BFF: the catalog's line carries the trace the BFF started, and the BFF exports its own lines", async () => {
+    const res = await fetch(`${bff.httpUrl}/api/products/00000000-0000-4000-8000-000000000000`);
+    expect(res.status).toBe(404);
+    const traceId = (res.headers.get("traceparent") ?? "").split("-")[1];
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    const record = await eventually(() => receiver.logs.find((r) => r.traceId === traceId && r.body === "rpc refused"), {
+      what: `catalog's "rpc refused" record in the BFF's trace ${traceId}`,
+      timeoutMs: 10_000,
+    });
+    expect(record.service).toBe("catalog");
+    const ready = await eventually(() => receiver.logs.find((r) => r.service === "bff" && r.body === "service ready"), {
+      what: 'the BFF\'s "service ready" record',
+      timeoutMs: 10_000,
+    });
+    expect(ready.severityText).toBe("INFO");
+  }, 30_000);
+
   test("lines from start-up, written before the SDK had loaded, are exported too, outside any trace", async () => {
     // Written right after the SDK's import began, so kept until it had loaded.
     const first = await eventually(() => receiver.logs.find((r) => r.service === "catalog" && r.body === "exporting traces and logs over OTLP/HTTP"), {
@@ -87,12 +107,17 @@ describe("log export over OTLP", () => {
   }, 15_000);
 
   test("the records still buffered at shutdown are sent before the process exits", async () => {
-    await catalog.cleanup();
-    expect(catalog.child.proc.exitCode).toBe(0);
     // "stopped" is the last line, written just before the telemetry shuts down: only the
     // flush on shutdown can have sent it, and the process has exited, so it is here now.
-    expect(receiver.logs.filter((r) => r.service === "catalog" && r.body === "stopped").length).toBe(1);
-  }, 30_000);
+    for (const [name, process] of [
+      ["bff", bff],
+      ["catalog", catalog],
+    ] as const) {
+      await process.cleanup();
+      expect(process.child.proc.exitCode).toBe(0);
+      expect(receiver.logs.filter((r) => r.service === name && r.body === "stopped").length, name).toBe(1);
+    }
+  }, 60_000);
 });
 
 describe("log export to an endpoint that does not answer", () => {
