@@ -48,7 +48,7 @@ export const commonEnv = {
   BIND_HOST: bindHost.default(loopback),
   /** Lowest level logged: debug, info, warn or error. */
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  /** Base URL of an OTLP/HTTP receiver (Jaeger: http://jaeger:4318); unset disables export. */
+  /** Base URL of an OTLP/HTTP receiver for spans and log records (compose: the collector, http://otel-collector:4318); unset disables export. */
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
   /** Milliseconds a process waits, NOT_SERVING, before it stops accepting calls on shutdown. */
   SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).max(60_000).default(1000),

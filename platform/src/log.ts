@@ -19,6 +19,19 @@ export interface Logger {
 
 let state: { service: string; level: LogLevel } = { service: "bazaar", level: "info" };
 
+/**
+ * A second destination of every line written, beside stdout: telemetry.ts sets one that
+ * exports the record over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set. It is called
+ * synchronously inside the caller's context, so it can read the active span itself.
+ */
+export type LogSink = (level: LogLevel, msg: string, fields: LogFields) => void;
+let sink: LogSink | undefined;
+
+/** Sends every line written from now on to `next` as well (undefined: stdout only). */
+export function setLogSink(next: LogSink | undefined): void {
+  sink = next;
+}
+
 /** Sets the service name stamped on every line and the lowest level written. */
 export function configureLogging(service: string, level: LogLevel): void {
   state = { service, level };
@@ -37,8 +50,10 @@ function write(level: LogLevel, msg: string, base: LogFields, fields?: LogFields
     line.trace_id = span.traceId;
     line.span_id = span.spanId;
   }
-  for (const [k, v] of Object.entries({ ...base, ...fields })) line[k] = k === "err" ? serializeError(v) : v;
+  const all = { ...base, ...fields };
+  for (const [k, v] of Object.entries(all)) line[k] = k === "err" ? serializeError(v) : v;
   (level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${JSON.stringify(line)}\n`);
+  sink?.(level, msg, all);
 }
 
 function makeLogger(base: LogFields): Logger {

@@ -4,7 +4,8 @@ import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOffSampler, BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
-import { log } from "./log.ts";
+import { type LogFields, type LogLevel, log, setLogSink } from "./log.ts";
+import type { LogExport, LogLine } from "./log-export.ts";
 
 /**
  * OpenTelemetry tracing for one process. Auto-instrumentation does not patch ESM imports on
@@ -14,12 +15,17 @@ import { log } from "./log.ts";
  * metadata.
  */
 let provider: TracerProvider | undefined;
+/** The logs SDK, while it loads and once it is running; only with an endpoint. */
+let logExport: Promise<LogExport | undefined> | undefined;
 
 /** Options for {@link startTelemetry}. */
 export interface TelemetryOptions {
   /** The OpenTelemetry `service.name`, e.g. "catalog". */
   serviceName: string;
-  /** Base URL of an OTLP/HTTP receiver; spans go to `<endpoint>/v1/traces`. Unset: not exported. */
+  /**
+   * Base URL of an OTLP/HTTP receiver (the collector); spans go to `<endpoint>/v1/traces` and
+   * log records to `<endpoint>/v1/logs`. Unset: neither is exported.
+   */
   otlpEndpoint?: string | undefined;
 }
 
@@ -28,7 +34,8 @@ export interface TelemetryOptions {
  * so logs carry trace ids and context propagates, exported or not. Spans are recorded and
  * exported only when an endpoint is given: without one, a sampler that records nothing makes
  * each span a bare span context (fresh ids, no attributes, events or timing kept), which is
- * all the logs and the propagation need, at a fraction of the CPU.
+ * all the logs and the propagation need, at a fraction of the CPU. With an endpoint, every
+ * log line is exported too, see {@link startLogExport}.
  */
 export function startTelemetry({ serviceName, otlpEndpoint }: TelemetryOptions): void {
   if (provider) return;
@@ -42,20 +49,62 @@ export function startTelemetry({ serviceName, otlpEndpoint }: TelemetryOptions):
         }),
       ]
     : [];
+  const resource = resourceFromAttributes({ "service.name": serviceName });
   provider = new TracerProvider({
-    resource: resourceFromAttributes({ "service.name": serviceName }),
+    resource,
     spanProcessors,
     ...(otlpEndpoint ? {} : { sampler: new AlwaysOffSampler() }),
   });
   trace.setGlobalTracerProvider(provider);
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  if (otlpEndpoint) log.info("exporting traces over OTLP/HTTP", { endpoint: otlpEndpoint });
+  if (otlpEndpoint) {
+    startLogExport(otlpEndpoint, resource);
+    log.info("exporting traces and logs over OTLP/HTTP", { endpoint: otlpEndpoint });
+  }
 }
 
-/** Sends the spans still buffered and stops the provider. */
+/** Lines written while the logs SDK loads, sent once it has; bounded, the oldest kept. */
+const maxEarlyLines = 1_000;
+
+/**
+ * Exports every log line from now on as an OTLP log record, with the same resource as the
+ * spans. The SDK is imported here, not at the top of the file: a process without an endpoint
+ * never loads it. The lines written while it loads (start-up's first few) are kept with their
+ * time and context and emitted once it has. If it cannot load or start, the process goes on
+ * logging to stdout alone.
+ */
+function startLogExport(endpoint: string, resource: ReturnType<typeof resourceFromAttributes>): void {
+  const early: LogLine[] = [];
+  const line = (level: LogLevel, msg: string, fields: LogFields): LogLine => ({ level, msg, fields, time: Date.now(), context: context.active() });
+  setLogSink((level, msg, fields) => {
+    if (early.length < maxEarlyLines) early.push(line(level, msg, fields));
+  });
+  logExport = import("./log-export.ts")
+    .then((sdk) => {
+      const exported = sdk.startLogExport({ endpoint, resource });
+      for (const l of early.splice(0)) exported.emit(l);
+      setLogSink((level, msg, fields) => exported.emit(line(level, msg, fields)));
+      return exported;
+    })
+    .catch((err: unknown) => {
+      setLogSink(undefined);
+      log.warn("cannot export logs over OTLP; logging to stdout only", { err });
+      return undefined;
+    });
+}
+
+/** Sends the spans and log records still buffered and stops the providers. */
 export async function shutdownTelemetry(): Promise<void> {
-  await provider?.shutdown().catch((err: unknown) => log.warn("flushing traces failed", { err }));
+  const logs = logExport;
+  logExport = undefined;
+  await Promise.all([
+    provider?.shutdown().catch((err: unknown) => log.warn("flushing traces failed", { err })),
+    logs?.then((exported) => {
+      setLogSink(undefined);
+      return exported?.shutdown();
+    }),
+  ]);
   provider = undefined;
 }
 
