@@ -136,21 +136,21 @@ function grpcServerPanels(sel: string, by: string, title: string): PanelSpec[] {
   return [
     {
       type: "timeseries",
-      title: `${title} gRPC request rate`,
+      title: `${title} gRPC request rate`.trim(),
       description: "RPCs completed per second (grpc_server_handled_total).",
       unit: "reqps",
       targets: [q(`sum by (${by}) (rate(grpc_server_handled_total{${sel}}[$__rate_interval]))`, `{{${by}}}`)],
     },
     {
       type: "timeseries",
-      title: `${title} gRPC error ratio`,
+      title: `${title} gRPC error ratio`.trim(),
       description: `Share of RPCs that ended with a server-side failure (${grpcServerErrorCodes.replaceAll("|", ", ")}); a caller's mistake (NOT_FOUND, INVALID_ARGUMENT …) is not counted. 0 while nothing failed.`,
       unit: "percentunit",
       targets: [q(errorRatio("grpc_server_handled_total", sel, `grpc_code=~"${grpcServerErrorCodes}"`, by), `{{${by}}}`)],
     },
     {
       type: "timeseries",
-      title: `${title} gRPC latency`,
+      title: `${title} gRPC latency`.trim(),
       description: "p50, p95 and p99 of the time to serve an RPC; exemplars link to the trace.",
       unit: "s",
       targets: quantiles("grpc_server_handling_seconds_bucket", sel, [by], `{{${by}}}`),
@@ -162,21 +162,21 @@ function httpServerPanels(sel: string, by: string, title: string): PanelSpec[] {
   return [
     {
       type: "timeseries",
-      title: `${title} HTTP request rate`,
+      title: `${title} HTTP request rate`.trim(),
       description: "HTTP requests answered per second (http_server_requests_total), /healthz and /metrics included.",
       unit: "reqps",
       targets: [q(`sum by (${by}) (rate(http_server_requests_total{${sel}}[$__rate_interval]))`, `{{${by}}}`)],
     },
     {
       type: "timeseries",
-      title: `${title} HTTP 5xx ratio`,
+      title: `${title} HTTP 5xx ratio`.trim(),
       description: "Share of HTTP requests answered with a 5xx. 0 while nothing failed.",
       unit: "percentunit",
       targets: [q(errorRatio("http_server_requests_total", sel, `status=~"5.."`, by), `{{${by}}}`)],
     },
     {
       type: "timeseries",
-      title: `${title} HTTP latency`,
+      title: `${title} HTTP latency`.trim(),
       description: "p50, p95 and p99 of the time to answer an HTTP request; exemplars link to the trace.",
       unit: "s",
       targets: quantiles("http_server_request_duration_seconds_bucket", sel, [by], `{{${by}}}`),
@@ -311,7 +311,7 @@ function overview() {
         unit: "ops",
         targets: [q(`sum by (service) (rate(bazaar_db_queries_total{${sel}}[$__rate_interval]))`, "{{service}}")],
       },
-    ].map((p) => ({ ...p, title: p.title.trim() })),
+    ],
   );
 }
 
@@ -449,18 +449,20 @@ function servicePanels(entry: ServiceEntry): PanelSpec[] {
     },
   );
   if (callsOverGrpc(entry)) {
+    // Its only calls are the catalog backfill's, once at start (services/inventory/src/catalog-backfill.ts).
+    const onlyAtStart = entry.name === "inventory" ? " Empty after start: inventory calls catalog only to backfill its stock rows, once." : "";
     specs.push(
       {
         type: "timeseries",
         title: "Outgoing calls by service and code",
-        description: "RPCs this process made per second, by callee and final status code.",
+        description: `RPCs this process made per second, by callee and final status code.${onlyAtStart}`,
         unit: "reqps",
         targets: [q(`sum by (grpc_service, grpc_code) (rate(grpc_client_handled_total{${sel}}[$__rate_interval]))`, "{{grpc_service}} {{grpc_code}}")],
       },
       {
         type: "timeseries",
         title: "Outgoing calls p95",
-        description: "p95 of the time the callee took to answer, by callee; exemplars link to the trace.",
+        description: `p95 of the time the callee took to answer, by callee; exemplars link to the trace.${onlyAtStart}`,
         unit: "s",
         targets: [
           q(
