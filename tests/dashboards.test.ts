@@ -59,27 +59,6 @@ const allowList: Record<string, string> = {
   "bazaar-checkout-saga / Step retries": "no saga step fails transiently in this test: the series appears only on a retry (tests/faults.test.ts makes them)",
 };
 
-/**
- * Metrics the dashboards read that helper work on branch `metrics` adds and this branch does not
- * have yet: a panel reading only these is excused from returning data. The test fails once a
- * process serves one (take it off then: its panels must return data like any other).
- */
-const pendingMetrics = new Set([
-  "bazaar_message_handling_seconds_bucket",
-  "bazaar_dlq_messages",
-  "bazaar_queue_messages",
-  "bazaar_queue_consumers",
-  "bazaar_orders_placed_total",
-  "bazaar_saga_step_duration_seconds_bucket",
-  "bazaar_saga_step_duration_seconds_count",
-  "bazaar_sagas_in_flight",
-  "bazaar_saga_oldest_in_flight_seconds",
-  "db_client_connection_count",
-  "db_client_connection_max",
-  "db_client_connection_pending_requests",
-  "bazaar_grpc_client_retries_total",
-]);
-
 /** Metrics Prometheus makes itself. */
 const prometheusMetrics = ["up"];
 
@@ -141,13 +120,11 @@ interface PanelQuery {
   key: string;
   panel: any;
   exprs: string[];
-  /** Every metric it reads is still on pendingMetrics. */
-  pending: boolean;
 }
 const panels: PanelQuery[] = dashboards.flatMap((d) =>
   d.panels.map((p: any) => {
     const exprs: string[] = p.targets.map((t: any) => t.expr);
-    return { key: `${d.uid} / ${p.title}`, panel: p, exprs, pending: exprs.every((e) => metricNames(e).every((m) => pendingMetrics.has(m))) };
+    return { key: `${d.uid} / ${p.title}`, panel: p, exprs };
   }),
 );
 
@@ -251,11 +228,12 @@ beforeAll(async () => {
   ]) {
     const text = await (await fetch(url)).text();
     for (const line of text.split("\n")) {
-      // A labelled counter no one has incremented has its TYPE line and no sample yet.
+      // A labelled counter no one has incremented has its TYPE line and no sample yet. /metrics
+      // speaks OpenMetrics, whose TYPE line names a counter without its samples' `_total`.
       const declared = /^# TYPE (\S+) (\w+)$/.exec(line);
       if (declared) {
-        const suffixes = declared[2] === "histogram" ? ["_bucket", "_count", "_sum"] : declared[2] === "summary" ? ["", "_count", "_sum"] : [""];
-        for (const suffix of suffixes) servedMetrics.add(`${declared[1]}${suffix}`);
+        const suffixes: Record<string, string[]> = { histogram: ["_bucket", "_count", "_sum"], summary: ["", "_count", "_sum"], counter: ["_total"] };
+        for (const suffix of suffixes[declared[2]!] ?? [""]) servedMetrics.add(`${declared[1]}${suffix}`);
       } else if (line && !line.startsWith("#")) servedMetrics.add(line.split(/[{ ]/)[0]!);
     }
   }
@@ -274,14 +252,10 @@ describe("the dashboards against a running platform", () => {
     const unknown = panels.flatMap((p) =>
       p.exprs
         .flatMap(metricNames)
-        .filter((m) => !servedMetrics.has(m) && !external.has(m) && !pendingMetrics.has(m) && !prometheusMetrics.includes(m))
+        .filter((m) => !servedMetrics.has(m) && !external.has(m) && !prometheusMetrics.includes(m))
         .map((m) => `${p.key}: ${m}`),
     );
     expect(unknown).toEqual([]);
-    expect(
-      [...pendingMetrics].filter((m) => servedMetrics.has(m)),
-      "served now: take them off pendingMetrics",
-    ).toEqual([]);
     // The documented list is of metrics no process serves: one a process serves belongs to it.
     expect([...external].filter((m) => servedMetrics.has(m))).toEqual([]);
   });
@@ -313,17 +287,16 @@ describe("the dashboards against a running platform", () => {
         const answers = await Promise.all(p.exprs.map(async (e) => hasData(await queryRange(resolve(e)))));
         results.set(p.key, answers.some(Boolean));
       }
-      return panels.every((p) => results.get(p.key) || p.key in allowList || p.pending) ? true : undefined;
+      return panels.every((p) => results.get(p.key) || p.key in allowList) ? true : undefined;
     };
     // Counters and gauges reach Prometheus a scrape (a second) after the load: bounded wait.
     await eventually(check, { what: "every panel not allow-listed to return data", timeoutMs: 20_000, intervalMs: 1_000 }).catch(() => {});
-    const empty = panels.filter((p) => !results.get(p.key) && !(p.key in allowList) && !p.pending).map((p) => `${p.key}: ${p.exprs.join(" ; ")}`);
+    const empty = panels.filter((p) => !results.get(p.key) && !(p.key in allowList)).map((p) => `${p.key}: ${p.exprs.join(" ; ")}`);
     const dishonest = panels.filter((p) => results.get(p.key) && p.key in allowList).map((p) => p.key);
     const stale = Object.keys(allowList).filter((k) => !panels.some((p) => p.key === k));
     const returning = panels.filter((p) => results.get(p.key)).length;
-    const pending = panels.filter((p) => p.pending && !results.get(p.key)).map((p) => p.key);
     process.stdout.write(
-      `dashboards: ${dashboards.length}, panels: ${panels.length}, returning data: ${returning}, allow-listed: ${Object.keys(allowList).length}, waiting for branch metrics: ${pending.length}\n${pending.map((k) => `  pending: ${k}\n`).join("")}`,
+      `dashboards: ${dashboards.length}, panels: ${panels.length}, returning data: ${returning}, allow-listed: ${Object.keys(allowList).length}\n`,
     );
     expect(empty, "panels that returned no data and are not allow-listed").toEqual([]);
     expect(dishonest, "allow-listed panels that do return data: take them off the list").toEqual([]);

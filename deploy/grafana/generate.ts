@@ -472,13 +472,6 @@ function servicePanels(entry: ServiceEntry): PanelSpec[] {
           ),
         ],
       },
-      {
-        type: "timeseries",
-        title: "Outgoing call retries",
-        description: "RPCs this process made again after a failure that may pass (UNAVAILABLE …), by callee. Empty while no call had to be retried.",
-        unit: "ops",
-        targets: [q(`sum by (grpc_service) (rate(bazaar_grpc_client_retries_total{${sel}}[$__rate_interval]))`, "{{grpc_service}}")],
-      },
     );
   }
   if (entry.database !== undefined) {
