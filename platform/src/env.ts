@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { jwtSettings } from "./auth.ts";
 import { withDatabase } from "./database-url.ts";
-import { loopback } from "./host-port.ts";
+import { loopback, parsePeerAddresses } from "./host-port.ts";
 import { developmentSecret } from "./parse-env.ts";
 import { type DatabaseServiceName, type GrpcServiceName, infrastructureDefaults, jwksUrl, serviceEntry, tokenEndpointUrl } from "./service-catalog.ts";
 import { oauthClientIdPattern, oauthClientIdRule } from "./validation.ts";
@@ -22,8 +22,17 @@ export const flagVar = (fallback: boolean) =>
     .optional()
     .transform((v) => (v === undefined || v === "" ? fallback : v === "true" || v === "1"));
 
-/** A peer's address, host:port. */
-export const hostPort = z.string().regex(/^[\w.-]+:\d{1,5}$/, "must be host:port");
+/**
+ * A peer's address: host:port, or a comma-separated list of IP host:ports (the replicas of a
+ * service), as the chassis's gRPC client takes it.
+ */
+export const hostPort = z.string().superRefine((value, ctx) => {
+  try {
+    parsePeerAddresses(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: `must be host:port or a list of IP host:ports: ${(err as Error).message}` });
+  }
+});
 
 /** A TCP port, given as a string of digits. */
 export const portVar = (fallback: number) => port.default(fallback);

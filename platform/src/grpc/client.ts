@@ -2,6 +2,7 @@ import { create, type DescMessage, type DescService, type Message, type MessageI
 import { Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { currentCallBudget } from "../call-budget.ts";
 import { RpcError } from "../errors.ts";
+import { joinHostPort, parsePeerAddresses } from "../host-port.ts";
 import { grpcClientDuration, grpcClientHandled, observeLatency } from "../metrics.ts";
 import { injectContext, SpanKind, withSpan } from "../telemetry.ts";
 import { methodDefinition } from "./definition.ts";
@@ -42,14 +43,37 @@ export interface ClientOptions {
 }
 
 /**
- * A typed gRPC client for a service at `address` (host:port). Every call has a deadline, runs
+ * The grpc-js target of a peer address (see {@link parsePeerAddresses}): a list of IP addresses
+ * becomes `ipv4:a:p,b:p` (or `ipv6:[a]:p,[b]:p`), a host name `dns:///host:port`, so that the
+ * channel knows every replica, from the list or from every A/AAAA record of the name (a headless
+ * Service). Throws an Error naming a bad entry.
+ */
+export function grpcTarget(address: string): string {
+  const peers = parsePeerAddresses(address);
+  const first = peers[0] as (typeof peers)[number];
+  if (first.family === 0) return `dns:///${first.host}:${first.port}`;
+  return `ipv${first.family}:${peers.map((p) => joinHostPort(p.host, p.port)).join(",")}`;
+}
+
+/**
+ * Balances each call across every address the target resolves to. grpc-js's default,
+ * pick_first, sends every call of a long-lived HTTP/2 channel to one replica; round_robin keeps a
+ * connection to each and skips one that is down.
+ */
+const roundRobin = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+
+/**
+ * A typed gRPC client for a service at `address`: one `host:port`, a comma-separated list of
+ * IP `host:port`s (its replicas), or a host name whose every address is a replica; calls are
+ * balanced across them round-robin. Every call has a deadline, runs
  * in a CLIENT span whose context travels as `traceparent` metadata, is counted in the client
  * metrics, and fails with an {@link RpcError} carrying the status code (and, for an invalid
  * argument, the field violations of the google.rpc.BadRequest detail the server sent).
  */
 export function createClient<S extends DescService>(service: S, address: string, options: ClientOptions = {}): GrpcClient<S> {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
-  const client = new Client(address, credentials.createInsecure(), {
+  const client = new Client(grpcTarget(address), credentials.createInsecure(), {
+    "grpc.service_config": roundRobin,
     // Find out about a dead connection in seconds, not at the next call's deadline.
     "grpc.keepalive_time_ms": 30_000,
     "grpc.keepalive_timeout_ms": 5_000,
