@@ -1,6 +1,20 @@
 import { z } from "zod";
 import { parseEnv } from "@bazaar/platform/parse-env";
 import { infrastructureDefaults } from "@bazaar/platform/service-catalog";
+import { parseReplicas } from "./dev-replicas.ts";
+
+/** DEV_REPLICAS: `catalog=3,orders=2`, instances by service (see dev-replicas.ts); `--replicas` overrides it. */
+export const replicasVar = z
+  .string()
+  .default("")
+  .transform((value, ctx) => {
+    try {
+      return parseReplicas(value);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `must be service=count,… (e.g. catalog=3,orders=2): ${(err as Error).message}` });
+      return z.NEVER;
+    }
+  });
 
 /** The dev runner's configuration. Everything has a local default; set a variable to change it. */
 export const devEnv = parseEnv(
@@ -26,6 +40,8 @@ export const devEnv = parseEnv(
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     /** Milliseconds to wait for every process to report healthy. */
     DEV_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(60_000),
+    /** Instances by service, e.g. catalog=3,orders=2; each service runs once when unset. */
+    DEV_REPLICAS: replicasVar,
   }),
 );
 

@@ -32,12 +32,24 @@ const host = "127.0.0.1";
 /**
  * The file_sd files (file name → entries) for Prometheus, given the port each Bazaar process
  * was started on (`portOf(entry)`: its metrics port, with any offset or override applied) and
- * the ports of everything else (`port(default)`). Each Bazaar process gets a `service` label.
+ * the ports of everything else (`port(default)`). Each Bazaar process gets a `service` label;
+ * `instancesOf` lists the instances of a replicated service (by default, one at `portOf`).
  */
-export function fileSdTargets(portOf: (entry: ServiceEntry) => number, port: (defaultPort: number) => number): Record<string, FileSdEntry[]> {
+export function fileSdTargets(
+  portOf: (entry: ServiceEntry) => number,
+  port: (defaultPort: number) => number,
+  instancesOf: (entry: ServiceEntry) => readonly { name: string; metricsPort: number }[] = (e) => [{ name: e.name, metricsPort: portOf(e) }],
+): Record<string, FileSdEntry[]> {
   const one = (p: number): FileSdEntry[] => [{ targets: [`${host}:${port(p)}`], labels: {} }];
   return {
-    "bazaar.json": (serviceCatalog as readonly ServiceEntry[]).map((e) => ({ targets: [`${host}:${portOf(e)}`], labels: { service: e.name } })),
+    // A service run as replicas (`--replicas`): one target per instance, each with an `instance`
+    // label naming it as the runner's log prefix and address table do.
+    "bazaar.json": (serviceCatalog as readonly ServiceEntry[]).flatMap((e) => {
+      const all = instancesOf(e);
+      return all.map(
+        (i): FileSdEntry => ({ targets: [`${host}:${i.metricsPort}`], labels: all.length > 1 ? { service: e.name, instance: i.name } : { service: e.name } }),
+      );
+    }),
     // `bun run dev` runs no Envoy (compose does): no gateway target, rather than one always down.
     "gateway.json": [],
     "rabbitmq.json": [{ targets: [`${host}:${monitoringPorts.rabbitmq}`], labels: {} }],

@@ -11,7 +11,8 @@
  * 5. on Ctrl-C (or SIGTERM) stops everything gracefully, restarting nothing, and exits 0.
  *
  * DEV_PORT_OFFSET and DEV_INSTANCE run a second, isolated platform beside the first (the
- * end-to-end tests do).
+ * end-to-end tests do). `--replicas catalog=3,orders=2` (or DEV_REPLICAS) runs services as
+ * several instances, each caller given all of them (see dev-replicas.ts).
  */
 import { withDatabase } from "@bazaar/platform/database-url";
 import { startProcess } from "@bazaar/platform/processes";
@@ -22,6 +23,7 @@ import { devEnv, devVhostName } from "./dev-env.ts";
 import { checkInfrastructure } from "./infra-check.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { type Instance, instances, parseReplicas, peerAddresses, replicasArg } from "./dev-replicas.ts";
 import { fileSdTargets, monitoringPorts, monitoringProcesses, resolveBinary, writeFileSdTargets } from "./dev-monitoring.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -29,9 +31,20 @@ const started = performance.now();
 const colors = [36, 35, 33, 32, 34, 91, 96, 95, 93];
 const useColor = process.stdout.isTTY ?? false;
 const paint = (code: number, text: string) => (useColor ? `\x1b[${code}m${text}\x1b[0m` : text);
-const width = Math.max(...serviceCatalog.map((s) => s.name.length));
-
 const port = (p: number) => p + devEnv.DEV_PORT_OFFSET;
+
+/** Every process to start: `--replicas` when given, else DEV_REPLICAS. */
+const all: Instance[] = (() => {
+  try {
+    const arg = replicasArg(process.argv.slice(2));
+    return instances(serviceCatalog as readonly ServiceEntry[], arg === undefined ? devEnv.DEV_REPLICAS : parseReplicas(arg), port);
+  } catch (err) {
+    process.stderr.write(`invalid --replicas: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+})();
+const peerAddressLists = peerAddresses(all);
+const width = Math.max(...all.map((s) => s.name.length));
 const databaseName = (name: string) => (devEnv.DEV_INSTANCE ? `${name}_${devEnv.DEV_INSTANCE}` : name);
 
 function say(text: string): void {
@@ -56,19 +69,21 @@ function pretty(line: string): string {
 }
 
 /** The environment of one process: its ports, its database, and every peer's address. */
-function processEnv(entry: ServiceEntry): Record<string, string | undefined> {
+function processEnv(instance: Instance): Record<string, string | undefined> {
+  const { entry } = instance;
   const env: Record<string, string | undefined> = {
     ...process.env,
     LOG_LEVEL: devEnv.LOG_LEVEL,
-    HTTP_PORT: String(port(entry.httpPort)),
+    HTTP_PORT: String(instance.httpPort),
     REDIS_URL: devEnv.REDIS_URL,
     REDIS_KEY_PREFIX: devEnv.DEV_INSTANCE ? `bazaar_${devEnv.DEV_INSTANCE}:` : "bazaar:",
     AMQP_URL: amqpUrl,
-    SEED_DEMO_DATA: "true",
+    // One instance seeds, so replicas starting together do not insert the demo data twice.
+    SEED_DEMO_DATA: instance.index === 0 ? "true" : "false",
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
   };
-  if (entry.grpcPort !== undefined) env.GRPC_PORT = String(port(entry.grpcPort));
-  if (entry.metricsPort !== undefined) env.METRICS_PORT = String(port(entry.metricsPort));
+  if (instance.grpcPort !== undefined) env.GRPC_PORT = String(instance.grpcPort);
+  if (instance.metricsPort !== undefined) env.METRICS_PORT = String(instance.metricsPort);
   if (entry.database) env.DATABASE_URL = withDatabase(devEnv.POSTGRES_URL, databaseName(entry.database));
   Object.assign(
     env,
@@ -76,6 +91,8 @@ function processEnv(entry: ServiceEntry): Record<string, string | undefined> {
       const peer = serviceEntry(name as ServiceName);
       return { grpc: peer.grpcPort === undefined ? undefined : port(peer.grpcPort), http: port(peer.httpPort) };
     }),
+    // Every instance of each gRPC service; the chassis's client balances across them.
+    peerAddressLists,
   );
   return env;
 }
@@ -133,7 +150,11 @@ let otlpEndpoint = devEnv.OTEL_EXPORTER_OTLP_ENDPOINT;
 if (devEnv.DEV_MONITORING && !devEnv.DEV_INSTANCE) {
   writeFileSdTargets(
     join(root, "deploy/prometheus/targets"),
-    fileSdTargets((e) => port(metricsPortOf(e)), port),
+    fileSdTargets(
+      (e) => port(metricsPortOf(e)),
+      port,
+      (e) => all.filter((i) => i.entry === e).map((i) => ({ name: i.name, metricsPort: i.metricsPort ?? i.httpPort })),
+    ),
   );
   const table = monitoringProcesses({
     root,
@@ -189,17 +210,17 @@ async function answers(url: string): Promise<boolean> {
 }
 
 const supervisor = new Supervisor(
-  entries.map((entry, i) => {
-    const prefix = `${paint(colors[i % colors.length] ?? 37, entry.name.padEnd(width))} │ `;
+  all.map((instance, i) => {
+    const prefix = `${paint(colors[i % colors.length] ?? 37, instance.name.padEnd(width))} │ `;
     return {
-      name: entry.name,
-      healthUrl: `http://127.0.0.1:${port(entry.httpPort)}/healthz`,
+      name: instance.name,
+      healthUrl: `http://127.0.0.1:${instance.httpPort}/healthz`,
       start: () =>
         startProcess({
-          name: entry.name,
-          cmd: ["bun", entry.entry],
+          name: instance.name,
+          cmd: ["bun", instance.entry.entry],
           cwd: root,
-          env: processEnv(entry),
+          env: processEnv(instance),
           onLine: (line) => process.stdout.write(`${prefix}${pretty(line)}\n`),
         }),
     };
@@ -230,12 +251,12 @@ try {
 }
 
 const seconds = ((performance.now() - started) / 1000).toFixed(2);
-const rows = entries.map((e) => [
-  e.name,
-  e.grpcPort !== undefined ? `127.0.0.1:${port(e.grpcPort)}` : "—",
-  `http://127.0.0.1:${port(e.httpPort)}`,
-  `http://127.0.0.1:${port(metricsPortOf(e))}/metrics`,
-  e.database ? databaseName(e.database) : "—",
+const rows = all.map((i) => [
+  i.name,
+  i.grpcPort !== undefined ? `127.0.0.1:${i.grpcPort}` : "—",
+  `http://127.0.0.1:${i.httpPort}`,
+  `http://127.0.0.1:${i.metricsPort ?? i.httpPort}/metrics`,
+  i.entry.database ? databaseName(i.entry.database) : "—",
 ]);
 const header = ["process", "gRPC", "HTTP (/healthz)", "metrics", "database"];
 const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
