@@ -1,4 +1,5 @@
 import { type Span, TraceFlags, trace } from "@opentelemetry/api";
+import { withinTime } from "./time-limit.ts";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type LabelValues, type OpenMetricsContentType, Registry } from "prom-client";
 
 /**
@@ -174,20 +175,38 @@ export interface QueueDepth {
   deadLettered: number;
 }
 
-/** Where the queue gauges come from: the broker of this process, once it consumes. */
-let queueDepthSource: (() => Promise<QueueDepth[]>) | undefined;
-/** The last depths read, kept while a read fails (the gauges then keep their last values). */
-let lastQueueDepths: QueueDepth[] = [];
+/**
+ * A reading that several gauges take at scrape time from one source (the broker, a database):
+ * the gauges of one scrape are collected at once and share one read, which may take at most
+ * 1 s so that a scrape never hangs; while a read fails or is late, the last good reading stands
+ * (none before the first). Until `from` names a source there is nothing to read.
+ */
+export class ScrapeReading<T> {
+  private source: (() => Promise<T>) | undefined;
+  private last: T | undefined;
+  private pending: Promise<T | undefined> | undefined;
 
-/** Makes `read` the source of the queue gauges, read once per scrape. */
-export function observeQueueDepths(read: () => Promise<QueueDepth[]>): void {
-  queueDepthSource = read;
+  /** Reads from `read` from now on. */
+  from(read: () => Promise<T>): void {
+    this.source = read;
+  }
+
+  /** The reading of this scrape. */
+  get(): Promise<T | undefined> {
+    const source = this.source;
+    if (!source) return Promise.resolve(this.last);
+    this.pending ??= withinTime(source(), 1_000, () => new Error("a scrape-time reading took over 1 s"))
+      .then(
+        (value) => (this.last = value),
+        () => this.last,
+      )
+      .finally(() => (this.pending = undefined));
+    return this.pending;
+  }
 }
 
-async function readQueueDepths(): Promise<QueueDepth[]> {
-  if (queueDepthSource) lastQueueDepths = await queueDepthSource().catch(() => lastQueueDepths);
-  return lastQueueDepths;
-}
+/** The queue gauges' reading: the broker of this process gives it once it consumes. */
+export const queueDepths = new ScrapeReading<QueueDepth[]>();
 
 /** Messages in each durable consumer's dead-letter queue (`<queue>.dlq`). */
 export const dlqMessages = new Gauge({
@@ -196,7 +215,7 @@ export const dlqMessages = new Gauge({
   labelNames: ["queue"] as const,
   registers: [registry],
   async collect() {
-    for (const d of await readQueueDepths()) this.set({ queue: d.queue }, d.deadLettered);
+    for (const d of (await queueDepths.get()) ?? []) this.set({ queue: d.queue }, d.deadLettered);
   },
 });
 
@@ -207,7 +226,7 @@ export const queueMessages = new Gauge({
   labelNames: ["queue"] as const,
   registers: [registry],
   async collect() {
-    for (const d of await readQueueDepths()) this.set({ queue: d.queue }, d.messages);
+    for (const d of (await queueDepths.get()) ?? []) this.set({ queue: d.queue }, d.messages);
   },
 });
 
@@ -218,7 +237,7 @@ export const queueConsumers = new Gauge({
   labelNames: ["queue"] as const,
   registers: [registry],
   async collect() {
-    for (const d of await readQueueDepths()) this.set({ queue: d.queue }, d.consumers);
+    for (const d of (await queueDepths.get()) ?? []) this.set({ queue: d.queue }, d.consumers);
   },
 });
 

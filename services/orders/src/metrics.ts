@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram } from "prom-client";
-import { registry } from "@bazaar/platform/metrics";
+import { registry, ScrapeReading } from "@bazaar/platform/metrics";
 
 /** Sagas that ended, by outcome and (for cancellations) a short reason code. */
 export const sagaOutcomes = new Counter({
@@ -41,18 +41,8 @@ export interface SagasInFlight {
   oldestSeconds: number;
 }
 
-let inFlightSource: (() => Promise<SagasInFlight>) | undefined;
-let lastInFlight: SagasInFlight | undefined;
-
-/** Makes `read` the source of the in-flight gauges. */
-export function observeSagasInFlight(read: () => Promise<SagasInFlight>): void {
-  inFlightSource = read;
-}
-
-async function readInFlight(): Promise<SagasInFlight | undefined> {
-  if (inFlightSource) lastInFlight = await inFlightSource().catch(() => lastInFlight);
-  return lastInFlight;
-}
+/** The in-flight gauges' reading: the saga executor gives it. */
+export const sagasInFlightReading = new ScrapeReading<SagasInFlight>();
 
 /** Sagas not in a final state. */
 export const sagasInFlight = new Gauge({
@@ -60,7 +50,7 @@ export const sagasInFlight = new Gauge({
   help: "Order sagas not final yet (any replica's), read from the orders database at scrape time (the last value read while it cannot be asked).",
   registers: [registry],
   async collect() {
-    const now = await readInFlight();
+    const now = await sagasInFlightReading.get();
     if (now) this.set(now.count);
   },
 });
@@ -71,7 +61,7 @@ export const sagaOldestInFlight = new Gauge({
   help: "Seconds since the oldest order saga that is not final yet was placed (0 when none), read from the orders database at scrape time.",
   registers: [registry],
   async collect() {
-    const now = await readInFlight();
+    const now = await sagasInFlightReading.get();
     if (now) this.set(now.oldestSeconds);
   },
 });
