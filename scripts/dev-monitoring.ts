@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
+import type { ServiceEntry } from "@bazaar/platform/service-catalog";
 
 /** Local default ports of the monitoring processes (the BFF's metrics port is 9100, so node_exporter takes 9110). */
 export const monitoringPorts = {
@@ -29,27 +29,30 @@ export interface FileSdEntry {
 
 const host = "127.0.0.1";
 
+/** A Bazaar process as the runner started it: its catalog entry, its name (`catalog-2` for an instance) and its metrics port. */
+export interface ScrapedProcess {
+  entry: ServiceEntry;
+  name: string;
+  metricsPort: number;
+}
+
 /**
- * The file_sd files (file name → entries) for Prometheus, given the port each Bazaar process
- * was started on (`portOf(entry)`: its metrics port, with any offset or override applied) and
- * the ports of everything else (`port(default)`). Each Bazaar process gets a `service` label;
- * `instancesOf` lists the instances of a replicated service (by default, one at `portOf`).
+ * The file_sd files (file name → entries) for Prometheus, given every Bazaar process the runner
+ * started (`processes`, at its metrics port with any offset or override applied) and the ports of
+ * everything else (`port(default)`). Each Bazaar process gets a `service` label.
  */
-export function fileSdTargets(
-  portOf: (entry: ServiceEntry) => number,
-  port: (defaultPort: number) => number,
-  instancesOf: (entry: ServiceEntry) => readonly { name: string; metricsPort: number }[] = (e) => [{ name: e.name, metricsPort: portOf(e) }],
-): Record<string, FileSdEntry[]> {
+export function fileSdTargets(processes: readonly ScrapedProcess[], port: (defaultPort: number) => number): Record<string, FileSdEntry[]> {
   const one = (p: number): FileSdEntry[] => [{ targets: [`${host}:${port(p)}`], labels: {} }];
+  const replicated = (entry: ServiceEntry) => processes.filter((p) => p.entry === entry).length > 1;
   return {
     // A service run as replicas (`--replicas`): one target per instance, each with an `instance`
     // label naming it as the runner's log prefix and address table do.
-    "bazaar.json": (serviceCatalog as readonly ServiceEntry[]).flatMap((e) => {
-      const all = instancesOf(e);
-      return all.map(
-        (i): FileSdEntry => ({ targets: [`${host}:${i.metricsPort}`], labels: all.length > 1 ? { service: e.name, instance: i.name } : { service: e.name } }),
-      );
-    }),
+    "bazaar.json": processes.map(
+      (p): FileSdEntry => ({
+        targets: [`${host}:${p.metricsPort}`],
+        labels: replicated(p.entry) ? { service: p.entry.name, instance: p.name } : { service: p.entry.name },
+      }),
+    ),
     // `bun run dev` runs no Envoy (compose does): no gateway target, rather than one always down.
     "gateway.json": [],
     "rabbitmq.json": [{ targets: [`${host}:${monitoringPorts.rabbitmq}`], labels: {} }],

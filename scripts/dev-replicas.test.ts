@@ -75,9 +75,8 @@ describe("Prometheus targets of replicas", () => {
   test("one bazaar.json target per instance, labelled with its service and, when replicated, its instance", () => {
     const all = instances(entries, parseReplicas("catalog=2"));
     const files = fileSdTargets(
-      (e) => e.metricsPort ?? e.httpPort,
+      all.map((i) => ({ entry: i.entry, name: i.name, metricsPort: i.metricsPort ?? i.httpPort })),
       (p) => p,
-      (e) => all.filter((i) => i.entry === e).map((i) => ({ name: i.name, metricsPort: i.metricsPort ?? i.httpPort })),
     );
     const bazaar = files["bazaar.json"] ?? [];
     expect(bazaar.filter((t) => t.labels.service === "catalog")).toEqual([

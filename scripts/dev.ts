@@ -16,7 +16,7 @@
  */
 import { withDatabase } from "@bazaar/platform/database-url";
 import { startProcess } from "@bazaar/platform/processes";
-import { metricsPortOf, peerEnv, serviceCatalog, type ServiceEntry, serviceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
+import { peerEnv, serviceCatalog, type ServiceEntry, serviceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
 import { ensureVhost } from "@bazaar/platform/messaging/vhost";
 import { Supervisor } from "@bazaar/platform/supervisor";
 import { devEnv, devVhostName } from "./dev-env.ts";
@@ -151,9 +151,8 @@ if (devEnv.DEV_MONITORING && !devEnv.DEV_INSTANCE) {
   writeFileSdTargets(
     join(root, "deploy/prometheus/targets"),
     fileSdTargets(
-      (e) => port(metricsPortOf(e)),
+      all.map((i) => ({ entry: i.entry, name: i.name, metricsPort: i.metricsPort ?? i.httpPort })),
       port,
-      (e) => all.filter((i) => i.entry === e).map((i) => ({ name: i.name, metricsPort: i.metricsPort ?? i.httpPort })),
     ),
   );
   const table = monitoringProcesses({

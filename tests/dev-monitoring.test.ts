@@ -19,7 +19,10 @@ const shifted = (p: number) => p + 1000;
 describe("file_sd targets of bun run dev", () => {
   test("one bazaar.json entry per catalog process, at the port it was started on, labelled with its service", () => {
     const ports = new Map(entries.map((e, i) => [e.name, 20_000 + i]));
-    const files = fileSdTargets((e) => ports.get(e.name) ?? 0, shifted);
+    const files = fileSdTargets(
+      entries.map((e) => ({ entry: e, name: e.name, metricsPort: ports.get(e.name) ?? 0 })),
+      shifted,
+    );
     expect(files["bazaar.json"]).toEqual(entries.map((e) => ({ targets: [`127.0.0.1:${ports.get(e.name)}`], labels: { service: e.name } })));
     expect(files["prometheus.json"]).toEqual([{ targets: [`127.0.0.1:${shifted(9090)}`], labels: {} }]);
     expect(files["node-exporter.json"]).toEqual([{ targets: [`127.0.0.1:${shifted(9110)}`], labels: {} }]);
@@ -35,7 +38,7 @@ describe("file_sd targets of bun run dev", () => {
         (j.file_sd_configs ?? []).flatMap((sd) => sd.files.map((f) => f.replace(/^targets\//, ""))),
       ),
     );
-    expect(Object.keys(fileSdTargets(() => 1, shifted)).sort()).toEqual([...read].sort());
+    expect(Object.keys(fileSdTargets([], shifted)).sort()).toEqual([...read].sort());
   });
 });
 
@@ -84,7 +87,10 @@ describe.skipIf(!existsSync("/usr/bin/prometheus"))("the runner's Prometheus, fo
     const ports = new Map(entries.map((e) => [e.name, e.name === "identity" ? (identity.port ?? 0) : freePort()]));
     writeFileSdTargets(
       join(root, "deploy/prometheus/targets"),
-      fileSdTargets((e) => ports.get(e.name) ?? 0, port),
+      fileSdTargets(
+        entries.map((e) => ({ entry: e, name: e.name, metricsPort: ports.get(e.name) ?? 0 })),
+        port,
+      ),
     );
     const prometheus = monitoringProcesses({
       root,
