@@ -28,12 +28,33 @@ function requireBinary(path: string): void {
 class MonitoringProcess {
   private readonly proc: ReturnType<typeof Bun.spawn>;
 
-  constructor(
+  private constructor(
     readonly name: string,
     readonly dir: string,
+    readonly url: string,
     argv: string[],
   ) {
     this.proc = Bun.spawn(argv, { cwd: dir, stdout: Bun.file(join(dir, "log")), stderr: Bun.file(join(dir, "log")) });
+  }
+
+  /**
+   * Writes `files` into a temporary directory of its own, starts `binary` with the arguments
+   * `argv(dir, port)` makes for a free port, and waits until its `/-/ready` answers (deleting
+   * everything again if it does not).
+   */
+  static async launch(name: string, binary: string, files: Record<string, string>, argv: (dir: string, port: number) => string[]): Promise<MonitoringProcess> {
+    requireBinary(binary);
+    const dir = mkdtempSync(join(tmpdir(), `bazaar-${name}-`));
+    for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
+    const port = freePort();
+    const server = new MonitoringProcess(name, dir, `http://127.0.0.1:${port}`, [binary, ...argv(dir, port)]);
+    try {
+      await server.waitReady(`${server.url}/-/ready`);
+    } catch (err) {
+      await server.destroy();
+      throw err;
+    }
+    return server;
   }
 
   /** The last lines of its log, for an error message. */
@@ -62,6 +83,12 @@ class MonitoringProcess {
     await this.proc.exited;
     clearTimeout(timer);
   }
+
+  /** Stops it and deletes its directory. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 /** One sample of an instant query's result. */
@@ -80,33 +107,27 @@ export interface PrivatePrometheusOptions {
 
 /** A Prometheus of the test's own (exemplar storage on, as the shipped configs run it). */
 export class PrivatePrometheus {
-  private constructor(
-    private readonly server: MonitoringProcess,
-    readonly url: string,
-  ) {}
+  private constructor(private readonly server: MonitoringProcess) {}
+
+  /** Its base URL, http://127.0.0.1:port. */
+  get url(): string {
+    return this.server.url;
+  }
 
   static async create(options: PrivatePrometheusOptions): Promise<PrivatePrometheus> {
-    requireBinary(monitoringBinaries.prometheus);
-    const dir = mkdtempSync(join(tmpdir(), "bazaar-prometheus-"));
-    for (const [file, text] of Object.entries(options.rules ?? {})) writeFileSync(join(dir, file), text);
-    writeFileSync(join(dir, "prometheus.yml"), stringify(options.config));
-    const port = freePort();
-    const server = new MonitoringProcess("prometheus", dir, [
+    const server = await MonitoringProcess.launch(
+      "prometheus",
       monitoringBinaries.prometheus,
-      `--config.file=${join(dir, "prometheus.yml")}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      "--enable-feature=exemplar-storage",
-      "--web.enable-lifecycle",
-    ]);
-    const prometheus = new PrivatePrometheus(server, `http://127.0.0.1:${port}`);
-    try {
-      await server.waitReady(`${prometheus.url}/-/ready`);
-    } catch (err) {
-      await prometheus.destroy();
-      throw err;
-    }
-    return prometheus;
+      { ...options.rules, "prometheus.yml": stringify(options.config) },
+      (dir, port) => [
+        `--config.file=${join(dir, "prometheus.yml")}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--enable-feature=exemplar-storage",
+        "--web.enable-lifecycle",
+      ],
+    );
+    return new PrivatePrometheus(server);
   }
 
   private async api<T>(path: string, params: Record<string, string>): Promise<T> {
@@ -165,40 +186,29 @@ export class PrivatePrometheus {
   }
 
   async destroy(): Promise<void> {
-    await this.server.stop();
-    rmSync(this.server.dir, { recursive: true, force: true });
+    await this.server.destroy();
   }
 }
 
 /** An Alertmanager of the test's own, not clustered. */
 export class PrivateAlertmanager {
-  private constructor(
-    private readonly server: MonitoringProcess,
-    readonly url: string,
-  ) {}
+  private constructor(private readonly server: MonitoringProcess) {}
+
+  /** Its base URL, http://127.0.0.1:port. */
+  get url(): string {
+    return this.server.url;
+  }
 
   /** Starts it with `config` (alertmanager.yml as an object). */
   static async create(config: Record<string, unknown>): Promise<PrivateAlertmanager> {
-    requireBinary(monitoringBinaries.alertmanager);
-    const dir = mkdtempSync(join(tmpdir(), "bazaar-alertmanager-"));
-    writeFileSync(join(dir, "alertmanager.yml"), stringify(config));
-    const port = freePort();
-    const server = new MonitoringProcess("alertmanager", dir, [
-      monitoringBinaries.alertmanager,
+    const server = await MonitoringProcess.launch("alertmanager", monitoringBinaries.alertmanager, { "alertmanager.yml": stringify(config) }, (dir, port) => [
       `--config.file=${join(dir, "alertmanager.yml")}`,
       `--storage.path=${join(dir, "data")}`,
       `--web.listen-address=127.0.0.1:${port}`,
       // Not a cluster: no gossip port to collide with another test's.
       "--cluster.listen-address=",
     ]);
-    const alertmanager = new PrivateAlertmanager(server, `http://127.0.0.1:${port}`);
-    try {
-      await server.waitReady(`${alertmanager.url}/-/ready`);
-    } catch (err) {
-      await alertmanager.destroy();
-      throw err;
-    }
-    return alertmanager;
+    return new PrivateAlertmanager(server);
   }
 
   /** host:port, as Prometheus's alerting config names it. */
@@ -211,8 +221,7 @@ export class PrivateAlertmanager {
   }
 
   async destroy(): Promise<void> {
-    await this.server.stop();
-    rmSync(this.server.dir, { recursive: true, force: true });
+    await this.server.destroy();
   }
 }
 
