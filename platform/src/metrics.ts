@@ -58,6 +58,13 @@ export const grpcClientHandled = new Counter({
 });
 
 /** How long RPCs this process made took. */
+export const grpcClientRetries = new Counter({
+  name: "grpc_client_retries_total",
+  help: "Attempts of RPCs this process repeated after an UNAVAILABLE (only methods the proto declares idempotent are repeated), by method.",
+  labelNames: ["grpc_service", "grpc_method"] as const,
+  registers: [registry],
+});
+
 export const grpcClientDuration = new Histogram({
   name: "grpc_client_handling_seconds",
   help: "Time from starting an RPC to receiving its status, by method and gRPC status code.",

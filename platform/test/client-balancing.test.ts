@@ -8,10 +8,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { z } from "zod";
 import { hostPort } from "@bazaar/platform/env";
-import { createClient, grpcTarget } from "@bazaar/platform/grpc/client";
+import type { RpcError } from "@bazaar/platform/errors";
+import { createClient, grpcTarget, repeatableMethods } from "@bazaar/platform/grpc/client";
 import { GrpcServer, servedService } from "@bazaar/platform/grpc/server";
 import { parsePeerAddresses } from "@bazaar/platform/host-port";
 import { configureLogging } from "@bazaar/platform/log";
+import { grpcClientRetries } from "@bazaar/platform/metrics";
 import { eventually } from "@bazaar/testkit/eventually";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 
@@ -19,22 +21,27 @@ import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 const hookTimeoutMs = 30_000;
 
 /** A served CatalogService whose ListProducts counts its calls; the replica's name travels back as the page token. */
-async function startReplica(name: string) {
+async function startReplica(name: string, { hang = false } = {}) {
   const served = { calls: 0 };
+  // A replica that hangs takes calls and never answers them, as one about to crash.
+  const never = new Promise<never>(() => {});
   const service = servedService(
     CatalogService,
     {
       listProducts: () => {
         served.calls++;
-        return { nextPageToken: name };
+        return hang ? never : { nextPageToken: name };
       },
       getProduct: () => ({}),
       batchGetProducts: () => ({}),
       listCategories: () => ({}),
-      createProduct: () => ({}),
+      createProduct: () => {
+        served.calls++;
+        return hang ? never : { product: { id: name } };
+      },
       updateProduct: () => ({}),
     },
-    { listProducts: "public", getProduct: "public", batchGetProducts: "public", listCategories: "public", createProduct: "admin", updateProduct: "admin" },
+    { listProducts: "public", getProduct: "public", batchGetProducts: "public", listCategories: "public", createProduct: "public", updateProduct: "admin" },
   );
   const server = new GrpcServer([service]);
   const port = await server.start(0, "127.0.0.1");
@@ -44,10 +51,10 @@ async function startReplica(name: string) {
     served,
     port,
     address: `127.0.0.1:${port}`,
-    stop: async () => {
+    stop: async ({ graceMs = 1_000 } = {}) => {
       if (stopped) return;
       stopped = true;
-      await server.shutdown({ drainMs: 0, graceMs: 1_000 });
+      await server.shutdown({ drainMs: 0, graceMs });
     },
   };
 }
@@ -138,6 +145,54 @@ describe("a client of three replicas", () => {
     }
   }, 20_000);
 });
+
+describe("a replica that dies with calls in flight", () => {
+  let replicas: Replica[] = [];
+  beforeAll(async () => {
+    replicas = [await startReplica("dying", { hang: true }), await startReplica("alive")];
+  });
+  afterAll(() => Promise.all(replicas.map((r) => r.stop())), hookTimeoutMs);
+
+  test("a call the proto declares repeatable is answered by another replica; one it does not fails UNAVAILABLE", async () => {
+    const [dying, alive] = replicas as [Replica, Replica];
+    expect(repeatableMethods(CatalogService).map((m) => m.name)).toEqual(["ListProducts", "GetProduct", "BatchGetProducts", "ListCategories"]);
+    const client = createClient(CatalogService, `${dying.address},${alive.address}`, { defaultTimeoutMs: 5_000 });
+    try {
+      await eventually(
+        async () => {
+          await client.createProduct({}, { timeoutMs: 300 }).catch(() => {});
+          expect(dying.served.calls).toBeGreaterThan(0);
+          expect(alive.served.calls).toBeGreaterThan(0);
+          return true;
+        },
+        { what: "both replicas to take calls", timeoutMs: 4_000 },
+      );
+      const retriesBefore = await retriesOf("ListProducts");
+      const heldBefore = dying.served.calls;
+      const reads = Array.from({ length: 6 }, () => client.listProducts({}).then((r) => r.nextPageToken));
+      const writes = Array.from({ length: 6 }, () => client.createProduct({}).then((r) => r.product?.id ?? "", (e: RpcError) => `failed ${e.codeName}`));
+      // Half of each went to the replica that hangs; then it dies (its connections cut).
+      await eventually(() => dying.served.calls - heldBefore >= 6 || undefined, { what: "the dying replica to hold half the calls", timeoutMs: 2_000 });
+      await dying.stop({ graceMs: 0 });
+      const answered = await Promise.all(reads);
+      const written = await Promise.all(writes);
+      console.log(`reads after the crash: ${answered.join(", ")}; writes: ${written.join(", ")}`);
+      expect(answered).toEqual(Array(6).fill("alive"));
+      expect(written.filter((w) => w === "alive").length).toBeGreaterThan(0);
+      expect(written.filter((w) => w !== "alive")).toEqual(Array(written.filter((w) => w !== "alive").length).fill("failed UNAVAILABLE"));
+      expect(written.filter((w) => w !== "alive").length).toBeGreaterThan(0);
+      expect((await retriesOf("ListProducts")) - retriesBefore).toBeGreaterThanOrEqual(3);
+    } finally {
+      client.close();
+    }
+  }, 20_000);
+});
+
+/** grpc_client_retries_total of one CatalogService method in this process. */
+async function retriesOf(method: string): Promise<number> {
+  const { values } = await grpcClientRetries.get();
+  return values.find((v) => v.labels.grpc_method === method)?.value ?? 0;
+}
 
 describe("a client of a host name", () => {
   let replica: Replica;

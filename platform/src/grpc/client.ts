@@ -1,9 +1,10 @@
-import { create, type DescMessage, type DescService, type Message, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { create, type DescMessage, type DescMethod, type DescService, type Message, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Client, credentials, Metadata, type ServiceError, status, type StatusObject } from "@grpc/grpc-js";
 import { currentCallBudget } from "../call-budget.ts";
 import { RpcError } from "../errors.ts";
 import { joinHostPort, parsePeerAddresses } from "../host-port.ts";
-import { grpcClientDuration, grpcClientHandled, observeLatency } from "../metrics.ts";
+import { grpcClientDuration, grpcClientHandled, grpcClientRetries, observeLatency } from "../metrics.ts";
 import { injectContext, SpanKind, withSpan } from "../telemetry.ts";
 import { methodDefinition } from "./definition.ts";
 import { statusDetailsOf } from "./status-details.ts";
@@ -56,16 +57,48 @@ export function grpcTarget(address: string): string {
 }
 
 /**
- * Balances each call across every address the target resolves to. grpc-js's default,
- * pick_first, sends every call of a long-lived HTTP/2 channel to one replica; round_robin keeps a
- * connection to each and skips one that is down.
+ * How a call the proto declares safe to repeat is retried: a method with an `idempotency_level`
+ * (NO_SIDE_EFFECTS or IDEMPOTENT) that fails UNAVAILABLE — its replica died, refused or closed
+ * the stream — is sent again, up to 3 more times, within the call's own deadline, backing off
+ * 50 ms, 100 ms, 200 ms (±jitter). With round_robin each attempt goes to the next replica, so a
+ * read fails over and an idempotent write (PlaceOrder with its key, a saga step by order id) is
+ * answered by another replica. Other methods are never repeated by the client: only a call
+ * never sent is (grpc-js's transparent retry).
  */
-const roundRobin = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+export const retryPolicy = {
+  maxAttempts: 4,
+  initialBackoff: "0.05s",
+  maxBackoff: "0.4s",
+  backoffMultiplier: 2,
+  retryableStatusCodes: ["UNAVAILABLE"],
+} as const;
+
+/** The methods of `service` the proto declares safe to repeat (see {@link retryPolicy}). */
+export function repeatableMethods(service: DescService): DescMethod[] {
+  return service.methods.filter((m) => m.idempotency !== MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN);
+}
+
+/**
+ * The channel's service config: round_robin, and {@link retryPolicy} for the methods that may be
+ * repeated. grpc-js's default, pick_first, sends every call of a long-lived HTTP/2 channel to
+ * one replica; round_robin keeps a connection to each and skips one that is down.
+ */
+export function serviceConfig(service: DescService): string {
+  const repeatable = repeatableMethods(service);
+  return JSON.stringify({
+    loadBalancingConfig: [{ round_robin: {} }],
+    methodConfig: repeatable.length ? [{ name: repeatable.map((m) => ({ service: service.typeName, method: m.name })), retryPolicy }] : [],
+  });
+}
+
+/** The metadata key in which grpc-js reports how many attempts came before the one that answered. */
+const previousAttemptsKey = "grpc-previous-rpc-attempts";
 
 /**
  * A typed gRPC client for a service at `address`: one `host:port`, a comma-separated list of
  * IP `host:port`s (its replicas), or a host name whose every address is a replica; calls are
- * balanced across them round-robin. Every call has a deadline, runs
+ * balanced across them round-robin, and those the proto declares idempotent are retried on
+ * another replica after an UNAVAILABLE ({@link retryPolicy}). Every call has a deadline, runs
  * in a CLIENT span whose context travels as `traceparent` metadata, is counted in the client
  * metrics, and fails with an {@link RpcError} carrying the status code (and, for an invalid
  * argument, the field violations of the google.rpc.BadRequest detail the server sent).
@@ -73,7 +106,7 @@ const roundRobin = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }
 export function createClient<S extends DescService>(service: S, address: string, options: ClientOptions = {}): GrpcClient<S> {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
   const client = new Client(grpcTarget(address), credentials.createInsecure(), {
-    "grpc.service_config": roundRobin,
+    "grpc.service_config": serviceConfig(service),
     // Find out about a dead connection in seconds, not at the next call's deadline.
     "grpc.keepalive_time_ms": 30_000,
     "grpc.keepalive_timeout_ms": 5_000,
@@ -125,6 +158,18 @@ export function createClient<S extends DescService>(service: S, address: string,
                 } else resolve(response as Message);
               },
             );
+            // Attempts before the one that answered: on the headers, or on the status when no headers came.
+            let retriesCounted = false;
+            const countRetries = (received: Metadata) => {
+              const previous = Number(received.get(previousAttemptsKey)[0] ?? 0);
+              if (previous > 0 && !retriesCounted) {
+                retriesCounted = true;
+                grpcClientRetries.inc(labels, previous);
+                span.setAttribute("rpc.grpc.previous_attempts", previous);
+              }
+            };
+            call.on("metadata", countRetries);
+            call.on("status", (s: StatusObject) => countRetries(s.metadata));
             callOptions.signal?.addEventListener("abort", () => call.cancel(), { once: true });
             budget?.signal.addEventListener("abort", () => call.cancel(), { once: true });
           });
