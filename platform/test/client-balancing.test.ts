@@ -170,7 +170,12 @@ describe("a replica that dies with calls in flight", () => {
       const retriesBefore = await retriesOf("ListProducts");
       const heldBefore = dying.served.calls;
       const reads = Array.from({ length: 6 }, () => client.listProducts({}).then((r) => r.nextPageToken));
-      const writes = Array.from({ length: 6 }, () => client.createProduct({}).then((r) => r.product?.id ?? "", (e: RpcError) => `failed ${e.codeName}`));
+      const writes = Array.from({ length: 6 }, () =>
+        client.createProduct({}).then(
+          (r) => r.product?.id ?? "",
+          (e: RpcError) => `failed ${e.codeName}`,
+        ),
+      );
       // Half of each went to the replica that hangs; then it dies (its connections cut).
       await eventually(() => dying.served.calls - heldBefore >= 6 || undefined, { what: "the dying replica to hold half the calls", timeoutMs: 2_000 });
       await dying.stop({ graceMs: 0 });
