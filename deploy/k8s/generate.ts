@@ -6,6 +6,7 @@
  * and checks what comes out.
  */
 import { stringify } from "yaml";
+import { reconnectBackoffMaxMs } from "@bazaar/platform/grpc/client";
 import { dependenciesOf, infrastructurePorts, type Infrastructure, metricsPortOf, serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
 import { gatewayPorts } from "../../gateway/envoy-config.ts";
 import { gatewayDependencies } from "./network-edges.ts";
@@ -35,6 +36,18 @@ export const images = {
  */
 export const shutdown = { preStopSeconds: 5, drainMs: 2000, inFlightSeconds: 10 + 5, closeSeconds: 5 } as const;
 export const terminationGracePeriodSeconds = shutdown.preStopSeconds + shutdown.drainMs / 1000 + shutdown.inFlightSeconds + shutdown.closeSeconds + 3;
+
+/**
+ * How a Deployment is rolled: a new pod first (maxSurge 1, maxUnavailable 0), and the next old
+ * pod taken down only once the new one has been ready for minReadySeconds, longer than a
+ * caller's longest reconnect backoff ({@link reconnectBackoffMaxMs}, with DNS re-resolved at
+ * most every second), so callers reach the new pod before they lose an old one. The replica
+ * tests (tests/replicas.test.ts) restart replicas the same way.
+ */
+export const rollout = {
+  minReadySeconds: Math.ceil(reconnectBackoffMaxMs / 1000) + 1,
+  strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+} as const;
 
 /**
  * Sized from measurement: idle, the nine processes took 779 MB RSS (about 80–90 MB each; 434 MB
@@ -105,6 +118,7 @@ function processDeployment(entry: ServiceEntry): Manifest {
     spec: {
       replicas: 1,
       selector: select(entry.name),
+      ...rollout,
       template: {
         metadata: {
           labels: labelsOf(entry.name),
@@ -216,6 +230,7 @@ function gatewayManifests(): Manifest[] {
       metadata: { name: "gateway", labels: labelsOf("gateway") },
       spec: {
         replicas: 1,
+        ...rollout,
         selector: select("gateway"),
         template: {
           metadata: {

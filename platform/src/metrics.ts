@@ -39,6 +39,14 @@ export const grpcServerHandled = new Counter({
   registers: [registry],
 });
 
+/** RPCs being served right now (what a draining replica still has to finish), by method. */
+export const grpcServerInFlight = new Gauge({
+  name: "grpc_server_calls_in_flight",
+  help: "RPCs this server has started and not yet answered, by method.",
+  labelNames: ["grpc_service", "grpc_method"] as const,
+  registers: [registry],
+});
+
 /** How long served RPCs took. */
 export const grpcServerDuration = new Histogram({
   name: "grpc_server_handling_seconds",

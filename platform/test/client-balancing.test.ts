@@ -97,7 +97,7 @@ describe("peer addresses", () => {
 describe("a client of three replicas", () => {
   let replicas: Replica[] = [];
   beforeAll(async () => {
-    replicas = await Promise.all(["a", "b", "c"].map(startReplica));
+    replicas = await Promise.all(["a", "b", "c"].map((name) => startReplica(name)));
   });
   afterAll(() => Promise.all(replicas.map((r) => r.stop())), hookTimeoutMs);
 

@@ -7,6 +7,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import postgres from "postgres";
 import { createClient, type GrpcClient } from "@bazaar/platform/grpc/client";
 import { type ChildProcess, waitForHealthy } from "@bazaar/platform/processes";
+import { joinHostPort, loopback } from "@bazaar/platform/host-port";
 import { peerEnv, serviceCatalog, type ServiceEntry, type ServiceName } from "@bazaar/platform/service-catalog";
 import { eventually } from "./eventually.ts";
 import { freePort, startTestProcess, testDatabaseUrl, testRedisPrefix, testVhost } from "./fixtures.ts";
@@ -34,21 +35,41 @@ export interface PlatformClients {
 /** A running test platform. */
 export interface TestPlatform {
   clients: PlatformClients;
-  /** gRPC address of a service. */
-  address(name: ServiceName): string;
-  /** http://127.0.0.1:port of a service's HTTP side (/healthz, /metrics). */
-  httpUrl(name: ServiceName): string;
-  /** The process of a service (for its output, or to kill it). */
-  process(name: ServiceName): ChildProcess;
-  /** Stops a service (SIGKILL for a crash, SIGTERM for a clean stop) and waits for it to exit. */
-  stop(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
-  /** Starts a stopped service again, on the same ports, database and vhost. */
-  start(name: ServiceName, extraEnv?: Record<string, string>): Promise<void>;
+  /**
+   * gRPC address of a service, as its callers are given it: every instance's, comma-separated
+   * (the chassis's client balances across them), or one instance's when `replica` is given.
+   */
+  address(name: ServiceName, replica?: number): string;
+  /** http://127.0.0.1:port of an instance's HTTP side (/healthz, /metrics); the first instance's by default. */
+  httpUrl(name: ServiceName, replica?: number): string;
+  /** How many instances of a service run (see TestPlatformOptions.replicas). */
+  replicas(name: ServiceName): number;
+  /** The process of an instance (for its output, or to kill it). */
+  process(name: ServiceName, replica?: number): ChildProcess;
+  /** Stops an instance (SIGKILL for a crash, SIGTERM for a clean stop) and waits for it to exit. */
+  stop(name: ServiceName, signal?: NodeJS.Signals, replica?: number): Promise<void>;
+  /** Starts a stopped instance again, on the same ports, database and vhost. */
+  start(name: ServiceName, extraEnv?: Record<string, string>, replica?: number): Promise<void>;
+  /** The BFF processes (TestPlatformOptions.bffs), empty when none was asked for. */
+  bffs: readonly TestBff[];
   /** The vhost name (for rabbitmqctl). */
   vhost: string;
   /** Runs SQL on a service's own database (to check invariants the RPCs do not show). */
   query<T = Record<string, unknown>>(name: ServiceName, text: string, params?: unknown[]): Promise<T[]>;
   cleanup(): Promise<void>;
+}
+
+/** A BFF process of a test platform. */
+export interface TestBff {
+  /** http://127.0.0.1:port of its shoppers' side. */
+  url: string;
+  /** http://127.0.0.1:port of its /metrics. */
+  metricsUrl: string;
+  process(): ChildProcess;
+  /** Stops it (SIGTERM by default) and waits for it to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same ports. */
+  start(): Promise<void>;
 }
 
 /**
@@ -84,6 +105,28 @@ export interface TestPlatformOptions {
    * broker connection to `amqpUrl` (a broker of the test's own needs no vhost of its own).
    */
   servers?: { postgresUrl?: string; redisUrl?: string; amqpUrl?: string };
+  /**
+   * Instances of a service, e.g. `{ catalog: 3, orders: 2 }` (1 when not named): each on ports
+   * of its own, all of them started at once (their migrations meet under the advisory lock),
+   * only the first seeding demo data; every caller is given the list of every instance's
+   * address.
+   */
+  replicas?: Partial<Record<ServiceName, number>>;
+  /**
+   * BFF processes to start on top (none by default), sharing the platform's Redis prefix
+   * (sessions) and vhost, each following the events on queues of its own.
+   */
+  bffs?: number;
+}
+
+/** One process of the platform: an instance of a service, or a BFF. */
+interface Instance {
+  name: ServiceName;
+  replica: number;
+  grpcPort: number;
+  httpPort: number;
+  metricsPort?: number;
+  child?: ChildProcess;
 }
 
 /**
@@ -94,50 +137,98 @@ export async function startTestPlatform(
   env: Partial<Record<ServiceName, Record<string, string>>> = {},
   options: TestPlatformOptions = {},
 ): Promise<TestPlatform> {
-  const { only, servers = {} } = options;
+  const { only, servers = {}, replicas = {}, bffs = 0 } = options;
   if (only && !only.includes("identity")) throw new Error(`startTestPlatform: only must include identity (got ${only.join(", ") || "none"})`);
+  for (const [name, n] of Object.entries(replicas)) {
+    if (!services.some((s) => s.name === name)) throw new Error(`startTestPlatform: replicas names ${name}, which is not a gRPC service`);
+    if (!Number.isInteger(n) || (n as number) < 1) throw new Error(`startTestPlatform: replicas of ${name} must be a whole number of at least 1, got ${n}`);
+  }
   const wanted = services.filter((s) => !only || only.includes(s.name as ServiceName));
   const vhost = servers.amqpUrl ? { url: servers.amqpUrl, name: new URL(servers.amqpUrl).pathname.slice(1) || "/", drop: async () => {} } : await testVhost();
   const redis = testRedisPrefix(servers.redisUrl);
-  const ports = new Map(services.map((s) => [s.name, { grpc: freePort(), http: freePort() }]));
+  const instances = new Map<ServiceName, Instance[]>(
+    services.map((s) => {
+      const name = s.name as ServiceName;
+      return [name, Array.from({ length: replicas[name] ?? 1 }, (_, replica) => ({ name, replica, grpcPort: freePort(), httpPort: freePort() }))];
+    }),
+  );
+  const bffInstances: Instance[] = Array.from({ length: bffs }, (_, replica) => ({
+    name: "bff",
+    replica,
+    grpcPort: freePort(),
+    httpPort: freePort(),
+    metricsPort: freePort(),
+  }));
   const databases = new Map(wanted.flatMap((s) => (s.database ? [[s.name, testDatabaseUrl(s.name, servers.postgresUrl)] as const] : [])));
-  const peers = peerEnv((name) => ports.get(name) ?? { http: 0 });
-  const children = new Map<string, ChildProcess>();
+  const address = (name: ServiceName, replica?: number) => {
+    const all = instances.get(name);
+    if (!all) throw new Error(`${name} is not a gRPC service`);
+    if (replica !== undefined && !all[replica]) throw new Error(`${name} has no instance ${replica} (it runs ${all.length})`);
+    return (replica === undefined ? all : [all[replica] as Instance]).map((i) => joinHostPort(loopback, i.grpcPort)).join(",");
+  };
+  const instance = (name: ServiceName, replica = 0): Instance => {
+    const found = name === "bff" ? bffInstances[replica] : instances.get(name)?.[replica];
+    if (!found) throw new Error(`${name} has no instance ${replica}`);
+    return found;
+  };
+  // Every caller gets every instance of each service; JWKS and tokens from the first identity.
+  const peers = {
+    ...peerEnv((name) => ({ http: instances.get(name as ServiceName)?.[0]?.httpPort ?? 0 })),
+    ...Object.fromEntries(services.map((s) => [`${s.name.toUpperCase()}_ADDR`, address(s.name as ServiceName)])),
+  };
 
-  const start = async (name: ServiceName, extraEnv: Record<string, string> = {}) => {
-    const p = ports.get(name);
-    if (!p) throw new Error(`${name} is not a gRPC service`);
-    if (!wanted.some((s) => s.name === name)) throw new Error(`${name} is not part of this test platform (see TestPlatformOptions.only)`);
-    const child = startTestProcess(name, {
-      grpcPort: p.grpc,
-      httpPort: p.http,
+  const start = async (name: ServiceName, extraEnv: Record<string, string> = {}, replica = 0) => {
+    if (name !== "bff" && !instances.has(name)) throw new Error(`${name} is not a gRPC service`);
+    if (name !== "bff" && !wanted.some((s) => s.name === name)) throw new Error(`${name} is not part of this test platform (see TestPlatformOptions.only)`);
+    const i = instance(name, replica);
+    i.child = startTestProcess(name, {
+      grpcPort: i.grpcPort,
+      httpPort: i.httpPort,
+      metricsPort: i.metricsPort,
       redisPrefix: redis.prefix,
       databaseUrl: databases.get(name)?.url,
       amqpUrl: vhost.url,
       shutdownDrainMs: 100,
-      env: { ...peers, ...(servers.redisUrl ? { REDIS_URL: servers.redisUrl } : {}), ...env[name], ...extraEnv },
+      env: {
+        ...peers,
+        ...(servers.redisUrl ? { REDIS_URL: servers.redisUrl } : {}),
+        // One instance seeds, so instances starting together do not insert the demo data twice.
+        ...(replica > 0 ? { SEED_DEMO_DATA: "false" } : {}),
+        ...env[name],
+        ...extraEnv,
+      },
     });
-    children.set(name, child);
-    await waitForHealthy(child, `http://127.0.0.1:${p.http}/healthz`, 60_000);
+    await waitForHealthy(i.child, `http://127.0.0.1:${i.httpPort}/healthz`, 60_000);
+  };
+  const stop = async (name: ServiceName, signal: NodeJS.Signals = "SIGTERM", replica = 0) => {
+    await instance(name, replica).child?.stop(signal);
+  };
+  const processOf = (name: ServiceName, replica = 0) => {
+    const child = instance(name, replica).child;
+    if (!child) throw new Error(`${name} instance ${replica} was never started`);
+    return child;
   };
 
   const clients: Record<string, GrpcClient<DescService>> = {};
   const cleanup = async () => {
     for (const c of Object.values(clients)) c.close();
-    await Promise.all([...children.values()].map((c) => c.stop("SIGTERM")));
+    const all = [...bffInstances, ...[...instances.values()].flat()];
+    await Promise.all(all.map((i) => i.child?.stop("SIGTERM")));
     for (const db of databases.values()) await db.drop().catch(() => {});
     await redis.clear().catch(() => {});
     await vhost.drop().catch(() => {});
   };
 
   try {
+    const all = wanted.flatMap((s) => instances.get(s.name as ServiceName) ?? []);
+    // The first identity creates the signing keys the others (and every caller) use.
     await start("identity");
-    await Promise.all(wanted.filter((s) => s.name !== "identity").map((s) => start(s.name as ServiceName)));
+    await Promise.all(all.filter((i) => i.name !== "identity" || i.replica > 0).map((i) => start(i.name, {}, i.replica)));
+    await Promise.all(bffInstances.map((i) => start("bff", {}, i.replica)));
   } catch (err) {
     await cleanup();
     throw err;
   }
-  const address = (name: ServiceName) => `127.0.0.1:${ports.get(name)?.grpc}`;
   const make = <S extends DescService>(svc: S, name: ServiceName) => {
     const client = createClient(svc, address(name), { defaultTimeoutMs: 10_000 });
     clients[name] = client as unknown as GrpcClient<DescService>;
@@ -154,16 +245,18 @@ export async function startTestPlatform(
       notifications: make(NotificationsService, "notifications"),
     },
     address,
-    httpUrl: (name) => `http://127.0.0.1:${ports.get(name)?.http}`,
-    process: (name) => {
-      const child = children.get(name);
-      if (!child) throw new Error(`${name} was never started`);
-      return child;
-    },
-    stop: async (name, signal = "SIGTERM") => {
-      await children.get(name)?.stop(signal);
-    },
+    httpUrl: (name, replica = 0) => `http://127.0.0.1:${instance(name, replica).httpPort}`,
+    replicas: (name) => instances.get(name)?.length ?? 0,
+    process: processOf,
+    stop,
     start,
+    bffs: bffInstances.map((i) => ({
+      url: `http://127.0.0.1:${i.httpPort}`,
+      metricsUrl: `http://127.0.0.1:${i.metricsPort}`,
+      process: () => processOf("bff", i.replica),
+      stop: (signal?: NodeJS.Signals) => stop("bff", signal, i.replica),
+      start: () => start("bff", {}, i.replica),
+    })),
     vhost: vhost.name,
     query: async <T>(name: ServiceName, text: string, params: unknown[] = []) => {
       const db = databases.get(name);

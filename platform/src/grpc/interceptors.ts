@@ -5,7 +5,7 @@ import { outageMessage, unavailableDependency } from "../outage.ts";
 import { domainErrorCode, FailedPreconditionError, InvalidArgumentError, RpcError } from "../errors.ts";
 import { type Access, type AccessTokenVerifier, authorize, bearerToken, type Principal } from "../auth.ts";
 import type { Logger } from "../log.ts";
-import { grpcServerDuration, grpcServerHandled, observeLatency } from "../metrics.ts";
+import { grpcServerDuration, grpcServerHandled, grpcServerInFlight, observeLatency } from "../metrics.ts";
 import { context, trace } from "@opentelemetry/api";
 import { extractContext, recordError, SpanKind, tracer } from "../telemetry.ts";
 
@@ -128,10 +128,12 @@ export const loggingInterceptor: ServerInterceptor = async (call, next) => {
   }
 };
 
-/** Metrics: counts every call and observes its duration, by method and status code. */
+/** Metrics: counts every call and observes its duration, by method and status code, and the calls in flight. */
 export const metricsInterceptor: ServerInterceptor = async (call, next) => {
   const { method } = call.ctx;
   const started = performance.now();
+  const inFlight = { grpc_service: method.parent.typeName, grpc_method: method.name };
+  grpcServerInFlight.inc(inFlight);
   let code: status = status.OK;
   try {
     return await next();
@@ -145,6 +147,7 @@ export const metricsInterceptor: ServerInterceptor = async (call, next) => {
       grpc_type: method.methodKind,
       grpc_code: status[code] ?? String(code),
     };
+    grpcServerInFlight.dec(inFlight);
     grpcServerHandled.inc(labels);
     observeLatency(grpcServerDuration, labels, (performance.now() - started) / 1000);
   }
