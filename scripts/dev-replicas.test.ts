@@ -21,8 +21,8 @@ describe("--replicas", () => {
     expect(() => parseReplicas("catalog=0")).toThrow('"catalog=0": the count must be a whole number from 1 to 9, got "0"');
     expect(() => parseReplicas("catalog=x")).toThrow('the count must be a whole number from 1 to 9, got "x"');
     expect(() => parseReplicas(`catalog=${maxReplicas + 1}`)).toThrow("from 1 to 9");
-    expect(() => parseReplicas("nope=2")).toThrow('"nope=2": nope is not a gRPC service; replicas are for identity, catalog');
-    expect(() => parseReplicas("bff=2")).toThrow("bff is not a gRPC service");
+    expect(() => parseReplicas("nope=2")).toThrow('"nope=2": nope is not a process of the catalog; replicas are for identity, catalog');
+    expect(parseReplicas("bff=2").get("bff")).toBe(2);
     expect(() => parseReplicas("catalog")).toThrow('"catalog" is not service=count (e.g. catalog=3)');
     expect(() => parseReplicas("catalog=2,catalog=3")).toThrow("catalog is named twice");
   });
@@ -56,7 +56,7 @@ describe("instances", () => {
   });
 
   test("with every service at the most replicas, no two ports collide, nor with a monitoring port", () => {
-    const all = instances(entries, new Map(entries.filter((e) => e.grpcPort !== undefined).map((e) => [e.name, maxReplicas])));
+    const all = instances(entries, new Map(entries.map((e) => [e.name, maxReplicas])));
     const ports = all.flatMap((i) => [i.grpcPort, i.httpPort, i.metricsPort].filter((p) => p !== undefined));
     expect(new Set(ports).size).toBe(ports.length);
     for (const p of Object.values(monitoringPorts)) expect(ports).not.toContain(p);
@@ -68,6 +68,14 @@ describe("instances", () => {
     expect(addrs.CATALOG_ADDR).toBe("127.0.0.1:50052,127.0.0.1:50152,127.0.0.1:50252");
     expect(addrs.ORDERS_ADDR).toBe("127.0.0.1:50055");
     expect(addrs.BFF_ADDR).toBeUndefined();
+  });
+
+  test("BFF instance k serves shoppers on 3000 + k*100 and metrics on 9100 + k*100", () => {
+    const bffs = instances(entries, parseReplicas("bff=2")).filter((i) => i.entry.name === "bff");
+    expect(bffs.map((i) => [i.name, i.httpPort, i.metricsPort])).toEqual([
+      ["bff-1", 3000, 9100],
+      ["bff-2", 3100, 9200],
+    ]);
   });
 });
 

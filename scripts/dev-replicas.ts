@@ -1,9 +1,10 @@
 /**
- * Replicas in the dev runner (issue 13): `bun run dev --replicas catalog=3,orders=2` (or
- * DEV_REPLICAS=catalog=3,orders=2) runs N instances of a gRPC service. Instance k (0-based) of a
- * service listens on the catalog's ports plus k × {@link replicaPortStep}; its callers get the
- * list of every instance's gRPC address as `<NAME>_ADDR`, and the chassis's client balances
- * across them.
+ * Replicas in the dev runner (issue 13): `bun run dev --replicas catalog=3,orders=2,bff=2` (or
+ * DEV_REPLICAS=catalog=3,orders=2) runs N instances of a process. Instance k (0-based) listens
+ * on the catalog's ports plus k × {@link replicaPortStep}; the callers of a service get the list
+ * of every instance's gRPC address as `<NAME>_ADDR`, and the chassis's client balances across
+ * them. BFF instances share the sessions (Redis) and each follows every event, so a browser may
+ * use any of them (the storefront at :3000, :3100, …; Envoy balances them under compose).
  */
 import { joinHostPort, loopback } from "@bazaar/platform/host-port";
 import { serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
@@ -22,7 +23,7 @@ export const maxReplicas = 9;
 /** Instances by service name; a service not named runs once. */
 export type Replicas = ReadonlyMap<string, number>;
 
-const replicable = (serviceCatalog as readonly ServiceEntry[]).filter((e) => e.grpcPort !== undefined).map((e) => e.name);
+const replicable = (serviceCatalog as readonly ServiceEntry[]).map((e) => e.name);
 
 /**
  * Parses `catalog=3,orders=2`; empty means no replicas. Throws an Error saying what to fix: a
@@ -37,7 +38,7 @@ export function parseReplicas(value: string): Replicas {
     const m = /^([a-z]+)=(\S*)$/.exec(item);
     if (!m) throw new Error(`"${item}" is not service=count (e.g. catalog=3)`);
     const [, name, count] = m as unknown as [string, string, string];
-    if (!replicable.includes(name)) throw new Error(`"${item}": ${name} is not a gRPC service; replicas are for ${replicable.join(", ")}`);
+    if (!replicable.includes(name)) throw new Error(`"${item}": ${name} is not a process of the catalog; replicas are for ${replicable.join(", ")}`);
     if (!/^\d+$/.test(count) || Number(count) < 1 || Number(count) > maxReplicas) {
       throw new Error(`"${item}": the count must be a whole number from 1 to ${maxReplicas}, got "${count}"`);
     }

@@ -260,7 +260,6 @@ const rows = all.map((i) => [
 const header = ["process", "gRPC", "HTTP (/healthz)", "metrics", "database"];
 const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
 const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c]!)).join("   ");
-const bff = serviceCatalog.find((s) => s.name === "bff");
 const firstGrpc = entries.find((s) => s.grpcPort !== undefined);
 process.stdout.write(
   [
@@ -270,7 +269,10 @@ process.stdout.write(
     `  ${paint(1, line(header))}`,
     ...rows.map((r) => `  ${line(r)}`),
     "",
-    `  Web storefront   ${paint(4, `http://127.0.0.1:${port(bff?.httpPort ?? 3000)}`)}`,
+    `  Web storefront   ${all
+      .filter((i) => i.entry.name === "bff")
+      .map((i) => paint(4, `http://127.0.0.1:${i.httpPort}`))
+      .join("  ")}`,
     firstGrpc ? `  Try grpcurl      grpcurl -plaintext 127.0.0.1:${port(firstGrpc.grpcPort ?? 0)} list` : "",
     `  Traces           ${otlpEndpoint ?? "not exported (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318)"}`,
     ...monitoring.map((m) => `  ${m.name.padEnd(16)} ${m.child.proc.exitCode === null ? paint(4, m.url) : paint(31, `exited (${m.child.proc.exitCode})`)}`),

@@ -20,11 +20,11 @@ import { bearer, registerAndLogin } from "@bazaar/testkit/fixtures";
 import { PrivatePostgres, PrivateRabbitMQ, PrivateRedis } from "@bazaar/testkit/private-servers";
 import { startTestPlatform, stockedProducts, type TestPlatform } from "@bazaar/testkit/test-platform";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@bazaar/proto/grpc/health/v1/health_pb";
+import { count, noProblems, orderLedger, outboxesDrained, type StockLevels, stockLevels } from "./support/order-ledger.ts";
 import { type Checkout, OrderLoad, type Shopper } from "./support/order-load.ts";
 
 const services = ["identity", "catalog", "inventory", "cart", "orders", "payments", "notifications"] as const satisfies readonly ServiceName[];
 const withDatabase = ["identity", "catalog", "inventory", "orders", "payments", "notifications"] as const satisfies readonly ServiceName[];
-const withOutbox = ["identity", "catalog", "inventory", "orders", "payments"] as const satisfies readonly ServiceName[];
 /** Every call of the load (and of the shoppers' retries) has this deadline. */
 const deadlineMs = 3_000;
 /** A dependency back, the platform must take orders again within this. */
@@ -148,21 +148,13 @@ interface Outcome {
   backAt: number;
   watch: HealthWatch;
   slow: { before: Awaited<ReturnType<typeof slowCalls>>; after: Awaited<ReturnType<typeof slowCalls>> };
-  stock: { before: Map<string, { onHand: number; reserved: number }>; after: Map<string, { onHand: number; reserved: number }> };
-}
-
-async function stockLevels(): Promise<Map<string, { onHand: number; reserved: number }>> {
-  const rows = await platform.query<{ product_id: string; on_hand: number; reserved: number }>(
-    "inventory",
-    "select product_id, on_hand, reserved from stock where product_id = any($1)",
-    [productIds],
-  );
-  return new Map(rows.map((r) => [r.product_id, { onHand: r.on_hand, reserved: r.reserved }]));
+  /** Stock before the load, for the ledger. */
+  stockBefore: StockLevels;
 }
 
 /** Runs the load for 3 s, breaks `fault` for its hold time, repairs it, loads 6 s more, then lets everything settle. */
 async function underLoad(fault: Fault): Promise<Outcome> {
-  const stockBefore = await stockLevels();
+  const stockBefore = await stockLevels(platform, productIds);
   const slowBefore = await slowCalls();
   const card = { number: "4242 4242 4242 4242", expiryMonth: 12, expiryYear: new Date().getFullYear() + 3, cvc: "123" };
   const load = new OrderLoad(platform.clients, shoppers, productIds, { perSecond: 5, deadlineMs, patienceMs: 60_000, card });
@@ -184,12 +176,7 @@ async function underLoad(fault: Fault): Promise<Outcome> {
     console.log(`${name} exited during "${fault.name}"; its last lines:\n${platform.process(name).output().split("\n").slice(-40).join("\n")}`);
   expect(dead).toEqual([]);
   // Settled: nothing left in any outbox, so every event has been handed to RabbitMQ.
-  for (const service of withOutbox) {
-    await eventually(
-      async () => Number((await platform.query<{ n: string }>(service, "select count(*) as n from outbox where published_at is null"))[0]?.n) === 0,
-      { what: `${service}'s outbox to drain after "${fault.name}"`, timeoutMs: 30_000 },
-    );
-  }
+  await outboxesDrained(platform, `"${fault.name}"`);
   return {
     checkouts: load.checkouts,
     skipped: load.skipped,
@@ -197,15 +184,8 @@ async function underLoad(fault: Fault): Promise<Outcome> {
     backAt,
     watch,
     slow: { before: slowBefore, after: await slowCalls() },
-    stock: { before: stockBefore, after: await stockLevels() },
+    stockBefore,
   };
-}
-
-/** How many of `items` fall under each key. */
-function count<T>(items: T[], key: (t: T) => string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
-  return counts;
 }
 
 /** Messages in each queue of the test's RabbitMQ node. */
@@ -228,12 +208,8 @@ async function expectKept(fault: Fault, o: Outcome): Promise<void> {
   const { checkouts } = o;
   const placed = checkouts.filter((c) => c.orderId);
   const ids = placed.map((c) => c.orderId!);
-  const orders = await platform.query<{ id: string; status: string; created_at: Date }>(
-    "orders",
-    "select id, status, created_at from orders where id = any($1)",
-    [ids],
-  );
-  const statusOf = new Map(orders.map((r) => [r.id, r.status]));
+  const ledger = await orderLedger(platform, checkouts, productIds, o.stockBefore);
+  const orders = await platform.query<{ id: string; created_at: Date }>("orders", "select id, created_at from orders where id = any($1)", [ids]);
   // Orders the first, failed try of PlaceOrder had made (the retry with the same key found them).
   const createdDespiteError = placed.filter(
     (c) => c.firstError?.step === "place order" && (orders.find((r) => r.id === c.orderId)?.created_at.getTime() ?? Infinity) < c.firstError.at + 50,
@@ -249,26 +225,8 @@ async function expectKept(fault: Fault, o: Outcome): Promise<void> {
       return [s, restarted ? a : { total: a.total - b.total, over2_5s: a.over2_5s - b.over2_5s, over5s: a.over5s - b.over5s }];
     }),
   );
-  const payments = await platform.query<{ order_id: string; captured: string; rows: string }>(
-    "payments",
-    "select order_id, count(*) filter (where status = 'CAPTURED') as captured, count(*) as rows from payments where order_id = any($1) group by order_id",
-    [ids],
-  );
-  const notifications = await platform.query<{ order_id: string; kind: string; n: string }>(
-    "notifications",
-    "select order_id, kind, count(*) as n from notifications where order_id = any($1) group by order_id, kind",
-    [ids],
-  );
-  const items = await platform.query<{ product_id: string; units: string }>(
-    "orders",
-    "select product_id, sum(quantity) as units from order_items where order_id = any($1) group by product_id",
-    [ids.filter((id) => statusOf.get(id) === "CONFIRMED")],
-  );
   const queues = await queueDepths();
 
-  const confirmed = ids.filter((id) => statusOf.get(id) === "CONFIRMED");
-  const cancelled = ids.filter((id) => statusOf.get(id) === "CANCELLED");
-  const pending = ids.filter((id) => statusOf.get(id) === "PENDING");
   const row = {
     fault: fault.name,
     attempted: checkouts.length,
@@ -276,9 +234,9 @@ async function expectKept(fault: Fault, o: Outcome): Promise<void> {
     accepted: placed.length,
     acceptedFirstTry: placed.filter((c) => c.acceptedFirstTry).length,
     createdDespiteError,
-    confirmed: confirmed.length,
-    cancelled: cancelled.length,
-    pending: pending.length,
+    confirmed: ledger.confirmed.length,
+    cancelled: ledger.cancelled.length,
+    unfinished: ledger.problems.unfinished.length,
     abandoned: count(
       checkouts.filter((c) => c.abandoned),
       (c) => c.abandoned!,
@@ -302,33 +260,13 @@ async function expectKept(fault: Fault, o: Outcome): Promise<void> {
 
   // The load did shop: orders before and after the fault.
   expect(placed.length).toBeGreaterThan(20);
-  // Every order that was accepted is final; nothing is left pending.
-  expect({ pending: pending.length, unfinished: placed.filter((c) => !c.final).length }).toEqual({ pending: 0, unfinished: 0 });
-  // A checkout ends with an order or with a step that failed before PlaceOrder was sent.
-  expect(checkouts.filter((c) => c.abandoned && c.firstError?.step === "place order")).toEqual([]);
-  // Charged once per confirmed order, never for a cancelled one.
-  const captured = new Map(payments.map((p) => [p.order_id, Number(p.captured)]));
-  expect(confirmed.filter((id) => captured.get(id) !== 1)).toEqual([]);
-  expect(cancelled.filter((id) => (captured.get(id) ?? 0) !== 0)).toEqual([]);
-  // Stock exact: on hand fell by exactly the units confirmed; nothing is left reserved.
-  const units = new Map(items.map((i) => [i.product_id, Number(i.units)]));
-  for (const id of productIds) {
-    const before = o.stock.before.get(id)!;
-    const after = o.stock.after.get(id)!;
-    expect({ product: id, onHand: after.onHand, reserved: after.reserved }).toEqual({
-      product: id,
-      onHand: before.onHand - (units.get(id) ?? 0),
-      reserved: before.reserved,
-    });
-  }
-  // Every event delivered once: one confirmation notice per confirmed order, one cancellation notice per cancelled one.
-  const notices = new Map(notifications.map((n) => [`${n.order_id} ${n.kind}`, Number(n.n)]));
-  expect(confirmed.filter((id) => notices.get(`${id} order.confirmed`) !== 1)).toEqual([]);
-  expect(cancelled.filter((id) => notices.get(`${id} order.cancelled`) !== 1)).toEqual([]);
+  // Every accepted order final, charged once if confirmed and never if cancelled, stock exact
+  // (on hand fell by the units confirmed, nothing left reserved), every event delivered once
+  // (one notice per final order), the cart of every confirmed order emptied, and a checkout
+  // ends with an order or with a step that failed before PlaceOrder was sent.
+  expect(ledger.problems).toEqual(noProblems);
   // Nothing dead-lettered (and the retry queues drained, above).
   expect(queues.filter(([name, n]) => /\.dlq$/.test(name!) && n !== "0")).toEqual([]);
-  // The cart of every confirmed order was emptied.
-  expect(placed.filter((c) => c.final === "CONFIRMED" && !c.cartEmptiedAt).map((c) => c.orderId)).toEqual([]);
   // Errors say the platform is unavailable: never INTERNAL, UNKNOWN or anything a shopper should fix.
   expect(errors.filter((e) => e.code !== "UNAVAILABLE")).toEqual([]);
   // Health told the truth: not SERVING while broken where it must be, SERVING again after.

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import * as models from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
+import { reconnectBackoffMaxMs } from "@bazaar/platform/grpc/client";
 import { metricsPortOf, serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
 import { gatewayPorts } from "../../gateway/envoy-config.ts";
 import { images, k8sFiles, shutdown, terminationGracePeriodSeconds } from "./generate.ts";
@@ -119,7 +120,7 @@ describe("deploy/k8s", () => {
         }
       });
 
-      test("every Bazaar process has a Deployment probed on its catalog ports, a PDB, a tokenless ServiceAccount and a drain that fits its grace period", () => {
+      test("every Bazaar process has a Deployment probed on its catalog ports, a PDB, a tokenless ServiceAccount and a drain that fits its grace period, rolled with no replica down", () => {
         for (const entry of catalog) {
           const d = docs.find((x) => x.kind === "Deployment" && x.metadata.name === entry.name);
           expect(d, `no Deployment ${entry.name}`).toBeDefined();
@@ -137,6 +138,10 @@ describe("deploy/k8s", () => {
           const drainSeconds = c.lifecycle.preStop.sleep.seconds + shutdown.drainMs / 1000 + shutdown.inFlightSeconds;
           expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(drainSeconds);
           expect(pod.terminationGracePeriodSeconds).toBe(terminationGracePeriodSeconds);
+          // Rolled one new pod at a time, none taken down before its replacement has been ready
+          // longer than a caller's reconnect backoff (what tests/replicas.test.ts restarts by).
+          expect(d.spec.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+          expect(d.spec.minReadySeconds * 1000).toBeGreaterThan(reconnectBackoffMaxMs);
         }
       });
 

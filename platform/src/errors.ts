@@ -117,6 +117,12 @@ export class ResourceExhaustedError extends DomainError {
 export interface StatusDetails {
   violations?: readonly FieldViolation[];
   preconditions?: readonly PreconditionViolation[];
+  /**
+   * What failed is shared by every replica (Postgres or Redis down): a client must not repeat
+   * the call on another replica, which would fail alike and spend the caller's deadline. Sent
+   * as the trailer `grpc-retry-pushback-ms: -1`, which gRPC clients' retry policies obey.
+   */
+  doNotRetry?: boolean;
 }
 
 /** A failure carrying a gRPC status: thrown by Bazaar's gRPC client, and what server handlers end with. */
@@ -132,6 +138,8 @@ export class RpcError extends Error {
    * detail of a FAILED_PRECONDITION; empty for other failures.
    */
   readonly preconditions: readonly PreconditionViolation[];
+  /** See {@link StatusDetails.doNotRetry}. */
+  readonly doNotRetry: boolean;
   constructor(
     readonly code: status,
     message: string,
@@ -140,6 +148,7 @@ export class RpcError extends Error {
     super(message);
     this.violations = details.violations ?? [];
     this.preconditions = details.preconditions ?? [];
+    this.doNotRetry = details.doNotRetry ?? false;
   }
   /** The status code's name, e.g. "NOT_FOUND". */
   get codeName(): string {

@@ -6,9 +6,10 @@
  * replicas are real GrpcServers on local ports serving CatalogService with counting handlers.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { status } from "@grpc/grpc-js";
 import { z } from "zod";
 import { hostPort } from "@bazaar/platform/env";
-import type { RpcError } from "@bazaar/platform/errors";
+import { RpcError } from "@bazaar/platform/errors";
 import { createClient, grpcTarget, repeatableMethods } from "@bazaar/platform/grpc/client";
 import { GrpcServer, servedService } from "@bazaar/platform/grpc/server";
 import { parsePeerAddresses } from "@bazaar/platform/host-port";
@@ -21,7 +22,7 @@ import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
 const hookTimeoutMs = 30_000;
 
 /** A served CatalogService whose ListProducts counts its calls; the replica's name travels back as the page token. */
-async function startReplica(name: string, { hang = false } = {}) {
+async function startReplica(name: string, { hang = false, fail }: { hang?: boolean; fail?: () => RpcError } = {}) {
   const served = { calls: 0 };
   // A replica that hangs takes calls and never answers them, as one about to crash.
   const never = new Promise<never>(() => {});
@@ -30,6 +31,7 @@ async function startReplica(name: string, { hang = false } = {}) {
     {
       listProducts: () => {
         served.calls++;
+        if (fail) throw fail();
         return hang ? never : { nextPageToken: name };
       },
       getProduct: () => ({}),
@@ -189,6 +191,48 @@ describe("a replica that dies with calls in flight", () => {
       expect((await retriesOf("ListProducts")) - retriesBefore).toBeGreaterThanOrEqual(3);
     } finally {
       client.close();
+    }
+  }, 20_000);
+});
+
+describe("a replica that answers UNAVAILABLE", () => {
+  const replicas: Replica[] = [];
+  afterAll(() => Promise.all(replicas.map((r) => r.stop())), hookTimeoutMs);
+
+  test("is passed over for another replica, unless it says that every replica shares the failure (pushback -1)", async () => {
+    const busy = await startReplica("busy", { fail: () => new RpcError(status.UNAVAILABLE, "this replica is overloaded") });
+    const sharedOutage = await startReplica("shared", { fail: () => new RpcError(status.UNAVAILABLE, "Postgres is unavailable", { doNotRetry: true }) });
+    const alive = await startReplica("alive");
+    replicas.push(busy, sharedOutage, alive);
+    const first = createClient(CatalogService, `${busy.address},${alive.address}`);
+    const second = createClient(CatalogService, `${sharedOutage.address},${alive.address}`);
+    // Until each channel is connected to both (the first calls go to whichever connected first).
+    const warm = async (client: typeof first, replica: Replica) => {
+      await eventually(
+        async () => {
+          await client.listProducts({}).catch(() => {});
+          return replica.served.calls > 0 || undefined;
+        },
+        { what: `${replica.name} to take a call`, timeoutMs: 4_000 },
+      );
+      replica.served.calls = 0;
+    };
+    try {
+      await warm(first, busy);
+      // One at a time, so that each repeat is the next pick of round_robin: the other replica.
+      const viaBusy: string[] = [];
+      for (let i = 0; i < 8; i++) viaBusy.push((await first.listProducts({})).nextPageToken);
+      expect(viaBusy).toEqual(Array(8).fill("alive"));
+      expect(busy.served.calls).toBeGreaterThan(0);
+      await warm(second, sharedOutage);
+      const viaShared: string[] = [];
+      for (let i = 0; i < 8; i++) viaShared.push(await second.listProducts({}).then((r) => r.nextPageToken, (e: RpcError) => `${e.codeName} ${e.message}`));
+      expect(sharedOutage.served.calls).toBeGreaterThan(0);
+      // Each call the shared-outage replica took fails at once, never repeated on the other.
+      expect(viaShared.filter((v) => v !== "alive")).toEqual(Array(sharedOutage.served.calls).fill("UNAVAILABLE Postgres is unavailable"));
+    } finally {
+      first.close();
+      second.close();
     }
   }, 20_000);
 });

@@ -63,7 +63,9 @@ export function grpcTarget(address: string): string {
  * 50 ms, 100 ms, 200 ms (±jitter). With round_robin each attempt goes to the next replica, so a
  * read fails over and an idempotent write (PlaceOrder with its key, a saga step by order id) is
  * answered by another replica. Other methods are never repeated by the client: only a call
- * never sent is (grpc-js's transparent retry).
+ * never sent is (grpc-js's transparent retry). Nor is a call whose server said that what failed
+ * is shared by every replica (a dependency down: `grpc-retry-pushback-ms: -1`, see
+ * StatusDetails.doNotRetry), which would only spend the caller's deadline.
  */
 export const retryPolicy = {
   maxAttempts: 4,

@@ -177,7 +177,8 @@ export const errorMappingInterceptor: ServerInterceptor = async (call, next) => 
     const down = unavailableDependency(err);
     if (down) {
       call.ctx.log.warn("dependency unavailable", { dependency: down, error: (err as Error).message });
-      throw new RpcError(status.UNAVAILABLE, outageMessage(down));
+      // Every replica shares the dependency: repeating the call on another would fail alike.
+      throw new RpcError(status.UNAVAILABLE, outageMessage(down), { doNotRetry: true });
     }
     const { deadline, signal } = call.ctx;
     if (err instanceof CallEndedError || signal.aborted) {

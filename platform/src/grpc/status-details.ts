@@ -30,15 +30,21 @@ export function encodeStatusDetails(code: status, message: string, details: Stat
   return Buffer.from(toBinary(StatusSchema, create(StatusSchema, { code, message, details: packed })));
 }
 
+/** The trailer by which a server tells a client's retry policy when to try again; negative: never. */
+export const retryPushbackKey = "grpc-retry-pushback-ms";
+
 /**
  * The trailers a server ends a failed call with: the status details when the error carries
- * field violations or failed preconditions, else none (grpc-js sends grpc-status and
+ * field violations or failed preconditions, and a pushback of -1 when it must not be repeated
+ * elsewhere ({@link StatusDetails.doNotRetry}); else none (grpc-js sends grpc-status and
  * grpc-message itself).
  */
 export function statusTrailers(err: RpcError): Metadata | undefined {
-  if (err.violations.length === 0 && err.preconditions.length === 0) return undefined;
+  const detailed = err.violations.length > 0 || err.preconditions.length > 0;
+  if (!detailed && !err.doNotRetry) return undefined;
   const trailers = new Metadata();
-  trailers.set(statusDetailsKey, encodeStatusDetails(err.code, err.message, err));
+  if (detailed) trailers.set(statusDetailsKey, encodeStatusDetails(err.code, err.message, err));
+  if (err.doNotRetry) trailers.set(retryPushbackKey, "-1");
   return trailers;
 }
 
