@@ -11,8 +11,20 @@ import { type Dependency, dependenciesOf, serviceCatalog, type ServiceEntry } fr
 const envoyFile = new URL("../../gateway/envoy.yaml", import.meta.url).pathname;
 const catalog = serviceCatalog as readonly ServiceEntry[];
 
+/** gatewayDependencies' answers by config text: envoy.yaml's many aliases make each parse take about a second. */
+const dependenciesByConfig = new Map<string, readonly Dependency[]>();
+
 /** What the gateway dials, read from its clusters in gateway/envoy.yaml: catalog processes, and Jaeger (OTLP/gRPC, spans). */
 export function gatewayDependencies(envoyYaml: string = readFileSync(envoyFile, "utf8")): Dependency[] {
+  let found = dependenciesByConfig.get(envoyYaml);
+  if (!found) {
+    found = readGatewayDependencies(envoyYaml);
+    dependenciesByConfig.set(envoyYaml, found);
+  }
+  return [...found];
+}
+
+function readGatewayDependencies(envoyYaml: string): Dependency[] {
   const config = parse(envoyYaml) as any;
   const out: Dependency[] = [];
   for (const cluster of config.static_resources.clusters as any[]) {
