@@ -226,7 +226,13 @@ describe("a replica that answers UNAVAILABLE", () => {
       expect(busy.served.calls).toBeGreaterThan(0);
       await warm(second, sharedOutage);
       const viaShared: string[] = [];
-      for (let i = 0; i < 8; i++) viaShared.push(await second.listProducts({}).then((r) => r.nextPageToken, (e: RpcError) => `${e.codeName} ${e.message}`));
+      for (let i = 0; i < 8; i++)
+        viaShared.push(
+          await second.listProducts({}).then(
+            (r) => r.nextPageToken,
+            (e: RpcError) => `${e.codeName} ${e.message}`,
+          ),
+        );
       expect(sharedOutage.served.calls).toBeGreaterThan(0);
       // Each call the shared-outage replica took fails at once, never repeated on the other.
       expect(viaShared.filter((v) => v !== "alive")).toEqual(Array(sharedOutage.served.calls).fill("UNAVAILABLE Postgres is unavailable"));
