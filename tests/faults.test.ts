@@ -215,6 +215,11 @@ async function expectKept(fault: Fault, o: Outcome): Promise<void> {
     (c) => c.firstError?.step === "place order" && (orders.find((r) => r.id === c.orderId)?.created_at.getTime() ?? Infinity) < c.firstError.at + 50,
   ).length;
   const errors = checkouts.flatMap((c) => [...(c.firstError ? [c.firstError] : []), ...c.retryErrors]);
+  // An internal error names its trace: show what the servers logged under it.
+  for (const trace of new Set(errors.flatMap((e) => /\(trace (\w+)\)/.exec(e.message)?.[1] ?? []))) {
+    const lines = services.flatMap((name) => platform.process(name).output().split("\n").filter((l) => l.includes(trace)));
+    console.log(`logged under trace ${trace}:\n${lines.join("\n") || "(nothing)"}`);
+  }
   const recovered = checkouts.filter((c) => c.startedAt >= o.backAt && c.acceptedFirstTry).sort((a, b) => a.acceptedAt! - b.acceptedAt!)[0];
   const recoveryMs = recovered ? recovered.acceptedAt! - o.backAt : undefined;
   const servingAgain = o.watch.allServingFrom(o.backAt);

@@ -490,7 +490,8 @@ const localInfrastructure: Infra[] = [
     ],
     dataPath: "/var/lib/rabbitmq",
     writable: ["/tmp"],
-    probe: ["rabbitmq-diagnostics", "-q", "ping"],
+    // Not `ping`, which answers once the Erlang node is up, before the listeners accept connections.
+    probe: ["rabbitmq-diagnostics", "-q", "check_port_connectivity"],
     resources: { requests: { cpu: "250m", memory: "256Mi" }, limits: { cpu: "1", memory: "512Mi" } },
   },
 ];

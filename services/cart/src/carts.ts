@@ -95,7 +95,8 @@ export class Carts {
     const response = await this.catalog.batchGetProducts({ ids: unique }).catch((err: unknown) => {
       if (err instanceof RpcError && transientCodes.has(err.code)) {
         log.warn("the catalog did not answer", { code: err.codeName, err: err.message });
-        throw new RpcError(status.UNAVAILABLE, "the catalog cannot be reached to check products and prices; try again shortly");
+        // The client tried every catalog replica already; another cart replica would do the same.
+        throw new RpcError(status.UNAVAILABLE, "the catalog cannot be reached to check products and prices; try again shortly", { doNotRetry: true });
       }
       // Any other answer is a bug on one side or the other, not the caller's to act on: INTERNAL.
       throw new Error(`the catalog refused BatchGetProducts: ${(err as Error).message}`, { cause: err });

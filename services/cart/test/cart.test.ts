@@ -404,13 +404,14 @@ describe("when the catalog is down", () => {
     const before = await stored(user.id);
     await catalogProcess.child.stop();
 
+    // One at a time: each failure is awaited as it happens.
     for (const call of [
-      client.getCart({}, user.auth),
-      client.addItem({ productId: p.id, quantity: 1 }, user.auth),
-      client.updateItem({ productId: p.id, quantity: 7 }, user.auth),
-      client.removeItem({ productId: p.id }, user.auth),
+      () => client.getCart({}, user.auth),
+      () => client.addItem({ productId: p.id, quantity: 1 }, user.auth),
+      () => client.updateItem({ productId: p.id, quantity: 7 }, user.auth),
+      () => client.removeItem({ productId: p.id }, user.auth),
     ]) {
-      const err = await rpcError(call);
+      const err = await rpcError(call());
       expect(err.code).toBe(status.UNAVAILABLE);
       expect(err.message).toContain("catalog");
     }

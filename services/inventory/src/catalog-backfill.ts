@@ -55,7 +55,10 @@ export class CatalogBackfill {
       if (err instanceof RpcError && err.code === status.NOT_FOUND) {
         throw new NotFoundError(`the catalog has no product ${productId}: create the product first, then stock it`);
       }
-      throw new RpcError(status.UNAVAILABLE, `cannot check product ${productId} with the catalog right now; try again (${(err as Error).message})`);
+      // The client tried every catalog replica already; another inventory replica would do the same.
+      throw new RpcError(status.UNAVAILABLE, `cannot check product ${productId} with the catalog right now; try again (${(err as Error).message})`, {
+        doNotRetry: true,
+      });
     });
     const created = await this.database.db.transaction(async (tx) => (await this.store.addProducts(tx, [productId])).length);
     if (created) this.outbox.wake();

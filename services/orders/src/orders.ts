@@ -173,7 +173,8 @@ export class OrderStore {
   /** Names and prices from the catalog, one per line, in one call. */
   private async price(lines: PlaceOrderInput["lines"]) {
     const answer = await this.ports.priceLines(lines.map((l) => l.productId)).catch((err: unknown) => {
-      if (isTransient(err)) throw new RpcError(status.UNAVAILABLE, "the catalog could not be reached to price the order; try again");
+      // The client tried every catalog replica already; another orders replica would do the same.
+      if (isTransient(err)) throw new RpcError(status.UNAVAILABLE, "the catalog could not be reached to price the order; try again", { doNotRetry: true });
       throw err;
     });
     const priced = lines.map((l, i) => {
