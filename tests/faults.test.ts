@@ -217,7 +217,13 @@ async function expectKept(fault: Fault, o: Outcome): Promise<void> {
   const errors = checkouts.flatMap((c) => [...(c.firstError ? [c.firstError] : []), ...c.retryErrors]);
   // An internal error names its trace: show what the servers logged under it.
   for (const trace of new Set(errors.flatMap((e) => /\(trace (\w+)\)/.exec(e.message)?.[1] ?? []))) {
-    const lines = services.flatMap((name) => platform.process(name).output().split("\n").filter((l) => l.includes(trace)));
+    const lines = services.flatMap((name) =>
+      platform
+        .process(name)
+        .output()
+        .split("\n")
+        .filter((l) => l.includes(trace)),
+    );
     console.log(`logged under trace ${trace}:\n${lines.join("\n") || "(nothing)"}`);
   }
   const recovered = checkouts.filter((c) => c.startedAt >= o.backAt && c.acceptedFirstTry).sort((a, b) => a.acceptedAt! - b.acceptedAt!)[0];
