@@ -2,6 +2,7 @@ import { AbortError, createClient } from "redis";
 import { type CallBudget, CallEndedError, currentCallBudget } from "./call-budget.ts";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.ts";
 import { log, throttledWarning } from "./log.ts";
+import { markRedisOutage } from "./outage.ts";
 import { cacheCircuitOpen, cacheCommandFailures, cacheRequests } from "./metrics.ts";
 import { SpanKind, withSpan } from "./telemetry.ts";
 import { withinTime } from "./time-limit.ts";
@@ -78,11 +79,17 @@ function boundByCallBudget(view: RedisClient): void {
   type Send = (this: RedisClient, args: readonly unknown[], options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
   const client = (view as unknown as { _self?: RedisClient })._self ?? view;
   const send = client.sendCommand as unknown as Send;
+  // A command whose connection was reset fails with Node's socket error: say it is Redis's.
+  const marked = (reply: Promise<unknown>) =>
+    reply.catch((err: unknown) => {
+      markRedisOutage(err);
+      throw err;
+    });
   const bounded: Send = function (args, options) {
     const budget = currentCallBudget();
-    if (!budget) return send.call(this, args, options);
+    if (!budget) return marked(send.call(this, args, options));
     const abortSignal = options?.abortSignal ? AbortSignal.any([options.abortSignal, budget.signal]) : budget.signal;
-    return endingWithCall(budget, `Redis ${String(args[0]).toUpperCase()}`, send.call(this, args, { ...options, abortSignal }));
+    return endingWithCall(budget, `Redis ${String(args[0]).toUpperCase()}`, marked(send.call(this, args, { ...options, abortSignal })));
   };
   client.sendCommand = bounded as unknown as RedisClient["sendCommand"];
   const multi = client.multi;
@@ -91,12 +98,12 @@ function boundByCallBudget(view: RedisClient): void {
     const { exec, execAsPipeline } = transaction;
     transaction.exec = ((...args: Parameters<typeof exec>) => {
       const budget = currentCallBudget();
-      const reply = exec.apply(transaction, args);
+      const reply = marked(exec.apply(transaction, args)) as ReturnType<typeof exec>;
       return budget ? endingWithCall(budget, "Redis MULTI", reply) : reply;
     }) as typeof exec;
     transaction.execAsPipeline = (() => {
       const budget = currentCallBudget();
-      const reply = execAsPipeline.apply(transaction);
+      const reply = marked(execAsPipeline.apply(transaction)) as ReturnType<typeof execAsPipeline>;
       return budget ? endingWithCall(budget, "Redis pipeline", reply) : reply;
     }) as typeof execAsPipeline;
     return transaction;

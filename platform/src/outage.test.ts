@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import * as redis from "redis";
-import { markPostgresOutage, unavailableDependency } from "./outage.ts";
+import { markPostgresOutage, markRedisOutage, unavailableDependency } from "./outage.ts";
 
 describe("unavailableDependency", () => {
   // outage.ts tells node-redis's errors by class name (so that it need not import node-redis):
@@ -22,6 +22,16 @@ describe("unavailableDependency", () => {
     expect(unavailableDependency(new redis.SimpleError("OOM command not allowed when used memory > 'maxmemory'."))).toBe("Redis");
     expect(unavailableDependency(new redis.SimpleError("WRONGTYPE Operation against a key holding the wrong kind of value"))).toBeUndefined();
     expect(unavailableDependency(new redis.ErrorReply("ERR unknown command"))).toBeUndefined();
+  });
+
+  test("a socket error of a Redis command, marked by connectRedis, is a Redis outage", () => {
+    const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    expect(unavailableDependency(reset)).toBeUndefined();
+    markRedisOutage(reset);
+    expect(unavailableDependency(reset)).toBe("Redis");
+    const bug = new TypeError("x is undefined");
+    markRedisOutage(bug);
+    expect(unavailableDependency(bug)).toBeUndefined();
   });
 
   test("a Postgres error marked by the database layer is a Postgres outage, found through causes; other errors are none", () => {

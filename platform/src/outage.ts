@@ -38,16 +38,28 @@ function unavailableSqlState(code: string): boolean {
   return code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300";
 }
 
+/** Marks `err` as `dependency`'s outage when its code is one `unavailable` accepts. */
+function markOutage(err: unknown, dependency: Dependency, unavailable: (code: string) => boolean): void {
+  if (typeof err !== "object" || err === null) return;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && unavailable(code)) Object.defineProperty(err, dependencyOf, { value: dependency, enumerable: false });
+}
+
 /**
  * Marks `err` as Postgres's if it says the server is unreachable. The database layer calls it
  * on every failed query (see db.ts), because a bare ECONNREFUSED does not say whose it was.
  */
 export function markPostgresOutage(err: unknown): void {
-  if (typeof err !== "object" || err === null) return;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string" && (connectionCodes.has(code) || unavailableSqlState(code))) {
-    Object.defineProperty(err, dependencyOf, { value: "Postgres", enumerable: false });
-  }
+  markOutage(err, "Postgres", (code) => connectionCodes.has(code) || unavailableSqlState(code));
+}
+
+/**
+ * Marks `err` as Redis's if it is a socket error of a lost connection. node-redis rejects a
+ * command in flight when its connection is reset with Node's own error (`read ECONNRESET`),
+ * not one of its classes; connectRedis (cache.ts) calls this on every failed command.
+ */
+export function markRedisOutage(err: unknown): void {
+  markOutage(err, "Redis", (code) => connectionCodes.has(code));
 }
 
 /**
