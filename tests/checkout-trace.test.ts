@@ -5,7 +5,7 @@ import { launchProcess, type LaunchedProcess, testEnv } from "@bazaar/testkit/fi
 import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 import { body, overHttp, TestBrowser } from "../bff/test/support/browser.ts";
 import { SseReader } from "../bff/test/support/sse.ts";
-import { type ReceivedSpan, startOtlpReceiver } from "./support/otlp-receiver.ts";
+import { type ReceivedSpan, spanKinds, startOtlpReceiver } from "./support/otlp-receiver.ts";
 
 // One checkout is one trace (DESIGN.md, Observability): every process of a platform and a BFF
 // process export over OTLP/HTTP to one receiver, a shopper checks out through the BFF's HTTP API
@@ -16,11 +16,7 @@ const receiver = startOtlpReceiver();
 let platform: TestPlatform;
 let bff: LaunchedProcess;
 
-// OpenTelemetry span kinds in OTLP.
-const SERVER = 2;
-const CLIENT = 3;
-const PRODUCER = 4;
-const CONSUMER = 5;
+const { SERVER, CLIENT, PRODUCER, CONSUMER } = spanKinds;
 
 beforeAll(async () => {
   const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint };

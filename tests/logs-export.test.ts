@@ -3,7 +3,7 @@ import { createClient } from "@bazaar/platform/grpc/client";
 import { eventually } from "@bazaar/testkit/eventually";
 import { freePort, launchProcess, type LaunchedProcess, rpcError } from "@bazaar/testkit/fixtures";
 import { CatalogService } from "@bazaar/proto/bazaar/catalog/v1/catalog_pb";
-import { startOtlpReceiver } from "./support/otlp-receiver.ts";
+import { spanKinds, startOtlpReceiver } from "./support/otlp-receiver.ts";
 
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, a process sends its log lines over OTLP/HTTP as well
 // as writing them to stdout, each record with its span's trace context and the process's
@@ -12,7 +12,7 @@ const receiver = startOtlpReceiver();
 let catalog: LaunchedProcess;
 let bff: LaunchedProcess;
 
-const SERVER = 2; // the OTLP span kind
+const { SERVER } = spanKinds;
 const INFO = 9; // the OTLP severity number
 
 beforeAll(async () => {

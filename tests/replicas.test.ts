@@ -61,41 +61,41 @@ afterAll(async () => {
   await platform?.cleanup();
 }, 60_000);
 
+/** A metric's samples on a process's /metrics: the text between its braces, and the value. */
+async function metricSamples(url: string, name: string): Promise<{ labels: string; value: number }[]> {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+  return text.split("\n").flatMap((line) => {
+    const m = /^(\w+)(?:\{([^}]*)\})? (\S+)/.exec(line);
+    return m && m[1] === name ? [{ labels: m[2] ?? "", value: Number(m[3]) }] : [];
+  });
+}
+
 /** The sum of a metric's samples on a process's /metrics, those whose labels `where` accepts. */
 async function metricSum(url: string, name: string, where: (labels: string) => boolean = () => true): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const m = /^(\w+)(?:\{([^}]*)\})? (\S+)/.exec(line);
-    if (m && m[1] === name && where(m[2] ?? "")) sum += Number(m[3]);
+  return (await metricSamples(url, name)).filter((s) => where(s.labels)).reduce((sum, s) => sum + s.value, 0);
+}
+
+/** A metric's sum on each replica of each service (see {@link metricSum}). */
+async function perReplica(name: string, where?: (labels: string) => boolean): Promise<Record<string, number[]>> {
+  const out: Record<string, number[]> = {};
+  for (const service of services) {
+    out[service] = await Promise.all(Array.from({ length: platform.replicas(service) }, (_, k) => metricSum(platform.httpUrl(service, k), name, where)));
   }
-  return sum;
+  return out;
 }
 
 /** Calls each replica of each service has served (its own RPCs, not health checks). */
-async function callsPerReplica(): Promise<Record<string, number[]>> {
-  const out: Record<string, number[]> = {};
-  for (const name of services) {
-    out[name] = await Promise.all(
-      Array.from({ length: platform.replicas(name) }, (_, k) =>
-        metricSum(platform.httpUrl(name, k), "grpc_server_handled_total", (labels) => labels.includes('grpc_service="bazaar.')),
-      ),
-    );
-  }
-  return out;
-}
-
-/** Messages each replica of each service has handled, and published. */
-async function messagesPerReplica(metric: "bazaar_messages_consumed_total" | "bazaar_messages_published_total"): Promise<Record<string, number[]>> {
-  const out: Record<string, number[]> = {};
-  for (const name of services) {
-    out[name] = await Promise.all(Array.from({ length: platform.replicas(name) }, (_, k) => metricSum(platform.httpUrl(name, k), metric)));
-  }
-  return out;
-}
+const callsPerReplica = () => perReplica("grpc_server_handled_total", (labels) => labels.includes('grpc_service="bazaar.'));
 
 const minus = (after: Record<string, number[]>, before: Record<string, number[]>) =>
   Object.fromEntries(Object.entries(after).map(([name, a]) => [name, a.map((v, k) => v - (before[name]?.[k] ?? 0))]));
+
+/** What grew from `before` to `after`, by key (keys that did not grow left out). */
+const increase = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(Object.entries(after).flatMap(([key, n]) => (n - (before[key] ?? 0) > 0 ? [[key, n - (before[key] ?? 0)]] : [])));
+
+/** The shoppers' URL of BFF k. */
+const bffUrl = (k: number) => (platform.bffs[k] as { url: string }).url;
 
 /** This process's repeated calls (grpc_client_retries_total of the test's own clients), by method. */
 async function testRetries(): Promise<Record<string, number>> {
@@ -206,9 +206,7 @@ async function underLoad(what: string, during: () => Promise<void>) {
   await outboxesDrained(platform, what);
   const ledger = await orderLedger(platform, load.checkouts, productIds, stockBefore);
   const retriesAfter = await testRetries();
-  const retried = Object.fromEntries(
-    Object.entries(retriesAfter).flatMap(([m, n]) => (n - (retriesBefore[m] ?? 0) > 0 ? [[m, n - (retriesBefore[m] ?? 0)]] : [])),
-  );
+  const retried = increase(retriesAfter, retriesBefore);
   const row = {
     what,
     ...checkoutFigures(load.checkouts),
@@ -231,19 +229,18 @@ describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
       if (res.status !== 201 && res.status !== 200) throw new Error(`checkout answered ${res.status}: ${await res.text()}`);
       const { order } = await body<{ order: ApiOrder }>(res);
       // Followed on the other BFF than the one that took the checkout.
-      return finalOn(browser, (platform.bffs[(i + 1) % 2] as { url: string }).url, order.id);
+      return finalOn(browser, bffUrl((i + 1) % 2), order.id);
     };
     await Promise.all((await Promise.all(Array.from({ length: 4 }, (_, i) => storefrontShopper(i)))).map(checkOut));
     const callsBefore = await callsPerReplica();
-    const consumedBefore = await messagesPerReplica("bazaar_messages_consumed_total");
+    const consumedBefore = await perReplica("bazaar_messages_consumed_total");
     const bffBefore = await Promise.all(platform.bffs.map((b) => metricSum(b.metricsUrl, "http_server_requests_total")));
     const browsers = await Promise.all(Array.from({ length: 12 }, (_, i) => storefrontShopper(i)));
     const statuses = await Promise.all(browsers.map(checkOut));
     expect(statuses).toEqual(Array(browsers.length).fill("CONFIRMED"));
     // Stock pages and the product list through both BFFs, and reads of every service from outside.
     for (let i = 0; i < 40; i++) {
-      const bff = platform.bffs[i % 2] as { url: string };
-      expect((await fetch(`${bff.url}/api/products/${productIds[i % productIds.length]}`)).status).toBe(200);
+      expect((await fetch(`${bffUrl(i % 2)}/api/products/${productIds[i % productIds.length]}`)).status).toBe(200);
     }
     const reads = new ReadLoad();
     reads.start();
@@ -252,7 +249,7 @@ describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
     expect(reads.failures).toEqual([]);
 
     const calls = minus(await callsPerReplica(), callsBefore);
-    const consumed = minus(await messagesPerReplica("bazaar_messages_consumed_total"), consumedBefore);
+    const consumed = minus(await perReplica("bazaar_messages_consumed_total"), consumedBefore);
     const bffRequests = (await Promise.all(platform.bffs.map((b) => metricSum(b.metricsUrl, "http_server_requests_total")))).map(
       (v, k) => v - (bffBefore[k] ?? 0),
     );
@@ -282,9 +279,10 @@ describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
     const retriesOf = async () => {
       const out: Record<string, number> = {};
       for (const url of survivors) {
-        const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-        for (const m of text.matchAll(/^grpc_client_retries_total\{[^}]*grpc_method="(\w+)"[^}]*\} (\S+)/gm))
-          out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2]);
+        for (const { labels, value } of await metricSamples(url, "grpc_client_retries_total")) {
+          const method = /grpc_method="(\w+)"/.exec(labels)?.[1] ?? "";
+          out[method] = (out[method] ?? 0) + value;
+        }
       }
       return out;
     };
@@ -307,9 +305,7 @@ describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
       await Promise.all(victims.map((v) => platform.start(v.name, {}, v.replica)));
     }).finally(() => setProcessorLatency(0));
     const platformRetriesAfter = await retriesOf();
-    const repeatedByPlatform = Object.fromEntries(
-      Object.entries(platformRetriesAfter).flatMap(([m, n]) => (n - (platformRetriesBefore[m] ?? 0) > 0 ? [[m, n - (platformRetriesBefore[m] ?? 0)]] : [])),
-    );
+    const repeatedByPlatform = increase(platformRetriesAfter, platformRetriesBefore);
     figures.push(
       `at the kill, in flight on the killed replicas: ${inFlightAtKill}; calls the surviving processes repeated on another replica: ${JSON.stringify(repeatedByPlatform)}`,
     );
@@ -333,7 +329,7 @@ describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
     // After the loads above: nothing unpublished (each event published at least once), and
     // effects once: one notice per final order (the ledgers above), no inbox entry twice.
     await outboxesDrained(platform, "the loads");
-    const published = await messagesPerReplica("bazaar_messages_published_total");
+    const published = await perReplica("bazaar_messages_published_total");
     figures.push(`messages published per replica (since each started): ${JSON.stringify(published)}`);
     console.log(`messages published per replica: ${JSON.stringify(published)}`);
     const silent = (["orders", "inventory", "payments"] as const).flatMap((name) =>
@@ -359,11 +355,11 @@ describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
       [1, 0],
     ] as const) {
       const browser = await storefrontShopper(placeOn);
-      const res = await browser.on(overHttp((platform.bffs[streamOn] as { url: string }).url)).get("/api/events");
+      const res = await browser.on(overHttp(bffUrl(streamOn))).get("/api/events");
       expect(res.status).toBe(200);
       const stream = new SseReader(res);
       try {
-        const placed = await browser.on(overHttp((platform.bffs[placeOn] as { url: string }).url)).checkout(cards.good);
+        const placed = await browser.on(overHttp(bffUrl(placeOn))).checkout(cards.good);
         const { order } = await body<{ order: ApiOrder }>(placed);
         const orderOf = (m: SseMessage) => JSON.parse(m.data) as ApiOrder;
         const updates = (await stream.until((m) => m.event === "order" && orderOf(m).id === order.id && orderOf(m).status !== "PENDING")).filter(

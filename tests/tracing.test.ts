@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventually } from "@bazaar/testkit/eventually";
 import { launchProcess, type LaunchedProcess } from "@bazaar/testkit/fixtures";
-import { type ReceivedSpan, startOtlpReceiver } from "./support/otlp-receiver.ts";
+import { type ReceivedSpan, spanKinds, startOtlpReceiver } from "./support/otlp-receiver.ts";
 
 // One request to the BFF must be one trace across processes, exported over OTLP/HTTP as
 // Jaeger would receive it: BFF HTTP server → gRPC client → catalog gRPC server → Postgres/Redis.
@@ -9,9 +9,7 @@ const receiver = startOtlpReceiver();
 let catalog: LaunchedProcess;
 let bff: LaunchedProcess;
 
-// OpenTelemetry span kinds in OTLP.
-const SERVER = 2;
-const CLIENT = 3;
+const { SERVER, CLIENT } = spanKinds;
 
 beforeAll(async () => {
   catalog = await launchProcess("catalog", { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });

@@ -3,6 +3,9 @@
  * `POST /v1/traces` and `POST /v1/logs` as OTLP JSON and keeps every span and log record with
  * its resource's service.name.
  */
+/** OTLP's numbers of the span kinds, as {@link ReceivedSpan.kind} holds them. */
+export const spanKinds = { SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 } as const;
+
 export interface ReceivedSpan {
   service: string;
   traceId: string;
