@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
 import { metricsPortOf, serviceCatalog, type ServiceEntry } from "@bazaar/platform/service-catalog";
 import { body, cards, overHttp, TestBrowser } from "../bff/test/support/browser.ts";
-import { ComposeProject, composeCommand, type DockerEngine, ensureDockerEngine, freePort, run } from "./support/compose.ts";
+import { freePort } from "@bazaar/testkit/fixtures";
+import { ComposeProject, composeCommand, type DockerEngine, ensureDockerEngine, run } from "./support/compose.ts";
 import { eventually } from "@bazaar/testkit/eventually";
 
 // compose.yaml and the Dockerfile agree with the service catalog (static checks), and the whole

@@ -128,21 +128,30 @@ export function portIsFree(port: number): boolean {
   return true;
 }
 
+/** Every port {@link freePort} has handed out in this process: a port picked for a process not yet started is still free. */
+const handedOut = new Set<number>();
+
 /**
- * A TCP port that was free a moment ago, below the kernel's ephemeral range: a port the kernel
- * hands out (port 0) can be taken by any outgoing connection (a service's own Postgres or Redis
- * connections) between this pick and the process's bind, which made a test's service fail
- * with "the port is in use".
+ * A TCP port that was free a moment ago, below the kernel's ephemeral range, and never handed
+ * out before in this process: a port the kernel hands out (port 0) can be taken by any outgoing
+ * connection (a service's own Postgres or Redis connections) between this pick and the
+ * process's bind, and a random pick may repeat one given to a process that has not bound it yet
+ * (a platform of 17 processes picks 40 ports at once), either of which made a test's service
+ * fail with "the port is in use".
  */
 export function freePort(): number {
   const [lo] = ephemeralPorts();
   for (let i = 0; i < 200 && lo > 10_001; i++) {
     const port = 10_000 + Math.floor(Math.random() * (lo - 10_000));
-    if (portIsFree(port)) return port;
+    if (!handedOut.has(port) && portIsFree(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const { port } = server;
   server.stop(true);
+  handedOut.add(port);
   return port;
 }
 

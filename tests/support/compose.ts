@@ -191,11 +191,3 @@ export class ComposeProject {
     return this.compose(["down", "--volumes", "--remove-orphans", "--timeout", "20"], 180_000, true);
   }
 }
-
-/** A TCP port nothing listens on now. */
-export function freePort(): number {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = server;
-  server.stop(true);
-  return port;
-}
