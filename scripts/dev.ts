@@ -78,8 +78,10 @@ function processEnv(instance: Instance): Record<string, string | undefined> {
     REDIS_URL: devEnv.REDIS_URL,
     REDIS_KEY_PREFIX: devEnv.DEV_INSTANCE ? `bazaar_${devEnv.DEV_INSTANCE}:` : "bazaar:",
     AMQP_URL: amqpUrl,
-    // One instance seeds, so replicas starting together do not insert the demo data twice.
-    SEED_DEMO_DATA: instance.index === 0 ? "true" : "false",
+    // Every replica alike, as a Deployment's pods: seeding is safe to race (each seeder takes a
+    // lock and adds only what is missing), and inventory's demo stock is decided by whichever
+    // replica adds a product's row, so a replica without it would stock that product at 0.
+    SEED_DEMO_DATA: "true",
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
   };
   if (instance.grpcPort !== undefined) env.GRPC_PORT = String(instance.grpcPort);

@@ -13,10 +13,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configureLogging } from "@bazaar/platform/log";
 import { grpcClientRetries } from "@bazaar/platform/metrics";
 import { rollout } from "../deploy/k8s/generate.ts";
+import { demoQuantity } from "../services/inventory/src/demo-stock.ts";
+import type { StockLevel } from "@bazaar/proto/bazaar/inventory/v1/inventory_pb";
 import type { ServiceName } from "@bazaar/platform/service-catalog";
 import { eventually } from "@bazaar/testkit/eventually";
 import { bearer, registerAndLogin } from "@bazaar/testkit/fixtures";
-import { startTestPlatform, stockedProducts, type TestPlatform } from "@bazaar/testkit/test-platform";
+import { startTestPlatform, type TestPlatform } from "@bazaar/testkit/test-platform";
 import { body, cards, demoAdmin, overHttp, TestBrowser } from "../bff/test/support/browser.ts";
 import { SseReader, type SseMessage } from "../bff/test/support/sse.ts";
 import { count, noProblems, orderLedger, outboxesDrained, stockLevels } from "./support/order-ledger.ts";
@@ -38,6 +40,7 @@ let platform: TestPlatform;
 let shoppers: Shopper[];
 let productIds: string[];
 let admin: ReturnType<typeof bearer>;
+let demoLevels: StockLevel[];
 const figures: string[] = [];
 
 beforeAll(async () => {
@@ -51,7 +54,17 @@ beforeAll(async () => {
       return { id: user.id, auth: bearer(tokens.accessToken) };
     }),
   );
-  productIds = (await stockedProducts(platform.clients, 8, 1)).map((p) => p.id);
+  // Every product of the demo catalog, once inventory has a row for each (whichever replica
+  // added it, from the catalog's event or from its listing); the first test checks the levels.
+  const { products } = await platform.clients.catalog.listProducts({ pageSize: 100 });
+  demoLevels = await eventually(
+    async () => {
+      const { levels } = await platform.clients.inventory.getStock({ productIds: products.map((p) => p.id) });
+      return levels.every((l) => l.version > 0) ? levels : undefined;
+    },
+    { what: `a stock row for each of the catalog's ${products.length} products` },
+  );
+  productIds = demoLevels.slice(0, 8).map((l) => l.productId);
   admin = bearer((await platform.clients.identity.login(demoAdmin)).tokens!.accessToken);
   for (const productId of productIds) await platform.clients.inventory.adjustStock({ productId, delta: 2_000, reason: "replica tests" }, admin);
 }, 180_000);
@@ -221,6 +234,12 @@ async function underLoad(what: string, during: () => Promise<void>) {
 }
 
 describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
+  test("every replica stocks the demo catalog alike: each product has its demo quantity, whichever inventory replica added its row", () => {
+    const wrong = demoLevels.filter((l) => l.onHand !== demoQuantity(l.productId)).map((l) => `${l.productId}: ${l.onHand}, not ${demoQuantity(l.productId)}`);
+    figures.push(`demo stock: ${demoLevels.length} products, ${wrong.length} at another quantity`);
+    expect(wrong).toEqual([]);
+  });
+
   test("storefront checkouts through both BFFs spread the calls and the messages over every replica", async () => {
     // A channel sends its first calls to whichever replica it connected to first: warm every
     // caller's channels up with a few checkouts, then measure the steady state.

@@ -107,9 +107,9 @@ export interface TestPlatformOptions {
   servers?: { postgresUrl?: string; redisUrl?: string; amqpUrl?: string };
   /**
    * Instances of a service, e.g. `{ catalog: 3, orders: 2 }` (1 when not named): each on ports
-   * of its own, all of them started at once (their migrations meet under the advisory lock),
-   * only the first seeding demo data; every caller is given the list of every instance's
-   * address.
+   * of its own and otherwise configured alike, as a Deployment's pods, all of them started at
+   * once (their migrations, and their demo-data seeding, meet under advisory locks); every
+   * caller is given the list of every instance's address.
    */
   replicas?: Partial<Record<ServiceName, number>>;
   /**
@@ -192,8 +192,6 @@ export async function startTestPlatform(
       env: {
         ...peers,
         ...(servers.redisUrl ? { REDIS_URL: servers.redisUrl } : {}),
-        // One instance seeds, so instances starting together do not insert the demo data twice.
-        ...(replica > 0 ? { SEED_DEMO_DATA: "false" } : {}),
         ...env[name],
         ...extraEnv,
       },
