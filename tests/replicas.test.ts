@@ -97,6 +97,11 @@ async function perReplica(name: string, where?: (labels: string) => boolean): Pr
   return out;
 }
 
+/** "<service>-<k> <did> nothing" for each replica of `names` whose share is 0. */
+function noneAt(shares: Record<string, number[]>, names: readonly ServiceName[], did: string): string[] {
+  return names.flatMap((name) => (shares[name] ?? []).flatMap((share, k) => (share === 0 ? [`${name}-${k + 1} ${did} nothing`] : [])));
+}
+
 /** Calls each replica of each service has served (its own RPCs, not health checks). */
 const callsPerReplica = () => perReplica("grpc_server_handled_total", (labels) => labels.includes('grpc_service="bazaar.'));
 
@@ -292,16 +297,10 @@ describe("3 catalogs, 2 of every other service, 2 BFFs", () => {
     });
     expect(thin).toEqual([]);
     // Competing consumers: every replica of a service that consumes order events handles some.
-    const idle = (["cart", "notifications"] as const).flatMap((name) =>
-      (consumed[name] as number[]).flatMap((share, k) => (share === 0 ? [`${name}-${k + 1} handled no message`] : [])),
-    );
-    expect(idle).toEqual([]);
+    expect(noneAt(consumed, ["cart", "notifications"], "handled")).toEqual([]);
     // Outbox relays: every replica of a service that publishes events from its writes publishes
     // some (each claims rows with SKIP LOCKED and is woken by its own commits).
-    const silent = (["orders", "inventory", "payments"] as const).flatMap((name) =>
-      (published[name] as number[]).flatMap((share, k) => (share === 0 ? [`${name}-${k + 1} published nothing`] : [])),
-    );
-    expect(silent).toEqual([]);
+    expect(noneAt(published, ["orders", "inventory", "payments"], "published")).toEqual([]);
   }, 120_000);
 
   test("one replica of every service SIGKILLed under reads and orders: no read fails, every accepted order ends once, none is charged twice", async () => {
